@@ -1,1 +1,21 @@
-//! macrolake
+//! # macrolake
+//!
+//! A macro-liquidity data pipeline: connectors pull Federal Reserve balance-sheet data, rates
+//! and prices through one HTTP engine ([`http`]) into Delta tables on any object store
+//! ([`lake`]); SQL runs over them with DataFusion ([`query`]).
+//!
+//! * [`config`] — `macrolake.toml`.
+//! * [`http`] — the HTTP engine: retries, backoff, `Retry-After`, per-host limits, record/replay,
+//!   secret redaction.
+//! * [`lake`] — the store factory, atomic Delta writes (append, overwrite, MERGE), the query
+//!   session, raw landing zone, run history and watermarks.
+//! * [`sources`] — connectors (FRED so far), each a small [`sources::Source`].
+//! * [`app`] — the commands' logic; [`cli`] — their arguments.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod lake;
+pub mod query;
+pub mod sources;

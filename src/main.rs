@@ -1,1 +1,30 @@
-fn main() {}
+//! The `macrolake` binary: parse arguments, run, map the outcome to an exit code
+//! (0 ok, 1 failure, 2 usage — clap exits with 2 on bad arguments itself).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use macrolake::cli::{Cli, init_logging, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let text = macrolake::http::redact::redact(&format!("{:#}", anyhow::Error::from(err)));
+            eprintln!("error: {text}");
+            ExitCode::from(1)
+        }
+    }
+}

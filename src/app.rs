@@ -1,0 +1,205 @@
+//! The application: configuration, lake and HTTP engine built once, and the commands that use
+//! them (`ingest`, `status`; `sql` lives in [`crate::query`]).
+
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+
+use crate::config::Config;
+use crate::http::{HttpEngine, HttpError, Mode};
+use crate::lake::runs::{RunRecord, RunStatus};
+use crate::lake::{Lake, LakeError, ViewDef};
+use crate::sources::{self, IngestContext, SourceError, SourceKind, Window};
+
+/// Errors of the application layer.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// The HTTP engine could not start (bad replay folder, client setup).
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
+    /// One or more sources failed (the others landed); details are in the report and `meta.runs`.
+    #[error("{failed} of {total} source(s) failed: {summary}")]
+    SourcesFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many ran.
+        total: usize,
+        /// The errors, one per line.
+        summary: String,
+    },
+}
+
+/// The application context.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// The lake.
+    pub lake: Lake,
+    /// The HTTP engine.
+    pub http: HttpEngine,
+}
+
+/// Outcome of one source in an ingest.
+#[derive(Debug)]
+pub struct SourceOutcome {
+    /// The source.
+    pub kind: SourceKind,
+    /// Rows written.
+    pub rows: usize,
+    /// Errors (empty when it succeeded).
+    pub errors: Vec<SourceError>,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl App {
+    /// Builds the app: the lake from `lake_url` (or the config's), HTTP in the given mode.
+    pub fn new(config: Config, lake_url: Option<&str>, mode: Mode) -> Result<Self, AppError> {
+        crate::http::redact::register_env_secrets();
+        let url = lake_url.unwrap_or(&config.lake.url).to_string();
+        let lake = Lake::open(&url, config.lake.allow_http)?;
+        let http = HttpEngine::new(config.http.clone(), mode)?;
+        Ok(Self { config, lake, http })
+    }
+
+    /// SQL views every session gets.
+    pub fn views(&self) -> Vec<ViewDef> {
+        sources::all_views(&self.config.sources)
+    }
+
+    /// Runs the given sources (all when empty), records each in `meta.runs`, and returns their
+    /// outcomes. A failing source does not stop the others.
+    pub async fn ingest(
+        &self,
+        kinds: &[SourceKind],
+        window: Window,
+    ) -> Result<Vec<SourceOutcome>, AppError> {
+        let kinds: Vec<SourceKind> = if kinds.is_empty() {
+            SourceKind::ALL.to_vec()
+        } else {
+            kinds.to_vec()
+        };
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_at = Lake::now();
+        let ctx = IngestContext {
+            http: self.http.clone(),
+            lake: self.lake.clone(),
+            window,
+            run_at,
+        };
+        let mut outcomes = Vec::new();
+        let mut records = Vec::new();
+        for kind in kinds {
+            let started = Lake::now();
+            let clock = Instant::now();
+            tracing::info!(source = %kind, "ingesting");
+            let source = sources::source_for(kind, &self.config.sources);
+            let (rows, errors) = match source.ingest(&ctx).await {
+                Ok(report) => (report.rows_written, report.failures),
+                Err(e) => (0, vec![e]),
+            };
+            for e in &errors {
+                tracing::error!(source = %kind, error = %e, "source failed");
+            }
+            records.push(RunRecord {
+                run_id: run_id.clone(),
+                kind: "ingest".into(),
+                job: "ingest".into(),
+                target: Some(kind.to_string()),
+                started_at: started,
+                ended_at: Lake::now(),
+                status: if errors.is_empty() {
+                    RunStatus::Ok
+                } else {
+                    RunStatus::Failed
+                },
+                rows_written: rows as i64,
+                error: (!errors.is_empty()).then(|| {
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }),
+            });
+            outcomes.push(SourceOutcome {
+                kind,
+                rows,
+                errors,
+                seconds: clock.elapsed().as_secs_f64(),
+            });
+        }
+        let failed = outcomes.iter().filter(|o| !o.errors.is_empty()).count();
+        records.push(RunRecord {
+            run_id,
+            kind: "run".into(),
+            job: "ingest".into(),
+            target: None,
+            started_at: run_at,
+            ended_at: Lake::now(),
+            status: if failed == 0 {
+                RunStatus::Ok
+            } else {
+                RunStatus::Failed
+            },
+            rows_written: outcomes.iter().map(|o| o.rows as i64).sum(),
+            error: (failed > 0).then(|| format!("{failed} source(s) failed")),
+        });
+        self.lake.record_runs(&records).await?;
+        Ok(outcomes)
+    }
+
+    /// One row per lake table: rows, newest date, last ingest, current version.
+    pub async fn status(&self) -> Result<Vec<RecordBatch>, AppError> {
+        let session = self.lake.session(None, &[]).await?;
+        let mut parts = Vec::new();
+        for (table, version) in &session.tables {
+            let provider = session
+                .ctx
+                .table_provider(table.to_string())
+                .await
+                .map_err(|source| LakeError::DataFusion {
+                    context: format!("reading {table}"),
+                    source,
+                })?;
+            let schema = provider.schema();
+            let has = |c: &str| schema.column_with_name(c).is_some();
+            let date_col = [
+                "date",
+                "record_date",
+                "as_of_date",
+                "started_at",
+                "watermark_date",
+            ]
+            .into_iter()
+            .find(|c| has(c));
+            let newest =
+                date_col.map_or("NULL".to_string(), |c| format!("CAST(max({c}) AS VARCHAR)"));
+            let ingested = if has("ingested_at") {
+                "CAST(max(ingested_at) AS VARCHAR)"
+            } else {
+                "NULL"
+            };
+            parts.push(format!(
+                "SELECT '{table}' AS \"table\", count(*) AS \"rows\", {newest} AS newest_date, \
+                 {ingested} AS last_ingest, CAST({} AS BIGINT) AS version FROM {table}",
+                version.map_or(-1, |v| v as i64)
+            ));
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{} ORDER BY 1", parts.join(" UNION ALL "));
+        Ok(crate::query::collect(&session.ctx, &sql).await?)
+    }
+}

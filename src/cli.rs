@@ -1,0 +1,233 @@
+//! The command line: argument definitions and what each command does. `main` only parses,
+//! calls [`run`] and turns the result into an exit code (0 ok, 1 failure, 2 usage).
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{App, AppError};
+use crate::config::Config;
+use crate::http::Mode;
+use crate::lake::AsOf;
+use crate::query::{self, Format};
+use crate::sources::{SourceKind, Window};
+
+/// macrolake — Fed liquidity, rate expectations, EPS and asset prices in one Delta lake.
+#[derive(Debug, Parser)]
+#[command(name = "macrolake", version, about, long_about = None)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./macrolake.toml, if present].
+    #[arg(long, global = true, env = "MACROLAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Lake URL or path, overriding the config (./lake, memory://, s3://bucket/prefix, …).
+    #[arg(long, global = true, env = "MACROLAKE_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+    /// Serve every upstream request from recordings in DIR; never touch the network.
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "record")]
+    pub replay: Option<PathBuf>,
+    /// Fetch live and save every upstream response under DIR (secrets redacted).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch sources into the lake's staging tables (all sources when none is named).
+    Ingest(IngestArgs),
+    /// Run a SQL query over the lake (tables: staging.*, marts.*, meta.*).
+    Sql(SqlArgs),
+    /// Show every lake table: rows, newest date, last ingest, current version.
+    Status,
+}
+
+/// `ingest` arguments.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Sources to ingest (fred); all when omitted.
+    #[arg(value_name = "SOURCE")]
+    pub sources: Vec<SourceKind>,
+    /// Backfill from this date (YYYY-MM-DD) instead of the watermark.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// Fetch up to and including this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<NaiveDate>,
+    /// Ignore watermarks: fetch all history and replace what is stored for these sources.
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+impl clap::builder::ValueParserFactory for SourceKind {
+    type Parser = clap::builder::ValueParser;
+    fn value_parser() -> Self::Parser {
+        clap::builder::ValueParser::new(|s: &str| s.parse::<SourceKind>())
+    }
+}
+
+/// `sql` arguments.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "select * from staging.fred_observations limit 5".
+    pub query: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout (atomically).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Time travel: a Delta version number, an RFC 3339 time or a YYYY-MM-DD date.
+    #[arg(long, value_name = "VERSION|TIME")]
+    pub as_of: Option<AsOf>,
+}
+
+impl clap::builder::ValueParserFactory for AsOf {
+    type Parser = clap::builder::ValueParser;
+    fn value_parser() -> Self::Parser {
+        clap::builder::ValueParser::new(|s: &str| s.parse::<AsOf>())
+    }
+}
+
+/// Sets up logging on stderr, every line passed through secret redaction.
+pub fn init_logging(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let level = if global.quiet {
+        "error"
+    } else {
+        match global.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_env("MACROLAKE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},macrolake={}",
+            if global.verbose == 0 && !global.quiet {
+                "info"
+            } else {
+                level
+            }
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::http::redact::RedactingStderr)
+        .with_target(false);
+    let _ = match global.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), AppError> {
+    let g = &cli.global;
+    let config = match &g.config {
+        Some(path) => Config::load(path, true)?,
+        None => Config::load(std::path::Path::new("macrolake.toml"), false)?,
+    };
+    let mode = match (&g.replay, &g.record) {
+        (Some(dir), _) => Mode::Replay(dir.clone()),
+        (None, Some(dir)) => Mode::Record(dir.clone()),
+        (None, None) => Mode::Live,
+    };
+    let app = App::new(config, g.lake.as_deref(), mode)?;
+    match cli.command {
+        Command::Ingest(args) => ingest(&app, args).await,
+        Command::Sql(args) => {
+            let session = app.lake.session(args.as_of.as_ref(), &app.views()).await?;
+            let batches = query::collect(&session.ctx, &args.query).await?;
+            query::emit(&batches, args.format, args.output.as_deref())?;
+            Ok(())
+        }
+        Command::Status => {
+            let batches = app.status().await?;
+            if batches.is_empty() {
+                println!(
+                    "The lake at {} has no tables yet: run `macrolake ingest`.",
+                    app.lake.root()
+                );
+                return Ok(());
+            }
+            query::emit(&batches, Format::Table, None)?;
+            Ok(())
+        }
+    }
+}
+
+async fn ingest(app: &App, args: IngestArgs) -> Result<(), AppError> {
+    let window = Window {
+        since: args.since,
+        until: args.until,
+        full_refresh: args.full_refresh,
+    };
+    let outcomes = app.ingest(&args.sources, window).await?;
+    println!(
+        "{:<10} {:<7} {:>8} {:>8}  error",
+        "source", "status", "rows", "seconds"
+    );
+    for o in &outcomes {
+        let status = if o.errors.is_empty() { "ok" } else { "failed" };
+        let first = o
+            .errors
+            .first()
+            .map(|e| crate::http::redact::redact(&e.to_string()))
+            .unwrap_or_default();
+        println!(
+            "{:<10} {:<7} {:>8} {:>8.2}  {}",
+            o.kind, status, o.rows, o.seconds, first
+        );
+        for e in o.errors.iter().skip(1) {
+            println!(
+                "{:<36}  {}",
+                "",
+                crate::http::redact::redact(&e.to_string())
+            );
+        }
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.errors.is_empty()).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::SourcesFailed {
+        failed: failed.len(),
+        total: outcomes.len(),
+        summary: failed
+            .iter()
+            .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}

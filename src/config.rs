@@ -1,0 +1,117 @@
+//! `macrolake.toml`: where the lake is, how HTTP behaves, what each source fetches.
+//! Every field is optional; the defaults are the documented product defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::http::HttpConfig;
+use crate::sources::SourcesConfig;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped field.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// TOML's message, with line and column.
+        message: String,
+    },
+}
+
+/// `[lake]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Where the lake lives: a local path, `file://`, `memory://`, `s3://bucket/prefix`,
+    /// `gs://…` or `az://…`. Overridden by `--lake` and `MACROLAKE_LAKE`.
+    pub url: String,
+    /// Allow a plain-HTTP object store endpoint (a local S3 server such as MinIO or moto).
+    pub allow_http: bool,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            url: "./lake".to_string(),
+            allow_http: false,
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The lake.
+    pub lake: LakeConfig,
+    /// The HTTP engine.
+    pub http: HttpConfig,
+    /// The connectors.
+    pub sources: SourcesConfig,
+}
+
+impl Config {
+    /// Parses configuration text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Loads the file at `path`. A missing file is an error only when `required` (the user
+    /// named it); otherwise the defaults apply.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_config_parses_and_matches_defaults() {
+        let text = include_str!("../macrolake.toml");
+        let cfg = Config::parse(text, Path::new("macrolake.toml")).unwrap();
+        assert_eq!(cfg.lake.url, "./lake");
+        assert!(cfg.sources.fred.series.contains(&"WALCL".to_string()));
+        assert_eq!(cfg.http.retry.max_retries, 4);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let err = Config::parse("[lake]\nurl = \"x\"\nbogus = 1\n", Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.toml"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_missing_named_file_is_not() {
+        let p = Path::new("/nonexistent/macrolake.toml");
+        assert!(Config::load(p, false).is_ok());
+        assert!(Config::load(p, true).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! The lake: Delta tables on one object store, reached by URL.
+//!
+//! Layout under the lake root (DESIGN §2):
+//!
+//! ```text
+//! raw/<source>/<yyyy-mm-dd>/…gz   raw upstream bodies as fetched (landing zone)
+//! staging/<table>/               typed tables written by connectors
+//! marts/<model>/                 tables written by SQL models
+//! meta/runs/, meta/watermarks/   run history and per-source high-water marks
+//! ```
+//!
+//! Every write is one atomic Delta commit: [`Lake::write`] creates, appends, overwrites (all or
+//! a predicate's rows) or MERGEs on a natural key. A write that fails before its commit leaves
+//! the table at its previous version; the data files it wrote are never referenced.
+
+mod merge;
+pub mod raw;
+pub mod runs;
+mod session;
+pub mod store;
+pub mod watermarks;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::record_batch::RecordBatch;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use object_store::ObjectStore;
+use url::Url;
+
+pub use session::{AsOf, QuerySession, ViewDef};
+
+/// Errors of the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The lake URL cannot be used.
+    #[error("lake URL {url:?}: {message}")]
+    BadUrl {
+        /// What was given.
+        url: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// A Delta operation on a table failed.
+    #[error("table {table}: {action} failed: {source}")]
+    Delta {
+        /// The table.
+        table: TableName,
+        /// What was being done (load, write, merge …).
+        action: &'static str,
+        /// Delta's error.
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    /// Preparing data for a write failed.
+    #[error("table {table}: {message}")]
+    Data {
+        /// The table.
+        table: TableName,
+        /// What is wrong.
+        message: String,
+    },
+    /// A table asked for does not exist.
+    #[error("table {table} does not exist in the lake (run `macrolake ingest` first?)")]
+    NoSuchTable {
+        /// The table.
+        table: TableName,
+    },
+    /// Object store access outside Delta (raw landing, listing) failed.
+    #[error("lake storage at {path}: {source}")]
+    Store {
+        /// The object path.
+        path: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A DataFusion step (session, registration, query) failed.
+    #[error("{context}: {source}")]
+    DataFusion {
+        /// What was being done.
+        context: String,
+        /// DataFusion's error.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// Result alias of the lake.
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+/// The three table zones, which are also the SQL schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Zone {
+    /// Connector output.
+    Staging,
+    /// Model output.
+    Marts,
+    /// Run history, watermarks, locks.
+    Meta,
+}
+
+impl Zone {
+    /// All zones, in display order.
+    pub const ALL: [Zone; 3] = [Zone::Staging, Zone::Marts, Zone::Meta];
+
+    /// Folder and SQL schema name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Zone::Staging => "staging",
+            Zone::Marts => "marts",
+            Zone::Meta => "meta",
+        }
+    }
+}
+
+/// A table's name: zone plus table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName {
+    /// Its zone (SQL schema).
+    pub zone: Zone,
+    /// Its name within the zone.
+    pub name: String,
+}
+
+impl TableName {
+    /// A staging table.
+    pub fn staging(name: &str) -> Self {
+        Self {
+            zone: Zone::Staging,
+            name: name.to_string(),
+        }
+    }
+    /// A marts table.
+    pub fn marts(name: &str) -> Self {
+        Self {
+            zone: Zone::Marts,
+            name: name.to_string(),
+        }
+    }
+    /// A meta table.
+    pub fn meta(name: &str) -> Self {
+        Self {
+            zone: Zone::Meta,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.zone.as_str(), self.name)
+    }
+}
+
+/// How a write changes a table.
+#[derive(Debug, Clone)]
+pub enum WriteMode {
+    /// Add the rows.
+    Append,
+    /// Replace all rows.
+    Overwrite,
+    /// Replace the rows matching a SQL predicate with the given rows.
+    ReplaceWhere(String),
+    /// Upsert on a natural key: rows whose key exists are updated when any compared column
+    /// differs; new keys are inserted; rows identical to what is stored (ignoring the `ignore`
+    /// columns, e.g. `ingested_at`) are skipped, so an unchanged write makes no commit at all.
+    Merge {
+        /// The natural key columns (never NULL).
+        keys: Vec<String>,
+        /// Columns not compared when deciding whether a row changed.
+        ignore: Vec<String>,
+    },
+}
+
+impl WriteMode {
+    /// A MERGE on `keys`, ignoring `ingested_at` when comparing rows.
+    pub fn merge_on(keys: &[&str]) -> Self {
+        WriteMode::Merge {
+            keys: keys.iter().map(|s| s.to_string()).collect(),
+            ignore: vec!["ingested_at".to_string()],
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows inserted or updated.
+    pub rows: usize,
+    /// The table's version after the write (`None` if the table still does not exist).
+    pub version: Option<u64>,
+    /// Whether a new version was committed.
+    pub committed: bool,
+}
+
+/// The lake: a root URL and the store behind it.
+#[derive(Clone)]
+pub struct Lake {
+    root: Url,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl fmt::Debug for Lake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lake")
+            .field("root", &self.root.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lake {
+    /// Opens (or starts) the lake at a URL or local path.
+    pub fn open(url: &str, allow_http: bool) -> Result<Self> {
+        let root = store::normalize_lake_url(url)?;
+        let store = store::store_for(&root, allow_http)?;
+        Ok(Self { root, store })
+    }
+
+    /// A lake over a given store (tests wrap a store to inject faults).
+    pub fn with_store(url: &str, store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let root = store::normalize_lake_url(url)?;
+        Ok(Self { root, store })
+    }
+
+    /// The lake's root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The object store (root of the bucket / file system).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// An object path below the lake root.
+    pub fn path(&self, relative: &str) -> object_store::path::Path {
+        let root = self.root.path().trim_matches('/');
+        if root.is_empty() {
+            object_store::path::Path::from(relative)
+        } else {
+            object_store::path::Path::from(format!("{root}/{relative}"))
+        }
+    }
+
+    /// The URL of a table's folder.
+    pub fn table_url(&self, table: &TableName) -> Url {
+        self.root
+            .join(&format!("{}/{}/", table.zone.as_str(), table.name))
+            .expect("table names are URL-safe")
+    }
+
+    fn builder(&self, table: &TableName) -> Result<DeltaTableBuilder> {
+        let url = self.table_url(table);
+        DeltaTableBuilder::from_url(url.clone())
+            .map(|b| b.with_storage_backend(self.store.clone(), url))
+            .map_err(|source| LakeError::Delta {
+                table: table.clone(),
+                action: "open",
+                source,
+            })
+    }
+
+    /// Whether the table exists (has a Delta log).
+    pub async fn exists(&self, table: &TableName) -> Result<bool> {
+        let t = self
+            .builder(table)?
+            .build()
+            .map_err(|source| LakeError::Delta {
+                table: table.clone(),
+                action: "open",
+                source,
+            })?;
+        t.verify_deltatable_existence()
+            .await
+            .map_err(|source| LakeError::Delta {
+                table: table.clone(),
+                action: "open",
+                source,
+            })
+    }
+
+    /// Loads a table at its newest version, or at a past one.
+    pub async fn load(&self, table: &TableName, as_of: Option<&AsOf>) -> Result<DeltaTable> {
+        if !self.exists(table).await? {
+            return Err(LakeError::NoSuchTable {
+                table: table.clone(),
+            });
+        }
+        let mut builder = self.builder(table)?;
+        match as_of {
+            Some(AsOf::Version(v)) => builder = builder.with_version(*v),
+            Some(AsOf::Timestamp(ts)) => builder = builder.with_timestamp(*ts),
+            None => {}
+        }
+        builder.load().await.map_err(|source| LakeError::Delta {
+            table: table.clone(),
+            action: "load",
+            source,
+        })
+    }
+
+    /// The table's current version, or `None` if it does not exist.
+    pub async fn version(&self, table: &TableName) -> Result<Option<u64>> {
+        if !self.exists(table).await? {
+            return Ok(None);
+        }
+        Ok(self.load(table, None).await?.version())
+    }
+
+    /// Writes rows to a table in one atomic commit (creating the table on first write).
+    pub async fn write(
+        &self,
+        table: &TableName,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let existing = if self.exists(table).await? {
+            Some(self.load(table, None).await?)
+        } else {
+            None
+        };
+        let err = |action: &'static str| {
+            let table = table.clone();
+            move |source| LakeError::Delta {
+                table,
+                action,
+                source,
+            }
+        };
+        match (existing, mode) {
+            (Some(current), WriteMode::Merge { keys, ignore }) => {
+                merge::merge(table, current, batches, &keys, &ignore).await
+            }
+            (existing, mode) => {
+                if rows == 0 && !matches!(mode, WriteMode::Overwrite | WriteMode::ReplaceWhere(_)) {
+                    let version = existing.as_ref().and_then(DeltaTable::version);
+                    return Ok(WriteOutcome {
+                        rows: 0,
+                        version,
+                        committed: false,
+                    });
+                }
+                let delta = match existing {
+                    Some(t) => t,
+                    None => self.builder(table)?.build().map_err(err("create"))?,
+                };
+                let mut builder = delta.write(batches).with_table_name(table.to_string());
+                builder = match mode {
+                    WriteMode::Append | WriteMode::Merge { .. } => {
+                        builder.with_save_mode(SaveMode::Append)
+                    }
+                    WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
+                    WriteMode::ReplaceWhere(predicate) => builder
+                        .with_save_mode(SaveMode::Overwrite)
+                        .with_replace_where(predicate),
+                };
+                let written = builder.await.map_err(err("write"))?;
+                Ok(WriteOutcome {
+                    rows,
+                    version: written.version(),
+                    committed: true,
+                })
+            }
+        }
+    }
+
+    /// Every table in the lake, found by listing the zone folders for Delta logs.
+    pub async fn tables(&self) -> Result<Vec<TableName>> {
+        let mut found = Vec::new();
+        for zone in Zone::ALL {
+            let prefix = self.path(zone.as_str());
+            let listing = self
+                .store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(|source| LakeError::Store {
+                    path: prefix.to_string(),
+                    source,
+                })?;
+            for dir in listing.common_prefixes {
+                if let Some(name) = dir.filename() {
+                    let table = TableName {
+                        zone,
+                        name: name.to_string(),
+                    };
+                    if self.exists(&table).await? {
+                        found.push(table);
+                    }
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Timestamp used for `ingested_at` and run history: now, to the microsecond.
+    pub fn now() -> DateTime<Utc> {
+        let now = Utc::now();
+        DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+    }
+}

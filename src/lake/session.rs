@@ -1,0 +1,161 @@
+//! A DataFusion session over the lake: every table registered as `staging.<t>`, `marts.<t>`,
+//! `meta.<t>`, optionally as of a past version or time, plus the SQL views connectors define.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::{Lake, LakeError, Result, TableName, Zone};
+
+/// A point in a table's history for time travel (`--as-of`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsOf {
+    /// A Delta version number (applies to every table that has it).
+    Version(u64),
+    /// The newest version committed at or before this time.
+    Timestamp(DateTime<Utc>),
+}
+
+impl FromStr for AsOf {
+    type Err = String;
+
+    /// Accepts a version number (`3`), an RFC 3339 time (`2026-06-05T12:00:00Z`) or a date
+    /// (`2026-06-05`, meaning the end of that day, UTC).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(v) = s.parse::<u64>() {
+            return Ok(AsOf::Version(v));
+        }
+        if let Ok(ts) = DateTime::parse_from_rfc3339(s) {
+            return Ok(AsOf::Timestamp(ts.with_timezone(&Utc)));
+        }
+        if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            let end = day.and_hms_milli_opt(23, 59, 59, 999).expect("valid time");
+            return Ok(AsOf::Timestamp(end.and_utc()));
+        }
+        Err(format!(
+            "{s:?} is neither a version number, an RFC 3339 timestamp nor a YYYY-MM-DD date"
+        ))
+    }
+}
+
+/// A SQL view registered in every session once its input table exists.
+#[derive(Debug, Clone)]
+pub struct ViewDef {
+    /// The view's name.
+    pub name: TableName,
+    /// The table it reads; the view is registered only when that table exists.
+    pub requires: TableName,
+    /// Its `SELECT`.
+    pub sql: String,
+    /// One line saying what it is.
+    pub description: &'static str,
+}
+
+/// A session with the lake's tables registered.
+pub struct QuerySession {
+    /// The DataFusion context; run SQL with `ctx.sql(..)`.
+    pub ctx: SessionContext,
+    /// Each registered table with the version it was registered at.
+    pub tables: Vec<(TableName, Option<u64>)>,
+}
+
+impl Lake {
+    /// Builds a query session over every lake table (at `as_of` when given) and the views.
+    pub async fn session(&self, as_of: Option<&AsOf>, views: &[ViewDef]) -> Result<QuerySession> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("datafusion", "public");
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = ctx.catalog("datafusion").expect("default catalog exists");
+        let mut schemas = Vec::new();
+        for zone in Zone::ALL {
+            let schema = Arc::new(MemorySchemaProvider::new());
+            catalog
+                .register_schema(zone.as_str(), schema.clone())
+                .map_err(|source| LakeError::DataFusion {
+                    context: format!("registering schema {}", zone.as_str()),
+                    source,
+                })?;
+            schemas.push((zone, schema));
+        }
+        let mut tables = Vec::new();
+        for name in self.tables().await? {
+            let table = match self.load(&name, as_of).await {
+                Ok(t) => t,
+                Err(LakeError::Delta { source, .. }) if as_of.is_some() => {
+                    tracing::warn!(table = %name, error = %source, "table has no version at --as-of; not visible");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(|source| LakeError::Delta {
+                    table: name.clone(),
+                    action: "register",
+                    source,
+                })?;
+            let provider =
+                table
+                    .table_provider()
+                    .await
+                    .map_err(|source| LakeError::DataFusion {
+                        context: format!("registering {name}"),
+                        source,
+                    })?;
+            let schema = &schemas
+                .iter()
+                .find(|(z, _)| *z == name.zone)
+                .expect("every zone")
+                .1;
+            schema
+                .register_table(name.name.clone(), provider)
+                .map_err(|source| LakeError::DataFusion {
+                    context: format!("registering {name}"),
+                    source,
+                })?;
+            tables.push((name, table.version()));
+        }
+        for view in views {
+            if !tables.iter().any(|(t, _)| *t == view.requires) {
+                continue;
+            }
+            let sql = format!("CREATE VIEW {} AS {}", view.name, view.sql);
+            let df_err = |source| LakeError::DataFusion {
+                context: format!("creating view {}", view.name),
+                source,
+            };
+            ctx.sql(&sql)
+                .await
+                .map_err(df_err)?
+                .collect()
+                .await
+                .map_err(df_err)?;
+        }
+        Ok(QuerySession { ctx, tables })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_forms() {
+        assert_eq!("3".parse::<AsOf>().unwrap(), AsOf::Version(3));
+        assert!(matches!(
+            "2026-06-05T12:00:00Z".parse::<AsOf>().unwrap(),
+            AsOf::Timestamp(_)
+        ));
+        let AsOf::Timestamp(ts) = "2026-06-05".parse::<AsOf>().unwrap() else {
+            panic!()
+        };
+        assert_eq!(ts.to_rfc3339(), "2026-06-05T23:59:59.999+00:00");
+        assert!("yesterday".parse::<AsOf>().is_err());
+        assert!("-1".parse::<AsOf>().is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! Per-source high-water marks: `meta.watermarks` [source, key] → newest date landed.
+//! A nightly run asks upstream only from the watermark minus a look-back window.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+use super::{Lake, LakeError, Result, TableName, WriteMode};
+
+fn table() -> TableName {
+    TableName::meta("watermarks")
+}
+
+/// Days since 1970-01-01 (Arrow's `Date32`).
+pub fn date_to_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// Inverse of [`date_to_days`].
+pub fn days_to_date(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days as i64)
+}
+
+impl Lake {
+    /// The watermarks of one source, by key (e.g. FRED series id).
+    pub async fn watermarks(&self, source: &str) -> Result<HashMap<String, NaiveDate>> {
+        let mut out = HashMap::new();
+        if !self.exists(&table()).await? {
+            return Ok(out);
+        }
+        let session = self.session(None, &[]).await?;
+        let sql = "SELECT key, watermark_date FROM meta.watermarks WHERE source = $1";
+        let df_err = |source| LakeError::DataFusion {
+            context: "reading meta.watermarks".into(),
+            source,
+        };
+        let batches = session
+            .ctx
+            .sql(sql)
+            .await
+            .and_then(|df| {
+                df.with_param_values(vec![datafusion::scalar::ScalarValue::from(source)])
+            })
+            .map_err(df_err)?
+            .collect()
+            .await
+            .map_err(df_err)?;
+        for batch in batches {
+            let keys = batch.column(0).as_any().downcast_ref::<StringArray>();
+            let dates = batch.column(1).as_any().downcast_ref::<Date32Array>();
+            if let (Some(keys), Some(dates)) = (keys, dates) {
+                for i in 0..batch.num_rows() {
+                    if !dates.is_null(i) {
+                        out.insert(keys.value(i).to_string(), days_to_date(dates.value(i)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Raises (or sets) watermarks of one source in one commit.
+    pub async fn set_watermarks(
+        &self,
+        source: &str,
+        marks: &HashMap<String, NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<&String> = marks.keys().collect();
+        keys.sort();
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("source", DataType::Utf8, false),
+            Field::new("key", DataType::Utf8, false),
+            Field::new("watermark_date", DataType::Date32, false),
+            Field::new("updated_at", ts, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![source; keys.len()])),
+            Arc::new(StringArray::from(
+                keys.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from(
+                keys.iter()
+                    .map(|k| date_to_days(marks[*k]))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![now.timestamp_micros(); keys.len()])
+                    .with_timezone("UTC"),
+            ),
+        ];
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
+            table: table(),
+            message: e.to_string(),
+        })?;
+        let mode = WriteMode::Merge {
+            keys: vec!["source".into(), "key".into()],
+            ignore: vec!["updated_at".into()],
+        };
+        self.write(&table(), vec![batch], mode).await?;
+        Ok(())
+    }
+}

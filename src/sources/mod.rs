@@ -1,0 +1,194 @@
+//! Connectors: one module per upstream, each a small implementation of [`Source`] over the
+//! shared [`HttpEngine`](crate::http::HttpEngine) and the [`Lake`].
+//!
+//! A connector builds requests, parses bodies and says which staging tables it writes with which
+//! natural key; the engine does retries, replay and redaction, the lake does atomic writes.
+//!
+//! Adding a connector:
+//! 1. a module `sources/<name>/` with `config.rs` (serde struct, every field documented),
+//!    `parse.rs` (pure functions from real recorded bodies to rows, unit-tested on them) and
+//!    `mod.rs` (the [`Source`] impl);
+//! 2. a field in [`SourcesConfig`] and an arm in [`SourceKind`];
+//! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
+
+pub mod fred;
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use crate::http::{HttpEngine, HttpError};
+use crate::lake::{Lake, LakeError, ViewDef};
+
+/// Errors of a connector. Each names the source and what it was fetching or parsing.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Fetching failed.
+    #[error("{source_name} {item}: {error}")]
+    Http {
+        /// The connector.
+        source_name: &'static str,
+        /// What was being fetched (a series id, a page …).
+        item: String,
+        /// The engine's error (URL redacted).
+        #[source]
+        error: HttpError,
+    },
+    /// The upstream body is not what the connector expects.
+    #[error("{source_name} {item}: malformed body from {url}{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Parse {
+        /// The connector.
+        source_name: &'static str,
+        /// What was being parsed.
+        item: String,
+        /// The (redacted) URL it came from.
+        url: String,
+        /// Line of the body, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing to the lake failed.
+    #[error("{source_name}: {error}")]
+    Lake {
+        /// The connector.
+        source_name: &'static str,
+        /// The lake's error.
+        #[source]
+        error: LakeError,
+    },
+}
+
+/// The closed set of connectors. `macrolake ingest <name>` takes these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// FRED (St. Louis Fed) series.
+    Fred,
+}
+
+impl SourceKind {
+    /// Every connector, in ingest order.
+    pub const ALL: [SourceKind; 1] = [SourceKind::Fred];
+
+    /// The connector's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Fred => "fred",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SourceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown source {s:?}; known sources: {}", names.join(", "))
+            })
+    }
+}
+
+/// Connector settings (`[sources.*]` in `macrolake.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// FRED series (`[sources.fred]`).
+    pub fred: fred::FredConfig,
+}
+
+/// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Backfill from this date (overrides the watermark).
+    pub since: Option<NaiveDate>,
+    /// Up to and including this date.
+    pub until: Option<NaiveDate>,
+    /// Ignore watermarks, fetch all history and replace what is stored.
+    pub full_refresh: bool,
+}
+
+impl Window {
+    /// The first date to request for one key, given its watermark and look-back.
+    pub fn start_for(
+        &self,
+        watermark: Option<NaiveDate>,
+        lookback_days: u32,
+        default_start: Option<NaiveDate>,
+    ) -> Option<NaiveDate> {
+        if let Some(since) = self.since {
+            return Some(since);
+        }
+        if self.full_refresh {
+            return default_start;
+        }
+        match watermark {
+            Some(w) => Some(w - chrono::Duration::days(lookback_days as i64)),
+            None => default_start,
+        }
+    }
+
+    /// Whether a date is inside `[start, until]`.
+    pub fn contains(&self, start: Option<NaiveDate>, date: NaiveDate) -> bool {
+        start.is_none_or(|s| date >= s) && self.until.is_none_or(|u| date <= u)
+    }
+}
+
+/// What one connector needs to run.
+#[derive(Debug, Clone)]
+pub struct IngestContext {
+    /// The HTTP engine.
+    pub http: HttpEngine,
+    /// The lake.
+    pub lake: Lake,
+    /// The window asked for.
+    pub window: Window,
+    /// The run's timestamp (`ingested_at` of every row written).
+    pub run_at: DateTime<Utc>,
+}
+
+/// What one connector did.
+#[derive(Debug, Default)]
+pub struct SourceReport {
+    /// Rows inserted or updated across its tables.
+    pub rows_written: usize,
+    /// Failures of parts of the source (e.g. one series); the rest still landed.
+    pub failures: Vec<SourceError>,
+}
+
+/// One connector.
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    /// Its kind.
+    fn kind(&self) -> SourceKind;
+    /// Fetches, parses and lands its data.
+    async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError>;
+    /// SQL views over its tables, registered in every query session.
+    fn views(&self) -> Vec<ViewDef> {
+        Vec::new()
+    }
+}
+
+/// The connector for a kind, from its configuration.
+pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
+    match kind {
+        SourceKind::Fred => Box::new(fred::Fred::new(config.fred.clone())),
+    }
+}
+
+/// Every view of every connector.
+pub fn all_views(config: &SourcesConfig) -> Vec<ViewDef> {
+    SourceKind::ALL
+        .iter()
+        .flat_map(|k| source_for(*k, config).views())
+        .collect()
+}
