@@ -170,7 +170,7 @@ impl App {
                 .await
                 .map_err(|source| LakeError::DataFusion {
                     context: format!("reading {table}"),
-                    source,
+                    source: Box::new(source),
                 })?;
             let schema = provider.schema();
             let has = |c: &str| schema.column_with_name(c).is_some();

@@ -113,18 +113,18 @@ pub(super) async fn merge(
         .map_err(|source| LakeError::Delta {
             table: table.clone(),
             action: "scan",
-            source,
+            source: Box::new(source),
         })?;
     let provider = current
         .table_provider()
         .await
         .map_err(|source| LakeError::DataFusion {
             context: format!("scanning {table} for merge"),
-            source,
+            source: Box::new(source),
         })?;
     let df_err = |source| LakeError::DataFusion {
         context: format!("reading {table} for merge"),
-        source,
+        source: Box::new(source),
     };
     let stored = ctx
         .read_table(provider)
@@ -188,7 +188,7 @@ pub(super) async fn merge(
     let delta_err = |source| LakeError::Delta {
         table: table.clone(),
         action: "merge",
-        source,
+        source: Box::new(source),
     };
     let (merged, _metrics) = current
         .merge(source, predicate)

@@ -52,7 +52,7 @@ pub enum LakeError {
         action: &'static str,
         /// Delta's error.
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     /// Preparing data for a write failed.
     #[error("table {table}: {message}")]
@@ -84,7 +84,7 @@ pub enum LakeError {
         context: String,
         /// DataFusion's error.
         #[source]
-        source: datafusion::error::DataFusionError,
+        source: Box<datafusion::error::DataFusionError>,
     },
 }
 
@@ -259,7 +259,7 @@ impl Lake {
             .map_err(|source| LakeError::Delta {
                 table: table.clone(),
                 action: "open",
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -271,14 +271,14 @@ impl Lake {
             .map_err(|source| LakeError::Delta {
                 table: table.clone(),
                 action: "open",
-                source,
+                source: Box::new(source),
             })?;
         t.verify_deltatable_existence()
             .await
             .map_err(|source| LakeError::Delta {
                 table: table.clone(),
                 action: "open",
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -298,7 +298,7 @@ impl Lake {
         builder.load().await.map_err(|source| LakeError::Delta {
             table: table.clone(),
             action: "load",
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -328,7 +328,7 @@ impl Lake {
             move |source| LakeError::Delta {
                 table,
                 action,
-                source,
+                source: Box::new(source),
             }
         };
         match (existing, mode) {
@@ -402,4 +402,28 @@ impl Lake {
         let now = Utc::now();
         DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
     }
+}
+
+/// Reads a result column as a concrete Arrow array type, casting when DataFusion chose another
+/// physical type (e.g. `Utf8View` for strings read from Parquet).
+pub fn column_as<T: datafusion::arrow::array::Array + Clone + 'static>(
+    batch: &RecordBatch,
+    index: usize,
+    data_type: &datafusion::arrow::datatypes::DataType,
+) -> Result<T> {
+    let cast = datafusion::arrow::compute::cast(batch.column(index), data_type).map_err(|e| {
+        LakeError::DataFusion {
+            context: format!("reading column {}", batch.schema().field(index).name()),
+            source: Box::new(e.into()),
+        }
+    })?;
+    cast.as_any()
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| LakeError::DataFusion {
+            context: format!("reading column {}", batch.schema().field(index).name()),
+            source: Box::new(datafusion::error::DataFusionError::Internal(format!(
+                "column is not {data_type}"
+            ))),
+        })
 }

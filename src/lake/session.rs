@@ -78,7 +78,7 @@ impl Lake {
                 .register_schema(zone.as_str(), schema.clone())
                 .map_err(|source| LakeError::DataFusion {
                     context: format!("registering schema {}", zone.as_str()),
-                    source,
+                    source: Box::new(source),
                 })?;
             schemas.push((zone, schema));
         }
@@ -97,7 +97,7 @@ impl Lake {
                 .map_err(|source| LakeError::Delta {
                     table: name.clone(),
                     action: "register",
-                    source,
+                    source: Box::new(source),
                 })?;
             let provider =
                 table
@@ -105,7 +105,7 @@ impl Lake {
                     .await
                     .map_err(|source| LakeError::DataFusion {
                         context: format!("registering {name}"),
-                        source,
+                        source: Box::new(source),
                     })?;
             let schema = &schemas
                 .iter()
@@ -116,7 +116,7 @@ impl Lake {
                 .register_table(name.name.clone(), provider)
                 .map_err(|source| LakeError::DataFusion {
                     context: format!("registering {name}"),
-                    source,
+                    source: Box::new(source),
                 })?;
             tables.push((name, table.version()));
         }
@@ -127,7 +127,7 @@ impl Lake {
             let sql = format!("CREATE VIEW {} AS {}", view.name, view.sql);
             let df_err = |source| LakeError::DataFusion {
                 context: format!("creating view {}", view.name),
-                source,
+                source: Box::new(source),
             };
             ctx.sql(&sql)
                 .await

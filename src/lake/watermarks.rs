@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use super::{Lake, LakeError, Result, TableName, WriteMode};
+use super::{Lake, LakeError, Result, TableName, WriteMode, column_as};
 
 fn table() -> TableName {
     TableName::meta("watermarks")
@@ -37,7 +37,7 @@ impl Lake {
         let sql = "SELECT key, watermark_date FROM meta.watermarks WHERE source = $1";
         let df_err = |source| LakeError::DataFusion {
             context: "reading meta.watermarks".into(),
-            source,
+            source: Box::new(source),
         };
         let batches = session
             .ctx
@@ -51,13 +51,11 @@ impl Lake {
             .await
             .map_err(df_err)?;
         for batch in batches {
-            let keys = batch.column(0).as_any().downcast_ref::<StringArray>();
-            let dates = batch.column(1).as_any().downcast_ref::<Date32Array>();
-            if let (Some(keys), Some(dates)) = (keys, dates) {
-                for i in 0..batch.num_rows() {
-                    if !dates.is_null(i) {
-                        out.insert(keys.value(i).to_string(), days_to_date(dates.value(i)));
-                    }
+            let keys: StringArray = column_as(&batch, 0, &DataType::Utf8)?;
+            let dates: Date32Array = column_as(&batch, 1, &DataType::Date32)?;
+            for i in 0..batch.num_rows() {
+                if !dates.is_null(i) {
+                    out.insert(keys.value(i).to_string(), days_to_date(dates.value(i)));
                 }
             }
         }

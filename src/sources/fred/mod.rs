@@ -30,7 +30,7 @@ use parse::{Observation, SeriesMeta};
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
 use crate::lake::watermarks::date_to_days;
-use crate::lake::{Lake, LakeError, TableName, ViewDef, WriteMode};
+use crate::lake::{Lake, LakeError, TableName, ViewDef, WriteMode, column_as};
 
 const NAME: &str = "fred";
 
@@ -232,7 +232,7 @@ impl Fred {
         let session = lake.session(None, &self.views()).await?;
         let df_err = |source| LakeError::DataFusion {
             context: "reading stored FRED vintages".into(),
-            source,
+            source: Box::new(source),
         };
         let batches = session
             .ctx
@@ -243,13 +243,9 @@ impl Fred {
             .await
             .map_err(df_err)?;
         for b in batches {
-            let (Some(ids), Some(dates), Some(values)) = (
-                b.column(0).as_any().downcast_ref::<StringArray>(),
-                b.column(1).as_any().downcast_ref::<Date32Array>(),
-                b.column(2).as_any().downcast_ref::<Float64Array>(),
-            ) else {
-                continue;
-            };
+            let ids: StringArray = column_as(&b, 0, &DataType::Utf8)?;
+            let dates: Date32Array = column_as(&b, 1, &DataType::Date32)?;
+            let values: Float64Array = column_as(&b, 2, &DataType::Float64)?;
             for i in 0..b.num_rows() {
                 let v = (!values.is_null(i)).then(|| values.value(i));
                 out.insert((ids.value(i).to_string(), dates.value(i)), v);
@@ -315,10 +311,10 @@ fn observations_batch(
         let seen_on = f.fetched_at.date_naive();
         for o in &f.observations {
             let day = date_to_days(o.date);
-            if let Some(stored) = latest.get(&(f.id.clone(), day)) {
-                if stored.map(f64::to_bits) == o.value.map(f64::to_bits) {
-                    continue;
-                }
+            if let Some(stored) = latest.get(&(f.id.clone(), day))
+                && stored.map(f64::to_bits) == o.value.map(f64::to_bits)
+            {
+                continue;
             }
             ids.push(f.id.clone());
             dates.push(day);
@@ -359,8 +355,8 @@ fn series_batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch
         Field::new("units", DataType::Utf8, true),
         Field::new("frequency", DataType::Utf8, true),
         Field::new("seasonal_adjustment", DataType::Utf8, true),
-        Field::new("first_date", DataType::Date32, true),
-        Field::new("last_date", DataType::Date32, true),
+        Field::new("observation_start", DataType::Date32, true),
+        Field::new("observation_end", DataType::Date32, true),
         Field::new("last_updated", ts.clone(), true),
         Field::new("source", DataType::Utf8, false),
         Field::new("ingested_at", ts, false),
@@ -369,14 +365,18 @@ fn series_batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch
     let text = |g: &dyn Fn(&Fetched) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(series.iter().map(g).collect::<Vec<_>>()))
     };
-    let first_last = |f: &Fetched, last: bool| {
-        let dates = f
-            .observations
-            .iter()
-            .filter(|o| o.value.is_some())
-            .map(|o| o.date);
-        let d = if last { dates.max() } else { dates.min() };
-        d.map(date_to_days)
+    // First/last observation dates come from the API's metadata only: a windowed fetch cannot
+    // tell them, and deriving them from it would change the row on every incremental run.
+    let meta_date = |f: &Fetched, last: bool| {
+        let m = f.meta.as_ref()?;
+        let raw = if last {
+            &m.observation_end
+        } else {
+            &m.observation_start
+        };
+        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .ok()
+            .map(date_to_days)
     };
     let columns: Vec<ArrayRef> = vec![
         text(&|f| Some(f.id.clone())),
@@ -397,13 +397,13 @@ fn series_batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch
         Arc::new(Date32Array::from(
             series
                 .iter()
-                .map(|f| first_last(f, false))
+                .map(|f| meta_date(f, false))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(Date32Array::from(
             series
                 .iter()
-                .map(|f| first_last(f, true))
+                .map(|f| meta_date(f, true))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(

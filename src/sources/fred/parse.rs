@@ -74,6 +74,15 @@ pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, P
             "upstream answered HTML, not CSV (an error page or a captcha?)",
         ));
     }
+    if !text.ends_with('\n') {
+        // fredgraph always ends its body with a line break; without one the last value may be
+        // cut mid-number and still parse, so refuse the body instead.
+        let line = text.lines().count();
+        return Err(ParseError::at(
+            line,
+            "the body ends mid-line: it looks truncated",
+        ));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());

@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The bundled real-data replay snapshot.
+pub fn snapshot() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream")
+}
+
+/// The snapshot's configuration (default series minus WSHOBL).
+pub fn snapshot_config() -> PathBuf {
+    snapshot().join("macrolake.toml")
+}
+
+/// The `macrolake` binary with a clean environment (no secrets, no config from the cwd).
+pub fn bin(cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_macrolake"));
+    cmd.current_dir(cwd)
+        .env_remove("FRED_API_KEY")
+        .env_remove("MACROLAKE_LAKE")
+        .env_remove("MACROLAKE_CONFIG")
+        .env_remove("MACROLAKE_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a command and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("binary runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Ingests the snapshot into `lake` and asserts success.
+pub fn ingest_snapshot(cwd: &Path, lake: &Path) {
+    let (code, out, err) = run(bin(cwd)
+        .arg("--lake")
+        .arg(lake)
+        .arg("--config")
+        .arg(snapshot_config())
+        .arg("--replay")
+        .arg(snapshot())
+        .arg("ingest"));
+    assert_eq!(code, 0, "ingest failed\nstdout:\n{out}\nstderr:\n{err}");
+}
+
+/// `macrolake sql` as CSV; asserts success.
+pub fn sql_csv(cwd: &Path, lake: &Path, query: &str) -> String {
+    let (code, out, err) = run(bin(cwd)
+        .arg("--lake")
+        .arg(lake)
+        .args(["sql", "--format", "csv", query]));
+    assert_eq!(code, 0, "sql failed: {query}\nstderr:\n{err}");
+    out
+}
+
+/// A config file pointing FRED at a mock server, with fast retries.
+pub fn mock_config(dir: &Path, base: &str, series: &[&str]) -> PathBuf {
+    let list: Vec<String> = series.iter().map(|s| format!("\"{s}\"")).collect();
+    let text = format!(
+        "[http]\nmax_retries = 3\nbackoff_base_ms = 10\nbackoff_cap_ms = 50\n\n\
+         [sources.fred]\nseries = [{}]\nfredgraph_url = \"{base}/graph/fredgraph.csv\"\napi_url = \"{base}/fred/\"\n",
+        list.join(", ")
+    );
+    let path = dir.join("macrolake.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The real WALCL body from the snapshot.
+pub fn real_body(series: &str) -> String {
+    std::fs::read_to_string(snapshot().join(format!(
+        "fred.stlouisfed.org/graph_fredgraph.csv--id={series}.body.csv"
+    )))
+    .unwrap()
+}

@@ -1,0 +1,236 @@
+//! Upstream faults served by wiremock: retries, Retry-After, a failing series, malformed bodies.
+
+use std::time::{Duration, Instant};
+
+use macrolake::app::App;
+use macrolake::config::Config;
+use macrolake::http::Mode;
+use macrolake::lake::TableName;
+use macrolake::sources::Window;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::common::*;
+
+fn csv_mock(series: &str) -> wiremock::MockBuilder {
+    Mock::given(method("GET"))
+        .and(path("/graph/fredgraph.csv"))
+        .and(query_param("id", series))
+}
+
+fn app(dir: &std::path::Path, server: &MockServer, series: &[&str]) -> App {
+    let cfg = Config::load(&mock_config(dir, &server.uri(), series), true).unwrap();
+    let lake = dir.join("lake");
+    App::new(cfg, Some(lake.to_str().unwrap()), Mode::Live).unwrap()
+}
+
+async fn walcl_rows(app: &App) -> usize {
+    let session = app.lake.session(None, &[]).await.unwrap();
+    let batches = session
+        .ctx
+        .sql("select * from staging.fred_observations where series_id = 'WALCL'")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[tokio::test]
+async fn a_503_then_200_lands_after_a_retry() {
+    let server = MockServer::start().await;
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(200).set_body_string(real_body("WALCL")))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), &server, &["WALCL"]);
+    let outcomes = app.ingest(&[], Window::default()).await.unwrap();
+    assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        2,
+        "one failure, one retry"
+    );
+    assert_eq!(walcl_rows(&app).await, 1225);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_waits_that_long() {
+    let server = MockServer::start().await;
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(200).set_body_string(real_body("WALCL")))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), &server, &["WALCL"]);
+    let start = Instant::now();
+    let outcomes = app.ingest(&[], Window::default()).await.unwrap();
+    assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "honoured Retry-After: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(walcl_rows(&app).await, 1225);
+}
+
+#[tokio::test]
+async fn persistent_5xx_gives_up_after_the_retry_budget() {
+    let server = MockServer::start().await;
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), &server, &["WALCL"]);
+    let outcomes = app.ingest(&[], Window::default()).await.unwrap();
+    let err = outcomes[0].errors[0].to_string();
+    assert!(
+        err.contains("HTTP 502 after 4 attempts") && err.contains("bad gateway"),
+        "{err}"
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        4,
+        "1 try + max_retries 3"
+    );
+}
+
+#[test]
+fn a_404_for_one_series_names_it_exits_1_and_the_others_land() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(MockServer::start());
+    rt.block_on(
+        csv_mock("WALCL")
+            .respond_with(ResponseTemplate::new(200).set_body_string(real_body("WALCL")))
+            .mount(&server),
+    );
+    rt.block_on(
+        csv_mock("TREAST")
+            .respond_with(ResponseTemplate::new(200).set_body_string(real_body("TREAST")))
+            .mount(&server),
+    );
+    rt.block_on(
+        csv_mock("GONE")
+            .respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_string("Bad Request.  The series does not exist."),
+            )
+            .mount(&server),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mock_config(dir.path(), &server.uri(), &["WALCL", "GONE", "TREAST"]);
+    let (code, out, err) = run(bin(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--lake", "lake", "ingest"]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let url = format!("{}/graph/fredgraph.csv?id=GONE", server.uri());
+    assert!(
+        err.contains("series GONE") && err.contains(&url) && err.contains("HTTP 404"),
+        "{err}"
+    );
+    assert_eq!(
+        rt.block_on(server.received_requests())
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.query() == Some("id=GONE"))
+            .count(),
+        1,
+        "4xx is not retried"
+    );
+    let counts = sql_csv(
+        dir.path(),
+        &dir.path().join("lake"),
+        "select series_id, count(*) as n from staging.fred_observations group by 1 order by 1",
+    );
+    assert_eq!(counts.trim(), "series_id,n\nTREAST,1225\nWALCL,1225");
+    let runs = sql_csv(
+        dir.path(),
+        &dir.path().join("lake"),
+        "select status, error from meta.runs where kind = 'ingest'",
+    );
+    assert!(
+        runs.contains("failed") && runs.contains("series GONE"),
+        "{runs}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_or_truncated_csv_fails_with_the_line_and_keeps_the_version() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(200).set_body_string(real_body("WALCL")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let body = real_body("WALCL");
+    let truncated = &body[..body.len() / 2 + 7];
+    csv_mock("WALCL")
+        .respond_with(ResponseTemplate::new(200).set_body_string(truncated))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    csv_mock("WALCL")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("observation_date,WALCL\n2026-01-07,6.5e\n"),
+        )
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let app = app(dir.path(), &server, &["WALCL"]);
+    let table = TableName::staging("fred_observations");
+    app.ingest(&[], Window::default()).await.unwrap();
+    let version = app.lake.version(&table).await.unwrap();
+    assert_eq!(version, Some(0));
+
+    let full = Window {
+        full_refresh: true,
+        ..Window::default()
+    };
+    let outcomes = app.ingest(&[], full.clone()).await.unwrap();
+    let err = outcomes[0].errors[0].to_string();
+    assert!(
+        err.contains("malformed body") && err.contains("at line"),
+        "{err}"
+    );
+    assert_eq!(
+        app.lake.version(&table).await.unwrap(),
+        version,
+        "version unchanged"
+    );
+
+    let outcomes = app.ingest(&[], full).await.unwrap();
+    let err = outcomes[0].errors[0].to_string();
+    assert!(
+        err.contains("at line 2") && err.contains("\"6.5e\" is not a number"),
+        "{err}"
+    );
+    assert_eq!(
+        app.lake.version(&table).await.unwrap(),
+        version,
+        "version unchanged"
+    );
+    assert_eq!(walcl_rows(&app).await, 1225, "old data stays");
+}

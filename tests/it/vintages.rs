@@ -1,0 +1,91 @@
+//! A revised value (same date, new value, later vintage) is kept as a new vintage; the
+//! `latest` view shows it; unchanged values are not duplicated.
+
+use super::common::*;
+
+fn replay_dir(
+    root: &std::path::Path,
+    name: &str,
+    recorded_at: &str,
+    revise: Option<(&str, &str)>,
+) -> std::path::PathBuf {
+    let dir = root.join(name).join("fred.stlouisfed.org");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = snapshot().join("fred.stlouisfed.org");
+    let stem = "graph_fredgraph.csv--id=WALCL";
+    let mut body = std::fs::read_to_string(src.join(format!("{stem}.body.csv"))).unwrap();
+    if let Some((date, value)) = revise {
+        let line = body
+            .lines()
+            .find(|l| l.starts_with(date))
+            .unwrap()
+            .to_string();
+        body = body.replace(&line, &format!("{date},{value}"));
+    }
+    std::fs::write(dir.join(format!("{stem}.body.csv")), body).unwrap();
+    let meta = std::fs::read_to_string(src.join(format!("{stem}.meta.json"))).unwrap();
+    let meta = meta.replace("2026-06-05T12:00:00Z", recorded_at);
+    std::fs::write(dir.join(format!("{stem}.meta.json")), meta).unwrap();
+    root.join(name)
+}
+
+#[test]
+fn a_revision_becomes_a_new_vintage_and_wins_in_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = replay_dir(dir.path(), "week1", "2026-06-05T12:00:00Z", None);
+    let second = replay_dir(
+        dir.path(),
+        "week2",
+        "2026-06-12T12:00:00Z",
+        Some(("2026-05-27", "6700001")),
+    );
+    let cfg = dir.path().join("m.toml");
+    std::fs::write(&cfg, "[sources.fred]\nseries = [\"WALCL\"]\n").unwrap();
+    let lake = dir.path().join("lake");
+    for replay in [&first, &second, &second] {
+        let (code, out, err) = run(bin(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--lake")
+            .arg(&lake)
+            .arg("--replay")
+            .arg(replay)
+            .arg("ingest"));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let vintages = sql_csv(
+        dir.path(),
+        &lake,
+        "select date, value, realtime_start from staging.fred_observations where date = '2026-05-27' order by realtime_start",
+    );
+    let original = real_body("WALCL")
+        .lines()
+        .find(|l| l.starts_with("2026-05-27"))
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        vintages.trim(),
+        format!(
+            "date,value,realtime_start\n2026-05-27,{original}.0,2026-06-05\n2026-05-27,6700001.0,2026-06-12"
+        )
+    );
+    let latest = sql_csv(
+        dir.path(),
+        &lake,
+        "select value from staging.fred_observations_latest where date = '2026-05-27'",
+    );
+    assert_eq!(latest.trim(), "value\n6700001.0");
+    let total = sql_csv(
+        dir.path(),
+        &lake,
+        "select count(*) as n from staging.fred_observations",
+    );
+    assert_eq!(
+        total.trim(),
+        "n\n1226",
+        "1225 observations + 1 revised vintage, nothing duplicated"
+    );
+}
