@@ -12,13 +12,14 @@
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
 pub mod fred;
+pub mod treasury;
 
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use crate::http::{HttpEngine, HttpError};
+use crate::http::{HttpEngine, HttpError, Request, Response};
 use crate::lake::{Lake, LakeError, ViewDef};
 
 /// Errors of a connector. Each names the source and what it was fetching or parsing.
@@ -65,16 +66,19 @@ pub enum SourceError {
 pub enum SourceKind {
     /// FRED (St. Louis Fed) series.
     Fred,
+    /// U.S. Treasury Daily Treasury Statement: the TGA.
+    Treasury,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 1] = [SourceKind::Fred];
+    pub const ALL: [SourceKind; 2] = [SourceKind::Fred, SourceKind::Treasury];
 
     /// The connector's name.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Fred => "fred",
+            SourceKind::Treasury => "treasury",
         }
     }
 }
@@ -104,6 +108,8 @@ impl std::str::FromStr for SourceKind {
 pub struct SourcesConfig {
     /// FRED series (`[sources.fred]`).
     pub fred: fred::FredConfig,
+    /// Daily Treasury Statement (`[sources.treasury]`).
+    pub treasury: treasury::TreasuryConfig,
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -137,6 +143,32 @@ impl Window {
         }
     }
 
+    /// How a connector writes what it fetched for `[start, until]` into a table keyed by `keys`
+    /// whose date column is `date_col`: a full refresh replaces that window (all rows when the
+    /// window is open-ended) in one commit; otherwise rows are MERGEd on the key.
+    pub fn write_mode(
+        &self,
+        start: Option<NaiveDate>,
+        date_col: &str,
+        keys: &[&str],
+    ) -> crate::lake::WriteMode {
+        if !self.full_refresh {
+            return crate::lake::WriteMode::merge_on(keys);
+        }
+        let mut bounds = Vec::new();
+        if let Some(s) = start {
+            bounds.push(format!("{date_col} >= '{s}'"));
+        }
+        if let Some(u) = self.until {
+            bounds.push(format!("{date_col} <= '{u}'"));
+        }
+        if bounds.is_empty() {
+            crate::lake::WriteMode::Overwrite
+        } else {
+            crate::lake::WriteMode::ReplaceWhere(bounds.join(" AND "))
+        }
+    }
+
     /// Whether a date is inside `[start, until]`.
     pub fn contains(&self, start: Option<NaiveDate>, date: NaiveDate) -> bool {
         start.is_none_or(|s| date >= s) && self.until.is_none_or(|u| date <= u)
@@ -154,6 +186,101 @@ pub struct IngestContext {
     pub window: Window,
     /// The run's timestamp (`ingested_at` of every row written).
     pub run_at: DateTime<Utc>,
+}
+
+impl IngestContext {
+    /// Fetches one request through the engine and lands its raw body under `raw/<source>/`.
+    /// `item` names what is fetched (a series, a page) in errors.
+    pub async fn fetch(
+        &self,
+        source_name: &'static str,
+        item: &str,
+        req: &Request,
+        raw_name: &str,
+    ) -> Result<Response, SourceError> {
+        let resp = self
+            .http
+            .get(req)
+            .await
+            .map_err(|error| SourceError::Http {
+                source_name,
+                item: item.to_string(),
+                error,
+            })?;
+        self.lake
+            .land_raw(
+                source_name,
+                raw_name,
+                &resp.url,
+                resp.fetched_at,
+                &resp.body,
+            )
+            .await
+            .map_err(|error| SourceError::Lake { source_name, error })?;
+        Ok(resp)
+    }
+
+    /// The start of the window for one watermark key of a source.
+    pub async fn start_for(
+        &self,
+        source_name: &'static str,
+        key: &str,
+        lookback_days: u32,
+        default_start: Option<NaiveDate>,
+    ) -> Result<Option<NaiveDate>, SourceError> {
+        let marks = self
+            .lake
+            .watermarks(source_name)
+            .await
+            .map_err(|error| SourceError::Lake { source_name, error })?;
+        Ok(self
+            .window
+            .start_for(marks.get(key).copied(), lookback_days, default_start))
+    }
+
+    /// Raises one watermark key of a source to `newest` (never lowers it).
+    pub async fn raise_watermark(
+        &self,
+        source_name: &'static str,
+        key: &str,
+        newest: Option<NaiveDate>,
+    ) -> Result<(), SourceError> {
+        let Some(newest) = newest else { return Ok(()) };
+        let lake_err = |error| SourceError::Lake { source_name, error };
+        let marks = self.lake.watermarks(source_name).await.map_err(lake_err)?;
+        if marks.get(key).is_some_and(|old| *old >= newest) {
+            return Ok(());
+        }
+        let one = std::collections::HashMap::from([(key.to_string(), newest)]);
+        self.lake
+            .set_watermarks(source_name, &one, self.run_at)
+            .await
+            .map_err(lake_err)
+    }
+}
+
+impl SourceError {
+    /// A parse error of a body fetched from `url`.
+    pub fn parse(
+        source_name: &'static str,
+        item: &str,
+        url: &str,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        SourceError::Parse {
+            source_name,
+            item: item.to_string(),
+            url: url.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// A lake error of a source.
+    pub fn lake(source_name: &'static str) -> impl Fn(LakeError) -> Self {
+        move |error| SourceError::Lake { source_name, error }
+    }
 }
 
 /// What one connector did.
@@ -182,6 +309,7 @@ pub trait Source: Send + Sync {
 pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
     match kind {
         SourceKind::Fred => Box::new(fred::Fred::new(config.fred.clone())),
+        SourceKind::Treasury => Box::new(treasury::Treasury::new(config.treasury.clone())),
     }
 }
 

@@ -65,12 +65,12 @@ fn second_ingest_leaves_identical_tables_and_versions() {
     let runs = sql_csv(
         dir.path(),
         &lake,
-        "select status, count(*) from meta.runs group by 1",
+        "select kind, status, count(*) as n from meta.runs group by 1, 2 order by 1",
     );
     assert_eq!(
         runs.trim(),
-        "status,count(*)\nok,4",
-        "two runs, each with a source row"
+        "kind,status,n\ningest,ok,4\nrun,ok,2",
+        "two runs, each with a row per source (fred, treasury)"
     );
 }
 
@@ -200,19 +200,23 @@ fn sql_formats_time_travel_and_latest_view() {
     assert_eq!(code, 1);
     assert!(err.contains("--output"), "{err}");
 
-    // meta.runs had 2 rows at version 0 and 4 now.
-    let now = sql_csv(dir.path(), &lake, "select count(*) as n from meta.runs");
-    assert_eq!(now.trim(), "n\n4");
+    // meta.runs had one run at version 0 and two now.
+    let now = sql_csv(
+        dir.path(),
+        &lake,
+        "select count(*) as n from meta.runs where kind = 'run'",
+    );
+    assert_eq!(now.trim(), "n\n2");
     let (code, then, err) = run(bin(dir.path()).arg("--lake").arg(&lake).args([
         "sql",
         "--format",
         "csv",
         "--as-of",
         "0",
-        "select count(*) as n from meta.runs",
+        "select count(*) as n from meta.runs where kind = 'run'",
     ]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(then.trim(), "n\n2");
+    assert_eq!(then.trim(), "n\n1");
 }
 
 #[test]
@@ -248,5 +252,73 @@ fn full_refresh_rebuilds_in_one_commit() {
     assert!(
         line.trim_end().ends_with("| 1       |"),
         "one new version: {line}"
+    );
+}
+
+#[test]
+fn since_until_backfills_only_that_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (code, out, err) = run(bin(dir.path())
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--config")
+        .arg(snapshot_config())
+        .arg("--replay")
+        .arg(snapshot())
+        .args([
+            "ingest",
+            "fred",
+            "--since",
+            "2026-01-01",
+            "--until",
+            "2026-03-31",
+        ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let walcl = sql_csv(
+        dir.path(),
+        &lake,
+        "select count(*) as n, min(date) as first, max(date) as last from staging.fred_observations where series_id = 'WALCL'",
+    );
+    assert_eq!(
+        walcl.trim(),
+        "n,first,last\n12,2026-01-07,2026-03-25",
+        "the 12 Wednesdays of Q1 2026"
+    );
+    let outside = sql_csv(
+        dir.path(),
+        &lake,
+        "select count(*) as n from staging.fred_observations where date < '2026-01-01' or date > '2026-03-31'",
+    );
+    assert_eq!(outside.trim(), "n\n0");
+}
+
+#[test]
+fn treasury_tga_daily_from_three_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest_snapshot(dir.path(), &lake);
+    let span = sql_csv(
+        dir.path(),
+        &lake,
+        "select layout, count(*) as days, min(record_date) as first, max(record_date) as last \
+         from staging.tga_daily group by 1 order by 2",
+    );
+    assert_eq!(
+        span.trim(),
+        "layout,days,first,last\n\
+         federal_reserve_account,69,2021-06-24,2021-09-30\n\
+         tga_account,136,2021-10-01,2022-04-15\n\
+         tga_open_close,1047,2022-04-18,2026-06-23"
+    );
+    // The same day in OpenBB's real API recording: open 313162, close 332482 ($M).
+    let day = sql_csv(
+        dir.path(),
+        &lake,
+        "select open_balance_musd, close_balance_musd, deposits_musd, withdrawals_musd from staging.tga_daily where record_date = '2025-07-07'",
+    );
+    assert_eq!(
+        day.trim(),
+        "open_balance_musd,close_balance_musd,deposits_musd,withdrawals_musd\n313162.0,332482.0,38702.0,19382.0"
     );
 }

@@ -6,7 +6,7 @@ use macrolake::app::App;
 use macrolake::config::Config;
 use macrolake::http::Mode;
 use macrolake::lake::TableName;
-use macrolake::sources::Window;
+use macrolake::sources::{SourceKind, Window};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -53,7 +53,10 @@ async fn a_503_then_200_lands_after_a_retry() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), &server, &["WALCL"]);
-    let outcomes = app.ingest(&[], Window::default()).await.unwrap();
+    let outcomes = app
+        .ingest(&[SourceKind::Fred], Window::default())
+        .await
+        .unwrap();
     assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
     assert_eq!(
         server.received_requests().await.unwrap().len(),
@@ -80,7 +83,10 @@ async fn a_429_with_retry_after_waits_that_long() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), &server, &["WALCL"]);
     let start = Instant::now();
-    let outcomes = app.ingest(&[], Window::default()).await.unwrap();
+    let outcomes = app
+        .ingest(&[SourceKind::Fred], Window::default())
+        .await
+        .unwrap();
     assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 2);
@@ -101,7 +107,10 @@ async fn persistent_5xx_gives_up_after_the_retry_budget() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), &server, &["WALCL"]);
-    let outcomes = app.ingest(&[], Window::default()).await.unwrap();
+    let outcomes = app
+        .ingest(&[SourceKind::Fred], Window::default())
+        .await
+        .unwrap();
     let err = outcomes[0].errors[0].to_string();
     assert!(
         err.contains("HTTP 502 after 4 attempts") && err.contains("bad gateway"),
@@ -201,7 +210,9 @@ async fn malformed_or_truncated_csv_fails_with_the_line_and_keeps_the_version() 
         .await;
     let app = app(dir.path(), &server, &["WALCL"]);
     let table = TableName::staging("fred_observations");
-    app.ingest(&[], Window::default()).await.unwrap();
+    app.ingest(&[SourceKind::Fred], Window::default())
+        .await
+        .unwrap();
     let version = app.lake.version(&table).await.unwrap();
     assert_eq!(version, Some(0));
 
@@ -209,7 +220,7 @@ async fn malformed_or_truncated_csv_fails_with_the_line_and_keeps_the_version() 
         full_refresh: true,
         ..Window::default()
     };
-    let outcomes = app.ingest(&[], full.clone()).await.unwrap();
+    let outcomes = app.ingest(&[SourceKind::Fred], full.clone()).await.unwrap();
     let err = outcomes[0].errors[0].to_string();
     assert!(
         err.contains("malformed body") && err.contains("at line"),
@@ -221,7 +232,7 @@ async fn malformed_or_truncated_csv_fails_with_the_line_and_keeps_the_version() 
         "version unchanged"
     );
 
-    let outcomes = app.ingest(&[], full).await.unwrap();
+    let outcomes = app.ingest(&[SourceKind::Fred], full).await.unwrap();
     let err = outcomes[0].errors[0].to_string();
     assert!(
         err.contains("at line 2") && err.contains("\"6.5e\" is not a number"),
@@ -233,4 +244,111 @@ async fn malformed_or_truncated_csv_fails_with_the_line_and_keeps_the_version() 
         "version unchanged"
     );
     assert_eq!(walcl_rows(&app).await, 1225, "old data stays");
+}
+
+#[tokio::test]
+async fn what_is_recorded_replays_to_the_same_lake_without_the_server() {
+    let server = MockServer::start().await;
+    csv_mock("WALCL")
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/csv")
+                .set_body_string(real_body("WALCL")),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::load(&mock_config(dir.path(), &server.uri(), &["WALCL"]), true).unwrap();
+    let rec = dir.path().join("rec");
+    let live = App::new(
+        cfg.clone(),
+        Some(dir.path().join("a").to_str().unwrap()),
+        Mode::Record(rec.clone()),
+    )
+    .unwrap();
+    live.ingest(&[SourceKind::Fred], Window::default())
+        .await
+        .unwrap();
+    drop(server);
+    let replayed = App::new(
+        cfg,
+        Some(dir.path().join("b").to_str().unwrap()),
+        Mode::Replay(rec.clone()),
+    )
+    .unwrap();
+    let outcomes = replayed
+        .ingest(&[SourceKind::Fred], Window::default())
+        .await
+        .unwrap();
+    assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
+    assert_eq!(walcl_rows(&live).await, 1225);
+    assert_eq!(walcl_rows(&replayed).await, 1225);
+    let body = std::fs::read_dir(rec.join("127.0.0.1"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().to_string_lossy().ends_with(".body.csv"));
+    assert!(
+        body.is_some(),
+        "the body is a plain CSV file a person can read"
+    );
+}
+
+#[test]
+fn malformed_api_json_fails_clearly_and_keeps_the_version() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(MockServer::start());
+    let api = snapshot().join("api.stlouisfed.org");
+    let obs = std::fs::read(api.join("fred_series_observations--series_id=DFF.body.json")).unwrap();
+    let meta = std::fs::read(api.join("fred_series--series_id=DFF.body.json")).unwrap();
+    rt.block_on(async {
+        Mock::given(method("GET"))
+            .and(path("/fred/series"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(meta, "application/json"))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/fred/series/observations"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(obs.clone(), "application/json"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/fred/series/observations"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(obs[..obs.len() / 3].to_vec(), "application/json"),
+            )
+            .with_priority(2)
+            .mount(&server)
+            .await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mock_config(dir.path(), &server.uri(), &["DFF"]);
+    let ingest = |extra: &[&str]| {
+        run(bin(dir.path())
+            .env("FRED_API_KEY", "test-key-0000")
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--lake", "lake", "ingest", "fred"])
+            .args(extra))
+    };
+    let (code, out, err) = ingest(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = ingest(&["--full-refresh"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("series DFF: malformed body")
+            && err.contains("not the observations JSON layout"),
+        "{err}"
+    );
+    let (_, status, _) = run(bin(dir.path()).args(["--lake", "lake", "status"]));
+    let line = status
+        .lines()
+        .find(|l| l.contains("staging.fred_observations"))
+        .unwrap();
+    assert!(
+        line.contains("| 157 ") && line.trim_end().ends_with("| 0       |"),
+        "version and rows unchanged: {line}"
+    );
 }

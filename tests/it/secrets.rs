@@ -73,7 +73,7 @@ fn the_api_key_never_leaks() {
             .arg(&lake)
             .arg("--record")
             .arg(&rec)
-            .args(["-vv", "--log-format", format, "ingest"]));
+            .args(["-vv", "--log-format", format, "ingest", "fred"]));
         assert_eq!(code, 1, "WALCL fails:\n{out}\n{err}");
         assert!(
             err.contains("api_key=REDACTED"),

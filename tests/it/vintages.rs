@@ -50,7 +50,7 @@ fn a_revision_becomes_a_new_vintage_and_wins_in_latest() {
             .arg(&lake)
             .arg("--replay")
             .arg(replay)
-            .arg("ingest"));
+            .args(["ingest", "fred"]));
         assert_eq!(code, 0, "{out}{err}");
     }
     let vintages = sql_csv(

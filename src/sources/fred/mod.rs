@@ -93,32 +93,6 @@ impl Fred {
         })
     }
 
-    async fn get(
-        &self,
-        ctx: &IngestContext,
-        id: &str,
-        req: Request,
-        raw_name: String,
-    ) -> Result<crate::http::Response, SourceError> {
-        let resp = ctx
-            .http
-            .get(&req)
-            .await
-            .map_err(|error| SourceError::Http {
-                source_name: NAME,
-                item: format!("series {id}"),
-                error,
-            })?;
-        ctx.lake
-            .land_raw(NAME, &raw_name, &resp.url, resp.fetched_at, &resp.body)
-            .await
-            .map_err(|error| SourceError::Lake {
-                source_name: NAME,
-                error,
-            })?;
-        Ok(resp)
-    }
-
     async fn fetch_csv(
         &self,
         ctx: &IngestContext,
@@ -135,7 +109,9 @@ impl Fred {
         if let Some(u) = ctx.window.until {
             req = req.window_query("coed", &u.to_string());
         }
-        let resp = self.get(ctx, id, req, format!("{id}.csv")).await?;
+        let resp = ctx
+            .fetch(NAME, &format!("series {id}"), &req, &format!("{id}.csv"))
+            .await?;
         let observations =
             parse::fredgraph_csv(&resp.body, id).map_err(|e| SourceError::Parse {
                 source_name: NAME,
@@ -172,8 +148,13 @@ impl Fred {
             .query("series_id", id)
             .secret_query("api_key", key)
             .query("file_type", "json");
-        let meta_resp = self
-            .get(ctx, id, meta_req, format!("{id}-series.json"))
+        let meta_resp = ctx
+            .fetch(
+                NAME,
+                &format!("series {id}"),
+                &meta_req,
+                &format!("{id}-series.json"),
+            )
             .await?;
         let meta =
             parse::api_series(&meta_resp.body, id).map_err(|e| parse_err(&meta_resp.url, e))?;
@@ -199,8 +180,13 @@ impl Fred {
             if let Some(u) = ctx.window.until {
                 req = req.window_query("observation_end", &u.to_string());
             }
-            let resp = self
-                .get(ctx, id, req, format!("{id}-obs-{offset}.json"))
+            let resp = ctx
+                .fetch(
+                    NAME,
+                    &format!("series {id}"),
+                    &req,
+                    &format!("{id}-obs-{offset}.json"),
+                )
                 .await?;
             fetched_at = resp.fetched_at;
             let page = parse::api_observations(&resp.body).map_err(|e| parse_err(&resp.url, e))?;
