@@ -33,14 +33,30 @@ impl Lake {
         if !self.exists(&table()).await? {
             return Ok(out);
         }
-        let session = self.session(None, &[]).await?;
-        let sql = "SELECT key, watermark_date FROM meta.watermarks WHERE source = $1";
+        // Only this one table is needed: registering the whole lake would cost a log replay of
+        // every table on each call.
+        let delta = self.load(&table(), None).await?;
+        let ctx = datafusion::prelude::SessionContext::new();
+        let reg_err = |source| LakeError::DataFusion {
+            context: "reading meta.watermarks".into(),
+            source: Box::new(source),
+        };
+        delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(|source| LakeError::Delta {
+                table: table(),
+                action: "register",
+                source: Box::new(source),
+            })?;
+        let provider = delta.table_provider().await.map_err(reg_err)?;
+        ctx.register_table("watermarks", provider)
+            .map_err(reg_err)?;
+        let sql = "SELECT key, watermark_date FROM watermarks WHERE source = $1";
         let df_err = |source| LakeError::DataFusion {
             context: "reading meta.watermarks".into(),
             source: Box::new(source),
         };
-        let batches = session
-            .ctx
+        let batches = ctx
             .sql(sql)
             .await
             .and_then(|df| {

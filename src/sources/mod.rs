@@ -12,6 +12,8 @@
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
 pub mod fred;
+pub mod futures;
+pub mod prices;
 pub mod treasury;
 
 use std::fmt;
@@ -68,17 +70,28 @@ pub enum SourceKind {
     Fred,
     /// U.S. Treasury Daily Treasury Statement: the TGA.
     Treasury,
+    /// Daily asset prices (Yahoo, Coinbase, Stooq, FRED).
+    Prices,
+    /// 30-day fed funds futures (CME ZQ).
+    Futures,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 2] = [SourceKind::Fred, SourceKind::Treasury];
+    pub const ALL: [SourceKind; 4] = [
+        SourceKind::Fred,
+        SourceKind::Treasury,
+        SourceKind::Prices,
+        SourceKind::Futures,
+    ];
 
     /// The connector's name.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Fred => "fred",
             SourceKind::Treasury => "treasury",
+            SourceKind::Prices => "prices",
+            SourceKind::Futures => "futures",
         }
     }
 }
@@ -110,6 +123,10 @@ pub struct SourcesConfig {
     pub fred: fred::FredConfig,
     /// Daily Treasury Statement (`[sources.treasury]`).
     pub treasury: treasury::TreasuryConfig,
+    /// Daily asset prices (`[sources.prices]`).
+    pub prices: prices::PricesConfig,
+    /// Fed funds futures (`[sources.futures]`).
+    pub futures: futures::FuturesConfig,
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -245,15 +262,25 @@ impl IngestContext {
         key: &str,
         newest: Option<NaiveDate>,
     ) -> Result<(), SourceError> {
-        let Some(newest) = newest else { return Ok(()) };
+        self.raise_watermarks(source_name, [(key.to_string(), newest)])
+            .await
+    }
+
+    /// Raises watermarks of a source to the newest dates landed (never lowers one), in one commit.
+    pub async fn raise_watermarks(
+        &self,
+        source_name: &'static str,
+        newest: impl IntoIterator<Item = (String, Option<NaiveDate>)>,
+    ) -> Result<(), SourceError> {
         let lake_err = |error| SourceError::Lake { source_name, error };
         let marks = self.lake.watermarks(source_name).await.map_err(lake_err)?;
-        if marks.get(key).is_some_and(|old| *old >= newest) {
-            return Ok(());
-        }
-        let one = std::collections::HashMap::from([(key.to_string(), newest)]);
+        let raised: std::collections::HashMap<String, NaiveDate> = newest
+            .into_iter()
+            .filter_map(|(k, d)| d.map(|d| (k, d)))
+            .filter(|(k, d)| marks.get(k).is_none_or(|old| d > old))
+            .collect();
         self.lake
-            .set_watermarks(source_name, &one, self.run_at)
+            .set_watermarks(source_name, &raised, self.run_at)
             .await
             .map_err(lake_err)
     }
@@ -310,6 +337,8 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
     match kind {
         SourceKind::Fred => Box::new(fred::Fred::new(config.fred.clone())),
         SourceKind::Treasury => Box::new(treasury::Treasury::new(config.treasury.clone())),
+        SourceKind::Prices => Box::new(prices::Prices::new(config.prices.clone())),
+        SourceKind::Futures => Box::new(futures::Futures::new(config.futures.clone())),
     }
 }
 

@@ -15,6 +15,8 @@ pub const DEFAULT_SERIES: &[&str] = &[
     "EFFR",
     "DFEDTARU",
     "DFEDTARL",
+    "DGS1",
+    "DGS2",
 ];
 
 /// FRED connector settings.

@@ -1,0 +1,287 @@
+//! 30-day fed funds futures (CME ZQ) → `staging.futures_daily` [contract, date]: one row per
+//! contract month and trade day, with the implied average rate (100 − price).
+//!
+//! * **Yahoo** `ZQ=F` — the continuous front month, for history (Yahoo serves no per-contract
+//!   history). Stored as contract `ZQ=F` with `contract_month` = the trade date's month: ZQ
+//!   contracts expire on their month's last business day, so the front month on day D is D's
+//!   own month.
+//! * **CME settlements** (`cme_enabled`) — every listed ZQ month for the latest trade date: the
+//!   whole curve in one request, what a nightly run needs.
+//! * **Vendor folder** (`vendor_dir`) — per-contract history a user owns, CSV files with header
+//!   `trade_date,contract,settle` and optional `volume,open_interest` (contract like `ZQZ25`).
+//!   A bad row fails its file (named with file:line); the other files still land.
+//!
+//! When two sources give the same contract and day, CME wins over the vendor files.
+
+pub mod config;
+pub mod parse;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub use config::FuturesConfig;
+use parse::Settle;
+
+use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use crate::http::Request;
+use crate::lake::watermarks::date_to_days;
+use crate::lake::{LakeError, TableName};
+
+const NAME: &str = "futures";
+
+/// `staging.futures_daily`.
+pub fn table() -> TableName {
+    TableName::staging("futures_daily")
+}
+
+/// Schema of `staging.futures_daily`.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("contract", DataType::Utf8, false),
+        Field::new("contract_month", DataType::Date32, true),
+        Field::new("date", DataType::Date32, false),
+        Field::new("open", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("low", DataType::Float64, true),
+        Field::new("settle", DataType::Float64, false),
+        Field::new("implied_rate_pct", DataType::Float64, false),
+        Field::new("volume", DataType::Float64, true),
+        Field::new("open_interest", DataType::Float64, true),
+        Field::new("source", DataType::Utf8, false),
+        Field::new(
+            "ingested_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+fn batch(rows: &[(Settle, String)], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+    let n = rows.len();
+    let f = |g: fn(&Settle) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            rows.iter().map(|(s, _)| g(s)).collect::<Vec<_>>(),
+        ))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|(s, _)| s.contract.as_str())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|(s, _)| s.contract_month.map(date_to_days))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|(s, _)| date_to_days(s.date))
+                .collect::<Vec<_>>(),
+        )),
+        f(|s| s.open),
+        f(|s| s.high),
+        f(|s| s.low),
+        f(|s| Some(s.settle)),
+        f(|s| Some(((100.0 - s.settle) * 1e6).round() / 1e6)),
+        f(|s| s.volume),
+        f(|s| s.open_interest),
+        Arc::new(StringArray::from(
+            rows.iter().map(|(_, src)| src.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
+        table: table(),
+        message: e.to_string(),
+    })
+}
+
+/// The futures connector.
+#[derive(Debug, Clone)]
+pub struct Futures {
+    config: FuturesConfig,
+}
+
+impl Futures {
+    /// A connector with these settings.
+    pub fn new(config: FuturesConfig) -> Self {
+        Self { config }
+    }
+
+    async fn yahoo(
+        &self,
+        ctx: &IngestContext,
+        start: NaiveDate,
+    ) -> Result<Vec<Settle>, SourceError> {
+        let series = crate::sources::prices::fetch_yahoo(
+            ctx,
+            NAME,
+            &self.config.yahoo_url,
+            &self.config.yahoo_symbol,
+            start,
+        )
+        .await?;
+        Ok(series
+            .bars
+            .into_iter()
+            .filter(|b| ctx.window.contains(Some(start), b.date))
+            .map(|b| Settle {
+                contract: self.config.yahoo_symbol.clone(),
+                contract_month: b.date.with_day(1),
+                date: b.date,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                settle: b.close,
+                volume: b.volume,
+                open_interest: None,
+            })
+            .collect())
+    }
+
+    async fn cme(&self, ctx: &IngestContext) -> Result<Vec<Settle>, SourceError> {
+        let mut day = ctx.window.until.unwrap_or_else(|| ctx.run_at.date_naive());
+        let url = self
+            .config
+            .cme_url
+            .join(&format!("{}/FUT", self.config.cme_product_id))
+            .map_err(|e| {
+                SourceError::parse(
+                    NAME,
+                    "CME settlements",
+                    self.config.cme_url.as_str(),
+                    None,
+                    e.to_string(),
+                )
+            })?;
+        for _ in 0..=self.config.cme_max_days_back {
+            if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+                let req = Request::get(url.clone())
+                    .query("strategy", "DEFAULT")
+                    .query("tradeDate", &day.format("%m/%d/%Y").to_string());
+                let item = format!("CME settlements {day}");
+                let resp = ctx
+                    .fetch(NAME, &item, &req, &format!("cme-settlements-{day}.json"))
+                    .await?;
+                let rows = parse::cme_settlements(&resp.body, day)
+                    .map_err(|m| SourceError::parse(NAME, &item, &resp.url, None, m))?;
+                if !rows.is_empty() {
+                    return Ok(rows);
+                }
+            }
+            day -= chrono::Duration::days(1);
+        }
+        Ok(Vec::new())
+    }
+
+    fn vendor(&self, dir: &std::path::Path, report: &mut SourceReport) -> Vec<(Settle, String)> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                report.failures.push(SourceError::parse(
+                    NAME,
+                    "vendor folder",
+                    &dir.display().to_string(),
+                    None,
+                    e.to_string(),
+                ));
+                return out;
+            }
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let shown = path.display().to_string();
+            match std::fs::read_to_string(&path)
+                .map_err(|e| (0, e.to_string()))
+                .and_then(|t| parse::vendor_csv(&t))
+            {
+                Ok(rows) => out.extend(rows.into_iter().map(|s| (s, format!("vendor:{name}")))),
+                Err((line, message)) => report.failures.push(SourceError::parse(
+                    NAME,
+                    &format!("vendor file {name}"),
+                    &shown,
+                    Some(line),
+                    message,
+                )),
+            }
+        }
+        out
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Futures {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Futures
+    }
+
+    async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
+        let mut report = SourceReport::default();
+        let start = ctx
+            .start_for(
+                NAME,
+                &self.config.yahoo_symbol,
+                self.config.lookback_days,
+                Some(self.config.start_date),
+            )
+            .await?
+            .unwrap_or(self.config.start_date);
+        // Priority order: CME, vendor files, Yahoo's continuous series (a different contract code).
+        let mut rows: Vec<(Settle, String)> = Vec::new();
+        if self.config.cme_enabled {
+            match self.cme(ctx).await {
+                Ok(r) => rows.extend(r.into_iter().map(|s| (s, "cme".to_string()))),
+                Err(e) => report.failures.push(e),
+            }
+        }
+        if let Some(dir) = &self.config.vendor_dir {
+            rows.extend(self.vendor(dir, &mut report));
+        }
+        let mut newest_front = None;
+        match self.yahoo(ctx, start).await {
+            Ok(r) => {
+                newest_front = r.iter().map(|s| s.date).max();
+                rows.extend(r.into_iter().map(|s| (s, "yahoo".to_string())));
+            }
+            Err(e) => report.failures.push(e),
+        }
+        let mut seen = HashSet::new();
+        rows.retain(|(s, _)| seen.insert((s.contract.clone(), s.date)));
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let b = batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?;
+        let mode = ctx
+            .window
+            .write_mode(ctx.window.since, "date", &["contract", "date"]);
+        let written = ctx
+            .lake
+            .write(&table(), vec![b], mode)
+            .await
+            .map_err(SourceError::lake(NAME))?;
+        report.rows_written = written.rows;
+        ctx.raise_watermark(NAME, &self.config.yahoo_symbol, newest_front)
+            .await?;
+        tracing::info!(source = NAME, rows = written.rows, "landed");
+        Ok(report)
+    }
+}

@@ -1,0 +1,256 @@
+//! Parsing fed funds futures: CME settlements JSON, contract codes, and vendor CSV files.
+
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+
+/// One settlement of one contract on one day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settle {
+    /// Contract code, e.g. `ZQZ25` (or the continuous `ZQ=F`).
+    pub contract: String,
+    /// First day of the delivery month (`None` for a continuous series).
+    pub contract_month: Option<NaiveDate>,
+    /// Trade date.
+    pub date: NaiveDate,
+    /// Open, high, low.
+    pub open: Option<f64>,
+    /// High.
+    pub high: Option<f64>,
+    /// Low.
+    pub low: Option<f64>,
+    /// Settlement (or close) price.
+    pub settle: f64,
+    /// Volume.
+    pub volume: Option<f64>,
+    /// Open interest.
+    pub open_interest: Option<f64>,
+}
+
+const MONTH_CODES: &[u8] = b"FGHJKMNQUVXZ";
+
+/// `ZQ` + month code + 2-digit year for a delivery month: 2025-12 → `ZQZ25`.
+pub fn contract_code(month: NaiveDate) -> String {
+    format!(
+        "ZQ{}{:02}",
+        MONTH_CODES[month.month0() as usize] as char,
+        month.year() % 100
+    )
+}
+
+/// Delivery month of a code like `ZQZ25` or `ZQZ2025`.
+pub fn contract_month(code: &str) -> Option<NaiveDate> {
+    let rest = code.strip_prefix("ZQ")?;
+    let (m, y) = rest.split_at(1);
+    let code_char = m.chars().next()?.to_ascii_uppercase();
+    let month = MONTH_CODES.iter().position(|c| *c as char == code_char)? as u32 + 1;
+    let year: i32 = y.parse().ok()?;
+    let year = if y.len() == 2 { 2000 + year } else { year };
+    NaiveDate::from_ymd_opt(year, month, 1)
+}
+
+fn cme_number(raw: &str) -> Option<f64> {
+    let s = raw.trim().trim_end_matches(['A', 'B']).replace(',', "");
+    if s.is_empty() || s == "-" {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CmeBody {
+    settlements: Vec<CmeRow>,
+    trade_date: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CmeRow {
+    month: String,
+    #[serde(default)]
+    open: String,
+    #[serde(default)]
+    high: String,
+    #[serde(default)]
+    low: String,
+    settle: String,
+    #[serde(default)]
+    volume: String,
+    #[serde(default)]
+    open_interest: String,
+}
+
+/// Parses CME's settlements JSON for one trade date (`month` like `DEC 25`, numbers as strings
+/// with thousands separators, `-` for none; the `Total` row is skipped). An empty list (a
+/// holiday) gives no rows.
+pub fn cme_settlements(body: &[u8], trade_date: NaiveDate) -> Result<Vec<Settle>, String> {
+    let body: CmeBody =
+        serde_json::from_slice(body).map_err(|e| format!("not the CME settlements layout: {e}"))?;
+    if let Some(td) = body.trade_date.as_deref().filter(|t| !t.is_empty())
+        && let Ok(d) = NaiveDate::parse_from_str(td, "%m/%d/%Y")
+        && d != trade_date
+    {
+        return Err(format!(
+            "asked for {trade_date}, CME answered trade date {d}"
+        ));
+    }
+    let mut out = Vec::new();
+    for row in &body.settlements {
+        let label = row.month.trim();
+        if label.eq_ignore_ascii_case("total") {
+            continue;
+        }
+        let month = NaiveDate::parse_from_str(&format!("01 {label}"), "%d %b %y")
+            .map_err(|_| format!("contract month {label:?} is not like 'DEC 25'"))?;
+        let Some(settle) = cme_number(&row.settle) else {
+            continue;
+        };
+        out.push(Settle {
+            contract: contract_code(month),
+            contract_month: Some(month),
+            date: trade_date,
+            open: cme_number(&row.open),
+            high: cme_number(&row.high),
+            low: cme_number(&row.low),
+            settle,
+            volume: cme_number(&row.volume),
+            open_interest: cme_number(&row.open_interest),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses one vendor CSV of per-contract history: header `trade_date,contract,settle` plus
+/// optional `volume,open_interest`; `contract` like `ZQZ25`. Errors name the line.
+pub fn vendor_csv(text: &str) -> Result<Vec<Settle>, (usize, String)> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| (1, e.to_string()))?.clone();
+    let col = |n: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(n))
+    };
+    let (Some(d), Some(c), Some(s)) = (col("trade_date"), col("contract"), col("settle")) else {
+        return Err((
+            1,
+            format!(
+                "expected columns trade_date,contract,settle[,volume,open_interest]; got {:?}",
+                headers.iter().collect::<Vec<_>>()
+            ),
+        ));
+    };
+    let (v, oi) = (col("volume"), col("open_interest"));
+    let mut out = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| (line, e.to_string()))?;
+        let get = |k: usize| rec.get(k).unwrap_or("").trim();
+        let date = NaiveDate::parse_from_str(get(d), "%Y-%m-%d")
+            .map_err(|_| (line, format!("trade_date {:?} is not YYYY-MM-DD", get(d))))?;
+        let code = get(c).to_ascii_uppercase();
+        let month =
+            contract_month(&code).ok_or((line, format!("contract {code:?} is not like ZQZ25")))?;
+        let settle: f64 = get(s)
+            .parse()
+            .map_err(|_| (line, format!("settle {:?} is not a number", get(s))))?;
+        if !(50.0..=101.0).contains(&settle) {
+            return Err((
+                line,
+                format!("settle {settle} is outside 50..101: not a fed funds futures price"),
+            ));
+        }
+        let opt = |k: Option<usize>| -> Result<Option<f64>, (usize, String)> {
+            match k.map(get).filter(|x| !x.is_empty()) {
+                None => Ok(None),
+                Some(x) => x
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| (line, format!("{x:?} is not a number"))),
+            }
+        };
+        out.push(Settle {
+            contract: contract_code(month),
+            contract_month: Some(month),
+            date,
+            open: None,
+            high: None,
+            low: None,
+            settle,
+            volume: opt(v)?,
+            open_interest: opt(oi)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn contract_codes_round_trip() {
+        assert_eq!(contract_code(d("2025-12-01")), "ZQZ25");
+        assert_eq!(contract_code(d("2026-01-01")), "ZQF26");
+        assert_eq!(contract_month("ZQZ25"), Some(d("2025-12-01")));
+        assert_eq!(contract_month("ZQH2026"), Some(d("2026-03-01")));
+        assert_eq!(contract_month("ESZ25"), None);
+    }
+
+    #[test]
+    fn cme_layout() {
+        let body = br#"{"settlements":[
+            {"month":"DEC 25","open":"96.1100","high":"96.1200","low":"96.1000","last":"96.1150","change":"+.005","settle":"96.1150","volume":"12,345","openInterest":"210,111","newField":"x"},
+            {"month":"JAN 26","open":"-","high":"-","low":"-","last":"-","change":"UNCH","settle":"96.2800","volume":"0","openInterest":"99"},
+            {"month":"Total","settle":"","volume":"12,345","openInterest":"210,210"}],"tradeDate":"11/24/2025"}"#;
+        let rows = cme_settlements(body, d("2025-11-24")).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].contract.as_str(), rows[0].settle, rows[0].volume),
+            ("ZQZ25", 96.115, Some(12345.0))
+        );
+        assert_eq!(rows[1].open, None);
+        assert!(
+            cme_settlements(body, d("2025-11-25"))
+                .unwrap_err()
+                .contains("trade date")
+        );
+        assert!(
+            cme_settlements(
+                br#"{"settlements":[{"month":"13 25","settle":"1"}]}"#,
+                d("2025-11-24")
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn vendor_rows_are_validated_by_line() {
+        let ok = "trade_date,contract,settle,volume\n2025-10-01,ZQX25,96.10,100\n2025-10-01,zqz25,96.25,\n";
+        let rows = vendor_csv(ok).unwrap();
+        assert_eq!(rows[1].contract, "ZQZ25");
+        assert_eq!(rows[1].volume, None);
+        assert_eq!(
+            vendor_csv("trade_date,contract,settle\n2025-10-01,ZQX25,abc\n")
+                .unwrap_err()
+                .0,
+            2
+        );
+        assert!(
+            vendor_csv("trade_date,contract,settle\n2025-10-01,ESZ25,96\n")
+                .unwrap_err()
+                .1
+                .contains("ZQZ25")
+        );
+        assert!(
+            vendor_csv("trade_date,contract,settle\n2025-10-01,ZQZ25,4.25\n")
+                .unwrap_err()
+                .1
+                .contains("outside")
+        );
+        assert_eq!(vendor_csv("date,price\n").unwrap_err().0, 1);
+    }
+}

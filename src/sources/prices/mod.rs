@@ -1,0 +1,357 @@
+//! Prices connector: daily OHLCV per symbol → `staging.prices_daily` [symbol, date, source].
+//!
+//! Each symbol lists its sources in priority order (Yahoo chart v8, Coinbase Exchange candles,
+//! Stooq CSV, a FRED series); the first that answers wins, a failing one is logged and the next
+//! tried, and every row keeps the `source` it came from. Yahoo stamps a daily bar with the
+//! session start, so dates are taken in the exchange's own time zone.
+
+pub mod config;
+pub mod parse;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub use config::{PriceSource, PricesConfig, SymbolConfig};
+use parse::Bar;
+
+use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use crate::http::Request;
+use crate::lake::watermarks::date_to_days;
+use crate::lake::{LakeError, TableName};
+
+const NAME: &str = "prices";
+/// Coinbase returns at most 300 candles per request.
+const COINBASE_MAX_DAYS: i64 = 300;
+
+/// `staging.prices_daily`.
+pub fn table() -> TableName {
+    TableName::staging("prices_daily")
+}
+
+/// Schema of `staging.prices_daily`.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("open", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("low", DataType::Float64, true),
+        Field::new("close", DataType::Float64, false),
+        Field::new("adj_close", DataType::Float64, true),
+        Field::new("volume", DataType::Float64, true),
+        Field::new("currency", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, false),
+        Field::new(
+            "ingested_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+/// One symbol's fetched bars.
+pub struct Fetched {
+    /// Symbol.
+    pub symbol: String,
+    /// Where they came from.
+    pub source: &'static str,
+    /// Quote currency, when known.
+    pub currency: Option<String>,
+    /// Bars within the window.
+    pub bars: Vec<Bar>,
+}
+
+/// Builds `prices_daily` rows (also used by the futures connector for Yahoo series).
+pub fn batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+    let rows: Vec<(&Fetched, &Bar)> = series
+        .iter()
+        .flat_map(|f| f.bars.iter().map(move |b| (f, b)))
+        .collect();
+    let n = rows.len();
+    let f64s = |g: fn(&Bar) -> Option<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            rows.iter().map(|(_, b)| g(b)).collect::<Vec<_>>(),
+        ))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|(f, _)| f.symbol.as_str())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|(_, b)| date_to_days(b.date))
+                .collect::<Vec<_>>(),
+        )),
+        f64s(|b| b.open),
+        f64s(|b| b.high),
+        f64s(|b| b.low),
+        f64s(|b| Some(b.close)),
+        f64s(|b| b.adj_close),
+        f64s(|b| b.volume),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|(f, _)| f.currency.clone())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|(f, _)| f.source).collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
+        table: table(),
+        message: e.to_string(),
+    })
+}
+
+fn encode_path(symbol: &str) -> String {
+    url::form_urlencoded::byte_serialize(symbol.as_bytes()).collect()
+}
+
+/// Fetches one Yahoo chart series for `[start, until]` (until = today when open).
+pub async fn fetch_yahoo(
+    ctx: &IngestContext,
+    source_name: &'static str,
+    base: &url::Url,
+    symbol: &str,
+    start: NaiveDate,
+) -> Result<parse::YahooSeries, SourceError> {
+    let url = base
+        .join(&encode_path(symbol))
+        .map_err(|e| SourceError::parse(source_name, symbol, base.as_str(), None, e.to_string()))?;
+    let epoch = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+    };
+    let end = ctx
+        .window
+        .until
+        .map(|u| u + chrono::Duration::days(1))
+        .unwrap_or_else(|| ctx.run_at.date_naive() + chrono::Duration::days(1));
+    let req = Request::get(url)
+        .query("interval", "1d")
+        .query("events", "div,split")
+        .window_query("period1", &epoch(start).to_string())
+        .window_query("period2", &epoch(end).to_string());
+    let item = format!("symbol {symbol}");
+    let resp = ctx
+        .fetch(source_name, &item, &req, &format!("yahoo-{symbol}.json"))
+        .await?;
+    parse::yahoo_chart(&resp.body)
+        .map_err(|m| SourceError::parse(source_name, &item, &resp.url, None, m))
+}
+
+/// The prices connector.
+#[derive(Debug, Clone)]
+pub struct Prices {
+    config: PricesConfig,
+}
+
+impl Prices {
+    /// A connector with these settings.
+    pub fn new(config: PricesConfig) -> Self {
+        Self { config }
+    }
+
+    async fn fetch_from(
+        &self,
+        ctx: &IngestContext,
+        symbol: &str,
+        source: &PriceSource,
+        start: NaiveDate,
+    ) -> Result<Fetched, SourceError> {
+        let item = format!("symbol {symbol} from {}", source.name());
+        let parse_err = |url: &str, m: String| SourceError::parse(NAME, &item, url, None, m);
+        let (currency, bars) = match source {
+            PriceSource::Yahoo(alias) => {
+                let yahoo_symbol = if alias.is_empty() {
+                    symbol
+                } else {
+                    alias.as_str()
+                };
+                let s = fetch_yahoo(ctx, NAME, &self.config.yahoo_url, yahoo_symbol, start).await?;
+                (s.currency, s.bars)
+            }
+            PriceSource::Coinbase(product) => {
+                let end = ctx.window.until.unwrap_or_else(|| ctx.run_at.date_naive());
+                let url = self
+                    .config
+                    .coinbase_url
+                    .join(&format!("{}/candles", encode_path(product)))
+                    .map_err(|e| parse_err(self.config.coinbase_url.as_str(), e.to_string()))?;
+                let mut bars = Vec::new();
+                let mut from = start;
+                while from <= end {
+                    let to = (from + chrono::Duration::days(COINBASE_MAX_DAYS - 1)).min(end);
+                    let req = Request::get(url.clone())
+                        .query("granularity", "86400")
+                        .window_query("start", &format!("{from}T00:00:00Z"))
+                        .window_query("end", &format!("{to}T23:59:59Z"));
+                    let resp = ctx
+                        .fetch(
+                            NAME,
+                            &item,
+                            &req,
+                            &format!("coinbase-{product}-{from}.json"),
+                        )
+                        .await?;
+                    let page =
+                        parse::coinbase_candles(&resp.body).map_err(|m| parse_err(&resp.url, m))?;
+                    bars.extend(page.into_iter().filter(|b| b.date >= from && b.date <= to));
+                    from = to + chrono::Duration::days(1);
+                }
+                (Some("USD".to_string()), bars)
+            }
+            PriceSource::Stooq(code) => {
+                let fmt = |d: NaiveDate| d.format("%Y%m%d").to_string();
+                let mut req = Request::get(self.config.stooq_url.clone())
+                    .query("s", code)
+                    .query("i", "d")
+                    .window_query("d1", &fmt(start));
+                if let Some(u) = ctx.window.until {
+                    req = req.window_query("d2", &fmt(u));
+                }
+                let resp = ctx
+                    .fetch(NAME, &item, &req, &format!("stooq-{code}.csv"))
+                    .await?;
+                (
+                    None,
+                    parse::stooq_csv(&resp.body).map_err(|m| parse_err(&resp.url, m))?,
+                )
+            }
+            PriceSource::Fred(series) => {
+                let mut req = Request::get(self.config.fredgraph_url.clone())
+                    .query("id", series)
+                    .window_query("cosd", &start.to_string());
+                if let Some(u) = ctx.window.until {
+                    req = req.window_query("coed", &u.to_string());
+                }
+                let resp = ctx
+                    .fetch(NAME, &item, &req, &format!("fred-{series}.csv"))
+                    .await?;
+                let obs = crate::sources::fred::parse::fredgraph_csv(&resp.body, series)
+                    .map_err(|e| SourceError::parse(NAME, &item, &resp.url, e.line, e.message))?;
+                let bars = obs
+                    .into_iter()
+                    .filter_map(|o| {
+                        o.value.map(|close| Bar {
+                            date: o.date,
+                            open: None,
+                            high: None,
+                            low: None,
+                            close,
+                            adj_close: None,
+                            volume: None,
+                        })
+                    })
+                    .collect();
+                (None, bars)
+            }
+        };
+        let bars: Vec<Bar> = bars
+            .into_iter()
+            .filter(|b| ctx.window.contains(Some(start), b.date))
+            .collect();
+        Ok(Fetched {
+            symbol: symbol.to_string(),
+            source: source.name(),
+            currency: currency.or(Some("USD".to_string())),
+            bars,
+        })
+    }
+
+    async fn fetch_symbol(
+        &self,
+        ctx: &IngestContext,
+        sym: &SymbolConfig,
+    ) -> Result<Fetched, SourceError> {
+        let start = ctx
+            .start_for(
+                NAME,
+                &sym.symbol,
+                self.config.lookback_days,
+                Some(self.config.start_date),
+            )
+            .await?
+            .unwrap_or(self.config.start_date);
+        let mut errors = Vec::new();
+        for source in &sym.sources {
+            match self.fetch_from(ctx, &sym.symbol, source, start).await {
+                Ok(f) => {
+                    if !errors.is_empty() {
+                        tracing::info!(source = NAME, symbol = %sym.symbol, from = source.name(), "fell back");
+                    }
+                    return Ok(f);
+                }
+                Err(e) => {
+                    tracing::warn!(source = NAME, symbol = %sym.symbol, error = %e, "source failed; trying the next");
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        Err(SourceError::parse(
+            NAME,
+            &format!("symbol {}", sym.symbol),
+            "",
+            None,
+            format!("every source failed: {}", errors.join(" | ")),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Prices {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Prices
+    }
+
+    async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
+        let mut report = SourceReport::default();
+        let mut fetched = Vec::new();
+        for sym in &self.config.symbols {
+            match self.fetch_symbol(ctx, sym).await {
+                Ok(f) => fetched.push(f),
+                Err(e) => report.failures.push(e),
+            }
+        }
+        if fetched.is_empty() {
+            return Ok(report);
+        }
+        let batch = batch(&fetched, ctx.run_at).map_err(SourceError::lake(NAME))?;
+        let mode = ctx
+            .window
+            .write_mode(ctx.window.since, "date", &["symbol", "date", "source"]);
+        let written = ctx
+            .lake
+            .write(&table(), vec![batch], mode)
+            .await
+            .map_err(SourceError::lake(NAME))?;
+        report.rows_written = written.rows;
+        ctx.raise_watermarks(
+            NAME,
+            fetched
+                .iter()
+                .map(|f| (f.symbol.clone(), f.bars.iter().map(|b| b.date).max())),
+        )
+        .await?;
+        tracing::info!(
+            source = NAME,
+            symbols = fetched.len(),
+            rows = written.rows,
+            "landed"
+        );
+        Ok(report)
+    }
+}
