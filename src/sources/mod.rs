@@ -11,6 +11,7 @@
 //! 2. a field in [`SourcesConfig`] and an arm in [`SourceKind`];
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
+pub mod fedwatch;
 pub mod fred;
 pub mod futures;
 pub mod prices;
@@ -74,15 +75,18 @@ pub enum SourceKind {
     Prices,
     /// 30-day fed funds futures (CME ZQ).
     Futures,
+    /// FedWatch meeting probabilities computed from the futures (runs after them).
+    Fedwatch,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 4] = [
+    pub const ALL: [SourceKind; 5] = [
         SourceKind::Fred,
         SourceKind::Treasury,
         SourceKind::Prices,
         SourceKind::Futures,
+        SourceKind::Fedwatch,
     ];
 
     /// The connector's name.
@@ -92,6 +96,7 @@ impl SourceKind {
             SourceKind::Treasury => "treasury",
             SourceKind::Prices => "prices",
             SourceKind::Futures => "futures",
+            SourceKind::Fedwatch => "fedwatch",
         }
     }
 }
@@ -127,6 +132,8 @@ pub struct SourcesConfig {
     pub prices: prices::PricesConfig,
     /// Fed funds futures (`[sources.futures]`).
     pub futures: futures::FuturesConfig,
+    /// FedWatch step (`[sources.fedwatch]`).
+    pub fedwatch: fedwatch::FedwatchConfig,
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -339,6 +346,7 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
         SourceKind::Treasury => Box::new(treasury::Treasury::new(config.treasury.clone())),
         SourceKind::Prices => Box::new(prices::Prices::new(config.prices.clone())),
         SourceKind::Futures => Box::new(futures::Futures::new(config.futures.clone())),
+        SourceKind::Fedwatch => Box::new(fedwatch::Fedwatch::new(config.fedwatch.clone())),
     }
 }
 

@@ -1,0 +1,443 @@
+//! FedWatch step: meeting probabilities from the futures in the lake →
+//! `staging.fedwatch_probabilities` [as_of_date, meeting_date, target_low_bps], and for days
+//! where no futures cover the next meeting, a clearly labelled proxy → `staging.policy_proxy`
+//! [as_of_date] (2-year, else 1-year, Treasury yield minus the effective rate, in bp). Every day
+//! in the domain (days with an effective-rate print or a futures settlement, from `start_date`)
+//! gets one or the other — never a silent gap: a day with no input at all gets a proxy row that
+//! says why it has no value.
+//!
+//! Inputs: `staging.futures_daily` (per-contract rows, and the continuous front month as its
+//! own month), the FOMC calendar (built-in seed `sql/seeds/fomc_meetings.csv`, or a file), and
+//! FRED's DFEDTARL, EFFR, DGS2 and DGS1 (`staging.fred_observations_latest`). The method is in
+//! [`method`]. CME's paid FedWatch API is not wired: its layout could not be verified.
+
+pub mod method;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use serde::Deserialize;
+
+use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use crate::lake::watermarks::{date_to_days, days_to_date};
+use crate::lake::{LakeError, TableName, column_as};
+
+const NAME: &str = "fedwatch";
+const SEED: &str = include_str!("../../../sql/seeds/fomc_meetings.csv");
+
+/// `[sources.fedwatch]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FedwatchConfig {
+    /// First as-of day computed.
+    pub start_date: NaiveDate,
+    /// FOMC calendar CSV (`meeting_date,scheduled,source`); unset = the built-in seed.
+    pub meetings_csv: Option<PathBuf>,
+}
+
+impl Default for FedwatchConfig {
+    fn default() -> Self {
+        Self {
+            start_date: NaiveDate::from_ymd_opt(2015, 1, 1).expect("valid"),
+            meetings_csv: None,
+        }
+    }
+}
+
+/// `staging.fedwatch_probabilities`.
+pub fn probabilities_table() -> TableName {
+    TableName::staging("fedwatch_probabilities")
+}
+
+/// `staging.policy_proxy`.
+pub fn proxy_table() -> TableName {
+    TableName::staging("policy_proxy")
+}
+
+/// Parses the FOMC calendar CSV (first column: decision date).
+pub fn parse_meetings(text: &str) -> Result<Vec<NaiveDate>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let field = line.split(',').next().unwrap_or("").trim();
+        if field.is_empty() {
+            continue;
+        }
+        out.push(
+            NaiveDate::parse_from_str(field, "%Y-%m-%d")
+                .map_err(|_| format!("line {}: {field:?} is not a date", i + 1))?,
+        );
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The FedWatch step.
+#[derive(Debug, Clone)]
+pub struct Fedwatch {
+    config: FedwatchConfig,
+}
+
+type Series = BTreeMap<NaiveDate, f64>;
+
+fn as_of(series: Option<&Series>, day: NaiveDate) -> Option<f64> {
+    series.and_then(|s| s.range(..=day).next_back().map(|(_, v)| *v))
+}
+
+struct Inputs {
+    curves: BTreeMap<NaiveDate, (method::Curve, BTreeSet<String>)>,
+    fred: BTreeMap<String, Series>,
+}
+
+impl Fedwatch {
+    /// The step with these settings.
+    pub fn new(config: FedwatchConfig) -> Self {
+        Self { config }
+    }
+
+    async fn inputs(&self, ctx: &IngestContext) -> Result<Inputs, LakeError> {
+        let views = crate::sources::fred::Fred::new(Default::default()).views();
+        let session = ctx.lake.session(None, &views).await?;
+        let names: Vec<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
+        let q = |sql: String| {
+            let ctx = session.ctx.clone();
+            async move {
+                let df_err = |source| LakeError::DataFusion {
+                    context: "reading FedWatch inputs".into(),
+                    source: Box::new(source),
+                };
+                ctx.sql(&sql)
+                    .await
+                    .map_err(df_err)?
+                    .collect()
+                    .await
+                    .map_err(df_err)
+            }
+        };
+        let mut curves: BTreeMap<NaiveDate, (method::Curve, BTreeSet<String>)> = BTreeMap::new();
+        if names.contains(&crate::sources::futures::table()) {
+            let sql = "SELECT date, contract_month, implied_rate_pct, contract FROM staging.futures_daily WHERE contract_month IS NOT NULL ORDER BY date, source";
+            for b in q(sql.to_string()).await? {
+                let dates: Date32Array = column_as(&b, 0, &DataType::Date32)?;
+                let months: Date32Array = column_as(&b, 1, &DataType::Date32)?;
+                let rates: Float64Array = column_as(&b, 2, &DataType::Float64)?;
+                let contracts: StringArray = column_as(&b, 3, &DataType::Utf8)?;
+                for i in 0..b.num_rows() {
+                    let entry = curves.entry(days_to_date(dates.value(i))).or_default();
+                    entry
+                        .0
+                        .entry(days_to_date(months.value(i)))
+                        .or_insert(rates.value(i));
+                    entry.1.insert(contracts.value(i).to_string());
+                }
+            }
+        }
+        let mut fred: BTreeMap<String, Series> = BTreeMap::new();
+        if names.contains(&crate::sources::fred::observations_table()) {
+            let sql = "SELECT series_id, date, value FROM staging.fred_observations_latest \
+                       WHERE series_id IN ('EFFR', 'DFEDTARL', 'DGS1', 'DGS2') AND value IS NOT NULL";
+            for b in q(sql.to_string()).await? {
+                let ids: StringArray = column_as(&b, 0, &DataType::Utf8)?;
+                let dates: Date32Array = column_as(&b, 1, &DataType::Date32)?;
+                let values: Float64Array = column_as(&b, 2, &DataType::Float64)?;
+                for i in 0..b.num_rows() {
+                    fred.entry(ids.value(i).to_string())
+                        .or_default()
+                        .insert(days_to_date(dates.value(i)), values.value(i));
+                }
+            }
+        }
+        Ok(Inputs { curves, fred })
+    }
+}
+
+#[derive(Default)]
+struct ProbRows {
+    as_of: Vec<i32>,
+    meeting: Vec<i32>,
+    index: Vec<i64>,
+    low: Vec<i64>,
+    prob: Vec<f64>,
+    start: Vec<f64>,
+    end: Vec<f64>,
+    method: Vec<&'static str>,
+    contracts: Vec<String>,
+}
+
+#[derive(Default)]
+struct ProxyRows {
+    as_of: Vec<i32>,
+    next_meeting: Vec<Option<i32>>,
+    effr: Vec<Option<f64>>,
+    dgs1: Vec<Option<f64>>,
+    dgs2: Vec<Option<f64>>,
+    change_bp: Vec<Option<f64>>,
+    proxy: Vec<&'static str>,
+    reason: Vec<String>,
+}
+
+fn stamp(n: usize, run_at: DateTime<Utc>) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n]).with_timezone("UTC"),
+    )
+}
+
+fn ts_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    )
+}
+
+impl ProbRows {
+    fn batch(self, run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+        let n = self.as_of.len();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("as_of_date", DataType::Date32, false),
+            Field::new("meeting_date", DataType::Date32, false),
+            Field::new("meeting_index", DataType::Int64, false),
+            Field::new("target_low_bps", DataType::Int64, false),
+            Field::new("target_high_bps", DataType::Int64, false),
+            Field::new("probability", DataType::Float64, false),
+            Field::new("rate_start_pct", DataType::Float64, false),
+            Field::new("rate_end_pct", DataType::Float64, false),
+            Field::new("method", DataType::Utf8, false),
+            Field::new("contracts", DataType::Utf8, false),
+            Field::new("source", DataType::Utf8, false),
+            ts_field("ingested_at"),
+        ]));
+        let high: Vec<i64> = self.low.iter().map(|l| l + 25).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(self.as_of)),
+            Arc::new(Date32Array::from(self.meeting)),
+            Arc::new(Int64Array::from(self.index)),
+            Arc::new(Int64Array::from(self.low)),
+            Arc::new(Int64Array::from(high)),
+            Arc::new(Float64Array::from(self.prob)),
+            Arc::new(Float64Array::from(self.start)),
+            Arc::new(Float64Array::from(self.end)),
+            Arc::new(StringArray::from(self.method)),
+            Arc::new(StringArray::from(self.contracts)),
+            Arc::new(StringArray::from(vec!["futures"; n])),
+            stamp(n, run_at),
+        ];
+        RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
+            table: probabilities_table(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl ProxyRows {
+    fn batch(self, run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+        let n = self.as_of.len();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("as_of_date", DataType::Date32, false),
+            Field::new("next_meeting_date", DataType::Date32, true),
+            Field::new("effr_pct", DataType::Float64, true),
+            Field::new("dgs1_pct", DataType::Float64, true),
+            Field::new("dgs2_pct", DataType::Float64, true),
+            Field::new("priced_change_bp", DataType::Float64, true),
+            Field::new("proxy", DataType::Utf8, false),
+            Field::new("reason", DataType::Utf8, false),
+            ts_field("ingested_at"),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(self.as_of)),
+            Arc::new(Date32Array::from(self.next_meeting)),
+            Arc::new(Float64Array::from(self.effr)),
+            Arc::new(Float64Array::from(self.dgs1)),
+            Arc::new(Float64Array::from(self.dgs2)),
+            Arc::new(Float64Array::from(self.change_bp)),
+            Arc::new(StringArray::from(self.proxy)),
+            Arc::new(StringArray::from(self.reason)),
+            stamp(n, run_at),
+        ];
+        RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
+            table: proxy_table(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Fedwatch {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Fedwatch
+    }
+
+    async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
+        let lake_err = SourceError::lake(NAME);
+        let (seed_name, seed_text) = match &self.config.meetings_csv {
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|e| {
+                    SourceError::parse(
+                        NAME,
+                        "FOMC calendar",
+                        &path.display().to_string(),
+                        None,
+                        e.to_string(),
+                    )
+                })?,
+            ),
+            None => (
+                "sql/seeds/fomc_meetings.csv (built in)".to_string(),
+                SEED.to_string(),
+            ),
+        };
+        let meetings = parse_meetings(&seed_text)
+            .map_err(|m| SourceError::parse(NAME, "FOMC calendar", &seed_name, None, m))?;
+        let inputs = self.inputs(ctx).await.map_err(&lake_err)?;
+        let effr = inputs.fred.get("EFFR");
+        let mut days: BTreeSet<NaiveDate> = effr
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default();
+        days.extend(inputs.curves.keys().copied());
+        let start = ctx
+            .window
+            .since
+            .unwrap_or(self.config.start_date)
+            .max(self.config.start_date);
+        let (mut probs, mut proxies) = (ProbRows::default(), ProxyRows::default());
+        for day in days
+            .into_iter()
+            .filter(|d| ctx.window.contains(Some(start), *d))
+        {
+            let next = meetings.iter().find(|m| **m >= day).copied();
+            let effr_now = as_of(effr, day);
+            let low = as_of(inputs.fred.get("DFEDTARL"), day).map(|l| (l * 100.0).round() as i64);
+            let curve = inputs.curves.get(&day);
+            let odds = match (curve, low, effr_now) {
+                (Some((c, _)), Some(low), Some(e)) => {
+                    method::meeting_odds(day, &meetings, c, low, e)
+                }
+                _ => Vec::new(),
+            };
+            if next.is_some() && odds.first().map(|o| o.meeting_date) == next {
+                let contracts = curve
+                    .map(|(_, names)| names.iter().cloned().collect::<Vec<_>>().join(","))
+                    .unwrap_or_default();
+                for (k, o) in odds.iter().enumerate() {
+                    for (l, p) in &o.probabilities {
+                        probs.as_of.push(date_to_days(day));
+                        probs.meeting.push(date_to_days(o.meeting_date));
+                        probs.index.push(k as i64 + 1);
+                        probs.low.push(*l);
+                        probs.prob.push((p * 1e9).round() / 1e9);
+                        probs.start.push(o.rate_start_pct);
+                        probs.end.push(o.rate_end_pct);
+                        probs.method.push(o.method);
+                        probs.contracts.push(contracts.clone());
+                    }
+                }
+                continue;
+            }
+            let dgs1 = as_of(inputs.fred.get("DGS1"), day);
+            let dgs2 = as_of(inputs.fred.get("DGS2"), day);
+            let fresh = |s: &str| {
+                inputs
+                    .fred
+                    .get(s)
+                    .and_then(|m| m.range(..=day).next_back())
+                    .is_some_and(|(d, _)| (day - *d).num_days() <= 7)
+            };
+            let (proxy, yield_pct) = match (dgs2, dgs1) {
+                (Some(y), _) if fresh("DGS2") => ("DGS2 - EFFR", Some(y)),
+                (_, Some(y)) if fresh("DGS1") => ("DGS1 - EFFR", Some(y)),
+                _ => ("none", None),
+            };
+            let why_no_futures = match next {
+                None => "no upcoming FOMC meeting in the calendar".to_string(),
+                Some(m) => format!(
+                    "no futures contract for the {} meeting month",
+                    m.format("%Y-%m")
+                ),
+            };
+            let reason = if proxy == "none" {
+                format!("{why_no_futures}; no 1- or 2-year yield within 7 days")
+            } else {
+                why_no_futures
+            };
+            proxies.as_of.push(date_to_days(day));
+            proxies.next_meeting.push(next.map(date_to_days));
+            proxies.effr.push(effr_now);
+            proxies.dgs1.push(dgs1);
+            proxies.dgs2.push(dgs2);
+            proxies.change_bp.push(
+                yield_pct
+                    .zip(effr_now)
+                    .map(|(y, e)| ((y - e) * 100.0 * 1e6).round() / 1e6),
+            );
+            proxies.proxy.push(proxy);
+            proxies.reason.push(reason);
+        }
+        let mut report = SourceReport::default();
+        let written = ctx
+            .lake
+            .write(
+                &probabilities_table(),
+                vec![probs.batch(ctx.run_at).map_err(&lake_err)?],
+                ctx.window.write_mode(
+                    Some(start),
+                    "as_of_date",
+                    &["as_of_date", "meeting_date", "target_low_bps"],
+                ),
+            )
+            .await
+            .map_err(&lake_err)?;
+        report.rows_written += written.rows;
+        let written = ctx
+            .lake
+            .write(
+                &proxy_table(),
+                vec![proxies.batch(ctx.run_at).map_err(&lake_err)?],
+                ctx.window
+                    .write_mode(Some(start), "as_of_date", &["as_of_date"]),
+            )
+            .await
+            .map_err(&lake_err)?;
+        report.rows_written += written.rows;
+        tracing::info!(source = NAME, rows = report.rows_written, "computed");
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_has_the_published_calendar() {
+        let m = parse_meetings(SEED).unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert!(
+            m.contains(&d("2026-04-29")),
+            "the Fed's published 2026 date"
+        );
+        assert!(
+            !m.contains(&d("2026-05-06")),
+            "the wrong projected date is gone"
+        );
+        assert!(m.contains(&d("2020-03-15")), "unscheduled meetings count");
+        assert_eq!(
+            m.iter()
+                .filter(|x| x.format("%Y").to_string() == "2025")
+                .count(),
+            8
+        );
+        assert!(
+            parse_meetings("meeting_date\n2025-13-01\n")
+                .unwrap_err()
+                .contains("line 2")
+        );
+    }
+}
