@@ -12,6 +12,7 @@
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
 pub mod fred;
+pub mod nyfed;
 pub mod treasury;
 
 use std::fmt;
@@ -68,17 +69,20 @@ pub enum SourceKind {
     Fred,
     /// U.S. Treasury Daily Treasury Statement: the TGA.
     Treasury,
+    /// NY Fed Markets Data API: Treasury outright operations and SOMA holdings.
+    Nyfed,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 2] = [SourceKind::Fred, SourceKind::Treasury];
+    pub const ALL: [SourceKind; 3] = [SourceKind::Fred, SourceKind::Treasury, SourceKind::Nyfed];
 
     /// The connector's name.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Fred => "fred",
             SourceKind::Treasury => "treasury",
+            SourceKind::Nyfed => "nyfed",
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct SourcesConfig {
     pub fred: fred::FredConfig,
     /// Daily Treasury Statement (`[sources.treasury]`).
     pub treasury: treasury::TreasuryConfig,
+    /// NY Fed Markets Data API (`[sources.nyfed]`).
+    pub nyfed: nyfed::NyfedConfig,
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -310,6 +316,7 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
     match kind {
         SourceKind::Fred => Box::new(fred::Fred::new(config.fred.clone())),
         SourceKind::Treasury => Box::new(treasury::Treasury::new(config.treasury.clone())),
+        SourceKind::Nyfed => Box::new(nyfed::Nyfed::new(config.nyfed.clone())),
     }
 }
 
