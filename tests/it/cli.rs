@@ -69,8 +69,8 @@ fn second_ingest_leaves_identical_tables_and_versions() {
     );
     assert_eq!(
         runs.trim(),
-        "kind,status,n\ningest,ok,4\nrun,ok,2",
-        "two runs, each with a row per source (fred, treasury)"
+        "kind,status,n\ningest,ok,6\nrun,ok,2",
+        "two runs, each with a row per source (fred, treasury, nyfed)"
     );
 }
 

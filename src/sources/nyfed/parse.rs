@@ -461,8 +461,12 @@ mod tests {
         assert!(r.is_bill_purchase);
         assert_eq!(r.operation_date, d("2025-12-12"));
         assert_eq!(r.settlement_date, d("2025-12-15"));
-        assert_eq!(r.total_par_accepted, 8_167_000_000_00, "$8.167bn accepted");
-        assert_eq!(r.total_par_submitted, 27_458_000_000_00, "of $27.458bn");
+        assert_eq!(
+            r.total_par_accepted,
+            8_167_000_000 * 100,
+            "$8.167bn accepted"
+        );
+        assert_eq!(r.total_par_submitted, 27_458_000_000 * 100, "of $27.458bn");
         assert_eq!(
             (r.maturity_range_start, r.maturity_range_end),
             (Some(d("2026-01-13")), Some(d("2026-04-09")))
@@ -479,7 +483,7 @@ mod tests {
             .filter(|r| (d("2025-12-12")..=d("2025-12-22")).contains(&r.operation_date))
             .map(|r| r.total_par_accepted)
             .sum();
-        assert_eq!(sum, 38_099_000_000_00);
+        assert_eq!(sum, 38_099_000_000 * 100);
         let sale = op(&rows, "OR 030708 1");
         assert_eq!(sale.operation_type, "Outright Bill Sale");
         assert!(!sale.is_bill_purchase);
@@ -497,8 +501,8 @@ mod tests {
         let rows = operations(body).unwrap();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
-        assert_eq!(r.total_par_submitted, 27_458_000_000_00);
-        assert_eq!(r.total_par_accepted, 8_167_000_000_00);
+        assert_eq!(r.total_par_submitted, 27_458_000_000 * 100);
+        assert_eq!(r.total_par_accepted, 8_167_000_000 * 100);
         assert_eq!(r.auction_status.as_deref(), Some("Results"));
         assert_eq!((r.auction_method.as_ref(), r.note.as_ref()), (None, None));
         assert_eq!(r.cusip, NO_CUSIP);
@@ -557,15 +561,18 @@ mod tests {
     fn details_give_one_row_per_cusip_with_the_totals_repeated() {
         let rows = operations(pomo_body().as_bytes()).unwrap();
         assert_eq!(rows.len(), 20, "20 CUSIPs, no operation-level row");
-        assert!(rows.iter().all(|r| r.total_par_accepted == 931_000_000_00));
+        assert!(
+            rows.iter()
+                .all(|r| r.total_par_accepted == 931_000_000 * 100)
+        );
         assert!(
             rows.iter()
                 .all(|r| r.cusip != NO_CUSIP && !r.is_bill_purchase)
         );
         let accepted: i128 = rows.iter().filter_map(|r| r.par_accepted).sum();
-        assert_eq!(accepted, 931_000_000_00, "CUSIPs add up to the total");
+        assert_eq!(accepted, 931_000_000 * 100, "CUSIPs add up to the total");
         let partial = rows.iter().find(|r| r.cusip == "912810QZ4").unwrap();
-        assert_eq!(partial.par_accepted, Some(52_000_000_00));
+        assert_eq!(partial.par_accepted, Some(52_000_000 * 100));
         assert_eq!(partial.weighted_avg_accepted_price, Some(101.949));
         assert_eq!(partial.least_favorable_accepted_price, Some(101.953125));
         assert_eq!(
@@ -584,7 +591,7 @@ mod tests {
         let early = pomo_body().replacen("127.594", "Data is not yet available.", 1);
         let rows = operations(early.as_bytes()).unwrap();
         assert_eq!(rows[0].weighted_avg_accepted_price, None);
-        assert_eq!(rows[0].par_accepted, Some(6_000_000_00));
+        assert_eq!(rows[0].par_accepted, Some(6_000_000 * 100));
     }
 
     #[test]
@@ -655,20 +662,18 @@ mod tests {
                 .unwrap()
                 .value
         };
-        assert_eq!(v("2025-12-17", "bills"), Some(210_460_926_700_00));
-        assert_eq!(v("2025-12-17", "mbs"), Some(2_045_638_704_812_80));
-        assert_eq!(v("2025-12-17", "cmbs"), Some(7_837_683_456_70));
-        assert_eq!(v("2025-12-17", "total"), Some(6_146_028_978_269_50));
-        // One decimal (trailing zero dropped upstream).
-        assert!(
-            s.rows
-                .iter()
-                .any(|r| r.security_type == "tipsInflationCompensation"
-                    && r.value.is_some_and(|c| c % 10 == 0 && c % 100 != 0))
+        assert_eq!(v("2025-12-17", "bills"), Some(210_460_926_700 * 100));
+        assert_eq!(v("2025-12-17", "mbs"), Some(2_045_638_704_812 * 100 + 80));
+        assert_eq!(v("2025-12-17", "cmbs"), Some(7_837_683_456 * 100 + 70));
+        assert_eq!(v("2025-12-17", "total"), Some(6_146_028_978_269 * 100 + 50));
+        // One decimal ("23601359107.4": the trailing zero is dropped upstream).
+        assert_eq!(
+            v("2019-07-03", "tipsInflationCompensation"),
+            Some(23_601_359_107 * 100 + 40)
         );
         // "" is NULL, distinct from "0": FRNs did not exist in 2003; agencies went 10M → 0 → "".
         assert_eq!(v("2003-07-09", "frn"), None);
-        assert_eq!(v("2003-12-03", "agencies"), Some(10_000_000_00));
+        assert_eq!(v("2003-12-03", "agencies"), Some(10_000_000 * 100));
         assert_eq!(v("2003-12-10", "agencies"), Some(0));
         assert_eq!(v("2003-12-24", "agencies"), None);
         assert_eq!(v("2019-08-07", "bills"), Some(0));
