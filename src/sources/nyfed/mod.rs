@@ -5,6 +5,9 @@
 //!   `staging.treasury_operations` [operation_id, cusip]: one row per operation and CUSIP, or one
 //!   row with `cusip = ''` for an operation published without details. Operation totals repeat
 //!   on every CUSIP row; `staging.treasury_operation_totals` (a view) has one row per operation.
+//!   MERGE never deletes: if an operation first lands without details and later with them, its
+//!   `''` row stays beside the CUSIP rows until a `--full-refresh` of that window (the view
+//!   picks the most recently written row, so its totals are still right).
 //! * SOMA holdings summary from `soma/summary.json` (all weeks, every call) →
 //!   `staging.soma_holdings` [as_of_date, security_type], long format, `value_usd` NULL where
 //!   the API gives `""`.
