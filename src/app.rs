@@ -178,6 +178,7 @@ impl App {
                 "date",
                 "record_date",
                 "as_of_date",
+                "operation_date",
                 "started_at",
                 "watermark_date",
             ]

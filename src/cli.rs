@@ -74,7 +74,7 @@ pub enum Command {
 /// `ingest` arguments.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Sources to ingest (fred); all when omitted.
+    /// Sources to ingest (fred, treasury, nyfed); all when omitted.
     #[arg(value_name = "SOURCE")]
     pub sources: Vec<SourceKind>,
     /// Backfill from this date (YYYY-MM-DD) instead of the watermark.

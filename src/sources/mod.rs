@@ -14,6 +14,7 @@
 pub mod fedwatch;
 pub mod fred;
 pub mod futures;
+pub mod nyfed;
 pub mod prices;
 pub mod treasury;
 
@@ -77,13 +78,16 @@ pub enum SourceKind {
     Futures,
     /// FedWatch meeting probabilities computed from the futures (runs after them).
     Fedwatch,
+    /// NY Fed Markets Data API: Treasury outright operations and SOMA holdings.
+    Nyfed,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         SourceKind::Fred,
         SourceKind::Treasury,
+        SourceKind::Nyfed,
         SourceKind::Prices,
         SourceKind::Futures,
         SourceKind::Fedwatch,
@@ -97,6 +101,7 @@ impl SourceKind {
             SourceKind::Prices => "prices",
             SourceKind::Futures => "futures",
             SourceKind::Fedwatch => "fedwatch",
+            SourceKind::Nyfed => "nyfed",
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct SourcesConfig {
     pub futures: futures::FuturesConfig,
     /// FedWatch step (`[sources.fedwatch]`).
     pub fedwatch: fedwatch::FedwatchConfig,
+    /// NY Fed Markets Data API (`[sources.nyfed]`).
+    pub nyfed: nyfed::NyfedConfig,
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -347,6 +354,7 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
         SourceKind::Prices => Box::new(prices::Prices::new(config.prices.clone())),
         SourceKind::Futures => Box::new(futures::Futures::new(config.futures.clone())),
         SourceKind::Fedwatch => Box::new(fedwatch::Fedwatch::new(config.fedwatch.clone())),
+        SourceKind::Nyfed => Box::new(nyfed::Nyfed::new(config.nyfed.clone())),
     }
 }
 

@@ -4,5 +4,6 @@ mod atomic;
 mod cli;
 mod common;
 mod faults;
+mod nyfed;
 mod secrets;
 mod vintages;
