@@ -6,4 +6,5 @@ mod common;
 mod faults;
 mod nyfed;
 mod secrets;
+mod sources;
 mod vintages;
