@@ -3,6 +3,7 @@
 mod atomic;
 mod cli;
 mod common;
+mod connector_faults;
 mod faults;
 mod nyfed;
 mod secrets;
