@@ -72,10 +72,16 @@ impl Config {
     }
 
     /// Loads the file at `path`. A missing file is an error only when `required` (the user
-    /// named it); otherwise the defaults apply.
+    /// named it); otherwise the defaults apply. Relative paths in the file (e.g.
+    /// `[sources.eps] archive_dir`) are resolved against the file's folder.
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
+            Ok(text) => {
+                let mut config = Self::parse(&text, path)?;
+                let base = path.parent().unwrap_or(Path::new(""));
+                config.sources.resolve_paths(base);
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
             Err(source) => Err(ConfigError::Read {
                 path: path.to_path_buf(),

@@ -11,10 +11,12 @@
 //! 2. a field in [`SourcesConfig`] and an arm in [`SourceKind`];
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
+pub mod eps;
 pub mod fred;
 pub mod treasury;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -50,6 +52,19 @@ pub enum SourceError {
         /// What is wrong.
         message: String,
     },
+    /// A local input file (a saved workbook, a vendor CSV) cannot be read or is not what the
+    /// connector expects.
+    #[error("{source_name}: {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    File {
+        /// The connector.
+        source_name: &'static str,
+        /// The file (or folder).
+        path: PathBuf,
+        /// Line of the file, when known.
+        line: Option<usize>,
+        /// What is wrong (with sheet and cell for workbooks).
+        message: String,
+    },
     /// Writing to the lake failed.
     #[error("{source_name}: {error}")]
     Lake {
@@ -68,17 +83,20 @@ pub enum SourceKind {
     Fred,
     /// U.S. Treasury Daily Treasury Statement: the TGA.
     Treasury,
+    /// EPS estimates: S&P DJI workbooks and vendor CSV files.
+    Eps,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 2] = [SourceKind::Fred, SourceKind::Treasury];
+    pub const ALL: [SourceKind; 3] = [SourceKind::Fred, SourceKind::Treasury, SourceKind::Eps];
 
     /// The connector's name.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Fred => "fred",
             SourceKind::Treasury => "treasury",
+            SourceKind::Eps => "eps",
         }
     }
 }
@@ -110,6 +128,15 @@ pub struct SourcesConfig {
     pub fred: fred::FredConfig,
     /// Daily Treasury Statement (`[sources.treasury]`).
     pub treasury: treasury::TreasuryConfig,
+    /// EPS estimates (`[sources.eps]`).
+    pub eps: eps::EpsConfig,
+}
+
+impl SourcesConfig {
+    /// Makes relative file and folder paths relative to `base`, the configuration file's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        self.eps.resolve_paths(base);
+    }
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -310,6 +337,7 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
     match kind {
         SourceKind::Fred => Box::new(fred::Fred::new(config.fred.clone())),
         SourceKind::Treasury => Box::new(treasury::Treasury::new(config.treasury.clone())),
+        SourceKind::Eps => Box::new(eps::Eps::new(config.eps.clone())),
     }
 }
 
