@@ -3,6 +3,7 @@
 mod atomic;
 mod cli;
 mod common;
+mod eps;
 mod faults;
 mod secrets;
 mod vintages;
