@@ -102,6 +102,13 @@ mod tests {
         assert_eq!(cfg.lake.url, "./lake");
         assert!(cfg.sources.fred.series.contains(&"WALCL".to_string()));
         assert_eq!(cfg.http.retry.max_retries, 4);
+        let eps = crate::sources::eps::EpsConfig::default();
+        assert_eq!(cfg.sources.eps.url, eps.url);
+        assert_eq!(cfg.sources.eps.fetch_url, eps.fetch_url);
+        assert_eq!(
+            cfg.sources.eps.archive_dir, None,
+            "documented, commented out"
+        );
     }
 
     #[test]
@@ -112,6 +119,15 @@ mod tests {
         assert!(err.contains("m.toml"), "{err}");
         assert!(err.contains("bogus"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn load_resolves_relative_source_paths_against_the_file_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[sources.eps]\narchive_dir = \"saved\"\n").unwrap();
+        let cfg = Config::load(&path, true).unwrap();
+        assert_eq!(cfg.sources.eps.archive_dir, Some(dir.path().join("saved")));
     }
 
     #[test]

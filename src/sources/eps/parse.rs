@@ -557,7 +557,11 @@ mod tests {
             (72.03, false, "ESTIMATES&PEs!C145".into())
         );
         assert_eq!(at("2025Q3", REPORTED_EPS).0, 63.52);
-        assert_eq!(at("1988Q1", OPERATING_EPS).1, false, "actuals back to 1988");
+        assert_eq!(
+            at("1988Q1", OPERATING_EPS),
+            (5.48, false, "ESTIMATES&PEs!C295".into()),
+            "actuals back to 1988"
+        );
         let pe = |i: &str, p: &str, k: &str| get(&v, i, p, k).0;
         assert_eq!(pe("SP500", "2025", OPERATING_PE), 25.79);
         assert_eq!(pe("SP500", "2025", PEG), 1.4898530170142739);

@@ -9,6 +9,8 @@
 //! 2026-02-13,RUT,2026,98.40,operating_eps,examplebank
 //! ```
 //!
+//! (A format example: the number is made up, not a real estimate.)
+//!
 //! | column | rule |
 //! |---|---|
 //! | `as_of_date` | `YYYY-MM-DD`: the date the vendor made the estimate |
