@@ -53,7 +53,7 @@ fn snapshot_lands_13_editions_and_a_second_ingest_adds_nothing() {
     let first = sql_csv(dir.path(), &lake, q);
     assert_eq!(
         first.trim(),
-        "editions,n,first,last\n13,4727,2019-01-03,2026-01-30"
+        "editions,n,first,last\n13,5480,2019-01-03,2026-01-30"
     );
     // The final edition (recorded URL body and archive copy: one edition) is as of the sheet's
     // date; the archive's copy wins, so its file name is kept.
@@ -62,12 +62,14 @@ fn snapshot_lands_13_editions_and_a_second_ingest_adds_nothing() {
         &lake,
         "select index, period, kind, value, is_estimate, source, file, origin from staging.eps_estimates \
          where as_of_date = '2026-01-30' and ((index = 'SP500' and period in ('2025', '2026Q1') and kind = 'operating_eps') \
+         or (index = 'SP400' and period = '2026' and kind = 'operating_eps') \
          or (index = 'SP600' and kind in ('operating_pe', 'projected_growth_pct'))) order by index, period",
     );
     assert_eq!(
         last.trim(),
         format!(
             "index,period,kind,value,is_estimate,source,file,origin\n\
+             SP400,2026,operating_eps,203.08,true,spdji_workbook,{FINAL},SECTOR EPS!DL21\n\
              SP500,2025,operating_eps,265.42,true,spdji_workbook,{FINAL},ESTIMATES&PEs!I142\n\
              SP500,2026Q1,operating_eps,69.65,true,spdji_workbook,{FINAL},ESTIMATES&PEs!C141\n\
              SP600,2025,operating_pe,22.0,true,spdji_workbook,{FINAL},ESTIMATES&PEs!K71\n\
@@ -115,7 +117,7 @@ fn since_keeps_editions_in_the_window() {
     );
     assert_eq!(
         got.trim(),
-        "as_of_date,n\n2025-08-27,399\n2025-09-30,399\n2026-01-30,399"
+        "as_of_date,n\n2025-08-27,471\n2025-09-30,471\n2026-01-30,471"
     );
 }
 
@@ -286,7 +288,7 @@ async fn a_truncated_workbook_fails_clearly_and_keeps_the_table_version() {
         .await
         .unwrap();
     assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
-    assert_eq!(outcomes[0].rows, 399);
+    assert_eq!(outcomes[0].rows, 471);
     let version = app.lake.version(&eps::table()).await.unwrap();
     assert!(version.is_some());
 
@@ -302,7 +304,7 @@ async fn a_truncated_workbook_fails_clearly_and_keeps_the_table_version() {
         "{err}"
     );
     assert_eq!(app.lake.version(&eps::table()).await.unwrap(), version);
-    assert_eq!(count(&app).await, 399);
+    assert_eq!(count(&app).await, 471);
 }
 
 #[test]
@@ -337,7 +339,7 @@ fn the_discontinued_url_404_warns_when_an_archive_stands_in_and_fails_without() 
             && err.contains("landing the archive only"),
         "{err}"
     );
-    assert!(out.contains("eps        ok           399"), "{out}");
+    assert!(out.contains("eps        ok           471"), "{out}");
 
     let cfg = dir.path().join("url_only.toml");
     std::fs::write(&cfg, format!("[sources.eps]\nurl = \"{url}\"\n")).unwrap();

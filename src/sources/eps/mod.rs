@@ -16,15 +16,18 @@
 //! Workbooks are parsed by labels (see [`parse`]): S&P 500 operating and as-reported EPS per
 //! calendar year (`period` `2026`) and quarter (`2026Q1`), estimates and actuals, plus the
 //! estimated operating P/E, PEG and projected 5-year growth of the S&P 500, S&P 400 (`SP400`)
-//! and S&P 600 (`SP600`). Workbook rows have `source = 'spdji_workbook'`.
+//! and S&P 600 (`SP600`), and the calendar-year EPS of the S&P 400 and 600 (from the
+//! `SECTOR EPS` sheet, see [`sector`]). Workbook rows have `source = 'spdji_workbook'`.
 //!
 //! A file that cannot be read or parsed lands nothing and is reported with its path (and
 //! sheet/cell or line); the other files still land. Rows are MERGEd on the key, so re-ingesting
 //! the same files adds nothing. `--since/--until` keep as-of dates in the window; a full
 //! refresh replaces the stored rows of the window only when every configured input was read.
 
+mod cells;
 pub mod config;
 pub mod parse;
+pub mod sector;
 pub mod vendor;
 
 use std::collections::{BTreeMap, HashMap};

@@ -23,12 +23,17 @@
 //!
 //! Output per edition (`index`, `period`, `kind`): `SP500`, `2026` / `2026Q1`,
 //! `operating_eps` / `reported_eps`; `SP500`/`SP400`/`SP600`, `2025` (the P/E's year),
-//! `operating_pe` and `peg`; the same indices, `5Y`, `projected_growth_pct`.
+//! `operating_pe` and `peg`; the same indices, `5Y`, `projected_growth_pct`; and from the
+//! `SECTOR EPS` sheet (see [`super::sector`]) `SP400`/`SP600`, `2026`, `operating_eps` /
+//! `reported_eps`.
 
 use std::io::Cursor;
 
 use calamine::{Data, Range, Reader, Xlsx};
 use chrono::{Datelike, NaiveDate};
+
+use super::cells::{Sheet, is_blank, norm_str, to_date};
+pub use super::cells::{cell_name, date_label};
 
 /// The sheet every row comes from.
 pub const SHEET: &str = "ESTIMATES&PEs";
@@ -76,21 +81,26 @@ pub struct Edition {
 pub fn workbook(body: &[u8]) -> Result<Edition, String> {
     let mut wb =
         Xlsx::new(Cursor::new(body)).map_err(|e| format!("not a readable xlsx workbook: {e}"))?;
-    let names = wb.sheet_names();
-    let name = names
-        .iter()
-        .find(|n| norm_str(n) == norm_str(SHEET))
-        .cloned()
-        .ok_or_else(|| format!("no sheet {SHEET} (sheets: {})", names.join(", ")))?;
-    let range = wb
-        .worksheet_range(&name)
-        .map_err(|e| format!("sheet {SHEET}: cannot be read: {e}"))?;
-    estimates_sheet(&range)
+    let mut range = |wanted: &str| {
+        let names = wb.sheet_names();
+        let name = names
+            .iter()
+            .find(|n| norm_str(n) == norm_str(wanted))
+            .cloned()
+            .ok_or_else(|| format!("no sheet {wanted} (sheets: {})", names.join(", ")))?;
+        wb.worksheet_range(&name)
+            .map_err(|e| format!("sheet {wanted}: cannot be read: {e}"))
+    };
+    let mut edition = estimates_sheet(&range(SHEET)?)?;
+    edition.rows.extend(super::sector::sector_sheet(&range(
+        super::sector::SECTOR_SHEET,
+    )?)?);
+    Ok(edition)
 }
 
 /// Parses the `ESTIMATES&PEs` sheet (cached values, absolute 0-based positions).
 pub fn estimates_sheet(range: &Range<Data>) -> Result<Edition, String> {
-    let sheet = Sheet { range };
+    let sheet = Sheet { name: SHEET, range };
     let (as_of_date, as_of_cell) = sheet.as_of()?;
     let mut rows = sheet.quarterly_table()?;
     rows.extend(sheet.pe_block()?);
@@ -101,139 +111,12 @@ pub fn estimates_sheet(range: &Range<Data>) -> Result<Edition, String> {
     })
 }
 
-/// Text of a label: trimmed, spaces collapsed, upper case.
-fn norm_str(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_uppercase()
-}
-
-/// `A1`-style name of an absolute 0-based position.
-pub fn cell_name(row: u32, col: u32) -> String {
-    let mut letters = String::new();
-    let mut c = col + 1;
-    while c > 0 {
-        let rem = (c - 1) % 26;
-        letters.insert(0, (b'A' + rem as u8) as char);
-        c = (c - 1) / 26;
-    }
-    format!("{letters}{}", row + 1)
-}
-
-/// A quarter label as a date: `12/31/2025`, `9/30/2019  `, `12/31/2025 (46.5%)`, `6/30/2025 (Prelim.)`.
-pub fn date_label(s: &str) -> Option<NaiveDate> {
-    let s = s.trim();
-    let date = s.split('(').next().unwrap_or("").trim();
-    let parts: Vec<&str> = date.split('/').collect();
-    let [m, d, y] = parts.as_slice() else {
-        return None;
-    };
-    let digits = |p: &str, max: usize| {
-        !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit())
-    };
-    if !(digits(m, 2) && digits(d, 2) && y.len() == 4 && digits(y, 4)) {
-        return None;
-    }
-    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
-}
-
 /// Calendar quarter of a date as `(year, 1..=4)`.
 fn quarter_of(d: NaiveDate) -> (i32, u32) {
     (d.year(), (d.month() - 1) / 3 + 1)
 }
 
-fn serial_date(serial: f64) -> Option<NaiveDate> {
-    (20_000.0..80_000.0).contains(&serial).then(|| {
-        NaiveDate::from_ymd_opt(1899, 12, 30).expect("valid")
-            + chrono::Duration::days(serial as i64)
-    })
-}
-
-fn to_date(v: &Data) -> Option<NaiveDate> {
-    match v {
-        Data::DateTime(dt) if dt.is_datetime() => {
-            let (y, m, d, ..) = dt.to_ymd_hms_milli();
-            NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32)
-        }
-        Data::Float(f) => serial_date(*f),
-        Data::Int(i) => serial_date(*i as f64),
-        Data::DateTimeIso(s) => NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok(),
-        Data::String(s) => date_label(s),
-        _ => None,
-    }
-}
-
-fn is_blank(v: &Data) -> bool {
-    match v {
-        Data::Empty => true,
-        Data::String(s) => s.trim().is_empty(),
-        _ => false,
-    }
-}
-
-struct Sheet<'a> {
-    range: &'a Range<Data>,
-}
-
-const EMPTY: Data = Data::Empty;
-
 impl Sheet<'_> {
-    fn get(&self, row: u32, col: u32) -> &Data {
-        self.range.get_value((row, col)).unwrap_or(&EMPTY)
-    }
-
-    fn text(&self, row: u32, col: u32) -> Option<String> {
-        match self.get(row, col) {
-            Data::String(s) => Some(norm_str(s)).filter(|s| !s.is_empty()),
-            _ => None,
-        }
-    }
-
-    fn first_row(&self) -> u32 {
-        self.range.start().map_or(0, |s| s.0)
-    }
-
-    fn last_row(&self) -> u32 {
-        self.range.end().map_or(0, |e| e.0)
-    }
-
-    fn last_col(&self) -> u32 {
-        self.range.end().map_or(0, |e| e.1)
-    }
-
-    fn at(&self, row: u32, col: u32) -> String {
-        format!("{SHEET}!{}", cell_name(row, col))
-    }
-
-    /// First row in `from..=last` whose column-A label satisfies `pred`.
-    fn find_a(&self, from: u32, pred: impl Fn(&str) -> bool) -> Option<u32> {
-        (from..=self.last_row()).find(|r| self.text(*r, 0).is_some_and(|s| pred(&s)))
-    }
-
-    /// A numeric cell: `None` when blank, an error naming the cell when it holds anything else.
-    fn number(&self, row: u32, col: u32) -> Result<Option<f64>, String> {
-        let v = self.get(row, col);
-        match v {
-            Data::Float(f) if f.is_finite() => Ok(Some(*f)),
-            Data::Int(i) => Ok(Some(*i as f64)),
-            v if is_blank(v) => Ok(None),
-            Data::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Some)
-                .ok_or_else(|| {
-                    format!("{}: expected a number, found text {s:?}", self.at(row, col))
-                }),
-            other => Err(format!(
-                "{}: expected a number, found {other:?}",
-                self.at(row, col)
-            )),
-        }
-    }
-
     fn as_of(&self) -> Result<(NaiveDate, String), String> {
         let start = self.first_row();
         let quarter = self
@@ -684,7 +567,7 @@ mod tests {
                 (
                     f[4].parse().unwrap(),
                     f[5] == "true",
-                    format!("{SHEET}!{}", f[7]),
+                    format!("{}!{}", f[6], f[7]),
                 ),
             );
         }
@@ -709,7 +592,11 @@ mod tests {
             total += e.rows.len();
         }
         assert!(expected.is_empty());
-        assert_eq!(total, 4727);
+        assert_eq!(
+            total,
+            4727 + 753,
+            "ESTIMATES&PEs + SECTOR EPS (S&P 400/600)"
+        );
     }
 
     /// A copy of the sheet with blank rows inserted before `at_row` and blank columns before `at_col`.
