@@ -263,7 +263,7 @@ impl Eps {
         };
         let mut out = Vec::new();
         // Key → (file, line) of the rows accepted so far, to refuse a key in two files.
-        let mut taken: HashMap<String, (String, usize)> = HashMap::new();
+        let mut taken: HashMap<vendor::Key, (String, usize)> = HashMap::new();
         for path in paths {
             let text = match tokio::fs::read_to_string(&path).await {
                 Ok(t) => t,
@@ -280,11 +280,9 @@ impl Eps {
                 }
             };
             let name = file_name(&path);
-            let clash = rows.iter().find_map(|r| {
-                taken
-                    .get(&format!("{:?}", r.key()))
-                    .map(|(f, l)| (r.line, f, l))
-            });
+            let clash = rows
+                .iter()
+                .find_map(|r| taken.get(&r.key()).map(|(f, l)| (r.line, f, l)));
             if let Some((line, other, other_line)) = clash {
                 failures.push(file_error(
                     &path,
@@ -294,7 +292,7 @@ impl Eps {
                 continue;
             }
             for r in rows {
-                taken.insert(format!("{:?}", r.key()), (name.clone(), r.line));
+                taken.insert(r.key(), (name.clone(), r.line));
                 out.push(Row {
                     as_of_date: r.as_of_date,
                     index: r.index,
@@ -410,5 +408,47 @@ impl Source for Eps {
             rows_written: written.rows,
             failures,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parse::{EpsRow, OPERATING_EPS};
+
+    fn edition(date: &str, value: f64) -> Edition {
+        Edition {
+            as_of_date: NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
+            as_of_cell: "ESTIMATES&PEs!D127".into(),
+            rows: vec![EpsRow {
+                index: "SP500".into(),
+                period: "2026".into(),
+                kind: OPERATING_EPS,
+                value,
+                is_estimate: true,
+                origin: "ESTIMATES&PEs!I138".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn one_edition_per_as_of_date_the_first_given_wins() {
+        let rows = edition_rows(vec![
+            ("archive.xlsx".into(), edition("2026-01-30", 310.24)),
+            ("downloaded.xlsx".into(), edition("2026-01-30", 999.0)),
+            ("older.xlsx".into(), edition("2025-09-30", 303.09)),
+        ]);
+        let got: Vec<(String, &str, f64)> = rows
+            .iter()
+            .map(|r| (r.as_of_date.to_string(), r.file.as_str(), r.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2025-09-30".to_string(), "older.xlsx", 303.09),
+                ("2026-01-30".to_string(), "archive.xlsx", 310.24),
+            ]
+        );
+        assert!(rows.iter().all(|r| r.source == WORKBOOK_SOURCE));
     }
 }

@@ -54,15 +54,18 @@ pub struct VendorRow {
     pub line: usize,
 }
 
+/// The natural key: `(as_of_date, index, period, kind, source)`.
+pub type Key = (NaiveDate, String, String, String, String);
+
 impl VendorRow {
     /// The natural key, for duplicate checks.
-    pub fn key(&self) -> (NaiveDate, &str, &str, &str, &str) {
+    pub fn key(&self) -> Key {
         (
             self.as_of_date,
-            &self.index,
-            &self.period,
-            &self.kind,
-            &self.source,
+            self.index.clone(),
+            self.period.clone(),
+            self.kind.clone(),
+            self.source.clone(),
         )
     }
 }
@@ -156,7 +159,7 @@ fn row(fields: &[&str], line: usize) -> Result<VendorRow, String> {
 pub fn parse(text: &str) -> Result<Vec<VendorRow>, RowError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = Vec::new();
-    let mut seen: HashMap<(NaiveDate, String, String, String, String), usize> = HashMap::new();
+    let mut seen: HashMap<Key, usize> = HashMap::new();
     let mut header_seen = false;
     // Line by line (not one CSV stream), so every error names the file's own line number.
     for (i, raw) in text.lines().enumerate() {
@@ -193,15 +196,7 @@ pub fn parse(text: &str) -> Result<Vec<VendorRow>, RowError> {
             continue;
         }
         let parsed = row(&fields, line).map_err(|message| RowError { line, message })?;
-        let (a, i, p, k, s) = parsed.key();
-        let key = (
-            a,
-            i.to_string(),
-            p.to_string(),
-            k.to_string(),
-            s.to_string(),
-        );
-        if let Some(first) = seen.insert(key, line) {
+        if let Some(first) = seen.insert(parsed.key(), line) {
             return Err(RowError {
                 line,
                 message: format!(
