@@ -72,10 +72,16 @@ impl Config {
     }
 
     /// Loads the file at `path`. A missing file is an error only when `required` (the user
-    /// named it); otherwise the defaults apply.
+    /// named it); otherwise the defaults apply. Relative paths in the file (e.g.
+    /// `[sources.eps] archive_dir`) are resolved against the file's folder.
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
+            Ok(text) => {
+                let mut config = Self::parse(&text, path)?;
+                let base = path.parent().unwrap_or(Path::new(""));
+                config.sources.resolve_paths(base);
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
             Err(source) => Err(ConfigError::Read {
                 path: path.to_path_buf(),
@@ -96,6 +102,13 @@ mod tests {
         assert_eq!(cfg.lake.url, "./lake");
         assert!(cfg.sources.fred.series.contains(&"WALCL".to_string()));
         assert_eq!(cfg.http.retry.max_retries, 4);
+        let eps = crate::sources::eps::EpsConfig::default();
+        assert_eq!(cfg.sources.eps.url, eps.url);
+        assert_eq!(cfg.sources.eps.fetch_url, eps.fetch_url);
+        assert_eq!(
+            cfg.sources.eps.archive_dir, None,
+            "documented, commented out"
+        );
     }
 
     #[test]
@@ -106,6 +119,15 @@ mod tests {
         assert!(err.contains("m.toml"), "{err}");
         assert!(err.contains("bogus"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn load_resolves_relative_source_paths_against_the_file_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[sources.eps]\narchive_dir = \"saved\"\n").unwrap();
+        let cfg = Config::load(&path, true).unwrap();
+        assert_eq!(cfg.sources.eps.archive_dir, Some(dir.path().join("saved")));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! 2. a field in [`SourcesConfig`] and an arm in [`SourceKind`];
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
+pub mod eps;
 pub mod fedwatch;
 pub mod fred;
 pub mod futures;
@@ -19,6 +20,7 @@ pub mod prices;
 pub mod treasury;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -54,6 +56,19 @@ pub enum SourceError {
         /// What is wrong.
         message: String,
     },
+    /// A local input file (a saved workbook, a vendor CSV) cannot be read or is not what the
+    /// connector expects.
+    #[error("{source_name}: {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    File {
+        /// The connector.
+        source_name: &'static str,
+        /// The file (or folder).
+        path: PathBuf,
+        /// Line of the file, when known.
+        line: Option<usize>,
+        /// What is wrong (with sheet and cell for workbooks).
+        message: String,
+    },
     /// Writing to the lake failed.
     #[error("{source_name}: {error}")]
     Lake {
@@ -80,17 +95,20 @@ pub enum SourceKind {
     Fedwatch,
     /// NY Fed Markets Data API: Treasury outright operations and SOMA holdings.
     Nyfed,
+    /// EPS estimates: S&P DJI workbooks and vendor CSV files.
+    Eps,
 }
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 6] = [
+    pub const ALL: [SourceKind; 7] = [
         SourceKind::Fred,
         SourceKind::Treasury,
         SourceKind::Nyfed,
         SourceKind::Prices,
         SourceKind::Futures,
         SourceKind::Fedwatch,
+        SourceKind::Eps,
     ];
 
     /// The connector's name.
@@ -102,6 +120,7 @@ impl SourceKind {
             SourceKind::Futures => "futures",
             SourceKind::Fedwatch => "fedwatch",
             SourceKind::Nyfed => "nyfed",
+            SourceKind::Eps => "eps",
         }
     }
 }
@@ -141,6 +160,26 @@ pub struct SourcesConfig {
     pub fedwatch: fedwatch::FedwatchConfig,
     /// NY Fed Markets Data API (`[sources.nyfed]`).
     pub nyfed: nyfed::NyfedConfig,
+    /// EPS estimates (`[sources.eps]`).
+    pub eps: eps::EpsConfig,
+}
+
+impl SourcesConfig {
+    /// Makes relative file and folder paths relative to `base`, the configuration file's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        self.eps.resolve_paths(base);
+        for path in [
+            &mut self.futures.vendor_dir,
+            &mut self.fedwatch.meetings_csv,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
 }
 
 /// The date window of an ingest (`--since`, `--until`, `--full-refresh`).
@@ -355,6 +394,7 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
         SourceKind::Futures => Box::new(futures::Futures::new(config.futures.clone())),
         SourceKind::Fedwatch => Box::new(fedwatch::Fedwatch::new(config.fedwatch.clone())),
         SourceKind::Nyfed => Box::new(nyfed::Nyfed::new(config.nyfed.clone())),
+        SourceKind::Eps => Box::new(eps::Eps::new(config.eps.clone())),
     }
 }
 

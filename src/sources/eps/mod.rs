@@ -1,0 +1,454 @@
+//! EPS estimates connector → `staging.eps_estimates` [as_of_date, index, period, kind, source].
+//!
+//! Three inputs, each optional, all landing in the one table:
+//!
+//! 1. **The S&P DJI workbook** `sp-500-eps-est.xlsx` at `url`, fetched through the HTTP engine
+//!    (recorded and replayed like any upstream; the raw body lands under `raw/eps/`). S&P DJI
+//!    discontinued the public file after the 2026-01-29 edition: when the URL answers 404 and an
+//!    `archive_dir` is configured, that is a logged warning and the archive still lands; with
+//!    no archive it fails the source (there is nothing else to land).
+//! 2. **An archive folder** (`archive_dir`) of past editions the user keeps (`*.xlsx`). When two
+//!    workbooks have the same as-of date, the archive's copy (first by file name) wins over
+//!    the downloaded one, so the stored `file` does not flip with the URL's availability.
+//! 3. **A vendor drop folder** (`vendor_dir`) of CSV files with the documented header
+//!    `as_of_date,index,period,eps,kind,source` (rules in [`vendor`]).
+//!
+//! Workbooks are parsed by labels (see [`parse`]): S&P 500 operating and as-reported EPS per
+//! calendar year (`period` `2026`) and quarter (`2026Q1`), estimates and actuals, plus the
+//! estimated operating P/E, PEG and projected 5-year growth of the S&P 500, S&P 400 (`SP400`)
+//! and S&P 600 (`SP600`), and the calendar-year EPS of the S&P 400 and 600 (from the
+//! `SECTOR EPS` sheet, see [`sector`]). Workbook rows have `source = 'spdji_workbook'`.
+//!
+//! A file that cannot be read or parsed lands nothing and is reported with its path (and
+//! sheet/cell or line); the other files still land. Rows are MERGEd on the key, so re-ingesting
+//! the same files adds nothing. `--since/--until` keep as-of dates in the window; a full
+//! refresh replaces the stored rows of the window only when every configured input was read.
+
+mod cells;
+pub mod config;
+pub mod parse;
+pub mod sector;
+pub mod vendor;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub use config::EpsConfig;
+use parse::Edition;
+
+use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use crate::http::{HttpError, Request};
+use crate::lake::watermarks::date_to_days;
+use crate::lake::{LakeError, TableName, WriteMode};
+
+const NAME: &str = "eps";
+
+/// The `source` of rows read from S&P DJI workbooks.
+pub const WORKBOOK_SOURCE: &str = vendor::RESERVED_SOURCE;
+
+/// The natural key of `staging.eps_estimates`.
+pub const KEYS: [&str; 5] = ["as_of_date", "index", "period", "kind", "source"];
+
+/// `staging.eps_estimates`.
+pub fn table() -> TableName {
+    TableName::staging("eps_estimates")
+}
+
+/// Schema of `staging.eps_estimates`.
+pub fn schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    Arc::new(Schema::new(vec![
+        Field::new("as_of_date", DataType::Date32, false),
+        text("index"),
+        text("period"),
+        text("kind"),
+        Field::new("value", DataType::Float64, false),
+        Field::new("is_estimate", DataType::Boolean, false),
+        text("source"),
+        text("file"),
+        text("origin"),
+        Field::new(
+            "ingested_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+/// One row of `staging.eps_estimates`.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    as_of_date: NaiveDate,
+    index: String,
+    period: String,
+    kind: String,
+    value: f64,
+    is_estimate: bool,
+    source: String,
+    file: String,
+    origin: String,
+}
+
+fn batch(rows: &[Row], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+    let text = |f: fn(&Row) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|r| date_to_days(r.as_of_date))
+                .collect::<Vec<_>>(),
+        )),
+        text(|r| &r.index),
+        text(|r| &r.period),
+        text(|r| &r.kind),
+        Arc::new(Float64Array::from(
+            rows.iter().map(|r| r.value).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.is_estimate).collect::<Vec<_>>(),
+        )),
+        text(|r| &r.source),
+        text(|r| &r.file),
+        text(|r| &r.origin),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); rows.len()])
+                .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
+        table: table(),
+        message: e.to_string(),
+    })
+}
+
+fn file_error(path: &Path, line: Option<usize>, message: impl Into<String>) -> SourceError {
+    SourceError::File {
+        source_name: NAME,
+        path: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// The files in `dir` with extension `ext` (case-insensitive), by name; hidden files and
+/// Excel's `~$` lock files are skipped.
+fn list_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, SourceError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| file_error(dir, None, format!("cannot list: {e}")))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| file_error(dir, None, format!("cannot list: {e}")))?
+            .path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let matches = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case(ext));
+        if matches && path.is_file() && !name.starts_with('.') && !name.starts_with("~$") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Parses a workbook off the async runtime.
+async fn parse_workbook(body: bytes::Bytes) -> Result<Edition, String> {
+    tokio::task::spawn_blocking(move || parse::workbook(&body))
+        .await
+        .map_err(|e| format!("parser panicked: {e}"))?
+}
+
+/// The EPS connector.
+#[derive(Debug, Clone)]
+pub struct Eps {
+    config: EpsConfig,
+}
+
+impl Eps {
+    /// A connector with these settings.
+    pub fn new(config: EpsConfig) -> Self {
+        Self { config }
+    }
+
+    /// The current workbook from the URL, `None` when it is gone and an archive stands in.
+    async fn current(&self, ctx: &IngestContext) -> Result<Option<(String, Edition)>, SourceError> {
+        let item = "current workbook";
+        let req = Request::get(self.config.url.clone());
+        let resp = match ctx.fetch(NAME, item, &req, "sp-500-eps-est.xlsx").await {
+            Ok(resp) => resp,
+            Err(SourceError::Http {
+                error: error @ HttpError::Status { status: 404, .. },
+                ..
+            }) => {
+                if let Some(archive) = &self.config.archive_dir {
+                    tracing::warn!(
+                        source = NAME,
+                        url = %req.display_url(),
+                        archive = %archive.display(),
+                        "the S&P DJI workbook URL answered 404 (the public file was discontinued after the 2026-01-29 edition); landing the archive only (set fetch_url = false to skip the URL)"
+                    );
+                    return Ok(None);
+                }
+                return Err(SourceError::Http {
+                    source_name: NAME,
+                    item: format!(
+                        "{item} (gone: S&P DJI discontinued the public file after the 2026-01-29 edition; set [sources.eps] archive_dir to a folder of saved editions, or fetch_url = false)"
+                    ),
+                    error,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let edition = parse_workbook(resp.body.clone())
+            .await
+            .map_err(|m| SourceError::parse(NAME, item, &resp.url, None, m))?;
+        let file = self
+            .config
+            .url
+            .path_segments()
+            .and_then(|mut s| s.next_back().map(str::to_string))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "sp-500-eps-est.xlsx".into());
+        Ok(Some((file, edition)))
+    }
+
+    /// Every edition in the archive folder; unreadable files go to `failures`.
+    async fn archive(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<(String, Edition)> {
+        let paths = match list_files(dir, "xlsx") {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(e);
+                return Vec::new();
+            }
+        };
+        let mut editions = Vec::new();
+        for path in paths {
+            let parsed = match tokio::fs::read(&path).await {
+                Ok(body) => parse_workbook(body.into()).await,
+                Err(e) => Err(format!("cannot read: {e}")),
+            };
+            match parsed {
+                Ok(edition) => editions.push((file_name(&path), edition)),
+                Err(m) => failures.push(file_error(&path, None, m)),
+            }
+        }
+        editions
+    }
+
+    /// Every valid vendor file's rows; a file with a bad row goes to `failures` whole.
+    async fn vendor_rows(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<Row> {
+        let paths = match list_files(dir, "csv") {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(e);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        // Key → (file, line) of the rows accepted so far, to refuse a key in two files.
+        let mut taken: HashMap<vendor::Key, (String, usize)> = HashMap::new();
+        for path in paths {
+            let text = match tokio::fs::read_to_string(&path).await {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push(file_error(&path, None, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            let rows = match vendor::parse(&text) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    failures.push(file_error(&path, Some(e.line), e.message));
+                    continue;
+                }
+            };
+            let name = file_name(&path);
+            let clash = rows
+                .iter()
+                .find_map(|r| taken.get(&r.key()).map(|(f, l)| (r.line, f, l)));
+            if let Some((line, other, other_line)) = clash {
+                failures.push(file_error(
+                    &path,
+                    Some(line),
+                    format!("same as_of_date, index, period, kind, source as {other}:{other_line}"),
+                ));
+                continue;
+            }
+            for r in rows {
+                taken.insert(r.key(), (name.clone(), r.line));
+                out.push(Row {
+                    as_of_date: r.as_of_date,
+                    index: r.index,
+                    period: r.period,
+                    kind: r.kind,
+                    value: r.eps,
+                    is_estimate: true,
+                    source: r.source,
+                    file: name.clone(),
+                    origin: format!("line {}", r.line),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Workbook rows, one edition per as-of date (the first given wins; see the module doc).
+fn edition_rows(editions: Vec<(String, Edition)>) -> Vec<Row> {
+    let mut by_date: BTreeMap<NaiveDate, (String, Edition)> = BTreeMap::new();
+    for (file, edition) in editions {
+        match by_date.get(&edition.as_of_date) {
+            Some((kept, same)) if same.rows == edition.rows => {
+                tracing::debug!(source = NAME, file, kept, "same edition twice; keeping one");
+            }
+            Some((kept, _)) => tracing::warn!(
+                source = NAME,
+                file,
+                kept,
+                as_of_date = %edition.as_of_date,
+                "two workbooks with the same as-of date but different values; keeping the first"
+            ),
+            None => {
+                by_date.insert(edition.as_of_date, (file, edition));
+            }
+        }
+    }
+    by_date
+        .into_values()
+        .flat_map(|(file, e)| {
+            e.rows.into_iter().map(move |r| Row {
+                as_of_date: e.as_of_date,
+                index: r.index,
+                period: r.period,
+                kind: r.kind.to_string(),
+                value: r.value,
+                is_estimate: r.is_estimate,
+                source: WORKBOOK_SOURCE.to_string(),
+                file: file.clone(),
+                origin: r.origin,
+            })
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Source for Eps {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Eps
+    }
+
+    async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
+        let mut failures = Vec::new();
+        let mut editions = Vec::new();
+        if let Some(dir) = &self.config.archive_dir {
+            editions.extend(self.archive(dir, &mut failures).await);
+        }
+        if self.config.fetch_url {
+            match self.current(ctx).await {
+                Ok(found) => editions.extend(found),
+                Err(e) => failures.push(e),
+            }
+        }
+        let n_editions = editions.len();
+        let mut rows = edition_rows(editions);
+        if let Some(dir) = &self.config.vendor_dir {
+            rows.extend(self.vendor_rows(dir, &mut failures).await);
+        }
+        let since = ctx.window.since;
+        rows.retain(|r| ctx.window.contains(since, r.as_of_date));
+        // A full refresh deletes what it does not rewrite: only when every input was read.
+        let mode = if failures.is_empty() && !rows.is_empty() {
+            ctx.window.write_mode(since, "as_of_date", &KEYS)
+        } else {
+            WriteMode::merge_on(&KEYS)
+        };
+        let written = ctx
+            .lake
+            .write(
+                &table(),
+                vec![batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?],
+                mode,
+            )
+            .await
+            .map_err(SourceError::lake(NAME))?;
+        let mut newest: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+        for r in &rows {
+            let d = newest.entry(&r.source).or_insert(r.as_of_date);
+            *d = (*d).max(r.as_of_date);
+        }
+        for (source, date) in newest {
+            ctx.raise_watermark(NAME, source, Some(date)).await?;
+        }
+        tracing::info!(
+            source = NAME,
+            editions = n_editions,
+            rows = rows.len(),
+            written = written.rows,
+            failed_files = failures.len(),
+            "landed"
+        );
+        Ok(SourceReport {
+            rows_written: written.rows,
+            failures,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parse::{EpsRow, OPERATING_EPS};
+
+    fn edition(date: &str, value: f64) -> Edition {
+        Edition {
+            as_of_date: NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
+            as_of_cell: "ESTIMATES&PEs!D127".into(),
+            rows: vec![EpsRow {
+                index: "SP500".into(),
+                period: "2026".into(),
+                kind: OPERATING_EPS,
+                value,
+                is_estimate: true,
+                origin: "ESTIMATES&PEs!I138".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn one_edition_per_as_of_date_the_first_given_wins() {
+        let rows = edition_rows(vec![
+            ("archive.xlsx".into(), edition("2026-01-30", 310.24)),
+            ("downloaded.xlsx".into(), edition("2026-01-30", 999.0)),
+            ("older.xlsx".into(), edition("2025-09-30", 303.09)),
+        ]);
+        let got: Vec<(String, &str, f64)> = rows
+            .iter()
+            .map(|r| (r.as_of_date.to_string(), r.file.as_str(), r.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2025-09-30".to_string(), "older.xlsx", 303.09),
+                ("2026-01-30".to_string(), "archive.xlsx", 310.24),
+            ]
+        );
+        assert!(rows.iter().all(|r| r.source == WORKBOOK_SOURCE));
+    }
+}
