@@ -23,6 +23,17 @@ pub enum AppError {
     /// The HTTP engine could not start (bad replay folder, client setup).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The model runner refused to start (bad SQL, cycle, unknown table) — nothing was written.
+    #[error(transparent)]
+    Models(#[from] crate::models::ModelError),
+    /// Some models failed their tests or were skipped; the rest were published.
+    #[error("{failed} of {total} model(s) failed or were skipped (details above and in meta.runs)")]
+    ModelsFailed {
+        /// How many failed or were skipped.
+        failed: usize,
+        /// How many were selected.
+        total: usize,
+    },
     /// A query failed.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
@@ -74,7 +85,26 @@ impl App {
 
     /// SQL views every session gets.
     pub fn views(&self) -> Vec<ViewDef> {
-        sources::all_views(&self.config.sources)
+        let mut views = sources::all_views(&self.config.sources);
+        // View models from sql/ are registered in every session too (once their inputs exist).
+        if let Ok((models, _)) = crate::models::discover(std::path::Path::new("sql")) {
+            for m in models
+                .into_iter()
+                .filter(|m| m.materialized == crate::models::Materialized::View)
+            {
+                if let Ok(refs) = crate::models::dag::references(&m)
+                    && let Some(first) = refs.first()
+                {
+                    views.push(ViewDef {
+                        name: m.name.clone(),
+                        requires: first.clone(),
+                        sql: m.sql.clone(),
+                        description: "SQL view model",
+                    });
+                }
+            }
+        }
+        views
     }
 
     /// Runs the given sources (all when empty), records each in `meta.runs`, and returns their

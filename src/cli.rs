@@ -69,6 +69,24 @@ pub enum Command {
     Sql(SqlArgs),
     /// Show every lake table: rows, newest date, last ingest, current version.
     Status,
+    /// Build the SQL models in sql/ in dependency order; each is audited before it is published.
+    Build(BuildArgs),
+    /// Run the models' data tests against the published tables.
+    Test(BuildArgs),
+}
+
+/// `build` / `test` arguments.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Only this model (`name`), with its ancestors (`+name`) or descendants (`name+`).
+    #[arg(long, value_name = "SELECTOR")]
+    pub select: Option<String>,
+    /// Plan and validate every model and print the build order; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Folder of models, seeds and tests.
+    #[arg(long, default_value = "sql", value_name = "DIR")]
+    pub sql_dir: PathBuf,
 }
 
 /// `ingest` arguments.
@@ -176,6 +194,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             query::emit(&batches, args.format, args.output.as_deref())?;
             Ok(())
         }
+        Command::Build(args) => models(&app, args, false).await,
+        Command::Test(args) => models(&app, args, true).await,
         Command::Status => {
             let batches = app.status().await?;
             if batches.is_empty() {
@@ -233,5 +253,53 @@ async fn ingest(app: &App, args: IngestArgs) -> Result<(), AppError> {
             .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
             .collect::<Vec<_>>()
             .join("; "),
+    })
+}
+
+async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppError> {
+    let report = crate::models::build(
+        &app.lake,
+        &app.views(),
+        &args.sql_dir,
+        args.select.as_deref(),
+        args.dry_run,
+        test_only,
+    )
+    .await?;
+    println!(
+        "{:<36} {:<8} {:>8} {:>8}",
+        "model", "status", "rows", "seconds"
+    );
+    for o in &report.outcomes {
+        println!(
+            "{:<36} {:<8} {:>8} {:>8.2}",
+            o.name.to_string(),
+            o.status.as_str(),
+            o.rows,
+            o.seconds
+        );
+    }
+    let problems: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.status != crate::lake::runs::RunStatus::Ok)
+        .map(|o| {
+            format!(
+                "{} {}: {}",
+                o.name,
+                o.status.as_str(),
+                o.message.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        println!("\n{p}");
+    }
+    Err(AppError::ModelsFailed {
+        failed: problems.len(),
+        total: report.outcomes.len(),
     })
 }

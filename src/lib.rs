@@ -10,6 +10,7 @@
 //! * [`lake`] — the store factory, atomic Delta writes (append, overwrite, MERGE), the query
 //!   session, raw landing zone, run history and watermarks.
 //! * [`sources`] — connectors (FRED so far), each a small [`sources::Source`].
+//! * [`models`] — SQL models: discovery, DAG, write-audit-publish builds and data tests.
 //! * [`app`] — the commands' logic; [`cli`] — their arguments.
 
 pub mod app;
@@ -17,5 +18,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod lake;
+pub mod models;
 pub mod query;
 pub mod sources;

@@ -353,7 +353,9 @@ impl Lake {
                     WriteMode::Append | WriteMode::Merge { .. } => {
                         builder.with_save_mode(SaveMode::Append)
                     }
-                    WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
+                    WriteMode::Overwrite => builder
+                        .with_save_mode(SaveMode::Overwrite)
+                        .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite),
                     WriteMode::ReplaceWhere(predicate) => builder
                         .with_save_mode(SaveMode::Overwrite)
                         .with_replace_where(predicate),

@@ -1,0 +1,392 @@
+//! Building models: plan everything first, then compute, audit and publish each model in DAG
+//! order (write-audit-publish), skipping what sits downstream of a failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::catalog::MemTable;
+use datafusion::prelude::SessionContext;
+
+use super::dag::{self, line_of};
+use super::spec::{Materialized, Model};
+use super::{ModelError, discover};
+use crate::lake::runs::{RunRecord, RunStatus};
+use crate::lake::{Lake, TableName, ViewDef, WriteMode};
+
+/// What happened to one model.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    /// The model.
+    pub name: TableName,
+    /// ok, failed or skipped.
+    pub status: RunStatus,
+    /// Rows published.
+    pub rows: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Why it failed or was skipped.
+    pub message: Option<String>,
+}
+
+/// A build's outcome, in build order.
+#[derive(Debug, Default)]
+pub struct BuildReport {
+    /// One entry per selected model.
+    pub outcomes: Vec<ModelOutcome>,
+}
+
+impl BuildReport {
+    /// Whether every model built (or tested) cleanly.
+    pub fn ok(&self) -> bool {
+        self.outcomes.iter().all(|o| o.status == RunStatus::Ok)
+    }
+}
+
+/// Which models to act on: `name`, `+name` (with its ancestors), `name+` (with descendants).
+fn select(
+    order: &[(usize, Vec<TableName>)],
+    models: &[Model],
+    selector: Option<&str>,
+) -> Result<BTreeSet<usize>, String> {
+    let all: BTreeSet<usize> = order.iter().map(|(i, _)| *i).collect();
+    let Some(sel) = selector else { return Ok(all) };
+    let (up, down, name) = (
+        sel.starts_with('+'),
+        sel.ends_with('+'),
+        sel.trim_matches('+'),
+    );
+    let find = |n: &str| {
+        models
+            .iter()
+            .position(|m| m.name.name == n || m.name.to_string() == n)
+    };
+    let root = find(name).ok_or(format!("--select {sel}: no model named {name}"))?;
+    let refs: BTreeMap<usize, Vec<usize>> = order
+        .iter()
+        .map(|(i, r)| {
+            (
+                *i,
+                r.iter()
+                    .filter_map(|t| models.iter().position(|m| &m.name == t))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut chosen = BTreeSet::from([root]);
+    let mut grow = |forward: bool| loop {
+        let before = chosen.len();
+        for (i, deps) in &refs {
+            for d in deps {
+                let (from, to) = if forward { (*d, *i) } else { (*i, *d) };
+                if chosen.contains(&from) {
+                    chosen.insert(to);
+                }
+            }
+        }
+        if chosen.len() == before {
+            break;
+        }
+    };
+    if up {
+        grow(false);
+    }
+    if down {
+        grow(true);
+    }
+    Ok(chosen)
+}
+
+fn planning_error(model: &Model, message: String) -> ModelError {
+    // Point at the line of the first quoted name DataFusion complains about, when there is one.
+    let named = message
+        .split("No field named ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| c.is_whitespace() || c == ',').next())
+        .map(|n| n.trim_end_matches('.').to_string());
+    let quoted = named.or_else(|| {
+        message
+            .split(['\'', '"', '`'])
+            .nth(1)
+            .map(|q| q.to_string())
+    });
+    let quoted = quoted.map(|q| {
+        q.trim_matches('"')
+            .rsplit('.')
+            .next()
+            .unwrap_or(&q)
+            .to_string()
+    });
+    let line = quoted.map(|q| line_of(&model.sql, &q)).unwrap_or(1);
+    ModelError::Invalid {
+        path: model.path.clone(),
+        line,
+        message: format!("DataFusion: {message}"),
+    }
+}
+
+async fn collect(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, datafusion::error::DataFusionError> {
+    ctx.sql(sql).await?.collect().await
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &TableName,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+) -> Result<(), datafusion::error::DataFusionError> {
+    let schema = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema(name.zone.as_str()))
+        .expect("zone schemas exist");
+    schema.deregister_table(&name.name)?;
+    schema.register_table(name.name.clone(), provider)?;
+    Ok(())
+}
+
+/// Audits rows: every declared test and every custom test attached to the model. Returns the
+/// failures, each with up to five offending rows.
+async fn audit(
+    ctx: &SessionContext,
+    model: &Model,
+    custom: &[(std::path::PathBuf, String)],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let relation = model.name.to_string();
+    let mut checks: Vec<(String, String)> = model
+        .tests
+        .iter()
+        .map(|(line, t)| {
+            (
+                format!("{}:{line} {}", model.path.display(), t.name()),
+                t.failing_rows_sql(&relation),
+            )
+        })
+        .collect();
+    checks.extend(
+        custom
+            .iter()
+            .map(|(p, sql)| (p.display().to_string(), sql.clone())),
+    );
+    for (name, sql) in checks {
+        match collect(
+            ctx,
+            &format!(
+                "SELECT * FROM ({}) LIMIT 5",
+                sql.trim().trim_end_matches(';')
+            ),
+        )
+        .await
+        {
+            Ok(rows) if rows.iter().all(|b| b.num_rows() == 0) => {}
+            Ok(rows) => {
+                let shown = pretty_format_batches(&rows)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                failures.push(format!(
+                    "test {name} failed; offending rows (up to 5):\n{shown}"
+                ));
+            }
+            Err(e) => failures.push(format!("test {name} could not run: {e}")),
+        }
+    }
+    failures
+}
+
+/// Builds (or, with `test_only`, only audits the published) models under `sql_dir`.
+pub async fn build(
+    lake: &Lake,
+    views: &[ViewDef],
+    sql_dir: &Path,
+    selector: Option<&str>,
+    dry_run: bool,
+    test_only: bool,
+) -> Result<BuildReport, ModelError> {
+    let (models, custom) = discover(sql_dir)?;
+    let session = lake.session(None, views).await?;
+    let mut existing: BTreeSet<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
+    existing.extend(
+        views
+            .iter()
+            .filter(|v| existing.contains(&v.requires))
+            .map(|v| v.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    let order = dag::order(&models, &existing)?;
+    let chosen = select(&order, &models, selector).map_err(|m| ModelError::Invalid {
+        path: sql_dir.to_path_buf(),
+        line: 0,
+        message: m,
+    })?;
+    let ctx = session.ctx.clone();
+
+    // Plan every model first (downstream ones against their upstreams' plans): SQL and planning
+    // errors stop the build before anything is written.
+    for (i, _) in &order {
+        let m = &models[*i];
+        let plan = ctx
+            .sql(&m.sql)
+            .await
+            .map_err(|e| planning_error(m, e.to_string()))?;
+        if !existing.contains(&m.name) || test_only {
+            if test_only && existing.contains(&m.name) {
+                continue;
+            }
+            register(&ctx, &m.name, plan.into_view())
+                .map_err(|e| planning_error(m, e.to_string()))?;
+        }
+    }
+    // Custom tests attach to the last model (in build order) they reference.
+    let mut attached: BTreeMap<usize, Vec<(std::path::PathBuf, String)>> = BTreeMap::new();
+    for (path, sql) in &custom {
+        let probe = Model::parse(TableName::marts("custom_test"), path, sql)?;
+        let refs = dag::references(&probe)?;
+        if let Some((i, _)) = order
+            .iter()
+            .rev()
+            .find(|(i, _)| refs.contains(&models[*i].name))
+        {
+            attached
+                .entry(*i)
+                .or_default()
+                .push((path.clone(), sql.clone()));
+        }
+    }
+    let mut report = BuildReport::default();
+    if dry_run {
+        for (i, _) in order.iter().filter(|(i, _)| chosen.contains(i)) {
+            report.outcomes.push(ModelOutcome {
+                name: models[*i].name.clone(),
+                status: RunStatus::Ok,
+                rows: 0,
+                seconds: 0.0,
+                message: Some("planned (dry run)".into()),
+            });
+        }
+        return Ok(report);
+    }
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let mut broken: BTreeSet<TableName> = BTreeSet::new();
+    let mut records = Vec::new();
+    for (i, refs) in order.iter().filter(|(i, _)| chosen.contains(i)) {
+        let m = &models[*i];
+        let started = Lake::now();
+        let clock = Instant::now();
+        let mut outcome = ModelOutcome {
+            name: m.name.clone(),
+            status: RunStatus::Ok,
+            rows: 0,
+            seconds: 0.0,
+            message: None,
+        };
+        if let Some(up) = refs.iter().find(|r| broken.contains(r)) {
+            outcome.status = RunStatus::Skipped;
+            outcome.message = Some(format!("upstream {up} failed or was skipped"));
+        } else {
+            let result = if test_only {
+                run_tests_only(&ctx, m, attached.get(i)).await
+            } else {
+                build_one(lake, &ctx, m, attached.get(i)).await
+            };
+            match result {
+                Ok(rows) => outcome.rows = rows,
+                Err(message) => {
+                    outcome.status = RunStatus::Failed;
+                    outcome.message = Some(message);
+                }
+            }
+        }
+        if outcome.status != RunStatus::Ok {
+            broken.insert(m.name.clone());
+        }
+        outcome.seconds = clock.elapsed().as_secs_f64();
+        records.push(RunRecord {
+            run_id: run_id.clone(),
+            kind: if test_only {
+                "test".into()
+            } else {
+                "build".into()
+            },
+            job: if test_only {
+                "test".into()
+            } else {
+                "build".into()
+            },
+            target: Some(m.name.to_string()),
+            started_at: started,
+            ended_at: Lake::now(),
+            status: outcome.status,
+            rows_written: outcome.rows as i64,
+            error: outcome.message.clone(),
+        });
+        report.outcomes.push(outcome);
+    }
+    lake.record_runs(&records).await?;
+    Ok(report)
+}
+
+async fn run_tests_only(
+    ctx: &SessionContext,
+    m: &Model,
+    custom: Option<&Vec<(std::path::PathBuf, String)>>,
+) -> Result<usize, String> {
+    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[])).await;
+    if failures.is_empty() {
+        Ok(0)
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+async fn build_one(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    custom: Option<&Vec<(std::path::PathBuf, String)>>,
+) -> Result<usize, String> {
+    if m.materialized == Materialized::View {
+        // Views are registered in every session from their file; audit them as they are now.
+        let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[])).await;
+        return if failures.is_empty() {
+            Ok(0)
+        } else {
+            Err(failures.join("\n"))
+        };
+    }
+    // Write: compute the new rows (not yet visible to anyone else).
+    let batches = collect(ctx, &m.sql)
+        .await
+        .map_err(|e| format!("{}: DataFusion: {e}", m.path.display()))?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => ctx
+            .sql(&m.sql)
+            .await
+            .map_err(|e| e.to_string())?
+            .schema()
+            .inner()
+            .clone(),
+    };
+    let mem = MemTable::try_new(schema, vec![batches.clone()]).map_err(|e| e.to_string())?;
+    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
+    // Audit exactly those rows.
+    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[])).await;
+    if !failures.is_empty() {
+        return Err(format!(
+            "{} not published (the previous version stays visible):\n{}",
+            m.name,
+            failures.join("\n")
+        ));
+    }
+    // Publish: one atomic commit.
+    lake.write(&m.name, batches, WriteMode::Overwrite)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows)
+}

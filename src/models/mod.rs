@@ -1,0 +1,65 @@
+//! SQL models: one `.sql` file per model under `sql/staging/` and `sql/marts/`, built in the
+//! order their table references imply, each one audited before it is published.
+//!
+//! A model file is a single `SELECT` (CTEs welcome) with an optional header of `--` comments:
+//!
+//! ```sql
+//! -- description: Fed total assets minus TGA minus ON RRP, one row per calendar day
+//! -- materialized: table            (table | view)
+//! -- column date: calendar day
+//! -- test: unique(date)
+//! -- test: not_null(date, net_liquidity_musd)
+//! -- test: accepted_range(net_liquidity_musd, 0, 20000000)
+//! -- test: relationships(symbol, staging.prices_daily.symbol)
+//! SELECT …
+//! ```
+//!
+//! Dependencies are the `staging.*`, `marts.*` and `meta.*` tables the SQL names (found with
+//! DataFusion's SQL parser), so the build order is a DAG computed from the files. Before
+//! anything is written, cycles, unknown tables and SQL errors are reported with file and line.
+//! **Write-audit-publish:** a model's new rows are computed, its tests run against exactly those
+//! rows, and only then are they committed (one Delta commit); a failing test leaves the previous
+//! version visible, prints sample offending rows, and skips every model downstream. Custom tests
+//! are files in `sql/tests/`: a query that must return no rows.
+
+pub mod build;
+pub mod dag;
+pub mod spec;
+
+pub use build::{BuildReport, ModelOutcome, build};
+pub use spec::{DataTest, Materialized, Model, discover};
+
+use std::path::PathBuf;
+
+/// Errors of the model runner. Each names the file (and line where known).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A model file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A header line or the SQL is not valid.
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Models reference each other in a cycle.
+    #[error("dependency cycle: {}", cycle.join(" -> "))]
+    Cycle {
+        /// The models in the cycle, the first repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+}

@@ -1,0 +1,274 @@
+//! Model files: discovery and header parsing.
+
+use std::path::{Path, PathBuf};
+
+use super::ModelError;
+use crate::lake::{TableName, Zone};
+
+/// How a model is materialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialized {
+    /// A Delta table, rebuilt and published atomically.
+    Table,
+    /// A SQL view registered in every session (nothing stored).
+    View,
+}
+
+/// A data test declared in a model header.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataTest {
+    /// No NULLs in these columns.
+    NotNull(Vec<String>),
+    /// No two rows share these columns.
+    Unique(Vec<String>),
+    /// Every non-NULL value within `[min, max]`.
+    AcceptedRange {
+        /// Column.
+        column: String,
+        /// Lower bound (inclusive), a SQL literal.
+        min: String,
+        /// Upper bound (inclusive), a SQL literal.
+        max: String,
+    },
+    /// Every non-NULL value exists in another table's column.
+    Relationships {
+        /// Column of this model.
+        column: String,
+        /// `schema.table`.
+        to_table: String,
+        /// Column there.
+        to_column: String,
+    },
+}
+
+impl DataTest {
+    /// A short name for reports, e.g. `unique(date)`.
+    pub fn name(&self) -> String {
+        match self {
+            DataTest::NotNull(c) => format!("not_null({})", c.join(", ")),
+            DataTest::Unique(c) => format!("unique({})", c.join(", ")),
+            DataTest::AcceptedRange { column, min, max } => {
+                format!("accepted_range({column}, {min}, {max})")
+            }
+            DataTest::Relationships {
+                column,
+                to_table,
+                to_column,
+            } => format!("relationships({column}, {to_table}.{to_column})"),
+        }
+    }
+
+    /// A query over `relation` returning the offending rows (none = pass).
+    pub fn failing_rows_sql(&self, relation: &str) -> String {
+        let q = |c: &str| format!("\"{c}\"");
+        match self {
+            DataTest::NotNull(cols) => {
+                let cond: Vec<String> = cols.iter().map(|c| format!("{} IS NULL", q(c))).collect();
+                format!("SELECT * FROM {relation} WHERE {}", cond.join(" OR "))
+            }
+            DataTest::Unique(cols) => {
+                let list: Vec<String> = cols.iter().map(|c| q(c)).collect();
+                format!(
+                    "SELECT {0}, count(*) AS n FROM {relation} GROUP BY {0} HAVING count(*) > 1",
+                    list.join(", ")
+                )
+            }
+            DataTest::AcceptedRange { column, min, max } => {
+                format!(
+                    "SELECT * FROM {relation} WHERE {0} < {min} OR {0} > {max}",
+                    q(column)
+                )
+            }
+            DataTest::Relationships {
+                column,
+                to_table,
+                to_column,
+            } => format!(
+                "SELECT * FROM {relation} WHERE {0} IS NOT NULL AND {0} NOT IN (SELECT {1} FROM {to_table} WHERE {1} IS NOT NULL)",
+                q(column),
+                q(to_column)
+            ),
+        }
+    }
+}
+
+/// One model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Its table name (`marts.<file stem>` for `sql/marts/<stem>.sql`).
+    pub name: TableName,
+    /// The file.
+    pub path: PathBuf,
+    /// The SQL (header included; comments are SQL comments).
+    pub sql: String,
+    /// Materialization.
+    pub materialized: Materialized,
+    /// One line saying what it is.
+    pub description: Option<String>,
+    /// Column descriptions.
+    pub columns: Vec<(String, String)>,
+    /// Declared data tests, with their header line.
+    pub tests: Vec<(usize, DataTest)>,
+}
+
+fn args(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+fn parse_test(spec: &str) -> Result<DataTest, String> {
+    let (kind, rest) = spec
+        .split_once('(')
+        .ok_or(format!("test {spec:?} is not like kind(args)"))?;
+    let inner = rest
+        .strip_suffix(')')
+        .ok_or(format!("test {spec:?} lacks a closing parenthesis"))?;
+    let a = args(inner);
+    match (kind.trim(), a.len()) {
+        ("not_null", n) if n > 0 => Ok(DataTest::NotNull(a)),
+        ("unique", n) if n > 0 => Ok(DataTest::Unique(a)),
+        ("accepted_range", 3) => Ok(DataTest::AcceptedRange {
+            column: a[0].clone(),
+            min: a[1].clone(),
+            max: a[2].clone(),
+        }),
+        ("relationships", 2) => {
+            let (table, col) = a[1].rsplit_once('.').ok_or(format!(
+                "relationships target {:?} is not schema.table.column",
+                a[1]
+            ))?;
+            Ok(DataTest::Relationships {
+                column: a[0].clone(),
+                to_table: table.to_string(),
+                to_column: col.to_string(),
+            })
+        }
+        (k, _) => Err(format!(
+            "unknown test or wrong arguments: {k}({inner}); use not_null(cols), unique(cols), accepted_range(col, min, max), relationships(col, schema.table.col)"
+        )),
+    }
+}
+
+impl Model {
+    /// Parses a model file's text.
+    pub fn parse(name: TableName, path: &Path, sql: &str) -> Result<Self, ModelError> {
+        let invalid = |line: usize, message: String| ModelError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut model = Model {
+            name,
+            path: path.to_path_buf(),
+            sql: sql.to_string(),
+            materialized: Materialized::Table,
+            description: None,
+            columns: Vec::new(),
+            tests: Vec::new(),
+        };
+        for (i, line) in sql.lines().enumerate() {
+            let Some(comment) = line.trim().strip_prefix("--") else {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                break;
+            };
+            let Some((key, value)) = comment.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match key.trim() {
+                "materialized" => {
+                    model.materialized = match value {
+                        "table" => Materialized::Table,
+                        "view" => Materialized::View,
+                        other => {
+                            return Err(invalid(
+                                i + 1,
+                                format!("materialized must be table or view, not {other:?}"),
+                            ));
+                        }
+                    }
+                }
+                "description" => model.description = Some(value.to_string()),
+                "test" => model
+                    .tests
+                    .push((i + 1, parse_test(value).map_err(|m| invalid(i + 1, m))?)),
+                k if k.starts_with("column ") => model
+                    .columns
+                    .push((k["column ".len()..].trim().to_string(), value.to_string())),
+                _ => {}
+            }
+        }
+        Ok(model)
+    }
+}
+
+/// A SQL file: its path and text.
+pub type SqlFile = (PathBuf, String);
+
+/// Every model under `dir` (`staging/*.sql` → `staging.<stem>`, `marts/*.sql` → `marts.<stem>`),
+/// and the custom test files under `dir/tests/`.
+pub fn discover(dir: &Path) -> Result<(Vec<Model>, Vec<SqlFile>), ModelError> {
+    let mut models = Vec::new();
+    for (folder, zone) in [("staging", Zone::Staging), ("marts", Zone::Marts)] {
+        for (path, text) in sql_files(&dir.join(folder))? {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            models.push(Model::parse(TableName { zone, name: stem }, &path, &text)?);
+        }
+    }
+    let tests = sql_files(&dir.join("tests"))?;
+    Ok((models, tests))
+}
+
+fn sql_files(dir: &Path) -> Result<Vec<SqlFile>, ModelError> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        out.push((path, text));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parses() {
+        let sql = "-- description: d\n-- materialized: view\n-- column a: the a\n-- test: unique(a, b)\n-- test: relationships(s, staging.p.symbol)\nSELECT 1 AS a\n-- test: ignored(after the header)\n";
+        let m = Model::parse(TableName::marts("m"), Path::new("m.sql"), sql).unwrap();
+        assert_eq!(m.materialized, Materialized::View);
+        assert_eq!(m.columns, vec![("a".to_string(), "the a".to_string())]);
+        assert_eq!(m.tests.len(), 2);
+        assert_eq!(
+            m.tests[0],
+            (4, DataTest::Unique(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(m.tests[1].1.name(), "relationships(s, staging.p.symbol)");
+        let bad = Model::parse(
+            TableName::marts("m"),
+            Path::new("m.sql"),
+            "-- test: uniq(a)\nSELECT 1",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.starts_with("m.sql:1: unknown test"), "{bad}");
+    }
+}

@@ -1,0 +1,246 @@
+//! The model runner: the marts on the snapshot, write-audit-publish, and errors reported with
+//! file:line before anything is written.
+
+use std::path::Path;
+
+use super::common::*;
+
+fn build(cwd: &Path, lake: &Path, args: &[&str]) -> (i32, String, String) {
+    run(bin(cwd)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--lake")
+        .arg(lake)
+        .args(args))
+}
+
+#[test]
+fn marts_build_on_the_snapshot_and_pin_real_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest_snapshot(dir.path(), &lake);
+    let (code, out, err) = build(dir.path(), &lake, &["build"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for mart in [
+        "net_liquidity_daily",
+        "asset_daily",
+        "co_highs",
+        "liquidity_vs_risk",
+    ] {
+        assert!(out.contains(&format!("marts.{mart}")), "{mart}:\n{out}");
+    }
+    let (code, out, err) = build(dir.path(), &lake, &["test"]);
+    assert_eq!(
+        code, 0,
+        "every data test passes on the published marts:\n{out}\n{err}"
+    );
+    // Net liquidity on Wednesday 2026-05-27: WALCL 6,704,383 − DTS TGA 842,660 − ON RRP 1,853 ($M).
+    let nl = sql_csv(
+        dir.path(),
+        &lake,
+        "select fed_total_assets_musd, tga_musd, tga_source, on_rrp_musd, net_liquidity_musd from marts.net_liquidity_daily where date = '2026-05-27'",
+    );
+    assert_eq!(
+        nl.trim(),
+        "fed_total_assets_musd,tga_musd,tga_source,on_rrp_musd,net_liquidity_musd\n6704383.0,842660.0,dts,1853.0,5859870.0"
+    );
+    // Small caps near their high while bitcoin is 45% below its own: the divergence the product is about.
+    let dd = sql_csv(
+        dir.path(),
+        &lake,
+        "select symbol, round(drawdown_pct, 2) as dd from marts.asset_daily where date = '2026-02-20' and symbol in ('BTC-USD', '^RUT') order by 1",
+    );
+    assert_eq!(dd.trim(), "symbol,dd\nBTC-USD,-45.49\n^RUT,-2.02");
+    let row = sql_csv(
+        dir.path(),
+        &lake,
+        "select round(next_meeting_cut_prob, 3) as p, round(btc_rut_corr_90d, 3) as c from marts.liquidity_vs_risk where date = '2025-09-02'",
+    );
+    assert_eq!(row.trim(), "p,c\n0.923,0.389");
+    let highs = sql_csv(
+        dir.path(),
+        &lake,
+        "select btc_date, small_caps_date from marts.co_highs where btc_date = '2025-10-06'",
+    );
+    assert_eq!(
+        highs.trim(),
+        "btc_date,small_caps_date\n2025-10-06,2025-10-06"
+    );
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn fred_only_lake(dir: &Path) -> std::path::PathBuf {
+    let lake = dir.join("lake");
+    let (code, out, err) = run(bin(dir)
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--config")
+        .arg(snapshot_config())
+        .arg("--replay")
+        .arg(snapshot())
+        .args(["ingest", "fred"]));
+    assert_eq!(code, 0, "{out}{err}");
+    lake
+}
+
+#[test]
+fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = fred_only_lake(dir.path());
+    let sql = dir.path().join("sql");
+    write(
+        &sql,
+        "marts/units.sql",
+        "-- test: not_null(units)\n-- test: unique(series_id)\nSELECT series_id, units FROM staging.fred_series\n",
+    );
+    write(
+        &sql,
+        "marts/downstream.sql",
+        "SELECT count(*) AS n FROM marts.units\n",
+    );
+    let sql_arg = sql.to_str().unwrap();
+    let (code, out, err) =
+        run(bin(dir.path())
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--sql-dir", sql_arg]));
+    assert_eq!(code, 0, "{out}{err}");
+    let before = sql_csv(dir.path(), &lake, "select * from marts.units order by 1");
+
+    // A bad row: a NULL unit for one series.
+    write(
+        &sql,
+        "marts/units.sql",
+        "-- test: not_null(units)\nSELECT series_id, CASE WHEN series_id = 'EFFR' THEN NULL ELSE units END AS units FROM staging.fred_series\n",
+    );
+    let (code, out, _) =
+        run(bin(dir.path())
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--sql-dir", sql_arg]));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("not_null(units) failed") && out.contains("| EFFR      |"),
+        "offending row shown:\n{out}"
+    );
+    assert!(
+        out.contains("marts.downstream skipped: upstream marts.units failed"),
+        "{out}"
+    );
+    assert_eq!(
+        sql_csv(dir.path(), &lake, "select * from marts.units order by 1"),
+        before,
+        "previous version still visible"
+    );
+    let runs = sql_csv(
+        dir.path(),
+        &lake,
+        "select target, status from meta.runs where kind = 'build' order by started_at desc, target limit 2",
+    );
+    assert_eq!(
+        runs.trim(),
+        "target,status\nmarts.downstream,skipped\nmarts.units,failed"
+    );
+
+    // A custom test file that must return no rows fails the same way.
+    write(
+        &sql,
+        "marts/units.sql",
+        "SELECT series_id, units FROM staging.fred_series\n",
+    );
+    write(
+        &sql,
+        "tests/no_percent_series.sql",
+        "SELECT * FROM marts.units WHERE units = 'Percent'\n",
+    );
+    let (code, out, _) =
+        run(bin(dir.path())
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--sql-dir", sql_arg]));
+    assert_eq!(code, 1);
+    assert!(out.contains("no_percent_series.sql failed"), "{out}");
+}
+
+#[test]
+fn cycles_unknown_tables_and_bad_sql_fail_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = fred_only_lake(dir.path());
+    let cases = [
+        (
+            vec![
+                ("marts/a.sql", "SELECT * FROM marts.b"),
+                ("marts/b.sql", "SELECT * FROM marts.a"),
+            ],
+            "dependency cycle: marts.a -> marts.b -> marts.a",
+        ),
+        (
+            vec![(
+                "marts/a.sql",
+                "-- description: x\nSELECT *\nFROM staging.no_such_table",
+            )],
+            "a.sql:3: staging.no_such_table is neither a lake table nor a model",
+        ),
+        (
+            vec![(
+                "marts/a.sql",
+                "SELECT series_id\nFROM staging.fred_series\nWHERE",
+            )],
+            "a.sql:3: SQL syntax error",
+        ),
+        (
+            vec![(
+                "marts/a.sql",
+                "SELECT series_id,\n  no_such_column\nFROM staging.fred_series",
+            )],
+            "a.sql:2: DataFusion",
+        ),
+        (
+            vec![
+                ("marts/ok.sql", "SELECT series_id FROM staging.fred_series"),
+                ("marts/z.sql", "SELECT nope FROM marts.ok"),
+            ],
+            "z.sql:1: DataFusion",
+        ),
+    ];
+    for (i, (files, expected)) in cases.iter().enumerate() {
+        let sql = dir.path().join(format!("sql{i}"));
+        for (rel, text) in files {
+            write(&sql, rel, text);
+        }
+        let (code, out, err) = run(bin(dir.path()).arg("--lake").arg(&lake).args([
+            "build",
+            "--sql-dir",
+            sql.to_str().unwrap(),
+        ]));
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+        let (_, status, _) = run(bin(dir.path()).arg("--lake").arg(&lake).arg("status"));
+        assert!(!status.contains("marts."), "nothing was written:\n{status}");
+    }
+    // A dry run plans, prints the order, writes nothing.
+    let sql = dir.path().join("sql_ok");
+    write(&sql, "marts/second.sql", "SELECT * FROM marts.first");
+    write(
+        &sql,
+        "marts/first.sql",
+        "SELECT series_id FROM staging.fred_series",
+    );
+    let (code, out, _) = run(bin(dir.path()).arg("--lake").arg(&lake).args([
+        "build",
+        "--dry-run",
+        "--sql-dir",
+        sql.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0);
+    assert!(
+        out.find("marts.first").unwrap() < out.find("marts.second").unwrap(),
+        "{out}"
+    );
+    let (_, status, _) = run(bin(dir.path()).arg("--lake").arg(&lake).arg("status"));
+    assert!(!status.contains("marts."), "{status}");
+}
