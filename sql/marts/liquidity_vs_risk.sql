@@ -1,10 +1,12 @@
--- description: The product's table — one row per calendar day: net liquidity and its changes, reserves, cumulative Fed bill purchases since the reserve-management programme began (2025-12-12), the priced policy path (FedWatch, else the labelled proxy), bitcoin's and the Russell 2000's (and other risk assets') closes and drawdowns from their highs, their rolling 90-day return correlation, and a divergence flag.
+-- description: The product's table — one row per calendar day: net liquidity and its changes, reserves, cumulative Fed bill purchases since the reserve-management programme began (2025-12-12), the priced policy path (FedWatch, else the labelled proxy), expected EPS growth, bitcoin's and the Russell 2000's (and other risk assets') closes and drawdowns from their highs, their rolling 90-day return correlation, and a divergence flag.
 -- column date: calendar day (weekends and holidays carry the last equity close; bitcoin trades every day)
 -- column net_liquidity_musd: Fed total assets − TGA − ON RRP, $M (marts.net_liquidity_daily)
 -- column bill_purchases_cum_usd: Fed outright T-bill purchases accepted since 2025-12-12, USD, by operation date
 -- column next_meeting_date: next FOMC decision on or after the day
 -- column next_meeting_cut_prob: FedWatch probability of a lower target range at the next meeting (NULL where no futures cover it)
 -- column priced_change_bp: proxy for the priced policy move where FedWatch has nothing: 2y (else 1y) yield − EFFR, bp
+-- column sp500_eps_growth_pct: next-year over this-year S&P 500 operating EPS growth, % (marts.eps_growth, newest edition known that day)
+-- column sp600_eps_growth_pct: the same for the S&P 600 small caps
 -- column btc_rut_corr_90d: correlation of bitcoin and Russell 2000 daily returns over the last 90 equity sessions; bitcoin's return is compounded over the same span as each equity return (Friday → Monday includes the weekend)
 -- column divergence: one of bitcoin / small caps within 2% of its all-time high while the other is more than 20% below its own; NULL where either close is more than 5 days old
 -- column btc_as_of: day of the bitcoin close shown
@@ -59,14 +61,21 @@ fedwatch AS (
     WHERE f.meeting_index = 1
     GROUP BY f.as_of_date, f.meeting_date
 ),
+eps AS (
+    SELECT date,
+           max(CASE WHEN index = 'SP500' THEN growth_pct END) AS sp500_eps_growth_pct,
+           max(CASE WHEN index = 'SP600' THEN growth_pct END) AS sp600_eps_growth_pct
+    FROM marts.eps_growth GROUP BY date
+),
 joined AS (
     SELECT n.date, n.net_liquidity_musd, n.net_liquidity_chg_1w_musd, n.net_liquidity_chg_4w_musd, n.net_liquidity_chg_13w_musd,
            n.reserves_musd, n.fed_total_assets_musd, n.tga_musd, n.on_rrp_musd,
            b.accepted_usd, fw.meeting_date AS fw_meeting, fw.cut_prob, px.next_meeting_date AS px_meeting, px.priced_change_bp,
            a.btc_close, a.btc_drawdown_pct, a.rut_close, a.rut_drawdown_pct, a.spx_close, a.spx_drawdown_pct,
            a.ndx_close, a.ndx_drawdown_pct, a.dji_close, a.dji_drawdown_pct, a.silver_close, a.silver_drawdown_pct,
-           c.btc_rut_corr_90d
+           c.btc_rut_corr_90d, e.sp500_eps_growth_pct, e.sp600_eps_growth_pct
     FROM marts.net_liquidity_daily n
+    LEFT JOIN eps e ON e.date = n.date
     LEFT JOIN assets a ON a.date = n.date
     LEFT JOIN corr c ON c.date = n.date
     LEFT JOIN bills b ON b.date = n.date
@@ -80,6 +89,8 @@ filled AS (
            coalesce(fw_meeting, px_meeting) AS next_meeting_date,
            cut_prob AS next_meeting_cut_prob,
            priced_change_bp,
+           sp500_eps_growth_pct,
+           sp600_eps_growth_pct,
            last_value(btc_close) IGNORE NULLS OVER w AS btc_close,
            last_value(btc_drawdown_pct) IGNORE NULLS OVER w AS btc_drawdown_pct,
            max(CASE WHEN btc_close IS NOT NULL THEN date END) OVER w AS btc_as_of,
