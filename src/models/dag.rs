@@ -203,7 +203,7 @@ mod tests {
             err.starts_with("sql/marts/u.sql:3: staging.nope is neither"),
             "{err}"
         );
-        let s = model("s", "SELECT 1\nFROM\nWHERE");
+        let s = model("s", "SELECT 1\nFROM staging.x\nWHERE");
         let err = order(&[s], &BTreeSet::new()).unwrap_err().to_string();
         assert!(
             err.starts_with("sql/marts/s.sql:3: SQL syntax error"),
