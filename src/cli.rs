@@ -73,6 +73,15 @@ pub enum Command {
     Build(BuildArgs),
     /// Run the models' data tests against the published tables.
     Test(BuildArgs),
+    /// Write the model catalogue (Markdown) and lineage graph (Mermaid).
+    Docs {
+        /// Folder of models.
+        #[arg(long, default_value = "sql", value_name = "DIR")]
+        sql_dir: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "docs/models", value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// `build` / `test` arguments.
@@ -196,6 +205,14 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Build(args) => models(&app, args, false).await,
         Command::Test(args) => models(&app, args, true).await,
+        Command::Docs { sql_dir, out } => {
+            for path in
+                crate::models::docs::write_docs(&app.lake, &app.views(), &sql_dir, &out).await?
+            {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::Status => {
             let batches = app.status().await?;
             if batches.is_empty() {

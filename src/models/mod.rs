@@ -24,6 +24,7 @@
 
 pub mod build;
 pub mod dag;
+pub mod docs;
 pub mod spec;
 
 pub use build::{BuildReport, ModelOutcome, build};
