@@ -429,3 +429,14 @@ pub fn column_as<T: datafusion::arrow::array::Array + Clone + 'static>(
             ))),
         })
 }
+
+/// The `ingested_at` column every staging row carries: the run's timestamp, `n` times.
+pub fn ingested_at_column(n: usize, run_at: DateTime<Utc>) -> datafusion::arrow::array::ArrayRef {
+    std::sync::Arc::new(
+        datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
+            run_at.timestamp_micros();
+            n
+        ])
+        .with_timezone("UTC"),
+    )
+}

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use super::{Lake, LakeError, Result, TableName, WriteMode, column_as};
@@ -107,10 +105,7 @@ impl Lake {
                     .map(|k| date_to_days(marks[*k]))
                     .collect::<Vec<_>>(),
             )),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![now.timestamp_micros(); keys.len()])
-                    .with_timezone("UTC"),
-            ),
+            crate::lake::ingested_at_column(keys.len(), now),
         ];
         let batch = RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
             table: table(),

@@ -37,7 +37,6 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -119,10 +118,7 @@ fn batch(rows: &[Row], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> 
         text(|r| &r.source),
         text(|r| &r.file),
         text(|r| &r.origin),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); rows.len()])
-                .with_timezone("UTC"),
-        ),
+        crate::lake::ingested_at_column(rows.len(), run_at),
     ];
     RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
         table: table(),

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde::Deserialize;
@@ -184,9 +183,7 @@ struct ProxyRows {
 }
 
 fn stamp(n: usize, run_at: DateTime<Utc>) -> ArrayRef {
-    Arc::new(
-        TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n]).with_timezone("UTC"),
-    )
+    crate::lake::ingested_at_column(n, run_at)
 }
 
 fn ts_field(name: &str) -> Field {

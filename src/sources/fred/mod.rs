@@ -322,10 +322,7 @@ fn observations_batch(
         Arc::new(Date32Array::from(rt_start)),
         Arc::new(Date32Array::from(rt_end)),
         Arc::new(StringArray::from(sources)),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
-                .with_timezone("UTC"),
-        ),
+        crate::lake::ingested_at_column(n, run_at),
     ];
     RecordBatch::try_new(observations_schema(), columns).map_err(|e| LakeError::Data {
         table: observations_table(),
@@ -413,10 +410,7 @@ fn series_batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch
                 "macrolake_catalog".into()
             })
         }),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); series.len()])
-                .with_timezone("UTC"),
-        ),
+        crate::lake::ingested_at_column(series.len(), run_at),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
         table: series_table(),

@@ -20,9 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
-use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use config::FuturesConfig;
@@ -95,10 +93,7 @@ fn batch(rows: &[(Settle, String)], run_at: DateTime<Utc>) -> Result<RecordBatch
         Arc::new(StringArray::from(
             rows.iter().map(|(_, src)| src.as_str()).collect::<Vec<_>>(),
         )),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
-                .with_timezone("UTC"),
-        ),
+        crate::lake::ingested_at_column(n, run_at),
     ];
     RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
         table: table(),

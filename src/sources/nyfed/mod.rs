@@ -23,7 +23,6 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -120,9 +119,7 @@ fn usd_array(values: Vec<Option<Cents>>, table: &TableName) -> Result<ArrayRef, 
 }
 
 fn stamp(n: usize, run_at: DateTime<Utc>) -> ArrayRef {
-    Arc::new(
-        TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n]).with_timezone("UTC"),
-    )
+    crate::lake::ingested_at_column(n, run_at)
 }
 
 fn operations_batch(

@@ -11,9 +11,7 @@ pub mod parse;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use config::{PriceSource, PricesConfig, SymbolConfig};
@@ -103,10 +101,7 @@ pub fn batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch, L
         Arc::new(StringArray::from(
             rows.iter().map(|(f, _)| f.source).collect::<Vec<_>>(),
         )),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
-                .with_timezone("UTC"),
-        ),
+        crate::lake::ingested_at_column(n, run_at),
     ];
     RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
         table: table(),

@@ -9,9 +9,7 @@ pub mod parse;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use config::TreasuryConfig;
@@ -81,10 +79,7 @@ fn batch(days: &[TgaDay], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeErro
             days.iter().map(|d| d.layout).collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(vec!["fiscaldata_dts"; n])),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
-                .with_timezone("UTC"),
-        ),
+        crate::lake::ingested_at_column(n, run_at),
     ];
     RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
         table: table(),
