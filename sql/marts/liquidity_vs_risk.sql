@@ -9,8 +9,8 @@
 -- column sp600_eps_growth_pct: the same for the S&P 600 small caps
 -- column btc_rut_corr_90d: correlation of bitcoin and Russell 2000 daily returns over the last 90 equity sessions; bitcoin's return is compounded over the same span as each equity return (Friday → Monday includes the weekend)
 -- column divergence: one of bitcoin / small caps within 2% of its all-time high while the other is more than 20% below its own; NULL where either close is more than 5 days old
--- column btc_as_of: day of the bitcoin close shown
--- column rut_as_of: day of the Russell 2000 close shown
+-- column btc_as_of: day of the newest bitcoin close (btc_close is NULL when it is more than 5 days old)
+-- column rut_as_of: day of the newest Russell 2000 close (rut_close is NULL when it is more than 5 days old)
 -- test: unique(date)
 -- test: not_null(date, net_liquidity_musd)
 -- test: accepted_range(btc_rut_corr_90d, -1, 1)
@@ -109,8 +109,18 @@ filled AS (
     FROM joined
     WINDOW w AS (ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
--- A close older than 5 days is stale (the history ended), not a level that still holds.
-SELECT *,
+-- A close older than 5 days is stale (that history ended), not a level that still holds.
+SELECT date, net_liquidity_musd, net_liquidity_chg_1w_musd, net_liquidity_chg_4w_musd, net_liquidity_chg_13w_musd,
+       reserves_musd, fed_total_assets_musd, tga_musd, on_rrp_musd, bill_purchases_cum_usd,
+       next_meeting_date, next_meeting_cut_prob, priced_change_bp, sp500_eps_growth_pct, sp600_eps_growth_pct,
+       CASE WHEN btc_as_of >= date - INTERVAL '5 days' THEN btc_close END AS btc_close,
+       CASE WHEN btc_as_of >= date - INTERVAL '5 days' THEN btc_drawdown_pct END AS btc_drawdown_pct,
+       btc_as_of,
+       CASE WHEN rut_as_of >= date - INTERVAL '5 days' THEN rut_close END AS rut_close,
+       CASE WHEN rut_as_of >= date - INTERVAL '5 days' THEN rut_drawdown_pct END AS rut_drawdown_pct,
+       rut_as_of,
+       spx_close, spx_drawdown_pct, ndx_close, ndx_drawdown_pct, dji_close, dji_drawdown_pct,
+       silver_close, silver_drawdown_pct, btc_rut_corr_90d,
        CASE WHEN btc_as_of >= date - INTERVAL '5 days' AND rut_as_of >= date - INTERVAL '5 days' THEN
            (btc_drawdown_pct >= -2 AND rut_drawdown_pct < -20) OR (rut_drawdown_pct >= -2 AND btc_drawdown_pct < -20)
        END AS divergence
