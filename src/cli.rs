@@ -274,15 +274,18 @@ async fn ingest(app: &App, args: IngestArgs) -> Result<(), AppError> {
 }
 
 async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppError> {
-    let report = crate::models::build(
-        &app.lake,
-        &app.views(),
-        &args.sql_dir,
-        args.select.as_deref(),
-        args.dry_run,
+    let options = crate::models::BuildOptions {
+        sql_dir: &args.sql_dir,
+        selector: args.select.as_deref(),
+        dry_run: args.dry_run,
         test_only,
-    )
-    .await?;
+        reference_date: app
+            .config
+            .models
+            .reference_date
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+    };
+    let report = crate::models::build(&app.lake, &app.views(), &options).await?;
     println!(
         "{:<36} {:<8} {:>8} {:>8}",
         "model", "status", "rows", "seconds"

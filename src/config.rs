@@ -60,6 +60,17 @@ pub struct Config {
     pub http: HttpConfig,
     /// The connectors.
     pub sources: SourcesConfig,
+    /// The SQL models.
+    pub models: ModelsConfig,
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// The day `freshness` tests measure staleness from; unset = today (UTC). A recorded
+    /// snapshot sets the day it was recorded.
+    pub reference_date: Option<chrono::NaiveDate>,
 }
 
 impl Config {

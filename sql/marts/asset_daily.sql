@@ -10,6 +10,7 @@
 -- test: not_null(symbol, date, close, ath_close, drawdown_pct)
 -- test: accepted_range(drawdown_pct, -100, 0)
 -- test: relationships(symbol, staging.prices_daily.symbol)
+-- test: freshness(date, 7)
 WITH ranked AS (
     SELECT
         symbol, date, close,

@@ -14,6 +14,7 @@
 -- test: unique(date)
 -- test: not_null(date, net_liquidity_musd)
 -- test: accepted_range(btc_rut_corr_90d, -1, 1)
+-- test: freshness(date, 14)
 WITH assets AS (
     SELECT date,
         max(CASE WHEN symbol = 'BTC-USD' THEN close END) AS btc_close,

@@ -12,6 +12,7 @@
 -- test: unique(date)
 -- test: not_null(date, fed_total_assets_musd, tga_musd, on_rrp_musd, net_liquidity_musd)
 -- test: accepted_range(net_liquidity_musd, 0, 20000000)
+-- test: freshness(date, 14)
 WITH fred AS (
     SELECT series_id, date, value_musd
     FROM staging.fred_observations_latest

@@ -155,6 +155,7 @@ async fn audit(
     ctx: &SessionContext,
     model: &Model,
     custom: &[(std::path::PathBuf, String)],
+    reference: chrono::NaiveDate,
 ) -> Vec<String> {
     let mut failures = Vec::new();
     let relation = model.name.to_string();
@@ -164,7 +165,7 @@ async fn audit(
         .map(|(line, t)| {
             (
                 format!("{}:{line} {}", model.path.display(), t.name()),
-                t.failing_rows_sql(&relation),
+                t.failing_rows_sql(&relation, reference),
             )
         })
         .collect();
@@ -198,15 +199,34 @@ async fn audit(
     failures
 }
 
-/// Builds (or, with `test_only`, only audits the published) models under `sql_dir`.
+/// How a build runs.
+#[derive(Debug, Clone)]
+pub struct BuildOptions<'a> {
+    /// Folder of models and tests.
+    pub sql_dir: &'a Path,
+    /// `--select`.
+    pub selector: Option<&'a str>,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Audit what is published instead of building.
+    pub test_only: bool,
+    /// Day freshness tests measure from.
+    pub reference_date: chrono::NaiveDate,
+}
+
+/// Builds (or, with `test_only`, only audits the published) models.
 pub async fn build(
     lake: &Lake,
     views: &[ViewDef],
-    sql_dir: &Path,
-    selector: Option<&str>,
-    dry_run: bool,
-    test_only: bool,
+    options: &BuildOptions<'_>,
 ) -> Result<BuildReport, ModelError> {
+    let BuildOptions {
+        sql_dir,
+        selector,
+        dry_run,
+        test_only,
+        reference_date,
+    } = options.clone();
     let (models, custom) = discover(sql_dir)?;
     let session = lake.session(None, views).await?;
     let mut existing: BTreeSet<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
@@ -289,9 +309,9 @@ pub async fn build(
             outcome.message = Some(format!("upstream {up} failed or was skipped"));
         } else {
             let result = if test_only {
-                run_tests_only(&ctx, m, attached.get(i)).await
+                run_tests_only(&ctx, m, attached.get(i), reference_date).await
             } else {
-                build_one(lake, &ctx, m, attached.get(i)).await
+                build_one(lake, &ctx, m, attached.get(i), reference_date).await
             };
             match result {
                 Ok(rows) => outcome.rows = rows,
@@ -334,8 +354,9 @@ async fn run_tests_only(
     ctx: &SessionContext,
     m: &Model,
     custom: Option<&Vec<(std::path::PathBuf, String)>>,
+    reference: chrono::NaiveDate,
 ) -> Result<usize, String> {
-    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[])).await;
+    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
     if failures.is_empty() {
         Ok(0)
     } else {
@@ -348,10 +369,11 @@ async fn build_one(
     ctx: &SessionContext,
     m: &Model,
     custom: Option<&Vec<(std::path::PathBuf, String)>>,
+    reference: chrono::NaiveDate,
 ) -> Result<usize, String> {
     if m.materialized == Materialized::View {
         // Views are registered in every session from their file; audit them as they are now.
-        let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[])).await;
+        let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
         return if failures.is_empty() {
             Ok(0)
         } else {
@@ -376,7 +398,7 @@ async fn build_one(
     let mem = MemTable::try_new(schema, vec![batches.clone()]).map_err(|e| e.to_string())?;
     register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
     // Audit exactly those rows.
-    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[])).await;
+    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
     if !failures.is_empty() {
         return Err(format!(
             "{} not published (the previous version stays visible):\n{}",

@@ -11,6 +11,7 @@
 //! -- test: not_null(date, net_liquidity_musd)
 //! -- test: accepted_range(net_liquidity_musd, 0, 20000000)
 //! -- test: relationships(symbol, staging.prices_daily.symbol)
+//! -- test: freshness(date, 10)     (newest date at most 10 days before [models] reference_date, default today)
 //! SELECT …
 //! ```
 //!
@@ -27,7 +28,7 @@ pub mod dag;
 pub mod docs;
 pub mod spec;
 
-pub use build::{BuildReport, ModelOutcome, build};
+pub use build::{BuildOptions, BuildReport, ModelOutcome, build};
 pub use spec::{DataTest, Materialized, Model, discover};
 
 use std::path::PathBuf;

@@ -30,6 +30,13 @@ pub enum DataTest {
         /// Upper bound (inclusive), a SQL literal.
         max: String,
     },
+    /// The newest value of a date column is no older than `max_age_days` before the reference day.
+    Freshness {
+        /// Date column.
+        column: String,
+        /// Largest allowed age in days.
+        max_age_days: u32,
+    },
     /// Every non-NULL value exists in another table's column.
     Relationships {
         /// Column of this model.
@@ -55,11 +62,16 @@ impl DataTest {
                 to_table,
                 to_column,
             } => format!("relationships({column}, {to_table}.{to_column})"),
+            DataTest::Freshness {
+                column,
+                max_age_days,
+            } => format!("freshness({column}, {max_age_days})"),
         }
     }
 
-    /// A query over `relation` returning the offending rows (none = pass).
-    pub fn failing_rows_sql(&self, relation: &str) -> String {
+    /// A query over `relation` returning the offending rows (none = pass); `reference` is the
+    /// day freshness is measured from.
+    pub fn failing_rows_sql(&self, relation: &str, reference: chrono::NaiveDate) -> String {
         let q = |c: &str| format!("\"{c}\"");
         match self {
             DataTest::NotNull(cols) => {
@@ -87,6 +99,14 @@ impl DataTest {
                 "SELECT * FROM {relation} WHERE {0} IS NOT NULL AND {0} NOT IN (SELECT {1} FROM {to_table} WHERE {1} IS NOT NULL)",
                 q(column),
                 q(to_column)
+            ),
+            DataTest::Freshness {
+                column,
+                max_age_days,
+            } => format!(
+                "SELECT newest, DATE '{reference}' AS reference_day FROM (SELECT max({0}) AS newest FROM {relation}) \
+                 WHERE newest IS NULL OR newest < DATE '{reference}' - INTERVAL '{max_age_days} days'",
+                q(column)
             ),
         }
     }
@@ -134,6 +154,12 @@ fn parse_test(spec: &str) -> Result<DataTest, String> {
             min: a[1].clone(),
             max: a[2].clone(),
         }),
+        ("freshness", 2) => Ok(DataTest::Freshness {
+            column: a[0].clone(),
+            max_age_days: a[1]
+                .parse()
+                .map_err(|_| format!("freshness age {:?} is not a whole number of days", a[1]))?,
+        }),
         ("relationships", 2) => {
             let (table, col) = a[1].rsplit_once('.').ok_or(format!(
                 "relationships target {:?} is not schema.table.column",
@@ -146,7 +172,7 @@ fn parse_test(spec: &str) -> Result<DataTest, String> {
             })
         }
         (k, _) => Err(format!(
-            "unknown test or wrong arguments: {k}({inner}); use not_null(cols), unique(cols), accepted_range(col, min, max), relationships(col, schema.table.col)"
+            "unknown test or wrong arguments: {k}({inner}); use not_null(cols), unique(cols), accepted_range(col, min, max), relationships(col, schema.table.col), freshness(col, days)"
         )),
     }
 }
