@@ -8,12 +8,15 @@
 -- column sp500_eps_growth_pct: next-year over this-year S&P 500 operating EPS growth, % (marts.eps_growth, newest edition known that day)
 -- column sp600_eps_growth_pct: the same for the S&P 600 small caps
 -- column btc_rut_corr_90d: correlation of bitcoin and Russell 2000 daily returns over the last 90 equity sessions; bitcoin's return is compounded over the same span as each equity return (Friday → Monday includes the weekend)
+-- column btc_lead_sessions: the lead (positive: bitcoin's returns lead small caps' by that many sessions) or lag (negative) within ±10 sessions that maximises their return correlation over the trailing 90 sessions
+-- column btc_lead_corr: that maximal correlation
 -- column divergence: one of bitcoin / small caps within 2% of its all-time high while the other is more than 20% below its own; NULL where either close is more than 5 days old
 -- column btc_as_of: day of the newest bitcoin close (btc_close is NULL when it is more than 5 days old)
 -- column rut_as_of: day of the newest Russell 2000 close (rut_close is NULL when it is more than 5 days old)
 -- test: unique(date)
 -- test: not_null(date, net_liquidity_musd)
 -- test: accepted_range(btc_rut_corr_90d, -1, 1)
+-- test: accepted_range(btc_lead_sessions, -10, 10)
 -- test: freshness(date, 14)
 WITH assets AS (
     SELECT date,
@@ -45,6 +48,30 @@ corr AS (
     FROM sessions
     WINDOW w AS (ORDER BY date ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
 ),
+-- Cross-correlation at leads/lags of −10..10 sessions over the same trailing 90 sessions:
+-- at lag k, bitcoin's return k sessions earlier is paired with today's small-cap return.
+indexed AS (
+    SELECT date, rut_ret, btc_ret, row_number() OVER (ORDER BY date) AS idx
+    FROM sessions WHERE rut_ret IS NOT NULL AND btc_ret IS NOT NULL
+),
+lags AS (
+    SELECT CAST(value AS BIGINT) AS k FROM generate_series(-10, 10)
+),
+shifted AS (
+    SELECT a.date, a.idx, l.k, a.rut_ret, b.btc_ret
+    FROM indexed a CROSS JOIN lags l JOIN indexed b ON b.idx = a.idx - l.k
+),
+xcorr AS (
+    SELECT date, k,
+           CASE WHEN count(*) OVER w = 90 THEN corr(btc_ret, rut_ret) OVER w END AS c
+    FROM shifted
+    WINDOW w AS (PARTITION BY k ORDER BY idx ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
+),
+best_lag AS (
+    SELECT date, k AS btc_lead_sessions, c AS btc_lead_corr
+    FROM (SELECT date, k, c, row_number() OVER (PARTITION BY date ORDER BY c DESC, abs(k), k) AS rn FROM xcorr WHERE c IS NOT NULL)
+    WHERE rn = 1
+),
 bills AS (
     SELECT operation_date AS date, sum(total_par_accepted_usd) AS accepted_usd
     FROM staging.treasury_operation_totals
@@ -74,11 +101,12 @@ joined AS (
            b.accepted_usd, fw.meeting_date AS fw_meeting, fw.cut_prob, px.next_meeting_date AS px_meeting, px.priced_change_bp,
            a.btc_close, a.btc_drawdown_pct, a.rut_close, a.rut_drawdown_pct, a.spx_close, a.spx_drawdown_pct,
            a.ndx_close, a.ndx_drawdown_pct, a.dji_close, a.dji_drawdown_pct, a.silver_close, a.silver_drawdown_pct,
-           c.btc_rut_corr_90d, e.sp500_eps_growth_pct, e.sp600_eps_growth_pct
+           c.btc_rut_corr_90d, bl.btc_lead_sessions, bl.btc_lead_corr, e.sp500_eps_growth_pct, e.sp600_eps_growth_pct
     FROM marts.net_liquidity_daily n
     LEFT JOIN eps e ON e.date = n.date
     LEFT JOIN assets a ON a.date = n.date
     LEFT JOIN corr c ON c.date = n.date
+    LEFT JOIN best_lag bl ON bl.date = n.date
     LEFT JOIN bills b ON b.date = n.date
     LEFT JOIN fedwatch fw ON fw.date = n.date
     LEFT JOIN staging.policy_proxy px ON px.as_of_date = n.date
@@ -106,7 +134,9 @@ filled AS (
            last_value(dji_drawdown_pct) IGNORE NULLS OVER w AS dji_drawdown_pct,
            last_value(silver_close) IGNORE NULLS OVER w AS silver_close,
            last_value(silver_drawdown_pct) IGNORE NULLS OVER w AS silver_drawdown_pct,
-           last_value(btc_rut_corr_90d) IGNORE NULLS OVER w AS btc_rut_corr_90d
+           last_value(btc_rut_corr_90d) IGNORE NULLS OVER w AS btc_rut_corr_90d,
+           last_value(btc_lead_sessions) IGNORE NULLS OVER w AS btc_lead_sessions,
+           last_value(btc_lead_corr) IGNORE NULLS OVER w AS btc_lead_corr
     FROM joined
     WINDOW w AS (ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
@@ -121,7 +151,7 @@ SELECT date, net_liquidity_musd, net_liquidity_chg_1w_musd, net_liquidity_chg_4w
        CASE WHEN rut_as_of >= date - INTERVAL '5 days' THEN rut_drawdown_pct END AS rut_drawdown_pct,
        rut_as_of,
        spx_close, spx_drawdown_pct, ndx_close, ndx_drawdown_pct, dji_close, dji_drawdown_pct,
-       silver_close, silver_drawdown_pct, btc_rut_corr_90d,
+       silver_close, silver_drawdown_pct, btc_rut_corr_90d, btc_lead_sessions, btc_lead_corr,
        CASE WHEN btc_as_of >= date - INTERVAL '5 days' AND rut_as_of >= date - INTERVAL '5 days' THEN
            (btc_drawdown_pct >= -2 AND rut_drawdown_pct < -20) OR (rut_drawdown_pct >= -2 AND btc_drawdown_pct < -20)
        END AS divergence
