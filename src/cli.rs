@@ -93,6 +93,9 @@ pub struct BuildArgs {
     /// Plan and validate every model and print the build order; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rebuild incremental models from scratch instead of recomputing their recent window.
+    #[arg(long)]
+    pub full_refresh: bool,
     /// Folder of models, seeds and tests.
     #[arg(long, default_value = "sql", value_name = "DIR")]
     pub sql_dir: PathBuf,
@@ -284,6 +287,7 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
             .models
             .reference_date
             .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        full_refresh: args.full_refresh,
     };
     let report = crate::models::build(&app.lake, &app.views(), &options).await?;
     println!(

@@ -6,6 +6,10 @@
 -- column ath_close: highest close up to and including the day
 -- column drawdown_pct: close / ath_close − 1, in percent (0 at a new high)
 -- column is_new_high: the close is a new all-time high (strictly above every earlier close)
+-- materialized: incremental
+-- unique_key: symbol, date
+-- time_column: date
+-- lookback_days: 7
 -- test: unique(symbol, date)
 -- test: not_null(symbol, date, close, ath_close, drawdown_pct)
 -- test: accepted_range(drawdown_pct, -100, 0)

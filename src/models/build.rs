@@ -212,6 +212,8 @@ pub struct BuildOptions<'a> {
     pub test_only: bool,
     /// Day freshness tests measure from.
     pub reference_date: chrono::NaiveDate,
+    /// Rebuild incremental models from scratch.
+    pub full_refresh: bool,
 }
 
 /// Builds (or, with `test_only`, only audits the published) models.
@@ -226,6 +228,7 @@ pub async fn build(
         dry_run,
         test_only,
         reference_date,
+        full_refresh,
     } = options.clone();
     let (models, custom) = discover(sql_dir)?;
     let session = lake.session(None, views).await?;
@@ -237,12 +240,26 @@ pub async fn build(
             .map(|v| v.name.clone())
             .collect::<Vec<_>>(),
     );
-    let order = dag::order(&models, &existing)?;
-    let chosen = select(&order, &models, selector).map_err(|m| ModelError::Invalid {
+    // Select on the whole project's graph (cycles are errors anywhere), then validate and plan
+    // only the selected models: an unselected model's missing input does not block the rest.
+    let mut anything = existing.clone();
+    for m in &models {
+        anything.extend(dag::references(m)?);
+    }
+    let whole = dag::order(&models, &anything)?;
+    let picked = select(&whole, &models, selector).map_err(|m| ModelError::Invalid {
         path: sql_dir.to_path_buf(),
         line: 0,
         message: m,
     })?;
+    let models: Vec<Model> = models
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| picked.contains(i))
+        .map(|(_, m)| m)
+        .collect();
+    let order = dag::order(&models, &existing)?;
+    let chosen: BTreeSet<usize> = (0..models.len()).collect();
     let ctx = session.ctx.clone();
 
     // Plan every model first (downstream ones against their upstreams' plans): SQL and planning
@@ -311,7 +328,15 @@ pub async fn build(
             let result = if test_only {
                 run_tests_only(&ctx, m, attached.get(i), reference_date).await
             } else {
-                build_one(lake, &ctx, m, attached.get(i), reference_date).await
+                build_one(
+                    lake,
+                    &ctx,
+                    m,
+                    attached.get(i),
+                    reference_date,
+                    existing.contains(&m.name) && !full_refresh,
+                )
+                .await
             };
             match result {
                 Ok(rows) => outcome.rows = rows,
@@ -370,7 +395,11 @@ async fn build_one(
     m: &Model,
     custom: Option<&Vec<(std::path::PathBuf, String)>>,
     reference: chrono::NaiveDate,
+    incremental_ok: bool,
 ) -> Result<usize, String> {
+    if m.materialized == Materialized::Incremental && incremental_ok {
+        return build_incremental(lake, ctx, m, custom, reference).await;
+    }
     if m.materialized == Materialized::View {
         // Views are registered in every session from their file; audit them as they are now.
         let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
@@ -411,4 +440,103 @@ async fn build_one(
         .await
         .map_err(|e| e.to_string())?;
     Ok(rows)
+}
+
+/// An incremental build: recompute rows from the newest stored time minus the look-back, audit
+/// the table as it would be (stored rows before the window + the new window), MERGE the window.
+async fn build_incremental(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    custom: Option<&Vec<(std::path::PathBuf, String)>>,
+    reference: chrono::NaiveDate,
+) -> Result<usize, String> {
+    let time = m.time_column.as_deref().expect("checked when parsed");
+    let df_err =
+        |e: datafusion::error::DataFusionError| format!("{}: DataFusion: {e}", m.path.display());
+    let newest = collect(
+        ctx,
+        &format!("SELECT CAST(max(\"{time}\") AS DATE) FROM {}", m.name),
+    )
+    .await
+    .map_err(df_err)?;
+    let newest = newest
+        .first()
+        .filter(|b| b.num_rows() == 1)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Date32Array>()
+                .cloned()
+        })
+        .filter(|a| !datafusion::arrow::array::Array::is_null(a, 0))
+        .map(|a| crate::lake::watermarks::days_to_date(a.value(0)));
+    let Some(newest) = newest else {
+        return Err(format!(
+            "{}: {time} has no value in the stored table; run with --full-refresh",
+            m.name
+        ));
+    };
+    let start = newest - chrono::Duration::days(m.lookback_days as i64);
+    let window = collect(
+        ctx,
+        &format!(
+            "SELECT * FROM ({}) AS model WHERE \"{time}\" >= DATE '{start}'",
+            m.sql.trim().trim_end_matches(';')
+        ),
+    )
+    .await
+    .map_err(df_err)?;
+    let kept = collect(
+        ctx,
+        &format!("SELECT * FROM {} WHERE \"{time}\" < DATE '{start}'", m.name),
+    )
+    .await
+    .map_err(df_err)?;
+    let schema = match window.first() {
+        Some(b) => b.schema(),
+        None => ctx
+            .sql(&m.sql)
+            .await
+            .map_err(df_err)?
+            .schema()
+            .inner()
+            .clone(),
+    };
+    let mut candidate = Vec::with_capacity(kept.len() + window.len());
+    for b in kept {
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = b.column_by_name(f.name()).ok_or(format!(
+                    "stored {} has no column {}: run with --full-refresh",
+                    m.name,
+                    f.name()
+                ))?;
+                datafusion::arrow::compute::cast(c, f.data_type()).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        candidate.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?);
+    }
+    candidate.extend(window.iter().cloned());
+    let mem = MemTable::try_new(schema, vec![candidate]).map_err(|e| e.to_string())?;
+    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
+    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
+    if !failures.is_empty() {
+        return Err(format!(
+            "{} not published (the previous version stays visible):\n{}",
+            m.name,
+            failures.join("\n")
+        ));
+    }
+    let mode = WriteMode::Merge {
+        keys: m.unique_key.clone(),
+        ignore: Vec::new(),
+    };
+    let outcome = lake
+        .write(&m.name, window, mode)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(outcome.rows)
 }

@@ -5,7 +5,7 @@
 //!
 //! ```sql
 //! -- description: Fed total assets minus TGA minus ON RRP, one row per calendar day
-//! -- materialized: table            (table | view)
+//! -- materialized: table            (table | view | incremental, with unique_key, time_column, lookback_days)
 //! -- column date: calendar day
 //! -- test: unique(date)
 //! -- test: not_null(date, net_liquidity_musd)

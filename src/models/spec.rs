@@ -12,6 +12,9 @@ pub enum Materialized {
     Table,
     /// A SQL view registered in every session (nothing stored).
     View,
+    /// A Delta table of which each build recomputes only the rows from `time_column ≥ newest −
+    /// lookback_days` and MERGEs them on `unique_key` (a full refresh rebuilds everything).
+    Incremental,
 }
 
 /// A data test declared in a model header.
@@ -129,6 +132,12 @@ pub struct Model {
     pub columns: Vec<(String, String)>,
     /// Declared data tests, with their header line.
     pub tests: Vec<(usize, DataTest)>,
+    /// Natural key of an incremental model.
+    pub unique_key: Vec<String>,
+    /// Time column of an incremental model.
+    pub time_column: Option<String>,
+    /// Days before the newest stored time that an incremental build recomputes.
+    pub lookback_days: u32,
 }
 
 fn args(raw: &str) -> Vec<String> {
@@ -193,6 +202,9 @@ impl Model {
             description: None,
             columns: Vec::new(),
             tests: Vec::new(),
+            unique_key: Vec::new(),
+            time_column: None,
+            lookback_days: 0,
         };
         for (i, line) in sql.lines().enumerate() {
             let Some(comment) = line.trim().strip_prefix("--") else {
@@ -210,15 +222,28 @@ impl Model {
                     model.materialized = match value {
                         "table" => Materialized::Table,
                         "view" => Materialized::View,
+                        "incremental" => Materialized::Incremental,
                         other => {
                             return Err(invalid(
                                 i + 1,
-                                format!("materialized must be table or view, not {other:?}"),
+                                format!(
+                                    "materialized must be table, view or incremental, not {other:?}"
+                                ),
                             ));
                         }
                     }
                 }
                 "description" => model.description = Some(value.to_string()),
+                "unique_key" => model.unique_key = args(value),
+                "time_column" => model.time_column = Some(value.to_string()),
+                "lookback_days" => {
+                    model.lookback_days = value.parse().map_err(|_| {
+                        invalid(
+                            i + 1,
+                            format!("lookback_days {value:?} is not a whole number"),
+                        )
+                    })?
+                }
                 "test" => model
                     .tests
                     .push((i + 1, parse_test(value).map_err(|m| invalid(i + 1, m))?)),
@@ -227,6 +252,14 @@ impl Model {
                     .push((k["column ".len()..].trim().to_string(), value.to_string())),
                 _ => {}
             }
+        }
+        if model.materialized == Materialized::Incremental
+            && (model.unique_key.is_empty() || model.time_column.is_none())
+        {
+            return Err(invalid(
+                1,
+                "an incremental model needs `-- unique_key: cols` and `-- time_column: col`".into(),
+            ));
         }
         Ok(model)
     }
