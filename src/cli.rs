@@ -202,6 +202,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Ingest(args) => ingest(&app, args).await,
         Command::Sql(args) => {
             let session = app.lake.session(args.as_of.as_ref(), &app.views()).await?;
+            crate::models::seeds::register_seeds(&session.ctx, std::path::Path::new("sql")).await?;
             let batches = query::collect(&session.ctx, &args.query).await?;
             query::emit(&batches, args.format, args.output.as_deref())?;
             Ok(())

@@ -1,6 +1,6 @@
 -- description: Per symbol and trading day: close, daily return, running all-time high, drawdown from it and a new-high flag, plus the asset role (bitcoin, small_caps, large_caps, tech, blue_chips, silver). Highs are over the history in the lake (from 2015 in the offline snapshot).
 -- column symbol: ticker as stored in staging.prices_daily
--- column role: asset role the symbol stands for
+-- column role: asset role the symbol stands for (seeds.asset_roles; 'other' when not listed)
 -- column close: close of the day (the preferred source's row when several sources have it)
 -- column daily_return: close / previous close − 1
 -- column ath_close: highest close up to and including the day
@@ -28,11 +28,7 @@ prices AS (
     SELECT symbol, date, close FROM ranked WHERE pick = 1
 ),
 roles AS (
-    SELECT * FROM (VALUES
-        ('BTC-USD', 'bitcoin'), ('^RUT', 'small_caps'), ('IWM', 'small_caps'),
-        ('^GSPC', 'large_caps'), ('SPY', 'large_caps'), ('^NDX', 'tech'), ('QQQ', 'tech'),
-        ('^DJI', 'blue_chips'), ('DIA', 'blue_chips'), ('SI=F', 'silver'), ('SLV', 'silver')
-    ) AS r(symbol, role)
+    SELECT symbol, role FROM seeds.asset_roles
 ),
 highs AS (
     SELECT

@@ -100,6 +100,8 @@ pub enum Zone {
     Marts,
     /// Run history, watermarks, locks.
     Meta,
+    /// Reference data committed with the models (`sql/seeds/*.csv`), not stored in the lake.
+    Seeds,
 }
 
 impl Zone {
@@ -112,6 +114,7 @@ impl Zone {
             Zone::Staging => "staging",
             Zone::Marts => "marts",
             Zone::Meta => "meta",
+            Zone::Seeds => "seeds",
         }
     }
 }

@@ -233,6 +233,7 @@ pub async fn build(
     let (models, custom) = discover(sql_dir)?;
     let session = lake.session(None, views).await?;
     let mut existing: BTreeSet<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
+    existing.extend(super::seeds::register_seeds(&session.ctx, sql_dir).await?);
     existing.extend(
         views
             .iter()

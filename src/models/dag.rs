@@ -65,6 +65,7 @@ pub fn references(model: &Model) -> Result<Vec<TableName>, ModelError> {
                 "staging" => Some(crate::lake::Zone::Staging),
                 "marts" => Some(crate::lake::Zone::Marts),
                 "meta" => Some(crate::lake::Zone::Meta),
+                "seeds" => Some(crate::lake::Zone::Seeds),
                 _ => None,
             };
             if let Some(zone) = zone {

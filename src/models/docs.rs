@@ -16,6 +16,7 @@ pub async fn write_docs(
 ) -> Result<Vec<PathBuf>, ModelError> {
     let (models, custom) = discover(sql_dir)?;
     let session = lake.session(None, views).await?;
+    super::seeds::register_seeds(&session.ctx, sql_dir).await?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ModelError::Io { path, source }

@@ -26,6 +26,7 @@
 pub mod build;
 pub mod dag;
 pub mod docs;
+pub mod seeds;
 pub mod spec;
 
 pub use build::{BuildOptions, BuildReport, ModelOutcome, build};
