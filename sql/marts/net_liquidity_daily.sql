@@ -9,6 +9,7 @@
 -- column net_liquidity_chg_1w_musd: change over 7 days
 -- column net_liquidity_chg_4w_musd: change over 28 days
 -- column net_liquidity_chg_13w_musd: change over 91 days
+-- tags: liquidity
 -- test: unique(date)
 -- test: not_null(date, fed_total_assets_musd, tga_musd, on_rrp_musd, net_liquidity_musd)
 -- test: accepted_range(net_liquidity_musd, 0, 20000000)

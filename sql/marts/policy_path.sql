@@ -6,6 +6,7 @@
 -- column meetings_priced: meetings the futures cover (FedWatch only)
 -- column expected_change_12m_bp: change priced by the last covered meeting within 12 months (FedWatch) or the proxy's priced_change_bp
 -- column basis: fedwatch, or the proxy's label (DGS2 - EFFR, DGS1 - EFFR, none)
+-- tags: policy
 -- test: unique(as_of_date)
 -- test: not_null(as_of_date, basis)
 -- test: accepted_range(next_meeting_cut_prob, 0, 1)

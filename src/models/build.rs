@@ -46,7 +46,8 @@ impl BuildReport {
     }
 }
 
-/// Which models to act on: `name`, `+name` (with its ancestors), `name+` (with descendants).
+/// Which models to act on: `name`, `+name` (with its ancestors), `name+` (with descendants),
+/// `tag:t` (every model tagged `t`).
 fn select(
     order: &[(usize, Vec<TableName>)],
     models: &[Model],
@@ -54,6 +55,19 @@ fn select(
 ) -> Result<BTreeSet<usize>, String> {
     let all: BTreeSet<usize> = order.iter().map(|(i, _)| *i).collect();
     let Some(sel) = selector else { return Ok(all) };
+    if let Some(tag) = sel.strip_prefix("tag:") {
+        let tagged: BTreeSet<usize> = models
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.tags.iter().any(|t| t == tag))
+            .map(|(i, _)| i)
+            .collect();
+        return if tagged.is_empty() {
+            Err(format!("--select {sel}: no model has tag {tag}"))
+        } else {
+            Ok(tagged)
+        };
+    }
     let (up, down, name) = (
         sel.starts_with('+'),
         sel.ends_with('+'),

@@ -138,6 +138,8 @@ pub struct Model {
     pub time_column: Option<String>,
     /// Days before the newest stored time that an incremental build recomputes.
     pub lookback_days: u32,
+    /// Tags (`-- tags: a, b`), for `--select tag:a`.
+    pub tags: Vec<String>,
 }
 
 fn args(raw: &str) -> Vec<String> {
@@ -205,6 +207,7 @@ impl Model {
             unique_key: Vec::new(),
             time_column: None,
             lookback_days: 0,
+            tags: Vec::new(),
         };
         for (i, line) in sql.lines().enumerate() {
             let Some(comment) = line.trim().strip_prefix("--") else {
@@ -235,6 +238,7 @@ impl Model {
                 }
                 "description" => model.description = Some(value.to_string()),
                 "unique_key" => model.unique_key = args(value),
+                "tags" => model.tags = args(value),
                 "time_column" => model.time_column = Some(value.to_string()),
                 "lookback_days" => {
                     model.lookback_days = value.parse().map_err(|_| {

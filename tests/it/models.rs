@@ -38,6 +38,7 @@ fn marts_build_on_the_snapshot_and_pin_real_rows() {
         "liquidity_vs_risk",
         "bill_purchases",
         "policy_path",
+        "policy_path_meetings",
         "eps_growth",
     ] {
         assert!(out.contains(&format!("marts.{mart} ")), "{mart}:\n{out}");
