@@ -439,17 +439,8 @@ async fn build_one(
             .inner()
             .clone(),
     };
-    let mem = MemTable::try_new(schema, vec![batches.clone()]).map_err(|e| e.to_string())?;
-    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
     // Audit exactly those rows.
-    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
-    if !failures.is_empty() {
-        return Err(format!(
-            "{} not published (the previous version stays visible):\n{}",
-            m.name,
-            failures.join("\n")
-        ));
-    }
+    stage_and_audit(ctx, m, custom, reference, schema, batches.clone()).await?;
     // Publish: one atomic commit.
     lake.write(&m.name, batches, WriteMode::Overwrite)
         .await
@@ -535,16 +526,7 @@ async fn build_incremental(
         candidate.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?);
     }
     candidate.extend(window.iter().cloned());
-    let mem = MemTable::try_new(schema, vec![candidate]).map_err(|e| e.to_string())?;
-    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
-    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
-    if !failures.is_empty() {
-        return Err(format!(
-            "{} not published (the previous version stays visible):\n{}",
-            m.name,
-            failures.join("\n")
-        ));
-    }
+    stage_and_audit(ctx, m, custom, reference, schema, candidate).await?;
     let mode = WriteMode::Merge {
         keys: m.unique_key.clone(),
         ignore: Vec::new(),
@@ -554,4 +536,28 @@ async fn build_incremental(
         .await
         .map_err(|e| e.to_string())?;
     Ok(outcome.rows)
+}
+
+/// Puts the candidate rows in the session in place of the model (nothing is published) and runs
+/// its tests against them.
+async fn stage_and_audit(
+    ctx: &SessionContext,
+    m: &Model,
+    custom: Option<&Vec<(std::path::PathBuf, String)>>,
+    reference: chrono::NaiveDate,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<(), String> {
+    let mem = MemTable::try_new(schema, vec![rows]).map_err(|e| e.to_string())?;
+    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
+    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} not published (the previous version stays visible):\n{}",
+            m.name,
+            failures.join("\n")
+        ))
+    }
 }
