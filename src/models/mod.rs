@@ -26,6 +26,7 @@
 pub mod build;
 pub mod dag;
 pub mod docs;
+mod incremental;
 pub mod seeds;
 pub mod spec;
 
