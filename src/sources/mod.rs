@@ -308,6 +308,28 @@ impl IngestContext {
             .start_for(marks.get(key).copied(), lookback_days, default_start))
     }
 
+    /// Writes one table's rows in one commit, raises the table's watermark key to `newest`, and
+    /// logs it; returns the rows written. The common tail of a connector's ingest.
+    pub async fn land(
+        &self,
+        source_name: &'static str,
+        table: &crate::lake::TableName,
+        batch: datafusion::arrow::array::RecordBatch,
+        mode: crate::lake::WriteMode,
+        watermark: (&str, Option<NaiveDate>),
+    ) -> Result<usize, SourceError> {
+        let fetched = batch.num_rows();
+        let written = self
+            .lake
+            .write(table, vec![batch], mode)
+            .await
+            .map_err(SourceError::lake(source_name))?;
+        self.raise_watermark(source_name, watermark.0, watermark.1)
+            .await?;
+        tracing::info!(source = source_name, table = %table, rows = fetched, written = written.rows, "landed");
+        Ok(written.rows)
+    }
+
     /// Raises one watermark key of a source to `newest` (never lowers it).
     pub async fn raise_watermark(
         &self,

@@ -239,15 +239,9 @@ impl Nyfed {
             .window
             .write_mode(start, "operation_date", &["operation_id", "cusip"]);
         let batch = operations_batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?;
-        let written = ctx
-            .lake
-            .write(&operations_table(), vec![batch], mode)
-            .await
-            .map_err(SourceError::lake(NAME))?;
         let newest = rows.iter().map(|r| r.operation_date).max();
-        ctx.raise_watermark(NAME, &key, newest).await?;
-        tracing::info!(source = NAME, table = %operations_table(), rows = rows.len(), written = written.rows, "landed");
-        Ok(written.rows)
+        ctx.land(NAME, &operations_table(), batch, mode, (&key, newest))
+            .await
     }
 
     /// Fetches the SOMA summary (always the whole history), keeps the weeks in the window and
@@ -278,15 +272,9 @@ impl Nyfed {
             .window
             .write_mode(start, "as_of_date", &["as_of_date", "security_type"]);
         let batch = soma_batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?;
-        let written = ctx
-            .lake
-            .write(&soma_table(), vec![batch], mode)
-            .await
-            .map_err(SourceError::lake(NAME))?;
         let newest = rows.iter().map(|r| r.as_of_date).max();
-        ctx.raise_watermark(NAME, &key, newest).await?;
-        tracing::info!(source = NAME, table = %soma_table(), rows = rows.len(), written = written.rows, "landed");
-        Ok(written.rows)
+        ctx.land(NAME, &soma_table(), batch, mode, (&key, newest))
+            .await
     }
 }
 

@@ -150,25 +150,18 @@ impl Source for Treasury {
         let mode = ctx
             .window
             .write_mode(start, "record_date", &["record_date", "account"]);
-        let written = ctx
-            .lake
-            .write(
+        let rows = batch(&days, ctx.run_at).map_err(SourceError::lake(NAME))?;
+        let rows_written = ctx
+            .land(
+                NAME,
                 &table(),
-                vec![batch(&days, ctx.run_at).map_err(SourceError::lake(NAME))?],
+                rows,
                 mode,
+                ("tga", days.last().map(|d| d.record_date)),
             )
-            .await
-            .map_err(SourceError::lake(NAME))?;
-        ctx.raise_watermark(NAME, "tga", days.last().map(|d| d.record_date))
             .await?;
-        tracing::info!(
-            source = NAME,
-            days = days.len(),
-            rows = written.rows,
-            "landed"
-        );
         Ok(SourceReport {
-            rows_written: written.rows,
+            rows_written,
             failures: Vec::new(),
         })
     }
