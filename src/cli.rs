@@ -73,6 +73,20 @@ pub enum Command {
     Build(BuildArgs),
     /// Run the models' data tests against the published tables.
     Test(BuildArgs),
+    /// List the jobs in schedules/ with their next five run times (local and UTC).
+    Schedules {
+        /// Folder of job files.
+        #[arg(long, default_value = "schedules", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Run one job from schedules/ now: its steps in order, stopping at the first failure.
+    Run {
+        /// Job name (file stem), e.g. nightly.
+        job: String,
+        /// Folder of job files.
+        #[arg(long, default_value = "schedules", value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Write the model catalogue (Markdown) and lineage graph (Mermaid).
     Docs {
         /// Folder of models.
@@ -209,6 +223,27 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Build(args) => models(&app, args, false).await,
         Command::Test(args) => models(&app, args, true).await,
+        Command::Schedules { dir } => {
+            let now = chrono::Utc::now();
+            for job in crate::schedule::load_all(&dir)? {
+                println!(
+                    "{} ({}{}): {}",
+                    job.name,
+                    job.file.cron,
+                    if job.file.enabled { "" } else { ", disabled" },
+                    job.file.description
+                );
+                for t in job.next_runs(now, 5) {
+                    println!(
+                        "  {}   {} UTC",
+                        t.format("%a %Y-%m-%d %H:%M %Z"),
+                        t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Run { job, dir } => run_job(&app, &dir, &job).await,
         Command::Docs { sql_dir, out } => {
             for path in
                 crate::models::docs::write_docs(&app.lake, &app.views(), &sql_dir, &out).await?
@@ -327,4 +362,109 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
         failed: problems.len(),
         total: report.outcomes.len(),
     })
+}
+
+async fn run_job(app: &App, dir: &std::path::Path, name: &str) -> Result<(), AppError> {
+    use crate::lake::runs::{RunRecord, RunStatus};
+    use crate::schedule::Step;
+    let job = crate::schedule::find(dir, name)?;
+    let started = crate::lake::Lake::now();
+    let mut failed: Option<String> = None;
+    let mut summary = Vec::new();
+    for (i, step) in job.file.steps.iter().enumerate() {
+        let label = format!("{}. {step:?}", i + 1);
+        if failed.is_some() {
+            summary.push((label, "skipped".to_string()));
+            continue;
+        }
+        let clock = std::time::Instant::now();
+        let outcome: Result<(), String> = match step {
+            Step::Ingest { sources } => {
+                let kinds: Vec<SourceKind> =
+                    sources.iter().filter_map(|s| s.parse().ok()).collect();
+                match app.ingest(&kinds, Window::default()).await {
+                    Ok(outcomes) => {
+                        let errors: Vec<String> = outcomes
+                            .iter()
+                            .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
+                            .collect();
+                        if errors.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(errors.join("; "))
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Step::Build { select } | Step::Test { select } => {
+                let options = crate::models::BuildOptions {
+                    sql_dir: std::path::Path::new("sql"),
+                    selector: select.as_deref(),
+                    dry_run: false,
+                    test_only: matches!(step, Step::Test { .. }),
+                    reference_date: app
+                        .config
+                        .models
+                        .reference_date
+                        .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+                    full_refresh: false,
+                };
+                match crate::models::build(&app.lake, &app.views(), &options).await {
+                    Ok(report) if report.ok() => Ok(()),
+                    Ok(report) => Err(report
+                        .outcomes
+                        .iter()
+                        .filter(|o| o.status != RunStatus::Ok)
+                        .map(|o| {
+                            format!(
+                                "{} {}: {}",
+                                o.name,
+                                o.status.as_str(),
+                                o.message.clone().unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        let secs = clock.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => summary.push((label, format!("ok ({secs:.1}s)"))),
+            Err(e) => {
+                summary.push((label, format!("failed ({secs:.1}s)")));
+                failed = Some(e);
+            }
+        }
+    }
+    app.lake
+        .record_runs(&[RunRecord {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            kind: "job".into(),
+            job: job.name.clone(),
+            target: None,
+            started_at: started,
+            ended_at: crate::lake::Lake::now(),
+            status: if failed.is_some() {
+                RunStatus::Failed
+            } else {
+                RunStatus::Ok
+            },
+            rows_written: 0,
+            error: failed.clone(),
+        }])
+        .await?;
+    println!("\njob {}:", job.name);
+    for (label, status) in &summary {
+        println!("  {label:<60} {status}");
+    }
+    match failed {
+        None => Ok(()),
+        Some(e) => Err(AppError::JobFailed {
+            job: job.name,
+            error: e,
+        }),
+    }
 }

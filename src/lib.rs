@@ -11,6 +11,7 @@
 //!   session, raw landing zone, run history and watermarks.
 //! * [`sources`] — connectors (FRED so far), each a small [`sources::Source`].
 //! * [`models`] — SQL models: discovery, DAG, write-audit-publish builds and data tests.
+//! * [`schedule`] — job files (`schedules/*.toml`), cron + time zone, `macrolake run`.
 //! * [`app`] — the commands' logic; [`cli`] — their arguments.
 
 pub mod app;
@@ -20,4 +21,5 @@ pub mod http;
 pub mod lake;
 pub mod models;
 pub mod query;
+pub mod schedule;
 pub mod sources;

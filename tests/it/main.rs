@@ -6,6 +6,7 @@ mod common;
 mod connector_faults;
 mod eps;
 mod faults;
+mod jobs;
 mod models;
 mod nyfed;
 mod secrets;

@@ -1,0 +1,344 @@
+//! Jobs: `schedules/<job>.toml` files naming a 5-field cron expression, an IANA time zone and
+//! ordered steps (ingest sources, build, test). `macrolake schedules` lists every job's next
+//! runs; `macrolake run <job>` runs one now. (The daemon that fires them on schedule is not
+//! built yet.)
+//!
+//! ```toml
+//! description = "Nightly after the US close"
+//! cron = "30 18 * * MON-FRI"        # minute hour day-of-month month day-of-week, as in crontab
+//! timezone = "America/New_York"
+//! [[steps]]
+//! kind = "ingest"                   # sources = [...] to limit; all when omitted
+//! [[steps]]
+//! kind = "build"                    # select = "+liquidity_vs_risk" to limit
+//! [[steps]]
+//! kind = "test"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::sources::SourceKind;
+
+/// Errors reading job files. Each names the file, the field and the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A field is invalid.
+    #[error("{path}: {field} = {value:?}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// The bad value.
+        value: String,
+        /// Why.
+        message: String,
+    },
+    /// No job of that name.
+    #[error("no job {name:?} in {dir} (jobs: {known})")]
+    NoSuchJob {
+        /// The name asked for.
+        name: String,
+        /// The folder.
+        dir: PathBuf,
+        /// The jobs there.
+        known: String,
+    },
+}
+
+/// One step of a job.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Ingest sources (all when `sources` is empty).
+    Ingest {
+        /// Source names.
+        #[serde(default)]
+        sources: Vec<String>,
+    },
+    /// Build models (`select` as for `macrolake build --select`).
+    Build {
+        /// Selector.
+        #[serde(default)]
+        select: Option<String>,
+    },
+    /// Run the models' data tests.
+    Test {
+        /// Selector.
+        #[serde(default)]
+        select: Option<String>,
+    },
+}
+
+/// A job file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// What the job is for.
+    #[serde(default)]
+    pub description: String,
+    /// 5-field cron expression (minute hour day-of-month month day-of-week), crontab syntax
+    /// including names such as `MON-FRI`; day-of-week 0 or 7 is Sunday.
+    pub cron: String,
+    /// IANA time zone the cron expression is read in, e.g. `America/New_York`.
+    pub timezone: String,
+    /// Whether the schedule fires (a disabled job can still be run by hand).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Steps, run in order; a failing step stops the job.
+    pub steps: Vec<Step>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A validated job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// File stem.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// As written.
+    pub file: JobFile,
+    /// Parsed schedule.
+    pub schedule: cron::Schedule,
+    /// Parsed zone.
+    pub tz: Tz,
+}
+
+/// Translates a 5-field crontab expression to the `cron` crate's 6-field form (seconds first,
+/// day-of-week numbered 1 = Sunday … 7 = Saturday).
+pub fn to_cron_crate(expr: &str) -> Result<String, String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "expected 5 fields (minute hour day-of-month month day-of-week), got {}",
+            fields.len()
+        ));
+    }
+    let dow = fields[4]
+        .split(',')
+        .map(|part| {
+            let (range, step) = match part.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (part, None),
+            };
+            let shift = |v: &str| -> Result<String, String> {
+                match v.parse::<u32>() {
+                    Ok(n) if n <= 7 => Ok(((n % 7) + 1).to_string()),
+                    Ok(n) => Err(format!("day-of-week {n} is out of 0-7")),
+                    Err(_) => Ok(v.to_string()),
+                }
+            };
+            let range = match range.split_once('-') {
+                Some((a, b)) => format!("{}-{}", shift(a)?, shift(b)?),
+                None => shift(range)?,
+            };
+            Ok(match step {
+                Some(s) => format!("{range}/{s}"),
+                None => range,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?
+        .join(",");
+    Ok(format!(
+        "0 {} {} {} {} {}",
+        fields[0], fields[1], fields[2], fields[3], dow
+    ))
+}
+
+impl Job {
+    /// Reads and validates one job file (cron, time zone, source names).
+    pub fn load(path: &Path) -> Result<Job, ScheduleError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScheduleError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |field: &str, value: &str, message: String| ScheduleError::Invalid {
+            path: path.to_path_buf(),
+            field: field.into(),
+            value: value.into(),
+            message,
+        };
+        let file: JobFile =
+            toml::from_str(&text).map_err(|e| invalid("(file)", "", e.to_string()))?;
+        let translated = to_cron_crate(&file.cron).map_err(|m| invalid("cron", &file.cron, m))?;
+        let schedule = cron::Schedule::from_str(&translated)
+            .map_err(|e| invalid("cron", &file.cron, e.to_string()))?;
+        let tz: Tz = file
+            .timezone
+            .parse()
+            .map_err(|_| invalid("timezone", &file.timezone, "not an IANA time zone".into()))?;
+        for step in &file.steps {
+            if let Step::Ingest { sources } = step {
+                for s in sources {
+                    SourceKind::from_str(s).map_err(|m| invalid("steps.sources", s, m))?;
+                }
+            }
+        }
+        if file.steps.is_empty() {
+            return Err(invalid(
+                "steps",
+                "[]",
+                "a job needs at least one step".into(),
+            ));
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Job {
+            name,
+            path: path.to_path_buf(),
+            file,
+            schedule,
+            tz,
+        })
+    }
+
+    /// The next `n` run times after `after`, in the job's zone.
+    pub fn next_runs(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
+        self.schedule
+            .after(&after.with_timezone(&self.tz))
+            .take(n)
+            .collect()
+    }
+}
+
+/// Every job under `dir`, validated (the first invalid file is an error).
+pub fn load_all(dir: &Path) -> Result<Vec<Job>, ScheduleError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| Job::load(p)).collect()
+}
+
+/// One job by name.
+pub fn find(dir: &Path, name: &str) -> Result<Job, ScheduleError> {
+    let jobs = load_all(dir)?;
+    let known = jobs
+        .iter()
+        .map(|j| j.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    jobs.into_iter()
+        .find(|j| j.name == name)
+        .ok_or(ScheduleError::NoSuchJob {
+            name: name.into(),
+            dir: dir.to_path_buf(),
+            known,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone, Timelike, Weekday};
+
+    fn job(cron: &str, tz: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.toml");
+        std::fs::write(
+            &p,
+            format!("cron = \"{cron}\"\ntimezone = \"{tz}\"\n[[steps]]\nkind = \"ingest\"\n"),
+        )
+        .unwrap();
+        Job::load(&p).unwrap()
+    }
+
+    #[test]
+    fn translation_to_the_cron_crate() {
+        assert_eq!(
+            to_cron_crate("30 18 * * MON-FRI").unwrap(),
+            "0 30 18 * * MON-FRI"
+        );
+        assert_eq!(
+            to_cron_crate("0 9 * * 1-5").unwrap(),
+            "0 0 9 * * 2-6",
+            "crontab Monday=1 is the crate's 2"
+        );
+        assert_eq!(
+            to_cron_crate("0 9 * * 0,7").unwrap(),
+            "0 0 9 * * 1,1",
+            "Sunday is 0 or 7"
+        );
+        assert!(to_cron_crate("0 9 * *").is_err());
+        assert!(to_cron_crate("0 9 * * 8").is_err());
+    }
+
+    #[test]
+    fn weekdays_never_fire_on_sunday_and_zones_apply() {
+        let j = job("30 18 * * MON-FRI", "America/New_York");
+        let runs = j.next_runs(Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(), 10);
+        assert!(
+            runs.iter()
+                .all(|r| !matches!(r.weekday(), Weekday::Sat | Weekday::Sun)),
+            "{runs:?}"
+        );
+        assert!(runs.iter().all(|r| (r.hour(), r.minute()) == (18, 30)));
+        // 18:30 in New York is 23:30 UTC in winter.
+        assert_eq!(runs[0].with_timezone(&Utc).hour(), 23);
+    }
+
+    #[test]
+    fn year_end_and_leap_day() {
+        let j = job("0 0 29 2 *", "UTC");
+        let next = j.next_runs(Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap(), 1);
+        assert_eq!(next[0].date_naive().to_string(), "2028-02-29");
+    }
+
+    #[test]
+    fn validation_names_file_field_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(
+            &p,
+            "cron = \"61 * * * *\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"ingest\"\n",
+        )
+        .unwrap();
+        let e = Job::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.toml") && e.contains("cron = \"61 * * * *\""),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "cron = \"0 9 * * *\"\ntimezone = \"Mars/Olympus\"\n[[steps]]\nkind = \"ingest\"\n",
+        )
+        .unwrap();
+        assert!(
+            Job::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("timezone = \"Mars/Olympus\"")
+        );
+        std::fs::write(&p, "cron = \"0 9 * * *\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"ingest\"\nsources = [\"bloomberg\"]\n").unwrap();
+        assert!(
+            Job::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("steps.sources = \"bloomberg\"")
+        );
+    }
+}
