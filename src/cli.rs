@@ -366,9 +366,9 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
 
 async fn run_job(app: &App, dir: &std::path::Path, name: &str) -> Result<(), AppError> {
     use crate::lake::runs::{RunRecord, RunStatus};
-    use crate::schedule::Step;
     let job = crate::schedule::find(dir, name)?;
     let started = crate::lake::Lake::now();
+    let run_id = uuid::Uuid::new_v4().to_string();
     let mut failed: Option<String> = None;
     let mut summary = Vec::new();
     for (i, step) in job.file.steps.iter().enumerate() {
@@ -378,57 +378,42 @@ async fn run_job(app: &App, dir: &std::path::Path, name: &str) -> Result<(), App
             continue;
         }
         let clock = std::time::Instant::now();
-        let outcome: Result<(), String> = match step {
-            Step::Ingest { sources } => {
-                let kinds: Vec<SourceKind> =
-                    sources.iter().filter_map(|s| s.parse().ok()).collect();
-                match app.ingest(&kinds, Window::default()).await {
-                    Ok(outcomes) => {
-                        let errors: Vec<String> = outcomes
-                            .iter()
-                            .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
-                            .collect();
-                        if errors.is_empty() {
-                            Ok(())
-                        } else {
-                            Err(errors.join("; "))
-                        }
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Step::Build { select } | Step::Test { select } => {
-                let options = crate::models::BuildOptions {
-                    sql_dir: std::path::Path::new("sql"),
-                    selector: select.as_deref(),
-                    dry_run: false,
-                    test_only: matches!(step, Step::Test { .. }),
-                    reference_date: app
-                        .config
-                        .models
-                        .reference_date
-                        .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                    full_refresh: false,
-                };
-                match crate::models::build(&app.lake, &app.views(), &options).await {
-                    Ok(report) if report.ok() => Ok(()),
-                    Ok(report) => Err(report
-                        .outcomes
-                        .iter()
-                        .filter(|o| o.status != RunStatus::Ok)
-                        .map(|o| {
-                            format!(
-                                "{} {}: {}",
-                                o.name,
-                                o.status.as_str(),
-                                o.message.clone().unwrap_or_default()
-                            )
+        let mut attempt = 0;
+        let outcome = loop {
+            let attempt_started = crate::lake::Lake::now();
+            let result = match job.file.step_timeout_secs {
+                Some(secs) => {
+                    tokio::time::timeout(std::time::Duration::from_secs(secs), run_step(app, step))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!("timed out after {secs}s (step_timeout_secs)"))
                         })
-                        .collect::<Vec<_>>()
-                        .join("; ")),
-                    Err(e) => Err(e.to_string()),
                 }
+                None => run_step(app, step).await,
+            };
+            app.lake
+                .record_runs(&[RunRecord {
+                    run_id: run_id.clone(),
+                    kind: "step".into(),
+                    job: job.name.clone(),
+                    target: Some(format!("{label} attempt {}", attempt + 1)),
+                    started_at: attempt_started,
+                    ended_at: crate::lake::Lake::now(),
+                    status: if result.is_ok() {
+                        RunStatus::Ok
+                    } else {
+                        RunStatus::Failed
+                    },
+                    rows_written: 0,
+                    error: result.as_ref().err().cloned(),
+                }])
+                .await?;
+            if result.is_ok() || attempt >= job.file.retries.count {
+                break result;
             }
+            tracing::warn!(job = %job.name, step = %label, attempt = attempt + 1, "step failed; retrying");
+            tokio::time::sleep(job.file.retries.wait(attempt)).await;
+            attempt += 1;
         };
         let secs = clock.elapsed().as_secs_f64();
         match outcome {
@@ -441,7 +426,7 @@ async fn run_job(app: &App, dir: &std::path::Path, name: &str) -> Result<(), App
     }
     app.lake
         .record_runs(&[RunRecord {
-            run_id: uuid::Uuid::new_v4().to_string(),
+            run_id: run_id.clone(),
             kind: "job".into(),
             job: job.name.clone(),
             target: None,
@@ -466,5 +451,61 @@ async fn run_job(app: &App, dir: &std::path::Path, name: &str) -> Result<(), App
             job: job.name,
             error: e,
         }),
+    }
+}
+
+async fn run_step(app: &App, step: &crate::schedule::Step) -> Result<(), String> {
+    use crate::lake::runs::RunStatus;
+    use crate::schedule::Step;
+    match step {
+        Step::Ingest { sources } => {
+            let kinds: Vec<SourceKind> = sources.iter().filter_map(|s| s.parse().ok()).collect();
+            match app.ingest(&kinds, Window::default()).await {
+                Ok(outcomes) => {
+                    let errors: Vec<String> = outcomes
+                        .iter()
+                        .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
+                        .collect();
+                    if errors.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(errors.join("; "))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Step::Build { select } | Step::Test { select } => {
+            let options = crate::models::BuildOptions {
+                sql_dir: std::path::Path::new("sql"),
+                selector: select.as_deref(),
+                dry_run: false,
+                test_only: matches!(step, Step::Test { .. }),
+                reference_date: app
+                    .config
+                    .models
+                    .reference_date
+                    .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+                full_refresh: false,
+            };
+            match crate::models::build(&app.lake, &app.views(), &options).await {
+                Ok(report) if report.ok() => Ok(()),
+                Ok(report) => Err(report
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.status != RunStatus::Ok)
+                    .map(|o| {
+                        format!(
+                            "{} {}: {}",
+                            o.name,
+                            o.status.as_str(),
+                            o.message.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
     }
 }

@@ -99,8 +99,48 @@ pub struct JobFile {
     /// Whether the schedule fires (a disabled job can still be run by hand).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Steps, run in order; a failing step stops the job.
+    /// Steps, run in order; a step that still fails after its retries stops the job.
     pub steps: Vec<Step>,
+    /// Time allowed for one attempt of one step, in seconds (unset = no limit).
+    #[serde(default)]
+    pub step_timeout_secs: Option<u64>,
+    /// Retries of a failing step.
+    #[serde(default)]
+    pub retries: Retries,
+}
+
+/// Retry policy of a job's steps: `count` more attempts, waiting `base_secs`, then twice that,
+/// … at most `cap_secs` between attempts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retries {
+    /// Extra attempts after the first.
+    pub count: u32,
+    /// First wait, seconds.
+    pub base_secs: u64,
+    /// Longest wait, seconds.
+    pub cap_secs: u64,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            base_secs: 30,
+            cap_secs: 600,
+        }
+    }
+}
+
+impl Retries {
+    /// The wait before retry `n` (0-based).
+    pub fn wait(&self, n: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.base_secs
+                .saturating_mul(1u64 << n.min(20))
+                .min(self.cap_secs),
+        )
+    }
 }
 
 fn yes() -> bool {

@@ -37,7 +37,12 @@ fn nightly_runs_on_the_snapshot_and_a_failing_step_stops_the_job() {
     // A job whose ingest fails: the build after it is skipped and the job is recorded failed.
     let jobs = dir.path().join("schedules");
     std::fs::create_dir_all(&jobs).unwrap();
-    std::fs::write(jobs.join("broken.toml"), "cron = \"0 6 * * *\"\ntimezone = \"Europe/London\"\n[[steps]]\nkind = \"ingest\"\nsources = [\"fred\"]\n[[steps]]\nkind = \"build\"\n").unwrap();
+    std::fs::write(
+        jobs.join("broken.toml"),
+        "cron = \"0 6 * * *\"\ntimezone = \"Europe/London\"\nretries = { count = 2, base_secs = 0 }\n\
+         [[steps]]\nkind = \"ingest\"\nsources = [\"fred\"]\n[[steps]]\nkind = \"build\"\n",
+    )
+    .unwrap();
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, "[sources.fred]\nseries = [\"NOSUCHSERIES\"]\n").unwrap();
     let (code, out, err) = run(bin(dir.path())
@@ -62,6 +67,9 @@ fn nightly_runs_on_the_snapshot_and_a_failing_step_stops_the_job() {
         "select job, status from meta.runs where kind = 'job' order by started_at",
     );
     assert_eq!(runs.trim(), "job,status\nnightly,ok\nbroken,failed");
+    // The failing step was tried three times (1 + retries.count), each attempt recorded.
+    let attempts = sql_csv(dir.path(), &lake, "select status, count(*) as n from meta.runs where kind = 'step' and job = 'broken' group by 1");
+    assert_eq!(attempts.trim(), "status,n\nfailed,3");
 }
 
 #[test]
