@@ -68,7 +68,11 @@ fn nightly_runs_on_the_snapshot_and_a_failing_step_stops_the_job() {
     );
     assert_eq!(runs.trim(), "job,status\nnightly,ok\nbroken,failed");
     // The failing step was tried three times (1 + retries.count), each attempt recorded.
-    let attempts = sql_csv(dir.path(), &lake, "select status, count(*) as n from meta.runs where kind = 'step' and job = 'broken' group by 1");
+    let attempts = sql_csv(
+        dir.path(),
+        &lake,
+        "select status, count(*) as n from meta.runs where kind = 'step' and job = 'broken' group by 1",
+    );
     assert_eq!(attempts.trim(), "status,n\nfailed,3");
 }
 
