@@ -94,6 +94,44 @@ impl App {
         Ok(Self { config, lake, http })
     }
 
+    /// The day freshness tests measure from: `[models] reference_date`, else today (UTC).
+    pub fn reference_date(&self) -> chrono::NaiveDate {
+        self.config
+            .models
+            .reference_date
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+
+    /// Runs a SQL query over the lake (with views and seeds), optionally as of a version/time.
+    pub async fn query(
+        &self,
+        sql: &str,
+        as_of: Option<&crate::lake::AsOf>,
+    ) -> Result<Vec<RecordBatch>, AppError> {
+        let session = self.lake.session(as_of, &self.views()).await?;
+        crate::models::seeds::register_seeds(&session.ctx, std::path::Path::new("sql")).await?;
+        Ok(crate::query::collect(&session.ctx, sql).await?)
+    }
+
+    /// Writes a query's result to `path` (parent folders created, file replaced atomically) and
+    /// returns the row count.
+    pub async fn export(
+        &self,
+        sql: &str,
+        format: crate::query::Format,
+        path: &std::path::Path,
+    ) -> Result<usize, AppError> {
+        let batches = self.query(sql, None).await?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| crate::query::QueryError::Write {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        crate::query::emit(&batches, format, Some(path))?;
+        Ok(batches.iter().map(RecordBatch::num_rows).sum())
+    }
+
     /// SQL views every session gets.
     pub fn views(&self) -> Vec<ViewDef> {
         let mut views = sources::all_views(&self.config.sources);
@@ -153,6 +191,8 @@ impl App {
                 tracing::error!(source = %kind, error = %e, "source failed");
             }
             records.push(RunRecord {
+                scheduled_for: None,
+                attempt: None,
                 run_id: run_id.clone(),
                 kind: "ingest".into(),
                 job: "ingest".into(),
@@ -182,6 +222,8 @@ impl App {
         }
         let failed = outcomes.iter().filter(|o| !o.errors.is_empty()).count();
         records.push(RunRecord {
+            scheduled_for: None,
+            attempt: None,
             run_id,
             kind: "run".into(),
             job: "ingest".into(),

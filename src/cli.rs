@@ -67,8 +67,13 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Run a SQL query over the lake (tables: staging.*, marts.*, meta.*).
     Sql(SqlArgs),
-    /// Show every lake table: rows, newest date, last ingest, current version.
-    Status,
+    /// Show every lake table (rows, newest date, last ingest, version) and every job's last run
+    /// and next tick.
+    Status {
+        /// Folder of job files.
+        #[arg(long, default_value = "schedules", value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Build the SQL models in sql/ in dependency order; each is audited before it is published.
     Build(BuildArgs),
     /// Run the models' data tests against the published tables.
@@ -86,6 +91,22 @@ pub enum Command {
         /// Folder of job files.
         #[arg(long, default_value = "schedules", value_name = "DIR")]
         dir: PathBuf,
+    },
+    /// Run every enabled job in schedules/ on its schedule until SIGTERM/SIGINT.
+    Daemon {
+        /// Folder of job files.
+        #[arg(long, default_value = "schedules", value_name = "DIR")]
+        dir: PathBuf,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+        /// Seconds a job lease lasts without renewal (renewed every third of it while a run
+        /// goes); a crashed daemon's jobs are taken over after this.
+        #[arg(long, default_value_t = 120, value_name = "SECS")]
+        lease_ttl_secs: u64,
+        /// This daemon's name in leases and logs [default: host:pid:random].
+        #[arg(long, value_name = "NAME")]
+        holder: Option<String>,
     },
     /// Write the model catalogue (Markdown) and lineage graph (Mermaid).
     Docs {
@@ -215,35 +236,28 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Ingest(args) => ingest(&app, args).await,
         Command::Sql(args) => {
-            let session = app.lake.session(args.as_of.as_ref(), &app.views()).await?;
-            crate::models::seeds::register_seeds(&session.ctx, std::path::Path::new("sql")).await?;
-            let batches = query::collect(&session.ctx, &args.query).await?;
+            let batches = app.query(&args.query, args.as_of.as_ref()).await?;
             query::emit(&batches, args.format, args.output.as_deref())?;
             Ok(())
         }
         Command::Build(args) => models(&app, args, false).await,
         Command::Test(args) => models(&app, args, true).await,
-        Command::Schedules { dir } => {
-            let now = chrono::Utc::now();
-            for job in crate::schedule::load_all(&dir)? {
-                println!(
-                    "{} ({}{}): {}",
-                    job.name,
-                    job.file.cron,
-                    if job.file.enabled { "" } else { ", disabled" },
-                    job.file.description
-                );
-                for t in job.next_runs(now, 5) {
-                    println!(
-                        "  {}   {} UTC",
-                        t.format("%a %Y-%m-%d %H:%M %Z"),
-                        t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M")
-                    );
-                }
-            }
-            Ok(())
+        Command::Schedules { dir } => crate::schedule::commands::list(&dir),
+        Command::Run { job, dir } => crate::schedule::commands::run_now(&app, &dir, &job).await,
+        Command::Daemon {
+            dir,
+            metrics_listen,
+            lease_ttl_secs,
+            holder,
+        } => {
+            let args = crate::schedule::commands::DaemonArgs {
+                dir: &dir,
+                metrics_listen: metrics_listen.as_deref(),
+                lease_ttl_secs,
+                holder,
+            };
+            crate::schedule::commands::daemon(&app, args).await
         }
-        Command::Run { job, dir } => run_job(&app, &dir, &job).await,
         Command::Docs { sql_dir, out } => {
             for path in
                 crate::models::docs::write_docs(&app.lake, &app.views(), &sql_dir, &out).await?
@@ -252,17 +266,17 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
-        Command::Status => {
+        Command::Status { dir } => {
             let batches = app.status().await?;
             if batches.is_empty() {
                 println!(
                     "The lake at {} has no tables yet: run `macrolake ingest`.",
                     app.lake.root()
                 );
-                return Ok(());
+            } else {
+                query::emit(&batches, Format::Table, None)?;
             }
-            query::emit(&batches, Format::Table, None)?;
-            Ok(())
+            crate::schedule::commands::status(&app, &dir).await
         }
     }
 }
@@ -362,150 +376,4 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
         failed: problems.len(),
         total: report.outcomes.len(),
     })
-}
-
-async fn run_job(app: &App, dir: &std::path::Path, name: &str) -> Result<(), AppError> {
-    use crate::lake::runs::{RunRecord, RunStatus};
-    let job = crate::schedule::find(dir, name)?;
-    let started = crate::lake::Lake::now();
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let mut failed: Option<String> = None;
-    let mut summary = Vec::new();
-    for (i, step) in job.file.steps.iter().enumerate() {
-        let label = format!("{}. {step:?}", i + 1);
-        if failed.is_some() {
-            summary.push((label, "skipped".to_string()));
-            continue;
-        }
-        let clock = std::time::Instant::now();
-        let mut attempt = 0;
-        let outcome = loop {
-            let attempt_started = crate::lake::Lake::now();
-            let result = match job.file.step_timeout_secs {
-                Some(secs) => {
-                    tokio::time::timeout(std::time::Duration::from_secs(secs), run_step(app, step))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(format!("timed out after {secs}s (step_timeout_secs)"))
-                        })
-                }
-                None => run_step(app, step).await,
-            };
-            app.lake
-                .record_runs(&[RunRecord {
-                    run_id: run_id.clone(),
-                    kind: "step".into(),
-                    job: job.name.clone(),
-                    target: Some(format!("{label} attempt {}", attempt + 1)),
-                    started_at: attempt_started,
-                    ended_at: crate::lake::Lake::now(),
-                    status: if result.is_ok() {
-                        RunStatus::Ok
-                    } else {
-                        RunStatus::Failed
-                    },
-                    rows_written: 0,
-                    error: result.as_ref().err().cloned(),
-                }])
-                .await?;
-            if result.is_ok() || attempt >= job.file.retries.count {
-                break result;
-            }
-            tracing::warn!(job = %job.name, step = %label, attempt = attempt + 1, "step failed; retrying");
-            tokio::time::sleep(job.file.retries.wait(attempt)).await;
-            attempt += 1;
-        };
-        let secs = clock.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => summary.push((label, format!("ok ({secs:.1}s)"))),
-            Err(e) => {
-                summary.push((label, format!("failed ({secs:.1}s)")));
-                failed = Some(e);
-            }
-        }
-    }
-    app.lake
-        .record_runs(&[RunRecord {
-            run_id: run_id.clone(),
-            kind: "job".into(),
-            job: job.name.clone(),
-            target: None,
-            started_at: started,
-            ended_at: crate::lake::Lake::now(),
-            status: if failed.is_some() {
-                RunStatus::Failed
-            } else {
-                RunStatus::Ok
-            },
-            rows_written: 0,
-            error: failed.clone(),
-        }])
-        .await?;
-    println!("\njob {}:", job.name);
-    for (label, status) in &summary {
-        println!("  {label:<60} {status}");
-    }
-    match failed {
-        None => Ok(()),
-        Some(e) => Err(AppError::JobFailed {
-            job: job.name,
-            error: e,
-        }),
-    }
-}
-
-async fn run_step(app: &App, step: &crate::schedule::Step) -> Result<(), String> {
-    use crate::lake::runs::RunStatus;
-    use crate::schedule::Step;
-    match step {
-        Step::Ingest { sources } => {
-            let kinds: Vec<SourceKind> = sources.iter().filter_map(|s| s.parse().ok()).collect();
-            match app.ingest(&kinds, Window::default()).await {
-                Ok(outcomes) => {
-                    let errors: Vec<String> = outcomes
-                        .iter()
-                        .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
-                        .collect();
-                    if errors.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(errors.join("; "))
-                    }
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        Step::Build { select } | Step::Test { select } => {
-            let options = crate::models::BuildOptions {
-                sql_dir: std::path::Path::new("sql"),
-                selector: select.as_deref(),
-                dry_run: false,
-                test_only: matches!(step, Step::Test { .. }),
-                reference_date: app
-                    .config
-                    .models
-                    .reference_date
-                    .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                full_refresh: false,
-            };
-            match crate::models::build(&app.lake, &app.views(), &options).await {
-                Ok(report) if report.ok() => Ok(()),
-                Ok(report) => Err(report
-                    .outcomes
-                    .iter()
-                    .filter(|o| o.status != RunStatus::Ok)
-                    .map(|o| {
-                        format!(
-                            "{} {}: {}",
-                            o.name,
-                            o.status.as_str(),
-                            o.message.clone().unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    }
 }

@@ -21,6 +21,46 @@ pub enum Format {
     Parquet,
 }
 
+impl Format {
+    /// The format of an export: `name` (csv, json, parquet) when given, else from `path`'s
+    /// extension, else CSV.
+    pub fn for_file(name: Option<&str>, path: &std::path::Path) -> Result<Format, String> {
+        let ext = path.extension().and_then(|e| e.to_str());
+        match name.map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => Ok(Format::Csv),
+            Some("json") => Ok(Format::Json),
+            Some("parquet") => Ok(Format::Parquet),
+            Some(other) => Err(format!("unknown format {other:?} (csv, json or parquet)")),
+            None => Ok(match ext {
+                Some("json") => Format::Json,
+                Some("parquet") => Format::Parquet,
+                _ => Format::Csv,
+            }),
+        }
+    }
+}
+
+/// Every row of a result as display strings (NULL as empty), for small status tables.
+pub fn render_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let Ok(formatters) = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
+        for r in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    rows
+}
+
 /// Errors of a query.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {

@@ -353,9 +353,10 @@ impl Lake {
                 };
                 let mut builder = delta.write(batches).with_table_name(table.to_string());
                 builder = match mode {
-                    WriteMode::Append | WriteMode::Merge { .. } => {
-                        builder.with_save_mode(SaveMode::Append)
-                    }
+                    // New nullable columns (e.g. added to meta.runs by an upgrade) join the table.
+                    WriteMode::Append | WriteMode::Merge { .. } => builder
+                        .with_save_mode(SaveMode::Append)
+                        .with_schema_mode(deltalake::operations::write::SchemaMode::Merge),
                     WriteMode::Overwrite => builder
                         .with_save_mode(SaveMode::Overwrite)
                         .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite),

@@ -1,11 +1,13 @@
-//! Run history: `meta.runs`, one row per run and one per step of it (per source for an ingest),
-//! appended when each finishes. Error messages are redacted before they are stored.
+//! Run history: `meta.runs`, one row per run and one per step of it (per source for an ingest,
+//! per attempt for a job step), appended when each finishes. Error messages are redacted before
+//! they are stored. Columns added since a lake was created (`scheduled_for`, `attempt`) are added
+//! to its table on the next append.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -19,8 +21,11 @@ pub enum RunStatus {
     Ok,
     /// Finished with an error.
     Failed,
-    /// Not run because something before it failed.
+    /// Not run: something before it failed, a tick was missed (misfire) or the previous run was
+    /// still going (overlap).
     Skipped,
+    /// Stopped by a shutdown (SIGTERM/SIGINT) before it finished.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -30,6 +35,7 @@ impl RunStatus {
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
             RunStatus::Skipped => "skipped",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -45,6 +51,10 @@ pub struct RunRecord {
     pub job: String,
     /// What the step acted on (a source or model); `None` on the run row.
     pub target: Option<String>,
+    /// The schedule tick this run is for (`None` for runs started by hand).
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// Attempt number of a step (1 = first try); `None` on run rows.
+    pub attempt: Option<i32>,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// When it ended.
@@ -70,7 +80,13 @@ pub fn runs_schema() -> SchemaRef {
         Field::new("status", DataType::Utf8, false),
         Field::new("rows_written", DataType::Int64, false),
         Field::new("error", DataType::Utf8, true),
+        Field::new("scheduled_for", ts_nullable(), true),
+        Field::new("attempt", DataType::Int32, true),
     ]))
+}
+
+fn ts_nullable() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
 fn micros(values: impl Iterator<Item = DateTime<Utc>>) -> ArrayRef {
@@ -101,6 +117,18 @@ impl Lake {
                 records.iter().map(|r| r.rows_written).collect::<Vec<_>>(),
             )),
             strings(&|r| r.error.as_deref().map(redact)),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    records
+                        .iter()
+                        .map(|r| r.scheduled_for.map(|t| t.timestamp_micros()))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(Int32Array::from(
+                records.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+            )),
         ];
         let table = TableName::meta("runs");
         let batch = RecordBatch::try_new(runs_schema(), columns).map_err(|e| LakeError::Data {

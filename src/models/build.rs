@@ -366,6 +366,8 @@ pub async fn build(
         }
         outcome.seconds = clock.elapsed().as_secs_f64();
         records.push(RunRecord {
+            scheduled_for: None,
+            attempt: None,
             run_id: run_id.clone(),
             kind: if test_only {
                 "test".into()

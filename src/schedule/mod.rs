@@ -1,19 +1,34 @@
 //! Jobs: `schedules/<job>.toml` files naming a 5-field cron expression, an IANA time zone and
-//! ordered steps (ingest sources, build, test). `macrolake schedules` lists every job's next
-//! runs; `macrolake run <job>` runs one now. (The daemon that fires them on schedule is not
-//! built yet.)
+//! ordered steps (ingest sources, build, test, export). `macrolake schedules` lists every job's
+//! next runs; `macrolake run <job>` runs one now; `macrolake daemon` fires them on schedule.
 //!
 //! ```toml
 //! description = "Nightly after the US close"
 //! cron = "30 18 * * MON-FRI"        # minute hour day-of-month month day-of-week, as in crontab
 //! timezone = "America/New_York"
+//! misfire = "latest"                # skip | latest | all (with misfire_max_runs)
+//! overlap = "skip"                  # skip | queue
 //! [[steps]]
 //! kind = "ingest"                   # sources = [...] to limit; all when omitted
 //! [[steps]]
 //! kind = "build"                    # select = "+liquidity_vs_risk" to limit
 //! [[steps]]
 //! kind = "test"
+//! [[steps]]
+//! kind = "export"
+//! query = "SELECT * FROM marts.liquidity_vs_risk"
+//! path = "exports/liquidity_vs_risk.csv"
 //! ```
+
+pub mod commands;
+pub mod daemon;
+#[cfg(test)]
+mod daemon_tests;
+pub mod lease;
+pub mod metrics;
+pub mod runner;
+mod steps;
+pub mod ticks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -23,6 +38,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::sources::SourceKind;
+pub use ticks::Misfire;
 
 /// Errors reading job files. Each names the file, the field and the bad value.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +63,37 @@ pub enum ScheduleError {
         value: String,
         /// Why.
         message: String,
+    },
+    /// Reading or writing a lease or state object in the lake failed.
+    #[error("cannot {action} {path}: {source}")]
+    Store {
+        /// What was being done.
+        action: &'static str,
+        /// The object.
+        path: String,
+        /// The store error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A lease or state object is not valid JSON (delete it to reset the job's schedule state).
+    #[error("{path} is corrupt ({message}); delete it to reset this job's schedule state")]
+    Corrupt {
+        /// The object.
+        path: String,
+        /// The parse error.
+        message: String,
+    },
+    /// Writing run history failed.
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+    /// The metrics listener could not start.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
     },
     /// No job of that name.
     #[error("no job {name:?} in {dir} (jobs: {known})")]
@@ -82,6 +129,53 @@ pub enum Step {
         #[serde(default)]
         select: Option<String>,
     },
+    /// Write a query's result to a file (replaced atomically).
+    Export {
+        /// SQL over the lake, e.g. `SELECT * FROM marts.liquidity_vs_risk`.
+        query: String,
+        /// Output file, relative to the working directory.
+        path: PathBuf,
+        /// `csv`, `json` or `parquet` (default: from the file extension, else csv).
+        #[serde(default)]
+        format: Option<String>,
+    },
+}
+
+impl Step {
+    /// The step's kind as stored in `meta.runs.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Ingest { .. } => "ingest",
+            Step::Build { .. } => "build",
+            Step::Test { .. } => "test",
+            Step::Export { .. } => "export",
+        }
+    }
+
+    /// A short human label: `ingest fred,nyfed`, `build +liquidity_vs_risk`, `export out.csv`.
+    pub fn label(&self) -> String {
+        match self {
+            Step::Ingest { sources } if sources.is_empty() => "ingest (all sources)".into(),
+            Step::Ingest { sources } => format!("ingest {}", sources.join(",")),
+            Step::Build { select: None } => "build (all models)".into(),
+            Step::Test { select: None } => "test (all models)".into(),
+            Step::Build { select: Some(s) } | Step::Test { select: Some(s) } => {
+                format!("{} {s}", self.kind())
+            }
+            Step::Export { path, .. } => format!("export {}", path.display()),
+        }
+    }
+}
+
+/// What the daemon does when a tick comes while the previous run of the same job is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Record the new tick as skipped.
+    #[default]
+    Skip,
+    /// Run it as soon as the running one finishes.
+    Queue,
 }
 
 /// A job file as written.
@@ -104,9 +198,35 @@ pub struct JobFile {
     /// Time allowed for one attempt of one step, in seconds (unset = no limit).
     #[serde(default)]
     pub step_timeout_secs: Option<u64>,
+    /// Time allowed for the whole run, in seconds (unset = no limit); a step still running then
+    /// is cut and the run fails.
+    #[serde(default)]
+    pub job_timeout_secs: Option<u64>,
     /// Retries of a failing step.
     #[serde(default)]
     pub retries: Retries,
+    /// What the daemon does with ticks missed while it was not running: `skip`, `latest`
+    /// (default: one run for the newest) or `all` (each, up to `misfire_max_runs`).
+    #[serde(default)]
+    pub misfire: Misfire,
+    /// With `misfire = "all"`: most missed ticks run (the newest ones); older ones are skipped.
+    #[serde(default = "default_max_runs")]
+    pub misfire_max_runs: usize,
+    /// A tick at most this many seconds late is on time, not a misfire.
+    #[serde(default = "default_grace")]
+    pub misfire_grace_secs: u64,
+    /// What happens when a tick comes while the previous run is still going: `skip` (default,
+    /// recorded) or `queue`.
+    #[serde(default)]
+    pub overlap: Overlap,
+}
+
+fn default_max_runs() -> usize {
+    5
+}
+
+fn default_grace() -> u64 {
+    300
 }
 
 /// Retry policy of a job's steps: `count` more attempts, waiting `base_secs`, then twice that,
@@ -232,6 +352,20 @@ impl Job {
                 }
             }
         }
+        if file.misfire == Misfire::All && file.misfire_max_runs == 0 {
+            return Err(invalid(
+                "misfire_max_runs",
+                "0",
+                "must be at least 1 with misfire = \"all\"".into(),
+            ));
+        }
+        for step in &file.steps {
+            if let Step::Export { format, path, .. } = step {
+                crate::query::Format::for_file(format.as_deref(), path).map_err(|m| {
+                    invalid("steps.format", format.as_deref().unwrap_or_default(), m)
+                })?;
+            }
+        }
         if file.steps.is_empty() {
             return Err(invalid(
                 "steps",
@@ -252,12 +386,51 @@ impl Job {
         })
     }
 
-    /// The next `n` run times after `after`, in the job's zone.
+    /// The next `n` run times after `after`, in the job's zone (DST rules as in [`ticks`]).
     pub fn next_runs(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
-        self.schedule
-            .after(&after.with_timezone(&self.tz))
+        ticks::ticks_after(&self.schedule, self.tz, after)
             .take(n)
+            .map(|t| t.with_timezone(&self.tz))
             .collect()
+    }
+
+    /// Checks that every `select` names a model (or tag) in `sql_dir`.
+    pub fn check_models(&self, sql_dir: &Path) -> Result<(), ScheduleError> {
+        let selects: Vec<&str> = self
+            .file
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Build { select } | Step::Test { select } => select.as_deref(),
+                _ => None,
+            })
+            .collect();
+        if selects.is_empty() {
+            return Ok(());
+        }
+        let models = crate::models::discover(sql_dir)
+            .map(|(m, _)| m)
+            .unwrap_or_default();
+        for sel in selects {
+            let known = match sel.strip_prefix("tag:") {
+                Some(tag) => models.iter().any(|m| m.tags.iter().any(|t| t == tag)),
+                None => {
+                    let n = sel.trim_matches('+');
+                    models
+                        .iter()
+                        .any(|m| m.name.name == n || m.name.to_string() == n)
+                }
+            };
+            if !known {
+                return Err(ScheduleError::Invalid {
+                    path: self.path.clone(),
+                    field: "steps.select".into(),
+                    value: sel.into(),
+                    message: format!("no such model or tag in {}", sql_dir.display()),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ fn nightly_runs_on_the_snapshot_and_a_failing_step_stops_the_job() {
         .args(["run", "nightly"]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        out.contains("job nightly:") && out.contains("3. Test"),
+        out.contains("job nightly:") && out.contains("3. test (all models)"),
         "{out}"
     );
     let runs = sql_csv(

@@ -1,0 +1,93 @@
+//! The application as a [`StepExecutor`]: what each kind of job step does.
+
+use std::path::Path;
+
+use super::Step;
+use super::runner::{StepExecutor, StepOutput};
+use crate::app::App;
+use crate::lake::runs::RunStatus;
+use crate::sources::{SourceKind, Window};
+
+#[async_trait::async_trait]
+impl StepExecutor for App {
+    async fn run_step(&self, step: &Step) -> Result<StepOutput, String> {
+        match step {
+            Step::Ingest { sources } => {
+                let kinds: Vec<SourceKind> =
+                    sources.iter().filter_map(|s| s.parse().ok()).collect();
+                let outcomes = self
+                    .ingest(&kinds, Window::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let errors: Vec<String> = outcomes
+                    .iter()
+                    .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
+                    .collect();
+                if !errors.is_empty() {
+                    return Err(errors.join("; "));
+                }
+                let targets: Vec<(String, i64)> = outcomes
+                    .iter()
+                    .map(|o| (o.kind.to_string(), o.rows as i64))
+                    .collect();
+                Ok(StepOutput {
+                    rows: targets.iter().map(|(_, n)| n).sum(),
+                    targets,
+                })
+            }
+            Step::Build { select } | Step::Test { select } => {
+                let options = crate::models::BuildOptions {
+                    sql_dir: Path::new("sql"),
+                    selector: select.as_deref(),
+                    dry_run: false,
+                    test_only: matches!(step, Step::Test { .. }),
+                    reference_date: self.reference_date(),
+                    full_refresh: false,
+                };
+                let report = crate::models::build(&self.lake, &self.views(), &options)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !report.ok() {
+                    return Err(report
+                        .outcomes
+                        .iter()
+                        .filter(|o| o.status != RunStatus::Ok)
+                        .map(|o| {
+                            format!(
+                                "{} {}: {}",
+                                o.name,
+                                o.status.as_str(),
+                                o.message.clone().unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "));
+                }
+                let targets: Vec<(String, i64)> = report
+                    .outcomes
+                    .iter()
+                    .map(|o| (o.name.to_string(), o.rows as i64))
+                    .collect();
+                Ok(StepOutput {
+                    rows: targets.iter().map(|(_, n)| n).sum(),
+                    targets,
+                })
+            }
+            Step::Export {
+                query,
+                path,
+                format,
+            } => {
+                let format = crate::query::Format::for_file(format.as_deref(), path)?;
+                let rows = self
+                    .export(query, format, path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(StepOutput {
+                    rows: rows as i64,
+                    targets: vec![(path.display().to_string(), rows as i64)],
+                })
+            }
+        }
+    }
+}
