@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
 use super::daemon::{Daemon, SystemClock};
-use super::lease::{Coordinator, default_holder};
+use super::lease::{Acquire, Coordinator, default_holder};
 use super::runner::{JobReport, Observer, RunContext, StepReport};
 use super::{Job, Step, load_all};
 use crate::app::{App, AppError};
@@ -154,15 +154,42 @@ pub fn list(dir: &Path) -> Result<(), AppError> {
 pub async fn run_now(app: &App, dir: &Path, name: &str) -> Result<(), AppError> {
     let job = super::find(dir, name)?;
     job.check_models(Path::new("sql"))?;
+    // The same lease as the daemon's: a hand run never overlaps a scheduled one.
+    let coord = Coordinator::new(&app.lake, default_holder(), chrono::Duration::seconds(120));
+    let lease = match coord.acquire(&job.name, Utc::now()).await? {
+        Acquire::Acquired(lease) => lease,
+        Acquire::Held { holder } => {
+            return Err(super::ScheduleError::Busy {
+                job: job.name,
+                holder,
+            }
+            .into());
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let heartbeat = tokio::spawn(super::daemon::heartbeat(
+        coord.clone(),
+        lease,
+        Arc::new(SystemClock),
+        shutdown_on_signals(),
+        stop_tx,
+        done_rx,
+    ));
     let progress = Progress::new(job.file.steps.len());
     let cx = RunContext {
         lake: &app.lake,
         executor: app,
         observer: &progress,
-        shutdown: shutdown_on_signals(),
+        shutdown: stop_rx,
         scheduled_for: None,
     };
-    let report = super::runner::run_job(&job, cx).await?;
+    let report = super::runner::run_job(&job, cx).await;
+    let _ = done_tx.send(());
+    if let Ok(Some(lease)) = heartbeat.await {
+        coord.release(lease, Utc::now()).await?;
+    }
+    let report = report?;
     print_summary(&report);
     match (report.status, report.error) {
         (RunStatus::Ok, _) => Ok(()),

@@ -389,7 +389,7 @@ impl Daemon {
 
 /// Renews the lease every third of its time-to-live until `done`; forwards a daemon shutdown
 /// and a lost lease to the run as `stop`. Returns the lease if still held.
-async fn heartbeat(
+pub(super) async fn heartbeat(
     coord: Coordinator,
     mut lease: Lease,
     clock: Arc<dyn Clock>,

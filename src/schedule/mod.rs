@@ -95,6 +95,16 @@ pub enum ScheduleError {
         #[source]
         source: std::io::Error,
     },
+    /// The job is running elsewhere (a daemon or another `macrolake run`).
+    #[error(
+        "job {job} is already running (lease held by {holder}); wait for it to finish, or if that process died, for its lease to expire"
+    )]
+    Busy {
+        /// The job.
+        job: String,
+        /// Who holds its lease.
+        holder: String,
+    },
     /// No job of that name.
     #[error("no job {name:?} in {dir} (jobs: {known})")]
     NoSuchJob {

@@ -34,15 +34,72 @@ fn nightly_runs_on_the_snapshot_and_a_failing_step_stops_the_job() {
     );
     assert_eq!(mart.trim(), "built\ntrue");
 
-    // A job whose ingest fails: the build after it is skipped and the job is recorded failed.
+    // `status` shows the job's last run and next tick.
+    let (code, out, err) = run(bin(dir.path())
+        .current_dir(repo)
+        .arg("--lake")
+        .arg(&lake)
+        .arg("status"));
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("nightly "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains(" ok ") && line.contains("by hand") && line.contains("18:30"),
+        "{line}"
+    );
+
+    // An export step writes a query's result to a file.
     let jobs = dir.path().join("schedules");
     std::fs::create_dir_all(&jobs).unwrap();
+    let export = dir.path().join("out/lvr.csv");
+    std::fs::write(
+        jobs.join("export.toml"),
+        format!(
+            "cron = \"0 7 * * *\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"export\"\n\
+             query = \"select date, net_liquidity_musd from marts.liquidity_vs_risk order by date\"\n\
+             path = {:?}\n",
+            export.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(bin(dir.path())
+        .current_dir(repo)
+        .arg("--lake")
+        .arg(&lake)
+        .args(["run", "export", "--dir"])
+        .arg(&jobs));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let csv = std::fs::read_to_string(&export).unwrap();
+    assert!(
+        csv.starts_with("date,net_liquidity_musd\n"),
+        "{}",
+        &csv[..100]
+    );
+    assert!(csv.lines().count() > 4000);
+    std::fs::remove_file(jobs.join("export.toml")).unwrap();
+
+    // A job whose ingest fails: the build after it is skipped and the job is recorded failed.
     std::fs::write(
         jobs.join("broken.toml"),
         "cron = \"0 6 * * *\"\ntimezone = \"Europe/London\"\nretries = { count = 2, base_secs = 0 }\n\
          [[steps]]\nkind = \"ingest\"\nsources = [\"fred\"]\n[[steps]]\nkind = \"build\"\n",
     )
     .unwrap();
+    let commits = |table: &str| {
+        std::fs::read_dir(lake.join(table).join("_delta_log"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".json")
+            })
+            .count()
+    };
+    let published = ["staging/fred_observations", "marts/liquidity_vs_risk"].map(commits);
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, "[sources.fred]\nseries = [\"NOSUCHSERIES\"]\n").unwrap();
     let (code, out, err) = run(bin(dir.path())
@@ -66,14 +123,28 @@ fn nightly_runs_on_the_snapshot_and_a_failing_step_stops_the_job() {
         &lake,
         "select job, status from meta.runs where kind = 'job' order by started_at",
     );
-    assert_eq!(runs.trim(), "job,status\nnightly,ok\nbroken,failed");
+    assert_eq!(
+        runs.trim(),
+        "job,status\nnightly,ok\nexport,ok\nbroken,failed"
+    );
     // The failing step was tried three times (1 + retries.count), each attempt recorded.
     let attempts = sql_csv(
         dir.path(),
         &lake,
-        "select status, count(*) as n from meta.runs where kind = 'step' and job = 'broken' group by 1",
+        "select status, count(*) as n from meta.runs where kind = 'ingest' and job = 'broken' group by 1",
     );
     assert_eq!(attempts.trim(), "status,n\nfailed,3");
+    // The later build step is recorded skipped, and the published tables did not move.
+    let skipped = sql_csv(
+        dir.path(),
+        &lake,
+        "select kind, status from meta.runs where job = 'broken' and kind = 'build'",
+    );
+    assert_eq!(skipped.trim(), "kind,status\nbuild,skipped");
+    assert_eq!(
+        ["staging/fred_observations", "marts/liquidity_vs_risk"].map(commits),
+        published
+    );
 }
 
 #[test]
@@ -87,7 +158,8 @@ fn schedules_lists_next_runs_and_rejects_bad_files() {
         .arg("schedules"));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("nightly (30 18 * * MON-FRI)") && out.contains("weekly_h41 (30 16 * * THU)"),
+        out.contains("nightly (30 18 * * MON-FRI America/New_York)")
+            && out.contains("weekly_h41 (30 16 * * THU America/New_York)"),
         "{out}"
     );
     assert_eq!(

@@ -4,6 +4,7 @@ mod atomic;
 mod cli;
 mod common;
 mod connector_faults;
+mod daemon;
 mod eps;
 mod faults;
 mod jobs;
