@@ -45,6 +45,9 @@ pub enum AppError {
         /// The failing step's error.
         error: String,
     },
+    /// The Postgres-wire server failed to start.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
     /// A query failed.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),

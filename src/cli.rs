@@ -108,6 +108,12 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         holder: Option<String>,
     },
+    /// Serve the lake over the PostgreSQL wire protocol (read-only, authenticated) for BI tools.
+    Serve {
+        /// Address to listen on [default: [serve] listen, else 127.0.0.1:5433].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Write the model catalogue (Markdown) and lineage graph (Mermaid).
     Docs {
         /// Folder of models.
@@ -257,6 +263,28 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 holder,
             };
             crate::schedule::commands::daemon(&app, args).await
+        }
+        Command::Serve { listen } => {
+            let listen = listen.unwrap_or_else(|| app.config.serve.listen.clone());
+            let server =
+                crate::serve::Server::bind(&app.lake, app.views(), &app.config.serve, &listen)
+                    .await?;
+            let addr = server
+                .local_addr()
+                .map_err(|source| crate::serve::ServeError::Listen {
+                    addr: listen.clone(),
+                    source,
+                })?;
+            eprintln!(
+                "serving {} on postgresql://{addr} ({}; read-only; users from [serve])",
+                app.lake.root(),
+                if server.tls() { "TLS available" } else { "no TLS" }
+            );
+            server
+                .run(crate::schedule::commands::shutdown_on_signals())
+                .await;
+            eprintln!("server stopped");
+            Ok(())
         }
         Command::Docs { sql_dir, out } => {
             for path in

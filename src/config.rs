@@ -62,6 +62,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// The SQL models.
     pub models: ModelsConfig,
+    /// The Postgres-wire server (`macrolake serve`).
+    pub serve: crate::serve::ServeConfig,
 }
 
 /// `[models]`.
@@ -91,6 +93,7 @@ impl Config {
                 let mut config = Self::parse(&text, path)?;
                 let base = path.parent().unwrap_or(Path::new(""));
                 config.sources.resolve_paths(base);
+                config.serve.resolve_paths(base);
                 Ok(config)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),

@@ -22,4 +22,5 @@ pub mod lake;
 pub mod models;
 pub mod query;
 pub mod schedule;
+pub mod serve;
 pub mod sources;

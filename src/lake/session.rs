@@ -64,6 +64,32 @@ pub struct QuerySession {
 }
 
 impl Lake {
+    /// A table's DataFusion provider (at `as_of`, else the newest version) and its version; the
+    /// table's object store is registered with `state`'s runtime.
+    pub async fn provider(
+        &self,
+        name: &TableName,
+        as_of: Option<&AsOf>,
+        state: &datafusion::execution::SessionState,
+    ) -> Result<(Arc<dyn datafusion::catalog::TableProvider>, Option<u64>)> {
+        let table = self.load(name, as_of).await?;
+        table
+            .update_datafusion_session(state)
+            .map_err(|source| LakeError::Delta {
+                table: name.clone(),
+                action: "register",
+                source: Box::new(source),
+            })?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|source| LakeError::DataFusion {
+                context: format!("registering {name}"),
+                source: Box::new(source),
+            })?;
+        Ok((provider, table.version()))
+    }
+
     /// Builds a query session over every lake table (at `as_of` when given) and the views.
     pub async fn session(&self, as_of: Option<&AsOf>, views: &[ViewDef]) -> Result<QuerySession> {
         let config = SessionConfig::new()
@@ -84,29 +110,14 @@ impl Lake {
         }
         let mut tables = Vec::new();
         for name in self.tables().await? {
-            let table = match self.load(&name, as_of).await {
-                Ok(t) => t,
+            let (provider, version) = match self.provider(&name, as_of, &ctx.state()).await {
+                Ok(found) => found,
                 Err(LakeError::Delta { source, .. }) if as_of.is_some() => {
                     tracing::warn!(table = %name, error = %source, "table has no version at --as-of; not visible");
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            table
-                .update_datafusion_session(&ctx.state())
-                .map_err(|source| LakeError::Delta {
-                    table: name.clone(),
-                    action: "register",
-                    source: Box::new(source),
-                })?;
-            let provider =
-                table
-                    .table_provider()
-                    .await
-                    .map_err(|source| LakeError::DataFusion {
-                        context: format!("registering {name}"),
-                        source: Box::new(source),
-                    })?;
             let schema = &schemas
                 .iter()
                 .find(|(z, _)| *z == name.zone)
@@ -118,7 +129,7 @@ impl Lake {
                     context: format!("registering {name}"),
                     source: Box::new(source),
                 })?;
-            tables.push((name, table.version()));
+            tables.push((name, version));
         }
         for view in views {
             if !tables.iter().any(|(t, _)| *t == view.requires) {

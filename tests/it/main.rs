@@ -11,5 +11,6 @@ mod jobs;
 mod models;
 mod nyfed;
 mod secrets;
+mod serve;
 mod sources;
 mod vintages;

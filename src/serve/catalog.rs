@@ -1,0 +1,203 @@
+//! The server's DataFusion context: every lake table under `staging`/`marts`/`meta` (and the
+//! SQL views), `pg_catalog` and `information_schema` for clients, PostgreSQL's `version()`, a
+//! memory pool, and a refresher that swaps in new table versions as they are committed.
+//!
+//! Swapping replaces the table provider in the schema; a query already running holds the old
+//! provider and finishes on the version it started with, so readers are never blocked.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+
+use super::ServeError;
+use crate::lake::{Lake, TableName, ViewDef, Zone};
+
+/// What `version()`, `SHOW server_version` and the startup parameter report: PostgreSQL's
+/// format, so tools that parse it (SQLAlchemy, Superset, Metabase) accept the server.
+pub fn server_version() -> &'static str {
+    "16.6"
+}
+
+/// The full `version()` string.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {} on x86_64-pc-linux-gnu, compiled by macrolake {} (Apache DataFusion {}), 64-bit",
+        server_version(),
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    )
+}
+
+/// A schema whose tables can be replaced in place.
+#[derive(Debug, Default)]
+pub struct SwapSchema {
+    tables: RwLock<BTreeMap<String, Arc<dyn TableProvider>>>,
+}
+
+#[async_trait]
+impl SchemaProvider for SwapSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.read().expect("schema lock").keys().cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(self.tables.read().expect("schema lock").get(name).cloned())
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.tables.write().expect("schema lock").insert(name, table))
+    }
+
+    fn deregister_table(
+        &self,
+        name: &str,
+    ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.tables.write().expect("schema lock").remove(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.read().expect("schema lock").contains_key(name)
+    }
+}
+
+impl SwapSchema {
+    /// This provider as `Any` (for tests).
+    pub fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The server's context and what it last loaded.
+pub struct LiveCatalog {
+    lake: Lake,
+    views: Vec<ViewDef>,
+    /// The context every connection queries.
+    pub ctx: Arc<SessionContext>,
+    schemas: HashMap<Zone, Arc<SwapSchema>>,
+    versions: tokio::sync::Mutex<BTreeMap<TableName, Option<u64>>>,
+}
+
+fn df_err(context: &str) -> impl FnOnce(DataFusionError) -> ServeError + '_ {
+    move |source| ServeError::DataFusion {
+        context: context.to_string(),
+        source: Box::new(source),
+    }
+}
+
+impl LiveCatalog {
+    /// Builds the context with a memory pool of `memory_limit_mb` and loads every table.
+    pub async fn build(
+        lake: &Lake,
+        views: Vec<ViewDef>,
+        memory_limit_mb: usize,
+    ) -> Result<Self, ServeError> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("datafusion", "public");
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(memory_limit_mb.max(16) * 1024 * 1024, 1.0)
+            .build_arc()
+            .map_err(df_err("creating the query runtime"))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let catalog = ctx.catalog("datafusion").expect("default catalog exists");
+        let mut schemas = HashMap::new();
+        for zone in Zone::ALL {
+            let schema = Arc::new(SwapSchema::default());
+            catalog
+                .register_schema(zone.as_str(), schema.clone())
+                .map_err(df_err("registering schemas"))?;
+            schemas.insert(zone, schema);
+        }
+        setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
+            .map_err(|e| df_err("setting up pg_catalog")(*e))?;
+        let version = version_string();
+        ctx.register_udf(create_udf(
+            "version",
+            vec![],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version.clone()))))),
+        ));
+        let live = Self {
+            lake: lake.clone(),
+            views,
+            ctx: Arc::new(ctx),
+            schemas,
+            versions: Default::default(),
+        };
+        live.refresh().await?;
+        Ok(live)
+    }
+
+    /// Loads tables whose version changed since the last call (and new tables); recreates the
+    /// views when anything changed. Returns the tables swapped in.
+    pub async fn refresh(&self) -> Result<Vec<TableName>, ServeError> {
+        let mut versions = self.versions.lock().await;
+        let mut changed = Vec::new();
+        for name in self.lake.tables().await? {
+            let current = self.lake.version(&name).await?;
+            if versions.get(&name) == Some(&current) {
+                continue;
+            }
+            let (provider, version) = self
+                .lake
+                .provider(&name, None, &self.ctx.state())
+                .await?;
+            self.schemas[&name.zone]
+                .register_table(name.name.clone(), provider)
+                .map_err(df_err("swapping a table"))?;
+            versions.insert(name.clone(), version);
+            changed.push(name);
+        }
+        if !changed.is_empty() {
+            for view in &self.views {
+                if !versions.contains_key(&view.requires) {
+                    continue;
+                }
+                let sql = format!("CREATE OR REPLACE VIEW {} AS {}", view.name, view.sql);
+                let context = format!("creating view {}", view.name);
+                self.ctx
+                    .sql(&sql)
+                    .await
+                    .map_err(df_err(&context))?
+                    .collect()
+                    .await
+                    .map_err(df_err(&context))?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Refreshes every `every` until the process ends; errors are logged and retried.
+    pub fn spawn_refresher(self: &Arc<Self>, every: std::time::Duration) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(live) = me.upgrade() else { return };
+                match live.refresh().await {
+                    Ok(changed) if !changed.is_empty() => {
+                        tracing::info!(tables = ?changed.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "new table versions visible");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("refreshing tables failed (will retry): {e}"),
+                }
+            }
+        });
+    }
+}

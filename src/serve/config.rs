@@ -1,0 +1,201 @@
+//! `[serve]` in `macrolake.toml`: the Postgres-wire server's address, users, TLS and limits.
+//!
+//! ```toml
+//! [serve]
+//! listen = "127.0.0.1:5433"
+//! max_connections = 64
+//! statement_timeout_secs = 300      # clients may lower it with SET statement_timeout
+//! memory_limit_mb = 2048            # query memory pool; a query past it fails, others go on
+//! refresh_secs = 10                 # how often new table versions are picked up
+//! tls_cert = "/etc/macrolake/server.crt"   # PEM; with tls_key, clients may (and should) use TLS
+//! tls_key = "/etc/macrolake/server.key"
+//! users_file = "/run/secrets/macrolake-users"  # lines "name:password" (keep it mode 0600)
+//!
+//! [[serve.users]]
+//! name = "bi"
+//! password_env = "MACROLAKE_PG_PASSWORD_BI"   # the password itself never goes in this file
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ServeError;
+
+/// The server's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on (`--listen` overrides).
+    pub listen: String,
+    /// Users allowed to connect; passwords come from environment variables.
+    pub users: Vec<UserConfig>,
+    /// A secrets file with more users, one `name:password` per line (`#` comments allowed).
+    pub users_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8) for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Most clients connected at once; more are refused with SQLSTATE 53300.
+    pub max_connections: usize,
+    /// Longest a statement may run unless the client sets a lower `statement_timeout`.
+    pub statement_timeout_secs: u64,
+    /// Memory for query execution (sorts, joins, aggregates), shared by running queries; a query
+    /// that needs more fails with an error while the server keeps serving.
+    pub memory_limit_mb: usize,
+    /// Seconds between checks for new table versions (after a nightly run, new queries see the
+    /// new data without a restart; running queries keep the version they started on).
+    pub refresh_secs: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5433".into(),
+            users: Vec::new(),
+            users_file: None,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 64,
+            statement_timeout_secs: 300,
+            memory_limit_mb: 2048,
+            refresh_secs: 10,
+        }
+    }
+}
+
+/// One user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The login name.
+    pub name: String,
+    /// The environment variable holding the password.
+    pub password_env: String,
+}
+
+/// A user with its password (in memory only; registered for redaction).
+#[derive(Clone)]
+pub struct Credential {
+    /// Login name.
+    pub name: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}, ***)", self.name)
+    }
+}
+
+impl ServeConfig {
+    /// Resolves relative paths against the config file's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.users_file, &mut self.tls_cert, &mut self.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Every configured user with its password. No user at all is an error: the server never
+    /// accepts anonymous clients.
+    pub fn credentials(&self) -> Result<Vec<Credential>, ServeError> {
+        let mut out = Vec::new();
+        for u in &self.users {
+            let password = std::env::var(&u.password_env)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| ServeError::Config {
+                    message: format!(
+                        "user {:?}: environment variable {} (password_env) is not set",
+                        u.name, u.password_env
+                    ),
+                })?;
+            out.push(Credential {
+                name: u.name.clone(),
+                password,
+            });
+        }
+        if let Some(path) = &self.users_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ServeError::Config {
+                message: format!("users_file {}: {e}", path.display()),
+            })?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let Some((name, password)) = line.split_once(':').filter(|(n, p)| {
+                    !n.trim().is_empty() && !p.is_empty()
+                }) else {
+                    return Err(ServeError::Config {
+                        message: format!(
+                            "{}:{}: expected name:password",
+                            path.display(),
+                            i + 1
+                        ),
+                    });
+                };
+                out.push(Credential {
+                    name: name.trim().into(),
+                    password: password.into(),
+                });
+            }
+        }
+        if out.is_empty() {
+            return Err(ServeError::Config {
+                message: "no users configured: the server never accepts anonymous clients. Add \
+                          [[serve.users]] name = \"bi\", password_env = \"MACROLAKE_PG_PASSWORD_BI\" \
+                          to macrolake.toml (or users_file = \"...\") and set the variable"
+                    .into(),
+            });
+        }
+        for c in &out {
+            crate::http::redact::register(&c.password);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_users_refuses_and_users_come_from_env_and_file() {
+        let cfg = ServeConfig::default();
+        let e = cfg.credentials().unwrap_err().to_string();
+        assert!(e.contains("never accepts anonymous"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, "# BI users\nalice:s3cret:with:colons\n\nbob:pw\n").unwrap();
+        let cfg = ServeConfig {
+            users_file: Some(file.clone()),
+            users: vec![UserConfig {
+                name: "carol".into(),
+                password_env: "MACROLAKE_TEST_UNSET_PASSWORD_VAR".into(),
+            }],
+            ..ServeConfig::default()
+        };
+        let e = cfg.credentials().unwrap_err().to_string();
+        assert!(e.contains("MACROLAKE_TEST_UNSET_PASSWORD_VAR"), "{e}");
+        let cfg = ServeConfig {
+            users: vec![],
+            ..cfg
+        };
+        let creds = cfg.credentials().unwrap();
+        assert_eq!(creds.len(), 2);
+        assert_eq!(creds[0].name, "alice");
+        assert_eq!(creds[0].password, "s3cret:with:colons");
+        assert!(!format!("{creds:?}").contains("s3cret"));
+        std::fs::write(&file, "nopassword\n").unwrap();
+        let e = cfg.credentials().unwrap_err().to_string();
+        assert!(e.contains("users:1: expected name:password"), "{e}");
+    }
+}

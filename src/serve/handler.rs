@@ -1,0 +1,297 @@
+//! The per-connection handlers: SCRAM-SHA-256 login, the read-only guard, statement timeouts
+//! that really cancel the running query, and PostgreSQL-shaped version answers, around
+//! datafusion-postgres' query service.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion_postgres::DfSessionService;
+use datafusion_postgres::pgwire;
+use futures::{Sink, StreamExt};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password};
+use pgwire::api::portal::Portal;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+
+use super::catalog::server_version;
+use super::config::Credential;
+use super::guard;
+
+const ITERATIONS: usize = 4096;
+
+/// Users and their SCRAM salted passwords (computed once at start).
+#[derive(Debug)]
+pub struct Users {
+    salted: std::collections::HashMap<String, (Vec<u8>, Vec<u8>)>,
+}
+
+impl Users {
+    /// Salts and hashes every password.
+    pub fn new(credentials: &[Credential]) -> Self {
+        let salted = credentials
+            .iter()
+            .map(|c| {
+                let salt: [u8; 16] = rand::random();
+                let hash = gen_salted_password(&c.password, &salt, ITERATIONS);
+                (c.name.clone(), (salt.to_vec(), hash))
+            })
+            .collect();
+        Self { salted }
+    }
+}
+
+#[async_trait]
+impl AuthSource for Users {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        match self.salted.get(user) {
+            Some((salt, hash)) => Ok(Password::new(Some(salt.clone()), hash.clone())),
+            None => {
+                tracing::warn!(user, host = login.host(), "login refused: unknown user");
+                Err(error("FATAL", "28P01", format!("password authentication failed for user \"{user}\"")))
+            }
+        }
+    }
+}
+
+/// A PostgreSQL error.
+pub fn error(severity: &str, code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        severity.into(),
+        code.into(),
+        message,
+    )))
+}
+
+fn timeout_error() -> PgWireError {
+    error(
+        "ERROR",
+        "57014",
+        "canceling statement due to statement timeout".into(),
+    )
+}
+
+/// The limit for a statement: the client's `statement_timeout` (0 = none) capped by the
+/// server's.
+fn statement_limit<C: ClientInfo + ?Sized>(client: &C, server: Duration) -> Duration {
+    client
+        .metadata()
+        .get("statement_timeout_ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(server, |ms| Duration::from_millis(ms).min(server))
+}
+
+/// Makes a response's rows stream fail with 57014 once `deadline` passes (dropping the query's
+/// stream cancels its execution).
+fn with_deadline(response: Response, deadline: Instant) -> Response {
+    let Response::Query(mut q) = response else {
+        return response;
+    };
+    let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
+    let sleep = Box::pin(tokio::time::sleep_until(deadline.into()));
+    q.data_rows = Box::pin(futures::stream::unfold(
+        Some((rows, sleep)),
+        |state| async move {
+            let (mut rows, mut sleep) = state?;
+            tokio::select! {
+                item = rows.next() => item.map(|i| (i, Some((rows, sleep)))),
+                _ = &mut sleep => Some((Err(timeout_error()), None)),
+            }
+        },
+    ));
+    Response::Query(q)
+}
+
+fn show_response(name: &str, value: &str) -> PgWireResult<Response> {
+    let fields = Arc::new(vec![FieldInfo::new(
+        name.into(),
+        None,
+        None,
+        Type::VARCHAR,
+        FieldFormat::Text,
+    )]);
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    encoder.encode_field(&Some(value))?;
+    let row = encoder.take_row();
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        futures::stream::once(async move { Ok(row) }),
+    )))
+}
+
+/// The query service with the guard and timeouts around it.
+pub struct Guarded {
+    inner: Arc<DfSessionService>,
+    parser: Arc<GuardedParser>,
+    timeout: Duration,
+}
+
+impl Guarded {
+    /// Wraps `inner`; statements run at most `timeout`.
+    pub fn new(inner: Arc<DfSessionService>, timeout: Duration) -> Self {
+        let parser = Arc::new(GuardedParser {
+            inner: inner.query_parser(),
+        });
+        Self {
+            inner,
+            parser,
+            timeout,
+        }
+    }
+}
+
+fn denied(message: String) -> PgWireError {
+    error("ERROR", "42501", message)
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Guarded {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        guard::check(query).map_err(denied)?;
+        let normalized = query
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
+        if normalized == "show server_version" {
+            return Ok(vec![show_response("server_version", server_version())?]);
+        }
+        if normalized == "show server_version_num" {
+            return Ok(vec![show_response("server_version_num", "160006")?]);
+        }
+        let limit = statement_limit(client, self.timeout);
+        let deadline = Instant::now() + limit;
+        let responses = tokio::time::timeout(limit, SimpleQueryHandler::do_query(self.inner.as_ref(), client, query))
+            .await
+            .map_err(|_| timeout_error())??;
+        Ok(responses
+            .into_iter()
+            .map(|r| with_deadline(r, deadline))
+            .collect())
+    }
+}
+
+type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+
+#[async_trait]
+impl ExtendedQueryHandler for Guarded {
+    type Statement = Statement;
+    type QueryParser = GuardedParser;
+
+    fn query_parser(&self) -> Arc<GuardedParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let limit = statement_limit(client, self.timeout);
+        let deadline = Instant::now() + limit;
+        let response = tokio::time::timeout(limit, ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows))
+            .await
+            .map_err(|_| timeout_error())??;
+        Ok(with_deadline(response, deadline))
+    }
+}
+
+/// The statement parser with the guard in front (extended protocol).
+pub struct GuardedParser {
+    inner: Arc<<DfSessionService as ExtendedQueryHandler>::QueryParser>,
+}
+
+#[async_trait]
+impl QueryParser for GuardedParser {
+    type Statement = Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        guard::check(sql).map_err(denied)?;
+        self.inner.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Statement,
+        column_format: Option<&pgwire::api::portal::Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(stmt, column_format)
+    }
+}
+
+/// Builds each connection's handlers.
+pub struct Factory {
+    /// The guarded query service (shared).
+    pub service: Arc<Guarded>,
+    /// Users.
+    pub users: Arc<Users>,
+    /// Cancel requests.
+    pub connections: Arc<pgwire::api::ConnectionManager>,
+}
+
+impl PgWireServerHandlers for Factory {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.service.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.service.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version = format!("{} (macrolake {})", server_version(), env!("CARGO_PKG_VERSION"));
+        params.is_superuser = false;
+        params.default_transaction_read_only = true;
+        let mut scram = ScramAuth::new(self.users.clone());
+        scram.set_iterations(ITERATIONS);
+        Arc::new(
+            SASLAuthStartupHandler::new(Arc::new(params))
+                .with_scram(scram)
+                .with_connection_manager(self.connections.clone()),
+        )
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
+            self.connections.clone(),
+        ))
+    }
+}
