@@ -278,7 +278,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             eprintln!(
                 "serving {} on postgresql://{addr} ({}; read-only; users from [serve])",
                 app.lake.root(),
-                if server.tls() { "TLS available" } else { "no TLS" }
+                if server.tls() {
+                    "TLS available"
+                } else {
+                    "no TLS"
+                }
             );
             server
                 .run(crate::schedule::commands::shutdown_on_signals())

@@ -17,8 +17,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 
 use super::ServeError;
 use crate::lake::{Lake, TableName, ViewDef, Zone};
@@ -48,7 +48,12 @@ pub struct SwapSchema {
 #[async_trait]
 impl SchemaProvider for SwapSchema {
     fn table_names(&self) -> Vec<String> {
-        self.tables.read().expect("schema lock").keys().cloned().collect()
+        self.tables
+            .read()
+            .expect("schema lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
@@ -60,7 +65,11 @@ impl SchemaProvider for SwapSchema {
         name: String,
         table: Arc<dyn TableProvider>,
     ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
-        Ok(self.tables.write().expect("schema lock").insert(name, table))
+        Ok(self
+            .tables
+            .write()
+            .expect("schema lock")
+            .insert(name, table))
     }
 
     fn deregister_table(
@@ -131,8 +140,13 @@ impl LiveCatalog {
             vec![],
             DataType::Utf8,
             Volatility::Immutable,
-            Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version.clone()))))),
+            Arc::new(move |_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    version.clone(),
+                ))))
+            }),
         ));
+        super::functions::register(&ctx);
         let live = Self {
             lake: lake.clone(),
             views,
@@ -154,10 +168,7 @@ impl LiveCatalog {
             if versions.get(&name) == Some(&current) {
                 continue;
             }
-            let (provider, version) = self
-                .lake
-                .provider(&name, None, &self.ctx.state())
-                .await?;
+            let (provider, version) = self.lake.provider(&name, None, &self.ctx.state()).await?;
             self.schemas[&name.zone]
                 .register_table(name.name.clone(), provider)
                 .map_err(df_err("swapping a table"))?;

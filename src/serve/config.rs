@@ -130,15 +130,12 @@ impl ServeConfig {
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let Some((name, password)) = line.split_once(':').filter(|(n, p)| {
-                    !n.trim().is_empty() && !p.is_empty()
-                }) else {
+                let Some((name, password)) = line
+                    .split_once(':')
+                    .filter(|(n, p)| !n.trim().is_empty() && !p.is_empty())
+                else {
                     return Err(ServeError::Config {
-                        message: format!(
-                            "{}:{}: expected name:password",
-                            path.display(),
-                            i + 1
-                        ),
+                        message: format!("{}:{}: expected name:password", path.display(), i + 1),
                     });
                 };
                 out.push(Credential {

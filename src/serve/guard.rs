@@ -9,9 +9,28 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 /// Statement keywords a read-only client may start with.
 const ALLOWED_FIRST: &[&str] = &[
-    "SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "SHOW", "SET", "RESET", "BEGIN", "START",
-    "COMMIT", "END", "ROLLBACK", "ABORT", "DISCARD", "DECLARE", "FETCH", "MOVE", "CLOSE",
+    "SELECT",
+    "WITH",
+    "VALUES",
+    "TABLE",
+    "EXPLAIN",
+    "SHOW",
+    "SET",
+    "RESET",
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "DISCARD",
+    "DECLARE",
+    "FETCH",
+    "MOVE",
+    "CLOSE",
     "DEALLOCATE",
+    "SAVEPOINT",
+    "RELEASE",
 ];
 
 /// `Err(why)` when `sql` would do anything but read.
@@ -76,7 +95,9 @@ fn check_statement(s: &Statement) -> Result<(), String> {
         | Statement::Discard { .. }
         | Statement::Fetch { .. }
         | Statement::Close { .. }
-        | Statement::Deallocate { .. } => Ok(()),
+        | Statement::Deallocate { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => Ok(()),
         other => Err(denied(
             other
                 .to_string()
@@ -137,6 +158,8 @@ mod tests {
             "SHOW server_version",
             "SET statement_timeout = '5s'",
             "BEGIN; SELECT 1; COMMIT",
+            "SAVEPOINT _pg3_1",
+            "RELEASE SAVEPOINT _pg3_1",
             "DECLARE c CURSOR FOR SELECT 1",
             "select pg_catalog.version()",
             "",

@@ -57,7 +57,11 @@ impl AuthSource for Users {
             Some((salt, hash)) => Ok(Password::new(Some(salt.clone()), hash.clone())),
             None => {
                 tracing::warn!(user, host = login.host(), "login refused: unknown user");
-                Err(error("FATAL", "28P01", format!("password authentication failed for user \"{user}\"")))
+                Err(error(
+                    "FATAL",
+                    "28P01",
+                    format!("password authentication failed for user \"{user}\""),
+                ))
             }
         }
     }
@@ -177,11 +181,25 @@ impl SimpleQueryHandler for Guarded {
         if normalized == "show server_version_num" {
             return Ok(vec![show_response("server_version_num", "160006")?]);
         }
+        // Savepoints: drivers wrap catalog lookups in them (psycopg's TypeInfo.fetch). Nothing
+        // is ever written, so there is nothing to roll back to: acknowledge them.
+        for (prefix, tag) in [("savepoint ", "SAVEPOINT"), ("release ", "RELEASE")] {
+            if normalized.starts_with(prefix) && !normalized.contains(';') {
+                return Ok(vec![Response::Execution(pgwire::api::results::Tag::new(
+                    tag,
+                ))]);
+            }
+        }
+        let rewritten = super::rewrite::rewrite(query);
+        let query = rewritten.as_deref().unwrap_or(query);
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
-        let responses = tokio::time::timeout(limit, SimpleQueryHandler::do_query(self.inner.as_ref(), client, query))
-            .await
-            .map_err(|_| timeout_error())??;
+        let responses = tokio::time::timeout(
+            limit,
+            SimpleQueryHandler::do_query(self.inner.as_ref(), client, query),
+        )
+        .await
+        .map_err(|_| timeout_error())??;
         Ok(responses
             .into_iter()
             .map(|r| with_deadline(r, deadline))
@@ -214,9 +232,12 @@ impl ExtendedQueryHandler for Guarded {
     {
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
-        let response = tokio::time::timeout(limit, ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows))
-            .await
-            .map_err(|_| timeout_error())??;
+        let response = tokio::time::timeout(
+            limit,
+            ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows),
+        )
+        .await
+        .map_err(|_| timeout_error())??;
         Ok(with_deadline(response, deadline))
     }
 }
@@ -240,6 +261,8 @@ impl QueryParser for GuardedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         guard::check(sql).map_err(denied)?;
+        let rewritten = super::rewrite::rewrite(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
         self.inner.parse_sql(client, sql, types).await
     }
 
@@ -277,7 +300,11 @@ impl PgWireServerHandlers for Factory {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         let mut params = DefaultServerParameterProvider::default();
-        params.server_version = format!("{} (macrolake {})", server_version(), env!("CARGO_PKG_VERSION"));
+        params.server_version = format!(
+            "{} (macrolake {})",
+            server_version(),
+            env!("CARGO_PKG_VERSION")
+        );
         params.is_superuser = false;
         params.default_transaction_read_only = true;
         let mut scram = ScramAuth::new(self.users.clone());

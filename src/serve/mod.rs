@@ -11,8 +11,10 @@
 
 pub mod catalog;
 pub mod config;
+pub mod functions;
 pub mod guard;
 pub mod handler;
+pub mod rewrite;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -99,7 +101,12 @@ fn load_tls(cert: &Path, key: &Path) -> Result<pgwire::tokio::TlsAcceptor, Serve
 /// A PostgreSQL `ErrorResponse` sent before startup, for refusing a connection.
 fn fatal_message(code: &str, message: &str) -> Vec<u8> {
     let mut body = Vec::new();
-    for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+    for (tag, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', code),
+        (b'M', message),
+    ] {
         body.push(tag);
         body.extend_from_slice(value.as_bytes());
         body.push(0);
@@ -140,7 +147,8 @@ impl Server {
                 });
             }
         };
-        let catalog = Arc::new(catalog::LiveCatalog::build(lake, views, config.memory_limit_mb).await?);
+        let catalog =
+            Arc::new(catalog::LiveCatalog::build(lake, views, config.memory_limit_mb).await?);
         catalog.spawn_refresher(Duration::from_secs(config.refresh_secs.max(1)));
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),

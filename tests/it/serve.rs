@@ -95,10 +95,17 @@ pub fn start(lake: &Path, serve_extra: &str) -> Server {
 }
 
 /// Connects as `user` with `password`.
-pub async fn connect(addr: &str, user: &str, password: Option<&str>) -> Result<Client, tokio_postgres::Error> {
+pub async fn connect(
+    addr: &str,
+    user: &str,
+    password: Option<&str>,
+) -> Result<Client, tokio_postgres::Error> {
     let (host, port) = addr.split_once(':').unwrap();
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(host).port(port.parse().unwrap()).user(user).dbname("macrolake");
+    cfg.host(host)
+        .port(port.parse().unwrap())
+        .user(user)
+        .dbname("macrolake");
     if let Some(p) = password {
         cfg.password(p);
     }
@@ -109,7 +116,9 @@ pub async fn connect(addr: &str, user: &str, password: Option<&str>) -> Result<C
 }
 
 async fn bi(addr: &str) -> Client {
-    connect(addr, "bi", Some(PASSWORD)).await.expect("bi logs in")
+    connect(addr, "bi", Some(PASSWORD))
+        .await
+        .expect("bi logs in")
 }
 
 fn first_value(messages: &[SimpleQueryMessage]) -> String {
@@ -166,7 +175,10 @@ async fn real_client_reads_marts_and_catalogs() {
         .await
         .unwrap();
     let names: Vec<String> = tables.iter().map(|r| r.get(0)).collect();
-    assert!(names.contains(&"liquidity_vs_risk".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"liquidity_vs_risk".to_string()),
+        "{names:?}"
+    );
     let mut types_seen = std::collections::BTreeSet::new();
     for name in &names {
         let rows = c
@@ -233,7 +245,10 @@ async fn real_client_reads_marts_and_catalogs() {
             _ => None,
         })
         .collect();
-    assert!(listed.contains(&"liquidity_vs_risk".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"liquidity_vs_risk".to_string()),
+        "{listed:?}"
+    );
     let oid = first_value(
         &c.simple_query(include_str!("../fixtures/psql/d_lookup.sql"))
             .await
@@ -260,7 +275,11 @@ async fn real_client_reads_marts_and_catalogs() {
     // version() and SHOW server_version look like PostgreSQL's (SQLAlchemy parses them).
     let v = first_value(&c.simple_query("SELECT version()").await.unwrap());
     assert!(v.starts_with("PostgreSQL 16."), "{v}");
-    let v: String = c.query_one("select pg_catalog.version()", &[]).await.unwrap().get(0);
+    let v: String = c
+        .query_one("select pg_catalog.version()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(v.starts_with("PostgreSQL 16."), "{v}");
     assert_eq!(
         first_value(&c.simple_query("SHOW server_version").await.unwrap()),
@@ -271,7 +290,11 @@ async fn real_client_reads_marts_and_catalogs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_known_users_with_the_right_password_get_in() {
     let server = start(lake(), "");
-    for (user, password) in [("bi", Some("wrong")), ("nobody", Some(PASSWORD)), ("bi", None)] {
+    for (user, password) in [
+        ("bi", Some("wrong")),
+        ("nobody", Some(PASSWORD)),
+        ("bi", None),
+    ] {
         let e = connect(&server.addr, user, password)
             .await
             .err()
@@ -326,10 +349,18 @@ async fn writes_and_file_access_are_refused_with_42501() {
         "SELECT 1; DELETE FROM marts.co_highs".to_string(),
     ] {
         let e = c.simple_query(&sql).await.expect_err(&sql);
-        assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {e}");
+        assert_eq!(
+            e.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e}"
+        );
         // The extended protocol is guarded too.
         let e = c.prepare(&sql).await.expect_err(&sql);
-        assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {e}");
+        assert_eq!(
+            e.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e}"
+        );
     }
     // Host files are not readable as tables.
     assert!(c.simple_query("SELECT * FROM '/etc/passwd'").await.is_err());
@@ -344,7 +375,9 @@ async fn a_runaway_query_is_cancelled_while_others_keep_working() {
     let server = start(lake(), "");
     let slow = bi(&server.addr).await;
     let fast = bi(&server.addr).await;
-    slow.simple_query("SET statement_timeout = '700ms'").await.unwrap();
+    slow.simple_query("SET statement_timeout = '700ms'")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let runaway = tokio::spawn(async move {
         slow.simple_query(
@@ -362,10 +395,20 @@ async fn a_runaway_query_is_cancelled_while_others_keep_working() {
         );
         assert!(n.parse::<i64>().unwrap() > 0);
     }
-    let e = runaway.await.unwrap().expect_err("the runaway query must not finish");
+    let e = runaway
+        .await
+        .unwrap()
+        .expect_err("the runaway query must not finish");
     assert_eq!(e.code(), Some(&SqlState::QUERY_CANCELED), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
-    assert_eq!(first_value(&fast.simple_query("SELECT 2").await.unwrap()), "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        first_value(&fast.simple_query("SELECT 2").await.unwrap()),
+        "2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -401,7 +444,10 @@ async fn connections_past_the_limit_are_refused_with_53300() {
     let server = start(lake(), "max_connections = 2");
     let _a = bi(&server.addr).await;
     let _b = bi(&server.addr).await;
-    let e = connect(&server.addr, "bi", Some(PASSWORD)).await.err().expect("third refused");
+    let e = connect(&server.addr, "bi", Some(PASSWORD))
+        .await
+        .err()
+        .expect("third refused");
     assert_eq!(e.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e}");
 }
 
@@ -428,13 +474,20 @@ async fn new_versions_are_visible_without_a_restart() {
         if runs_count(&c).await > before {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "new runs never became visible");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new runs never became visible"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 async fn runs_count(c: &Client) -> i64 {
-    first_value(&c.simple_query("SELECT count(*) FROM meta.runs").await.unwrap())
-        .parse()
-        .unwrap()
+    first_value(
+        &c.simple_query("SELECT count(*) FROM meta.runs")
+            .await
+            .unwrap(),
+    )
+    .parse()
+    .unwrap()
 }

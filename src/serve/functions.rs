@@ -1,0 +1,183 @@
+//! PostgreSQL functions that drivers' catalog queries call and DataFusion lacks
+//! (SQLAlchemy's column reflection, psycopg's type probing).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, StringArray, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+
+/// Registers every function of this module.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(to_regtype());
+    ctx.register_udf(create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        // No table here has a serial column.
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    ));
+    ctx.register_udf(create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+    ));
+    ctx.register_udf(json_build_object());
+}
+
+/// `to_regtype(name)`: the oid of a built-in type by name, NULL for types this server does not
+/// have (drivers probe for extension types such as `hstore` this way).
+fn to_regtype() -> ScalarUDF {
+    const TYPES: &[(&str, i32)] = &[
+        ("bool", 16),
+        ("boolean", 16),
+        ("bytea", 17),
+        ("char", 18),
+        ("name", 19),
+        ("int8", 20),
+        ("bigint", 20),
+        ("int2", 21),
+        ("smallint", 21),
+        ("int4", 23),
+        ("integer", 23),
+        ("int", 23),
+        ("text", 25),
+        ("oid", 26),
+        ("json", 114),
+        ("float4", 700),
+        ("real", 700),
+        ("float8", 701),
+        ("double precision", 701),
+        ("varchar", 1043),
+        ("character varying", 1043),
+        ("date", 1082),
+        ("time", 1083),
+        ("timestamp", 1114),
+        ("timestamp without time zone", 1114),
+        ("timestamptz", 1184),
+        ("timestamp with time zone", 1184),
+        ("interval", 1186),
+        ("numeric", 1700),
+        ("uuid", 2950),
+        ("jsonb", 3802),
+    ];
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let lookup = |name: &str| {
+                let name = name
+                    .trim()
+                    .trim_start_matches("pg_catalog.")
+                    .to_ascii_lowercase();
+                TYPES.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
+            };
+            let strings = args[0].to_array(1)?;
+            let strings = strings
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Execution("to_regtype takes text".into()))?;
+            let out: Int32Array = (0..strings.len())
+                .map(|i| {
+                    (!strings.is_null(i))
+                        .then(|| lookup(strings.value(i)))
+                        .flatten()
+                })
+                .collect();
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(_) => {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                }
+                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+            })
+        }),
+    )
+}
+
+fn json_quote(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// `json_build_object(k1, v1, k2, v2, …)` as JSON text.
+fn json_build_object() -> ScalarUDF {
+    ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            "json_build_object",
+            Signature::variadic_any(Volatility::Immutable),
+            DataType::Utf8,
+            Arc::new(|args: &[ColumnarValue]| {
+                if args.len() % 2 != 0 {
+                    return Err(DataFusionError::Execution(
+                        "json_build_object takes key/value pairs".into(),
+                    ));
+                }
+                let rows = args
+                    .iter()
+                    .find_map(|a| match a {
+                        ColumnarValue::Array(a) => Some(a.len()),
+                        _ => None,
+                    })
+                    .unwrap_or(1);
+                let columns: Vec<(ArrayRef, bool)> = args
+                    .iter()
+                    .map(|a| {
+                        let array = a.to_array(rows)?;
+                        let quoted = !matches!(
+                            array.data_type(),
+                            DataType::Boolean
+                                | DataType::Int8
+                                | DataType::Int16
+                                | DataType::Int32
+                                | DataType::Int64
+                                | DataType::UInt8
+                                | DataType::UInt16
+                                | DataType::UInt32
+                                | DataType::UInt64
+                                | DataType::Float32
+                                | DataType::Float64
+                        );
+                        Ok((cast(&array, &DataType::Utf8)?, quoted))
+                    })
+                    .collect::<Result<_, DataFusionError>>()?;
+                let mut out = StringBuilder::new();
+                for row in 0..rows {
+                    let mut parts = Vec::new();
+                    for pair in columns.chunks(2) {
+                        let text = |(a, _): &(ArrayRef, bool)| {
+                            let s = a
+                                .as_any()
+                                .downcast_ref::<StringArray>()
+                                .expect("cast to Utf8");
+                            (!s.is_null(row)).then(|| s.value(row).to_string())
+                        };
+                        let key = json_quote(&text(&pair[0]).unwrap_or_default());
+                        let value = match text(&pair[1]) {
+                            None => "null".to_string(),
+                            Some(v) if pair[1].1 => json_quote(&v),
+                            Some(v) => v,
+                        };
+                        parts.push(format!("{key}: {value}"));
+                    }
+                    out.append_value(format!("{{{}}}", parts.join(", ")));
+                }
+                let out = out.finish();
+                Ok(
+                    if rows == 1 && args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                    } else {
+                        ColumnarValue::Array(Arc::new(out))
+                    },
+                )
+            }),
+        ),
+    )
+}
