@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Real clients against the binary `cargo test` just built (target/debug/macrolake): psql and
+# SQLAlchemy + psycopg over `macrolake serve` with TLS. Needs .ci/setup first. Exits non-zero
+# on the first failure, saying what failed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=target/debug/macrolake
+PY=target/ci-venv/bin/python
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+step "a lake from the bundled snapshot"
+"$BIN" --lake "$WORK/lake" --config tests/fixtures/upstream/macrolake.toml \
+  --replay tests/fixtures/upstream run nightly >"$WORK/nightly.log" 2>&1 \
+  || { cat "$WORK/nightly.log"; fail "nightly run"; }
+
+step "macrolake serve with TLS and one user"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+  -keyout "$WORK/server.key" -out "$WORK/server.crt" 2>/dev/null
+cat >"$WORK/macrolake.toml" <<TOML
+[serve]
+tls_cert = "server.crt"
+tls_key = "server.key"
+[[serve.users]]
+name = "bi"
+password_env = "CI_BI_PASSWORD"
+TOML
+export CI_BI_PASSWORD="ci-$RANDOM-$RANDOM"
+"$BIN" --lake "$WORK/lake" --config "$WORK/macrolake.toml" serve --listen 127.0.0.1:0 \
+  2>"$WORK/serve.log" &
+PIDS+=($!)
+for _ in $(seq 100); do
+  grep -q "on postgresql://" "$WORK/serve.log" && break
+  sleep 0.2
+done
+ADDR=$(grep -o "postgresql://[0-9.:]*" "$WORK/serve.log" | head -1 | sed 's#postgresql://##')
+[ -n "$ADDR" ] || { cat "$WORK/serve.log"; fail "server did not start"; }
+export PGHOST=${ADDR%:*} PGPORT=${ADDR##*:} PGUSER=bi PGDATABASE=macrolake
+export PGPASSWORD=$CI_BI_PASSWORD PGSSLMODE=require
+
+step "psql $(psql --version | awk '{print $3}') over TLS"
+psql -c '\conninfo' | grep -q "SSL connection" || fail "psql did not use TLS"
+psql -c '\dt' | tee "$WORK/dt.txt" | grep -q "liquidity_vs_risk" || fail "\\dt: $(cat "$WORK/dt.txt")"
+psql -c '\dt marts.*' | grep -q " marts  *| liquidity_vs_risk " || fail "\\dt marts.*"
+psql -c '\d marts.liquidity_vs_risk' | tee "$WORK/d.txt" \
+  | grep -q "net_liquidity_musd *| double precision" || fail "\\d: $(cat "$WORK/d.txt")"
+ROWS=$(psql -At -c "select count(*) from marts.liquidity_vs_risk where net_liquidity_musd is not null")
+[ "$ROWS" -gt 4000 ] || fail "mart rows: $ROWS"
+psql -At -c "select version()" | grep -q "^PostgreSQL 16\." || fail "version()"
+OUT=$(psql -v VERBOSITY=verbose -c "COPY marts.co_highs TO '$WORK/stolen.csv'" 2>&1 || true)
+echo "$OUT" | grep -q "42501" || fail "COPY not refused with 42501: $OUT"
+[ ! -e "$WORK/stolen.csv" ] || fail "COPY wrote a file"
+PGPASSWORD=wrong psql -c "select 1" >/dev/null 2>&1 && fail "a wrong password got in"
+echo "psql: \\dt, \\d, query, version(), COPY refused, wrong password refused"
+
+step "SQLAlchemy + psycopg (what Superset runs when a dataset is added)"
+MACROLAKE_PG_URL="postgresql+psycopg://bi:$CI_BI_PASSWORD@$ADDR/macrolake?sslmode=require" \
+  "$PY" tests/clients/bi_clients.py
+
+echo "all client checks passed"
