@@ -114,6 +114,29 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Compact each table's small files into large ones (a new version with the same rows).
+    Optimize {
+        /// Tables (`marts.liquidity_vs_risk` or `liquidity_vs_risk`); every table when omitted.
+        tables: Vec<String>,
+        /// Target file size in MB.
+        #[arg(long, default_value_t = 128, value_name = "MB")]
+        target_size_mb: u64,
+    },
+    /// Delete files no version within the retention still needs (`--as-of` within it keeps
+    /// working).
+    Vacuum {
+        /// Tables; every table when omitted.
+        tables: Vec<String>,
+        /// Keep every file a version of the last HOURS needs.
+        #[arg(long, default_value_t = crate::lake::maintain::DEFAULT_RETENTION_HOURS, value_name = "HOURS")]
+        retention_hours: u64,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a retention below 7 days (time travel and long-running readers past it break).
+        #[arg(long)]
+        allow_short_retention: bool,
+    },
     /// Write the model catalogue (Markdown) and lineage graph (Mermaid).
     Docs {
         /// Folder of models.
@@ -288,6 +311,45 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 .run(crate::schedule::commands::shutdown_on_signals())
                 .await;
             eprintln!("server stopped");
+            Ok(())
+        }
+        Command::Optimize {
+            tables,
+            target_size_mb,
+        } => {
+            println!("{:<36} {:>8} {:>8} {:>8}", "table", "added", "removed", "version");
+            for t in app.lake.resolve_tables(&tables).await? {
+                let m = app.lake.optimize(&t, target_size_mb).await?;
+                println!(
+                    "{:<36} {:>8} {:>8} {:>8}",
+                    m.table.to_string(),
+                    m.files_added,
+                    m.files_removed,
+                    m.version.map_or("-".into(), |v| v.to_string())
+                );
+            }
+            Ok(())
+        }
+        Command::Vacuum {
+            tables,
+            retention_hours,
+            dry_run,
+            allow_short_retention,
+        } => {
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!("{:<36} {verb} (retention {retention_hours} h)", "table");
+            for t in app.lake.resolve_tables(&tables).await? {
+                let (m, files) = app
+                    .lake
+                    .vacuum(&t, retention_hours, dry_run, allow_short_retention)
+                    .await?;
+                println!("{:<36} {} file(s)", m.table.to_string(), files.len());
+                if dry_run {
+                    for f in files {
+                        println!("  {f}");
+                    }
+                }
+            }
             Ok(())
         }
         Command::Docs { sql_dir, out } => {

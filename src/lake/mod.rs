@@ -13,6 +13,7 @@
 //! a predicate's rows) or MERGEs on a natural key. A write that fails before its commit leaves
 //! the table at its previous version; the data files it wrote are never referenced.
 
+pub mod maintain;
 mod merge;
 pub mod raw;
 pub mod runs;
@@ -35,6 +36,14 @@ pub use session::{AsOf, QuerySession, ViewDef};
 /// Errors of the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
+    /// No table of that name.
+    #[error("no table {name:?} in the lake (tables: {known})")]
+    UnknownTable {
+        /// The name asked for.
+        name: String,
+        /// The tables there.
+        known: String,
+    },
     /// The lake URL cannot be used.
     #[error("lake URL {url:?}: {message}")]
     BadUrl {

@@ -8,6 +8,7 @@ mod daemon;
 mod eps;
 mod faults;
 mod jobs;
+mod maintain;
 mod models;
 mod nyfed;
 mod secrets;
