@@ -317,7 +317,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             tables,
             target_size_mb,
         } => {
-            println!("{:<36} {:>8} {:>8} {:>8}", "table", "added", "removed", "version");
+            println!(
+                "{:<36} {:>8} {:>8} {:>8}",
+                "table", "added", "removed", "version"
+            );
             for t in app.lake.resolve_tables(&tables).await? {
                 let m = app.lake.optimize(&t, target_size_mb).await?;
                 println!(

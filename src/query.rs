@@ -141,6 +141,44 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryE
     }
 }
 
+/// The batches with string and binary *view* columns (DataFusion's in-memory layout) cast to
+/// plain `Utf8`/`Binary`, which every Parquet reader understands (older pyarrow, Power BI,
+/// Spark).
+pub fn portable(
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    };
+    let schema = std::sync::Arc::new(Schema::new_with_metadata(
+        first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), plain(f.data_type()), f.is_nullable()))
+            .collect::<Vec<_>>(),
+        first.schema().metadata().clone(),
+    ));
+    batches
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect()
+}
+
 /// Writes the result to a file (atomically: a temporary file renamed into place) or stdout.
 pub fn emit(
     batches: &[RecordBatch],
@@ -165,6 +203,10 @@ pub fn emit(
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let result = (|| {
         if format == Format::Parquet {
+            let batches = &portable(batches).map_err(|e| QueryError::Format {
+                format,
+                message: e.to_string(),
+            })?;
             let file = std::fs::File::create(&tmp).map_err(write_err)?;
             let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| {
                 std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty())

@@ -65,15 +65,16 @@ impl Lake {
     pub async fn optimize(&self, table: &TableName, target_mb: u64) -> Result<Maintained> {
         let delta = self.load(table, None).await?;
         let target = NonZeroU64::new(target_mb.max(1) * 1024 * 1024).expect("non-zero");
-        let (delta, metrics) = delta
-            .optimize()
-            .with_target_size(target)
-            .await
-            .map_err(|source| LakeError::Delta {
-                table: table.clone(),
-                action: "optimize",
-                source: Box::new(source),
-            })?;
+        let (delta, metrics) =
+            delta
+                .optimize()
+                .with_target_size(target)
+                .await
+                .map_err(|source| LakeError::Delta {
+                    table: table.clone(),
+                    action: "optimize",
+                    source: Box::new(source),
+                })?;
         Ok(Maintained {
             table: table.clone(),
             files_added: metrics.num_files_added,

@@ -3,6 +3,7 @@
 mod atomic;
 mod cli;
 mod common;
+mod concurrency;
 mod connector_faults;
 mod daemon;
 mod eps;

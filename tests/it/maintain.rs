@@ -3,7 +3,12 @@
 
 use super::common::*;
 
-fn sql_as_of(cwd: &std::path::Path, lake: &std::path::Path, as_of: &str, query: &str) -> (i32, String, String) {
+fn sql_as_of(
+    cwd: &std::path::Path,
+    lake: &std::path::Path,
+    as_of: &str,
+    query: &str,
+) -> (i32, String, String) {
     run(bin(cwd)
         .arg("--lake")
         .arg(lake)
@@ -50,22 +55,35 @@ fn optimize_and_vacuum_keep_results_identical() {
         .take(2)
         .map(|n| n.parse().unwrap())
         .collect();
-    assert!(cols[0] >= 1 && cols[1] > cols[0], "meta.runs compacted: {runs_line}");
+    assert!(
+        cols[0] >= 1 && cols[1] > cols[0],
+        "meta.runs compacted: {runs_line}"
+    );
     assert_eq!(snapshot_all(), before, "optimize changed query results");
 
     // Default retention (7 days): nothing recent is deleted; version 1 of meta.runs (before the
     // compaction) still reads.
     let (code, out, err) = run(bin(dir.path()).arg("--lake").arg(&lake).arg("vacuum"));
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.lines().skip(1).all(|l| l.ends_with(" 0 file(s)")), "{out}");
-    let (code, old, err) = sql_as_of(dir.path(), &lake, "1", "select count(*) > 0 as ok from meta.runs");
+    assert!(
+        out.lines().skip(1).all(|l| l.ends_with(" 0 file(s)")),
+        "{out}"
+    );
+    let (code, old, err) = sql_as_of(
+        dir.path(),
+        &lake,
+        "1",
+        "select count(*) > 0 as ok from meta.runs",
+    );
     assert_eq!((code, old.trim()), (0, "ok\ntrue"), "{err}");
 
     // A short retention needs saying so, then deletes the compacted files.
-    let (code, _, err) = run(bin(dir.path())
-        .arg("--lake")
-        .arg(&lake)
-        .args(["vacuum", "meta.runs", "--retention-hours", "0"]));
+    let (code, _, err) = run(bin(dir.path()).arg("--lake").arg(&lake).args([
+        "vacuum",
+        "meta.runs",
+        "--retention-hours",
+        "0",
+    ]));
     assert_eq!(code, 1);
     assert!(err.contains("meta.runs") && err.contains("vacuum"), "{err}");
     let (code, out, err) = run(bin(dir.path()).arg("--lake").arg(&lake).args([
@@ -81,7 +99,10 @@ fn optimize_and_vacuum_keep_results_identical() {
         .sum();
     assert!(deleted > 0, "{out}");
     assert_eq!(snapshot_all(), before, "vacuum changed query results");
-    assert_eq!(sql_csv(dir.path(), &lake, "select count(*) from meta.runs"), runs_version);
+    assert_eq!(
+        sql_csv(dir.path(), &lake, "select count(*) from meta.runs"),
+        runs_version
+    );
 
     // Unknown tables are named.
     let (code, _, err) = run(bin(dir.path())
@@ -89,5 +110,8 @@ fn optimize_and_vacuum_keep_results_identical() {
         .arg(&lake)
         .args(["optimize", "marts.nope"]));
     assert_eq!(code, 1);
-    assert!(err.contains("no table \"marts.nope\"") && err.contains("marts.liquidity_vs_risk"), "{err}");
+    assert!(
+        err.contains("no table \"marts.nope\"") && err.contains("marts.liquidity_vs_risk"),
+        "{err}"
+    );
 }
