@@ -76,11 +76,15 @@ impl Observer for Progress {
     }
 
     fn step_finished(&self, index: usize, r: &StepReport) {
+        let label = r
+            .label
+            .split_once(". ")
+            .map_or(r.label.as_str(), |(_, l)| l);
         let line = format!(
             "[{}/{}] {} {} ({:.1}s)",
             index + 1,
             self.steps,
-            r.label,
+            label,
             r.status.as_str(),
             r.seconds
         );

@@ -118,8 +118,14 @@ impl LiveCatalog {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
+        // A hard cap: no spilling to the server's disk, so a runaway query fails fast with
+        // "Resources exhausted" instead of filling /tmp; the pool is freed for the others.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(memory_limit_mb.max(16) * 1024 * 1024, 1.0)
+            .with_disk_manager_builder(
+                datafusion::execution::disk_manager::DiskManagerBuilder::default()
+                    .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
+            )
             .build_arc()
             .map_err(df_err("creating the query runtime"))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);

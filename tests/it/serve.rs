@@ -412,6 +412,38 @@ async fn a_runaway_query_is_cancelled_while_others_keep_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_past_the_memory_cap_fails_and_the_server_goes_on() {
+    let server = start(lake(), "memory_limit_mb = 16");
+    let greedy = bi(&server.addr).await;
+    let other = bi(&server.addr).await;
+    // A 17-million-row sort cannot fit in 16 MB.
+    let e = greedy
+        .simple_query(
+            "SELECT a.date, b.date, a.net_liquidity_musd * b.net_liquidity_musd AS x \
+             FROM marts.liquidity_vs_risk a, marts.liquidity_vs_risk b ORDER BY x DESC",
+        )
+        .await
+        .expect_err("the sort must hit the memory cap");
+    let message = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    assert!(message.contains("Resources exhausted"), "{e:?}");
+    // The same connection and the others keep working.
+    assert_eq!(
+        first_value(&greedy.simple_query("SELECT 3").await.unwrap()),
+        "3"
+    );
+    let n = first_value(
+        &other
+            .simple_query("SELECT count(*) FROM marts.liquidity_vs_risk")
+            .await
+            .unwrap(),
+    );
+    assert!(n.parse::<i64>().unwrap() > 4000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_dashboards_at_once() {
     let server = start(lake(), "max_connections = 60");
     let tasks: Vec<_> = (0..50)
