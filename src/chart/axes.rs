@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(thin(&points, 2), points);
         let thinned = thin(&points, 5);
         let values: Vec<f64> = thinned.iter().map(|p| p.1).collect();
-        assert_eq!(values, [9.0, 1.0, 1.0, 9.0, 3.0]);
+        assert_eq!(values, [1.0, 9.0, 1.0, 9.0, 3.0]);
         assert!(thinned.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }

@@ -161,14 +161,22 @@ enum Mark {
     Shade,
 }
 
-/// The legend entries laid out in rows that fit the width, each with its width in pixels.
+/// One legend entry placed in a row.
+struct LegendEntry {
+    text: String,
+    mark: Mark,
+    /// Swatch, gap and text, pixels.
+    width: u32,
+}
+
+/// The legend entries laid out in rows that fit the width.
 fn legend_rows<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, Mark)],
-) -> Result<Vec<Vec<(String, Mark, u32)>>, String> {
+) -> Result<Vec<Vec<LegendEntry>>, String> {
     let font = (FAMILY, 13).into_font();
     let available = area.dim_in_pixel().0.saturating_sub(80);
-    let mut rows: Vec<Vec<(String, Mark, u32)>> = vec![Vec::new()];
+    let mut rows: Vec<Vec<LegendEntry>> = vec![Vec::new()];
     let mut used = 0;
     for (text, mark) in entries {
         let (text_width, _) = area
@@ -187,9 +195,13 @@ fn legend_rows<DB: DrawingBackend>(
             used = 0;
         }
         used = row_width(used);
-        rows.last_mut()
-            .into_iter()
-            .for_each(|r| r.push((text.clone(), *mark, width)));
+        rows.last_mut().into_iter().for_each(|r| {
+            r.push(LegendEntry {
+                text: text.clone(),
+                mark: *mark,
+                width,
+            })
+        });
     }
     Ok(rows)
 }
@@ -197,17 +209,17 @@ fn legend_rows<DB: DrawingBackend>(
 /// Draws the legend rows centred in `area`.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    rows: &[Vec<(String, Mark, u32)>],
+    rows: &[Vec<LegendEntry>],
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let font = (FAMILY, 13).into_font();
     let width = area.dim_in_pixel().0;
     for (i, row) in rows.iter().enumerate() {
-        let total: u32 = row.iter().map(|(_, _, w)| w).sum::<u32>()
+        let total: u32 = row.iter().map(|e| e.width).sum::<u32>()
             + ENTRY_GAP * (row.len().saturating_sub(1) as u32);
         let mut x = (width.saturating_sub(total) / 2) as i32;
         let y = (i as u32 * LEGEND_ROW + LEGEND_ROW / 2) as i32;
-        for (text, mark, entry_width) in row {
+        for LegendEntry { text, mark, width } in row {
             let swatch = SWATCH as i32;
             match mark {
                 Mark::Line(color) => area
@@ -233,7 +245,7 @@ fn draw_legend<DB: DrawingBackend>(
                 style,
             ))
             .map_err(err)?;
-            x += (*entry_width + ENTRY_GAP) as i32;
+            x += (*width + ENTRY_GAP) as i32;
         }
     }
     Ok(())
