@@ -149,6 +149,15 @@ pub enum ChartError {
         #[source]
         source: Box<AppError>,
     },
+    /// The mart's columns are not what the chart reads.
+    #[error(
+        "marts.{MART} has unexpected columns ({message}): rebuild it with \
+         `macrolake build --select +{MART}`"
+    )]
+    Data {
+        /// What is wrong.
+        message: String,
+    },
     /// The embedded font could not be loaded.
     #[error("the embedded chart font cannot be parsed (a broken build: rebuild macrolake)")]
     Font,
@@ -347,12 +356,7 @@ async fn load(
          FROM marts.{MART} WHERE date BETWEEN DATE '{from}' AND DATE '{to}' ORDER BY date"
     ))
     .await?;
-    let data = to_chart_data(&batches).map_err(|message| {
-        read_err(AppError::Query(crate::query::QueryError::Format {
-            format: crate::query::Format::Table,
-            message,
-        }))
-    })?;
+    let data = to_chart_data(&batches).map_err(|message| ChartError::Data { message })?;
     match (data.dates.first(), data.dates.last()) {
         (Some(first), Some(last)) if data.has_values() => Ok((*first, *last, data)),
         _ => Err(ChartError::NoData {

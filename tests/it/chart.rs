@@ -25,10 +25,12 @@ fn decode_png(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     (info.width, info.height, pixels)
 }
 
-fn has_colour(pixels: &[[u8; 3]], rgb: [u8; 3], tolerance: u8) -> bool {
+/// How many pixels have this colour (within `tolerance` per channel).
+fn count_colour(pixels: &[[u8; 3]], rgb: [u8; 3], tolerance: u8) -> usize {
     pixels
         .iter()
-        .any(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= tolerance))
+        .filter(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= tolerance))
+        .count()
 }
 
 #[test]
@@ -66,14 +68,17 @@ fn chart_renders_png_and_svg_and_errors_write_nothing() {
         non_white > pixels.len() / 20,
         "{non_white} non-white pixels"
     );
-    // The three lines in their colours, and the divergence shading (red at 14% on white).
-    assert!(has_colour(&pixels, [31, 119, 180], 0), "net liquidity line");
-    assert!(has_colour(&pixels, [242, 142, 20], 0), "bitcoin line");
-    assert!(has_colour(&pixels, [44, 160, 44], 0), "Russell 2000 line");
-    assert!(
-        has_colour(&pixels, [249, 225, 225], 2),
-        "divergence shading"
-    );
+    // The three lines in their colours, and the divergence shading (red at 14% on white): far
+    // more pixels than their legend swatches (20x3 and 20x14) have.
+    for (name, rgb, tolerance, at_least) in [
+        ("net liquidity line", [31, 119, 180], 0, 1000),
+        ("bitcoin line", [242, 142, 20], 0, 1000),
+        ("Russell 2000 line", [44, 160, 44], 0, 700),
+        ("divergence shading", [249, 225, 225], 2, 5000),
+    ] {
+        let n = count_colour(&pixels, rgb, tolerance);
+        assert!(n >= at_least, "{name}: {n} pixels");
+    }
 
     // Dual axis at another size.
     let dual = dir.path().join("out/dual.png");
@@ -94,7 +99,10 @@ fn chart_renders_png_and_svg_and_errors_write_nothing() {
     assert_eq!(code, 0, "{out}\n{err}");
     let (w, h, pixels) = decode_png(&dual);
     assert_eq!((w, h), (800, 500));
-    assert!(has_colour(&pixels, [242, 142, 20], 0), "bitcoin line");
+    assert!(
+        count_colour(&pixels, [242, 142, 20], 0) > 500,
+        "bitcoin line"
+    );
 
     // SVG: the title as text, the series as polylines; default range = the last year.
     let svg_path = dir.path().join("out/chart.svg");
