@@ -61,6 +61,12 @@ pub enum AppError {
         /// The errors, one per line.
         summary: String,
     },
+    /// `macrolake export` failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    /// `macrolake chart` failed.
+    #[error(transparent)]
+    Chart(#[from] crate::chart::ChartError),
 }
 
 /// The application context.
@@ -105,14 +111,24 @@ impl App {
             .unwrap_or_else(|| chrono::Utc::now().date_naive())
     }
 
+    /// A query session over the lake with the views and seeds, optionally as of a version/time:
+    /// several queries in one session see the same table versions.
+    pub async fn session(
+        &self,
+        as_of: Option<&crate::lake::AsOf>,
+    ) -> Result<crate::lake::QuerySession, AppError> {
+        let session = self.lake.session(as_of, &self.views()).await?;
+        crate::models::seeds::register_seeds(&session.ctx, std::path::Path::new("sql")).await?;
+        Ok(session)
+    }
+
     /// Runs a SQL query over the lake (with views and seeds), optionally as of a version/time.
     pub async fn query(
         &self,
         sql: &str,
         as_of: Option<&crate::lake::AsOf>,
     ) -> Result<Vec<RecordBatch>, AppError> {
-        let session = self.lake.session(as_of, &self.views()).await?;
-        crate::models::seeds::register_seeds(&session.ctx, std::path::Path::new("sql")).await?;
+        let session = self.session(as_of).await?;
         Ok(crate::query::collect(&session.ctx, sql).await?)
     }
 

@@ -146,6 +146,11 @@ pub enum Command {
         #[arg(long, default_value = "docs/models", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Write lake tables to files, one per table (`<zone>.<table>.parquet|csv`), each atomically:
+    /// Parquet or CSV that Excel, pandas, DuckDB and Power BI read without options.
+    Export(crate::export::ExportArgs),
+    /// Draw net liquidity vs bitcoin vs the Russell 2000 (divergence days shaded) as PNG or SVG.
+    Chart(crate::chart::ChartArgs),
 }
 
 /// `build` / `test` arguments.
@@ -375,6 +380,8 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             }
             crate::schedule::commands::status(&app, &dir).await
         }
+        Command::Export(args) => crate::export::run(&app, args).await,
+        Command::Chart(args) => crate::chart::run(&app, args).await,
     }
 }
 

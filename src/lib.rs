@@ -12,11 +12,15 @@
 //! * [`sources`] — connectors (FRED so far), each a small [`sources::Source`].
 //! * [`models`] — SQL models: discovery, DAG, write-audit-publish builds and data tests.
 //! * [`schedule`] — job files (`schedules/*.toml`), cron + time zone, `macrolake run`.
+//! * [`export`] — lake tables to Parquet/CSV files (local folder or object store), atomically.
+//! * [`chart`] — net liquidity vs bitcoin vs Russell 2000 as a PNG or SVG.
 //! * [`app`] — the commands' logic; [`cli`] — their arguments.
 
 pub mod app;
+pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod http;
 pub mod lake;
 pub mod models;

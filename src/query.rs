@@ -3,10 +3,17 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +106,17 @@ pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>
         .map_err(QueryError::Sql)
 }
 
+/// Runs SQL and collects the result with its schema, which is known even when no row comes back.
+pub async fn collect_with_schema(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    let df = ctx.sql(sql).await.map_err(QueryError::Sql)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(QueryError::Sql)?;
+    Ok((schema, batches))
+}
+
 /// Renders batches in a text format.
 pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryError> {
     let fmt_err = |message: String| QueryError::Format { format, message };
@@ -141,42 +159,108 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryE
     }
 }
 
-/// The batches with string and binary *view* columns (DataFusion's in-memory layout) cast to
-/// plain `Utf8`/`Binary`, which every Parquet reader understands (older pyarrow, Power BI,
-/// Spark).
-pub fn portable(
-    batches: &[RecordBatch],
-) -> Result<Vec<RecordBatch>, datafusion::arrow::error::ArrowError> {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    let Some(first) = batches.first() else {
-        return Ok(Vec::new());
-    };
-    let plain = |t: &DataType| match t {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
-        other => other.clone(),
-    };
-    let schema = std::sync::Arc::new(Schema::new_with_metadata(
-        first
-            .schema()
-            .fields()
+/// Rows per Parquet row group: big enough for good compression and few footers, small enough
+/// that readers (Power BI, DuckDB, pandas) can work one group at a time.
+pub const PARQUET_ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A result as the bytes of a file: text formats as [`render`] makes them; Parquet with Snappy
+/// compression (the codec every Parquet reader has, Excel's and Power BI's included), row groups
+/// of at most [`PARQUET_ROW_GROUP_ROWS`] rows, and the Arrow types kept (Date32, timestamps with
+/// their UTC zone, decimals, Float64 …) except that string/binary *view* columns are written as
+/// plain strings/binaries, which older readers understand. An empty result without batches
+/// writes a file without columns: pass `RecordBatch::new_empty(schema)` to keep the schema.
+pub fn encode(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryError> {
+    if format != Format::Parquet {
+        return render(batches, format);
+    }
+    let fmt_err = |message: String| QueryError::Format { format, message };
+    let source_schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let schema = Arc::new(plain_schema(&source_schema));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+        .map_err(|e| fmt_err(e.to_string()))?;
+    for batch in batches {
+        let columns = batch
+            .columns()
             .iter()
-            .map(|f| Field::new(f.name(), plain(f.data_type()), f.is_nullable()))
-            .collect::<Vec<_>>(),
-        first.schema().metadata().clone(),
-    ));
-    batches
+            .zip(schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(column.clone())
+                } else {
+                    cast(column, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fmt_err(e.to_string()))?;
+        let plain =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| fmt_err(e.to_string()))?;
+        writer.write(&plain).map_err(|e| fmt_err(e.to_string()))?;
+    }
+    writer.into_inner().map_err(|e| fmt_err(e.to_string()))
+}
+
+/// `schema` with string/binary view columns as plain strings/binaries.
+fn plain_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
         .iter()
-        .map(|b| {
-            let columns = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(schema.clone(), columns)
+        .map(|f| {
+            let plain = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(plain)
         })
-        .collect()
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Writes `bytes` to `path` atomically: see [`write_atomic_with`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Writes a file atomically: `fill` writes a new hidden temporary file in the same folder
+/// (`.<name>.tmp-<pid>-<n>`), which is flushed to disk and renamed over `path`. Readers see the
+/// old file or the complete new one, never a part; when anything fails the temporary file is
+/// removed and the old file, if any, is left as it was. The folder must exist.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create_new(&tmp)?;
+        fill(&mut file)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Writes the result to a file (atomically: a temporary file renamed into place) or stdout.
@@ -196,44 +280,86 @@ pub fn emit(
                 source,
             });
     };
-    let write_err = |source| QueryError::Write {
+    let bytes = encode(batches, format)?;
+    write_atomic(path, &bytes).map_err(|source| QueryError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        if format == Format::Parquet {
-            let batches = &portable(batches).map_err(|e| QueryError::Format {
-                format,
-                message: e.to_string(),
-            })?;
-            let file = std::fs::File::create(&tmp).map_err(write_err)?;
-            let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| {
-                std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty())
-            });
-            let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| {
-                QueryError::Format {
-                    format,
-                    message: e.to_string(),
-                }
-            })?;
-            for b in batches {
-                w.write(b).map_err(|e| QueryError::Format {
-                    format,
-                    message: e.to_string(),
-                })?;
-            }
-            w.close().map_err(|e| QueryError::Format {
-                format,
-                message: e.to_string(),
-            })?;
-        } else {
-            std::fs::write(&tmp, render(batches, format)?).map_err(write_err)?;
-        }
-        std::fs::rename(&tmp, path).map_err(write_err)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use datafusion::arrow::array::{Date32Array, StringViewArray};
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
-    result
+
+    #[test]
+    fn atomic_writes_replace_the_file_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        write_atomic(&path, b"first\n").unwrap();
+        write_atomic(&path, b"second\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second\n");
+        assert_eq!(files_in(dir.path()), ["out.csv"]);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_keeps_the_old_file_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.parquet");
+        write_atomic(&path, b"old").unwrap();
+        let err = write_atomic_with(&path, |file| {
+            file.write_all(b"half of the new")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(files_in(dir.path()), ["out.parquet"]);
+        // A missing folder is an error, and nothing is created.
+        let missing = dir.path().join("no/such/dir/x.csv");
+        assert!(write_atomic(&missing, b"x").is_err());
+        assert!(!dir.path().join("no").exists());
+    }
+
+    #[test]
+    fn parquet_keeps_types_but_writes_view_strings_as_plain_strings() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("date", DataType::Date32, false),
+            Field::new("symbol", DataType::Utf8View, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Date32Array::from(vec![20_000, 20_001])),
+                Arc::new(StringViewArray::from(vec![Some("BTC-USD"), None])),
+            ],
+        )
+        .unwrap();
+        let bytes = encode(&[batch], Format::Parquet).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(bytes),
+        )
+        .unwrap();
+        let metadata = reader.metadata().clone();
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let schema = read[0].schema();
+        assert_eq!(schema.field(0).data_type(), &DataType::Date32);
+        assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+        assert_eq!(
+            render(&read, Format::Csv).unwrap(),
+            b"date,symbol\n2024-10-04,BTC-USD\n2024-10-05,\n"
+        );
+        let column = metadata.row_group(0).column(0);
+        assert_eq!(column.compression(), parquet::basic::Compression::SNAPPY);
+    }
 }

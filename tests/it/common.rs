@@ -82,3 +82,24 @@ pub fn real_body(series: &str) -> String {
     )))
     .unwrap()
 }
+
+/// The repository root (the CLI finds `sql/` and `schedules/` there).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds a lake at `<dir>/lake` from the snapshot with `macrolake run nightly` (ingest, build,
+/// test: about 20 s) and returns its path.
+pub fn nightly_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    let (code, out, err) = run(bin(repo())
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--config")
+        .arg(snapshot_config())
+        .arg("--replay")
+        .arg(snapshot())
+        .args(["run", "nightly"]));
+    assert_eq!(code, 0, "nightly failed\nstdout:\n{out}\nstderr:\n{err}");
+    lake
+}

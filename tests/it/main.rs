@@ -1,12 +1,14 @@
 //! Integration tests: one binary (every extra test binary re-links the DataFusion stack).
 
 mod atomic;
+mod chart;
 mod cli;
 mod common;
 mod concurrency;
 mod connector_faults;
 mod daemon;
 mod eps;
+mod export;
 mod faults;
 mod jobs;
 mod maintain;

@@ -1,0 +1,495 @@
+//! `macrolake export`: lake tables to files, one per table, as Parquet or CSV that Excel, pandas,
+//! DuckDB and Power BI read without options.
+//!
+//! A file is named `<zone>.<table>.<parquet|csv>` (`marts.liquidity_vs_risk.parquet`) and lands
+//! whole or not at all: in a local folder it is written to a temporary file next to it and
+//! renamed into place; under an object-store URL (`s3://bucket/prefix`, `file:///…`, `gs://…`,
+//! `az://…`) it is one `put`, which object stores apply atomically. Every name is checked before
+//! anything is written, and all tables are read from one session, so they come from the same
+//! lake versions. Rows are sorted by every column from left to right (by `date` for the marts),
+//! so exporting the same data twice gives the same file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::TableReference;
+use datafusion::logical_expr::SortExpr;
+use datafusion::prelude::ident;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::app::{App, AppError};
+use crate::lake::AsOf;
+use crate::query::{self, Format};
+
+/// The zones (SQL schemas) whose tables can be exported.
+const ZONES: [&str; 4] = ["marts", "staging", "meta", "seeds"];
+
+/// `export` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Tables to export: `liquidity_vs_risk` (a mart) or `zone.table`
+    /// (`staging.fred_observations`, `meta.runs`, `seeds.fomc_meetings`).
+    #[arg(value_name = "MODEL", required = true)]
+    pub models: Vec<String>,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Parquet)]
+    pub format: ExportFormat,
+    /// Destination: a folder (created if missing) or an object-store URL prefix
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`).
+    #[arg(long, value_name = "DIR|URL")]
+    pub to: String,
+    /// Time travel: a Delta version number, an RFC 3339 time or a YYYY-MM-DD date.
+    #[arg(long, value_name = "VERSION|TIME")]
+    pub as_of: Option<AsOf>,
+}
+
+/// Export file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Parquet, Snappy-compressed, Arrow types kept.
+    Parquet,
+    /// CSV with a header row, ISO 8601 dates, RFC 3339 timestamps, `.` decimals.
+    Csv,
+}
+
+impl ExportFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Parquet => "parquet",
+            ExportFormat::Csv => "csv",
+        }
+    }
+
+    fn query_format(self) -> Format {
+        match self {
+            ExportFormat::Parquet => Format::Parquet,
+            ExportFormat::Csv => Format::Csv,
+        }
+    }
+}
+
+/// One file written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// The table, `zone.name`.
+    pub table: String,
+    /// Where the file is: a local path or a URL.
+    pub location: String,
+    /// Rows written.
+    pub rows: usize,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// Errors of `macrolake export`.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A name matches no table; nothing was written.
+    #[error(
+        "no table {name:?} in the lake{}; tables: {}. Nothing was written",
+        .hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default(),
+        if .available.is_empty() { "none (run `macrolake run nightly` or `macrolake ingest` first)".to_string() } else { .available.join(", ") }
+    )]
+    UnknownTable {
+        /// The name as given.
+        name: String,
+        /// What it probably meant, if anything.
+        hint: Option<String>,
+        /// Every exportable table, `zone.name`.
+        available: Vec<String>,
+    },
+    /// `--to` cannot be used.
+    #[error("--to {to:?}: {message}")]
+    Destination {
+        /// What was given.
+        to: String,
+        /// Why it cannot be used and what to do.
+        message: String,
+    },
+    /// The lake could not be opened for reading.
+    #[error("cannot read the lake: {source}")]
+    Lake {
+        /// The application's error.
+        #[source]
+        source: Box<AppError>,
+    },
+    /// Reading a table failed.
+    #[error("reading {table} failed: {source}")]
+    Read {
+        /// The table.
+        table: String,
+        /// DataFusion's error.
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    /// Encoding a table failed.
+    #[error("encoding {table} as {format:?} failed: {source}")]
+    Encode {
+        /// The table.
+        table: String,
+        /// The format.
+        format: ExportFormat,
+        /// The encoder's error.
+        #[source]
+        source: query::QueryError,
+    },
+    /// Writing a local file failed; the previous file, if any, is unchanged.
+    #[error("cannot write {path}: {source} (any previous file there is unchanged)")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Putting an object failed; the previous object, if any, is unchanged.
+    #[error("cannot put {url}: {source} (check the credentials and that the bucket exists)")]
+    Put {
+        /// The object's URL.
+        url: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Where files go.
+enum Destination {
+    /// A local folder.
+    Dir(PathBuf),
+    /// An object store under a URL prefix (ending in `/`).
+    Store {
+        url: Url,
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+    },
+}
+
+impl Destination {
+    /// Parses `--to` without touching anything.
+    fn parse(to: &str, allow_http: bool) -> Result<Self, ExportError> {
+        let bad = |message: String| ExportError::Destination {
+            to: to.to_string(),
+            message,
+        };
+        if to.trim().is_empty() {
+            return Err(bad(
+                "give a folder or a URL such as s3://bucket/prefix".into()
+            ));
+        }
+        match Url::parse(to) {
+            // One-letter schemes are Windows drive letters (C:\exports).
+            Ok(mut url) if url.scheme().len() > 1 => {
+                if url.scheme() == "memory" {
+                    return Err(bad(
+                        "an in-memory store vanishes when macrolake exits; give a folder or a \
+                         persistent store URL"
+                            .into(),
+                    ));
+                }
+                if !url.path().ends_with('/') {
+                    let path = format!("{}/", url.path());
+                    url.set_path(&path);
+                }
+                let store = crate::lake::store::store_for(&url, allow_http)
+                    .map_err(|e| bad(e.to_string()))?;
+                let prefix = ObjectPath::from_url_path(url.path())
+                    .map_err(|e| bad(format!("bad path in the URL: {e}")))?;
+                Ok(Destination::Store { url, store, prefix })
+            }
+            _ => {
+                let dir = PathBuf::from(to);
+                if dir.exists() && !dir.is_dir() {
+                    return Err(bad("exists and is not a folder".into()));
+                }
+                Ok(Destination::Dir(dir))
+            }
+        }
+    }
+
+    /// Creates the local folder if needed.
+    fn prepare(&self, to: &str) -> Result<(), ExportError> {
+        if let Destination::Dir(dir) = self {
+            std::fs::create_dir_all(dir).map_err(|e| ExportError::Destination {
+                to: to.to_string(),
+                message: format!("cannot create the folder: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes one file whole (temp + rename, or a single put) and returns where it is.
+    async fn write(&self, file_name: &str, bytes: Vec<u8>) -> Result<String, ExportError> {
+        match self {
+            Destination::Dir(dir) => {
+                let path = dir.join(file_name);
+                query::write_atomic(&path, &bytes).map_err(|source| ExportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(path.display().to_string())
+            }
+            Destination::Store { url, store, prefix } => {
+                let location = prefix.clone().join(file_name);
+                let target = url
+                    .join(file_name)
+                    .map_or_else(|_| format!("{url}{file_name}"), |u| u.to_string());
+                store
+                    .put(&location, bytes.into())
+                    .await
+                    .map_err(|source| ExportError::Put {
+                        url: target.clone(),
+                        source,
+                    })?;
+                Ok(target)
+            }
+        }
+    }
+}
+
+/// Resolves a name as given (`liquidity_vs_risk`, `staging.fred_observations`) against the
+/// exportable tables (`(zone, name)` pairs). A bare name means a mart.
+pub fn resolve(input: &str, tables: &[(String, String)]) -> Result<(String, String), ExportError> {
+    let wanted = input.trim().to_ascii_lowercase();
+    let (zone, name) = match wanted.split_once('.') {
+        Some((zone, name)) => (zone.to_string(), name.to_string()),
+        None => ("marts".to_string(), wanted.clone()),
+    };
+    if tables.iter().any(|(z, n)| *z == zone && *n == name) {
+        return Ok((zone, name));
+    }
+    let elsewhere: Vec<String> = tables
+        .iter()
+        .filter(|(_, n)| *n == name)
+        .map(|(z, n)| format!("{z}.{n}"))
+        .collect();
+    let hint = if !elsewhere.is_empty() {
+        Some(format!("did you mean {}?", elsewhere.join(" or ")))
+    } else if !wanted.contains('.') {
+        Some(format!("a bare name means marts.{name}"))
+    } else if !ZONES.contains(&zone.as_str()) {
+        Some(format!("zones are {}", ZONES.join(", ")))
+    } else {
+        None
+    };
+    Err(ExportError::UnknownTable {
+        name: input.to_string(),
+        hint,
+        available: tables.iter().map(|(z, n)| format!("{z}.{n}")).collect(),
+    })
+}
+
+/// Exports the tables named in `args` and returns one entry per file, in the order given.
+pub async fn export(app: &App, args: &ExportArgs) -> Result<Vec<Exported>, ExportError> {
+    let destination = Destination::parse(&args.to, app.config.lake.allow_http)?;
+    let session = app
+        .session(args.as_of.as_ref())
+        .await
+        .map_err(|e| ExportError::Lake {
+            source: Box::new(e),
+        })?;
+    let tables = exportable_tables(&session.ctx).await?;
+    let mut selected: Vec<(String, String)> = Vec::new();
+    for input in &args.models {
+        let table = resolve(input, &tables)?;
+        if !selected.contains(&table) {
+            selected.push(table);
+        }
+    }
+    destination.prepare(&args.to)?;
+    let mut written = Vec::new();
+    for (zone, name) in selected {
+        let table = format!("{zone}.{name}");
+        let batches = read_sorted(&session.ctx, &zone, &name).await?;
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let bytes = query::encode(&batches, args.format.query_format()).map_err(|source| {
+            ExportError::Encode {
+                table: table.clone(),
+                format: args.format,
+                source,
+            }
+        })?;
+        let size = bytes.len() as u64;
+        let file_name = format!("{table}.{}", args.format.extension());
+        let location = destination.write(&file_name, bytes).await?;
+        written.push(Exported {
+            table,
+            location,
+            rows,
+            bytes: size,
+        });
+    }
+    Ok(written)
+}
+
+/// `macrolake export`: exports and prints one line per file (location, rows, bytes).
+pub async fn run(app: &App, args: ExportArgs) -> Result<(), AppError> {
+    for file in export(app, &args).await? {
+        println!(
+            "{}  {} rows  {} bytes",
+            file.location, file.rows, file.bytes
+        );
+    }
+    Ok(())
+}
+
+/// Every `(zone, name)` in the session that can be exported, sorted.
+async fn exportable_tables(
+    ctx: &datafusion::prelude::SessionContext,
+) -> Result<Vec<(String, String)>, ExportError> {
+    let read_err = |source| ExportError::Read {
+        table: "information_schema.tables".into(),
+        source: Box::new(source),
+    };
+    let batches = query::collect(
+        ctx,
+        "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2",
+    )
+    .await
+    .map_err(|e| match e {
+        query::QueryError::Sql(source) => read_err(source),
+        other => ExportError::Lake {
+            source: Box::new(other.into()),
+        },
+    })?;
+    Ok(query::render_rows(&batches)
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [zone, name] if ZONES.contains(&zone.as_str()) => Some((zone.clone(), name.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A whole table, sorted by every orderable column from left to right (ascending, NULLs last,
+/// as `ORDER BY 1, 2, …` sorts); an empty table gives
+/// one empty batch, so its columns are still written.
+async fn read_sorted(
+    ctx: &datafusion::prelude::SessionContext,
+    zone: &str,
+    name: &str,
+) -> Result<Vec<RecordBatch>, ExportError> {
+    let read_err = |source| ExportError::Read {
+        table: format!("{zone}.{name}"),
+        source: Box::new(source),
+    };
+    let df = ctx
+        .table(TableReference::partial(zone, name))
+        .await
+        .map_err(read_err)?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let order: Vec<SortExpr> = schema
+        .fields()
+        .iter()
+        .filter(|f| !f.data_type().is_nested())
+        .map(|f| ident(f.name()).sort(true, false))
+        .collect();
+    let df = if order.is_empty() {
+        df
+    } else {
+        df.sort(order).map_err(read_err)?
+    };
+    let mut batches = df.collect().await.map_err(read_err)?;
+    batches.retain(|b| b.num_rows() > 0);
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables() -> Vec<(String, String)> {
+        [
+            ("marts", "liquidity_vs_risk"),
+            ("meta", "runs"),
+            ("staging", "fred_observations"),
+            ("staging", "prices_daily"),
+        ]
+        .iter()
+        .map(|(z, n)| (z.to_string(), n.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn bare_names_are_marts_and_qualified_names_are_exact() {
+        let t = tables();
+        assert_eq!(
+            resolve("liquidity_vs_risk", &t).unwrap(),
+            ("marts".into(), "liquidity_vs_risk".into())
+        );
+        assert_eq!(
+            resolve(" Staging.FRED_observations ", &t).unwrap(),
+            ("staging".into(), "fred_observations".into())
+        );
+        assert_eq!(
+            resolve("meta.runs", &t).unwrap(),
+            ("meta".into(), "runs".into())
+        );
+    }
+
+    #[test]
+    fn unknown_names_list_the_tables_and_hint_at_the_zone() {
+        let t = tables();
+        let err = resolve("prices_daily", &t).unwrap_err().to_string();
+        assert!(err.contains("did you mean staging.prices_daily?"), "{err}");
+        assert!(
+            err.contains("marts.liquidity_vs_risk, meta.runs, staging.fred_observations"),
+            "{err}"
+        );
+        let err = resolve("nope", &t).unwrap_err().to_string();
+        assert!(err.contains("a bare name means marts.nope"), "{err}");
+        let err = resolve("raw.nope", &t).unwrap_err().to_string();
+        assert!(
+            err.contains("zones are marts, staging, meta, seeds"),
+            "{err}"
+        );
+        let err = resolve("x", &[]).unwrap_err().to_string();
+        assert!(err.contains("tables: none (run"), "{err}");
+    }
+
+    #[test]
+    fn destinations_are_folders_or_store_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        let d = Destination::parse(sub.to_str().unwrap(), false).unwrap();
+        assert!(matches!(&d, Destination::Dir(p) if *p == sub));
+        assert!(!sub.exists(), "parsing creates nothing");
+        d.prepare("x").unwrap();
+        assert!(sub.is_dir());
+
+        let d = Destination::parse("s3://bucket/some/prefix", false).unwrap();
+        let Destination::Store { url, prefix, .. } = d else {
+            panic!("s3 is a store")
+        };
+        assert_eq!(url.as_str(), "s3://bucket/some/prefix/");
+        assert_eq!(prefix.as_ref(), "some/prefix");
+
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        for bad in [file.to_str().unwrap(), "memory://", "ftp://host/x", ""] {
+            let err = Destination::parse(bad, false).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("--to")),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_destination_writes_one_object_under_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let d = Destination::parse(&format!("{url}exports"), false).unwrap();
+        let location = d.write("marts.x.csv", b"a\n1\n".to_vec()).await.unwrap();
+        assert!(location.starts_with("file://") && location.ends_with("/exports/marts.x.csv"));
+        let written = std::fs::read(dir.path().join("exports/marts.x.csv")).unwrap();
+        assert_eq!(written, b"a\n1\n");
+    }
+}
