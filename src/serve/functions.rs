@@ -115,7 +115,7 @@ fn json_build_object() -> ScalarUDF {
             Signature::variadic_any(Volatility::Immutable),
             DataType::Utf8,
             Arc::new(|args: &[ColumnarValue]| {
-                if args.len() % 2 != 0 {
+                if !args.len().is_multiple_of(2) {
                     return Err(DataFusionError::Execution(
                         "json_build_object takes key/value pairs".into(),
                     ));
