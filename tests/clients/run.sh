@@ -70,6 +70,12 @@ mkdir -p "$WORK/ref"
   "select * from marts.liquidity_vs_risk"
 "$BIN" --lake "$WORK/lake" sql --format parquet --output "$WORK/ref/fred.parquet" \
   "select * from staging.fred_observations"
+"$BIN" --lake "$WORK/lake" export liquidity_vs_risk --format parquet --to "$WORK/ref/exports"
+"$BIN" --lake "$WORK/lake" export liquidity_vs_risk --format csv --to "$WORK/ref/exports"
+"$BIN" --lake "$WORK/lake" sql --format csv \
+  "select * from marts.liquidity_vs_risk order by date" >"$WORK/ref/lvr.csv"
+"$PY" tests/clients/read_exports.py "$WORK/ref/exports" "$WORK/ref/lvr.csv" \
+  --table marts.liquidity_vs_risk
 "$PY" tests/clients/interop.py "$WORK/lake" "$WORK/ref"
 
 step "the nightly job on s3:// (moto's S3 server on loopback)"

@@ -5,7 +5,7 @@ Usage:
     macrolake export liquidity_vs_risk --format parquet --to out/
     macrolake export liquidity_vs_risk --format csv --to out/
     macrolake sql --format csv "select * from marts.liquidity_vs_risk order by date" > lvr.csv
-    python3 tests/python/read_exports.py out/ lvr.csv [--table marts.liquidity_vs_risk]
+    python3 tests/clients/read_exports.py out/ lvr.csv [--table marts.liquidity_vs_risk]
 
 For `<table>.parquet` in the folder (required): read with pyarrow; same columns, same number of
 rows, and every value equal to the reference CSV, row by row (floats within 1e-9, relative or
