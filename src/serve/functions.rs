@@ -30,6 +30,86 @@ pub fn register(ctx: &SessionContext) {
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     ));
     ctx.register_udf(json_build_object());
+    ctx.register_udf(pg_like_escape());
+}
+
+/// A LIKE pattern escaped with `esc` rewritten to backslash escapes (DataFusion's only escape).
+pub fn like_pattern(pattern: &str, esc: char) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c == esc => match chars.next() {
+                Some(next @ ('%' | '_' | '\\')) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                Some(next) => out.push(next),
+                None => {}
+            },
+            '\\' => out.push_str("\\\\"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `pg_like_escape(pattern, escape_char)`, used by the `LIKE … ESCAPE` rewrite.
+fn pg_like_escape() -> ScalarUDF {
+    create_udf(
+        "pg_like_escape",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = args
+                .iter()
+                .find_map(|a| match a {
+                    ColumnarValue::Array(a) => Some(a.len()),
+                    _ => None,
+                })
+                .unwrap_or(1);
+            let text = |a: &ColumnarValue| -> Result<ArrayRef, DataFusionError> {
+                Ok(cast(&a.to_array(rows)?, &DataType::Utf8)?)
+            };
+            let (patterns, escapes) = (text(&args[0])?, text(&args[1])?);
+            let (patterns, escapes) = (
+                patterns
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("Utf8"),
+                escapes
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("Utf8"),
+            );
+            let out: StringArray = (0..rows)
+                .map(|i| {
+                    (!patterns.is_null(i)).then(|| match escapes.value(i).chars().next() {
+                        Some(esc) if !escapes.is_null(i) => like_pattern(patterns.value(i), esc),
+                        _ => patterns.value(i).to_string(),
+                    })
+                })
+                .collect();
+            Ok(
+                if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                } else {
+                    ColumnarValue::Array(Arc::new(out))
+                },
+            )
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_with_another_escape_become_backslash_escaped() {
+        assert_eq!(super::like_pattern("pg/_%", '/'), "pg\\_%");
+        assert_eq!(super::like_pattern("a//b", '/'), "a/b");
+        assert_eq!(super::like_pattern("c:\\x", '/'), "c:\\\\x");
+    }
 }
 
 /// `to_regtype(name)`: the oid of a built-in type by name, NULL for types this server does not

@@ -5,6 +5,9 @@
 //! correlated scalar subqueries over `pg_attrdef`, `pg_sequence` and `pg_collation`. This server
 //! has no defaults, no sequences and only default collations, so every such subquery is NULL;
 //! they are replaced by NULL (and a `CASE` left with only NULL results by NULL) before planning.
+//! `LIKE … ESCAPE 'c'` with an escape character other than backslash (SQLAlchemy's
+//! `get_schema_names` uses `/`) becomes `LIKE pg_like_escape(pattern, 'c')`, which rewrites the
+//! pattern to DataFusion's backslash escapes at run time.
 //! Bind parameters inside a removed part are kept (as `CASE WHEN $n IS NULL THEN NULL END`) so
 //! the client's parameter list still matches the statement.
 
@@ -89,7 +92,7 @@ fn is_null_like(e: &Expr) -> bool {
 /// The rewritten SQL, or `None` when nothing needed rewriting.
 pub fn rewrite(sql: &str) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
-    if !ALWAYS_EMPTY.iter().any(|t| lower.contains(t)) {
+    if !ALWAYS_EMPTY.iter().any(|t| lower.contains(t)) && !lower.contains("escape") {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
@@ -112,6 +115,32 @@ pub fn rewrite(sql: &str) -> Option<String> {
                 !already
                     && conditions.iter().all(|c| is_null_like(&c.result))
                     && else_result.as_deref().is_none_or(is_null_like)
+            }
+            Expr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char: Some(esc),
+                any: false,
+            } => {
+                if let Value::SingleQuotedString(c) = &esc.value
+                    && c != "\\"
+                    && c.chars().count() == 1
+                {
+                    let not = if *negated { "NOT " } else { "" };
+                    let text = format!(
+                        "{expr} {not}LIKE pg_like_escape({pattern}, '{}')",
+                        c.replace('\'', "''")
+                    );
+                    if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&text)
+                        .and_then(|mut p| p.parse_expr())
+                    {
+                        *e = new;
+                        changed = true;
+                    }
+                }
+                false
             }
             _ => false,
         };
@@ -157,5 +186,14 @@ mod tests {
         );
         assert!(out.contains("$1 IS NULL"), "parameters are kept: {out}");
         assert_eq!(rewrite("SELECT * FROM marts.liquidity_vs_risk"), None);
+        let out = rewrite(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE $1::VARCHAR || '%' ESCAPE '/'",
+        )
+        .unwrap();
+        assert!(
+            out.contains("NOT LIKE pg_like_escape($1::VARCHAR || '%', '/')")
+                && !out.contains("ESCAPE"),
+            "{out}"
+        );
     }
 }

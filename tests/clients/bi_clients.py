@@ -30,6 +30,9 @@ insp = sa.inspect(engine)
 tables = insp.get_table_names(schema="marts")
 check("liquidity_vs_risk" in tables, f"marts tables: {tables}")
 check("net_liquidity_daily" in tables, f"marts tables: {tables}")
+schemas = insp.get_schema_names()
+check({"marts", "staging", "meta"} <= set(schemas), f"schemas: {schemas}")
+check(not any(s.startswith("pg_") for s in schemas), f"pg_ schemas not filtered: {schemas}")
 columns = insp.get_columns("liquidity_vs_risk", schema="marts")
 names = [c["name"] for c in columns]
 check(names[0] == "date", f"columns: {names}")
@@ -61,5 +64,6 @@ with psycopg.connect(plain) as conn:
     except psycopg.errors.InsufficientPrivilege:
         pass
 
-print(f"ok: SQLAlchemy {sa.__version__} + psycopg {psycopg.__version__}: {len(tables)} marts tables, "
+print(f"ok: SQLAlchemy {sa.__version__} + psycopg {psycopg.__version__}: {len(schemas)} schemas, "
+      f"{len(tables)} marts tables, "
       f"{len(columns)} columns, {len(rows)} dashboard rows")
