@@ -102,16 +102,6 @@ fn pg_like_escape() -> ScalarUDF {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_patterns_with_another_escape_become_backslash_escaped() {
-        assert_eq!(super::like_pattern("pg/_%", '/'), "pg\\_%");
-        assert_eq!(super::like_pattern("a//b", '/'), "a/b");
-        assert_eq!(super::like_pattern("c:\\x", '/'), "c:\\\\x");
-    }
-}
-
 /// `to_regtype(name)`: the oid of a built-in type by name, NULL for types this server does not
 /// have (drivers probe for extension types such as `hstore` this way).
 fn to_regtype() -> ScalarUDF {
@@ -260,4 +250,14 @@ fn json_build_object() -> ScalarUDF {
             }),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_with_another_escape_become_backslash_escaped() {
+        assert_eq!(super::like_pattern("pg/_%", '/'), "pg\\_%");
+        assert_eq!(super::like_pattern("a//b", '/'), "a/b");
+        assert_eq!(super::like_pattern("c:\\x", '/'), "c:\\\\x");
+    }
 }
