@@ -28,11 +28,13 @@ RUN mkdir -p src \
  && cargo build --release --locked \
  && rm -rf src
 
-# 2. The crate itself. src/sources/fedwatch embeds sql/seeds/fomc_meetings.csv with
-#    include_str!, so the seeds are needed at compile time; the rest of sql/ is not, and is
-#    left out here so that editing a model does not recompile the binary.
+# 2. The crate itself. src/sources/fedwatch embeds sql/seeds/fomc_meetings.csv and src/chart
+#    embeds assets/fonts/DejaVuSans.ttf (include_str!/include_bytes!), so both are needed at
+#    compile time; the rest of sql/ is not, and is left out here so that editing a model does
+#    not recompile the binary.
 COPY src ./src
 COPY sql/seeds ./sql/seeds
+COPY assets ./assets
 # COPY keeps the files' mtimes, which can be older than the stub build's outputs: touch the
 # crate roots so cargo rebuilds the crate instead of reusing the stub.
 RUN touch src/main.rs src/lib.rs \
