@@ -436,11 +436,7 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
         selector: args.select.as_deref(),
         dry_run: args.dry_run,
         test_only,
-        reference_date: app
-            .config
-            .models
-            .reference_date
-            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        reference_date: app.reference_date(),
         full_refresh: args.full_refresh,
     };
     let report = crate::models::build(&app.lake, &app.views(), &options).await?;
@@ -457,19 +453,7 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
             o.seconds
         );
     }
-    let problems: Vec<String> = report
-        .outcomes
-        .iter()
-        .filter(|o| o.status != crate::lake::runs::RunStatus::Ok)
-        .map(|o| {
-            format!(
-                "{} {}: {}",
-                o.name,
-                o.status.as_str(),
-                o.message.clone().unwrap_or_default()
-            )
-        })
-        .collect();
+    let problems = report.problems();
     if problems.is_empty() {
         return Ok(());
     }

@@ -44,6 +44,22 @@ impl BuildReport {
     pub fn ok(&self) -> bool {
         self.outcomes.iter().all(|o| o.status == RunStatus::Ok)
     }
+
+    /// One line per model that failed or was skipped: `marts.x failed: why`.
+    pub fn problems(&self) -> Vec<String> {
+        self.outcomes
+            .iter()
+            .filter(|o| o.status != RunStatus::Ok)
+            .map(|o| {
+                format!(
+                    "{} {}: {}",
+                    o.name,
+                    o.status.as_str(),
+                    o.message.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
 }
 
 /// Which models to act on: `name`, `+name` (with its ancestors), `name+` (with descendants),

@@ -170,16 +170,8 @@ pub async fn run_now(app: &App, dir: &Path, name: &str) -> Result<(), AppError> 
             .into());
         }
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let heartbeat = tokio::spawn(super::daemon::heartbeat(
-        coord.clone(),
-        lease,
-        Arc::new(SystemClock),
-        shutdown_on_signals(),
-        stop_tx,
-        done_rx,
-    ));
+    let (held, stop_rx) =
+        super::daemon::Held::start(coord, lease, Arc::new(SystemClock), shutdown_on_signals());
     let progress = Progress::new(job.file.steps.len());
     let cx = RunContext {
         lake: &app.lake,
@@ -189,10 +181,7 @@ pub async fn run_now(app: &App, dir: &Path, name: &str) -> Result<(), AppError> 
         scheduled_for: None,
     };
     let report = super::runner::run_job(&job, cx).await;
-    let _ = done_tx.send(());
-    if let Ok(Some(lease)) = heartbeat.await {
-        coord.release(lease, Utc::now()).await?;
-    }
+    held.release().await?;
     let report = report?;
     print_summary(&report);
     match (report.status, report.error) {

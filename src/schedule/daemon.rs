@@ -284,16 +284,7 @@ impl Daemon {
         let metrics = self.metrics.clone();
         let daemon_stop = self.shutdown.clone();
         tokio::spawn(async move {
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let (done_tx, done_rx) = oneshot::channel();
-            let heartbeat = tokio::spawn(heartbeat(
-                coord.clone(),
-                lease,
-                clock.clone(),
-                daemon_stop,
-                stop_tx,
-                done_rx,
-            ));
+            let (held, stop_rx) = Held::start(coord.clone(), lease, clock, daemon_stop);
             metrics.running(&job.name, true);
             let observer = LogObserver {
                 job: job.name.clone(),
@@ -312,8 +303,7 @@ impl Daemon {
                 match runner::run_job(&job, cx).await {
                     Ok(report) => {
                         metrics.observe(&report);
-                        let level_ok = report.status == RunStatus::Ok;
-                        if level_ok {
+                        if report.status == RunStatus::Ok {
                             tracing::info!(job = %job.name, %tick, "run ok");
                         } else {
                             tracing::error!(job = %job.name, %tick, status = report.status.as_str(),
@@ -331,10 +321,7 @@ impl Daemon {
                 }
             }
             metrics.running(&job.name, false);
-            let _ = done_tx.send(());
-            if let Ok(Some(lease)) = heartbeat.await
-                && let Err(e) = coord.release(lease, clock.now()).await
-            {
+            if let Err(e) = held.release().await {
                 tracing::warn!(job = %job.name, "cannot release the lease (it will expire): {e}");
             }
             refresh_table_metrics(&lake, &metrics).await;
@@ -387,9 +374,55 @@ impl Daemon {
     }
 }
 
+/// A lease kept alive by a heartbeat task while a run goes.
+pub(super) struct Held {
+    coord: Coordinator,
+    clock: Arc<dyn Clock>,
+    done: oneshot::Sender<()>,
+    heartbeat: JoinHandle<Option<Lease>>,
+}
+
+impl Held {
+    /// Starts renewing `lease`; the returned receiver turns true when the run must stop starting
+    /// steps (`shutdown` turned true, or the lease was lost).
+    pub(super) fn start(
+        coord: Coordinator,
+        lease: Lease,
+        clock: Arc<dyn Clock>,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Self, watch::Receiver<bool>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done, done_rx) = oneshot::channel();
+        let heartbeat = tokio::spawn(heartbeat(
+            coord.clone(),
+            lease,
+            clock.clone(),
+            shutdown,
+            stop_tx,
+            done_rx,
+        ));
+        let held = Self {
+            coord,
+            clock,
+            done,
+            heartbeat,
+        };
+        (held, stop_rx)
+    }
+
+    /// Stops the heartbeat and gives the lease up (unless it was lost).
+    pub(super) async fn release(self) -> Result<(), ScheduleError> {
+        let _ = self.done.send(());
+        match self.heartbeat.await {
+            Ok(Some(lease)) => self.coord.release(lease, self.clock.now()).await,
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Renews the lease every third of its time-to-live until `done`; forwards a daemon shutdown
 /// and a lost lease to the run as `stop`. Returns the lease if still held.
-pub(super) async fn heartbeat(
+async fn heartbeat(
     coord: Coordinator,
     mut lease: Lease,
     clock: Arc<dyn Clock>,

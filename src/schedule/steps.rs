@@ -5,7 +5,6 @@ use std::path::Path;
 use super::Step;
 use super::runner::{StepExecutor, StepOutput};
 use crate::app::App;
-use crate::lake::runs::RunStatus;
 use crate::sources::{SourceKind, Window};
 
 #[async_trait::async_trait]
@@ -48,20 +47,7 @@ impl StepExecutor for App {
                     .await
                     .map_err(|e| e.to_string())?;
                 if !report.ok() {
-                    return Err(report
-                        .outcomes
-                        .iter()
-                        .filter(|o| o.status != RunStatus::Ok)
-                        .map(|o| {
-                            format!(
-                                "{} {}: {}",
-                                o.name,
-                                o.status.as_str(),
-                                o.message.clone().unwrap_or_default()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; "));
+                    return Err(report.problems().join("; "));
                 }
                 let targets: Vec<(String, i64)> = report
                     .outcomes

@@ -18,18 +18,7 @@ fn sql_as_of(
 #[test]
 fn optimize_and_vacuum_keep_results_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (code, out, err) = run(bin(dir.path())
-        .current_dir(repo)
-        .arg("--lake")
-        .arg(&lake)
-        .arg("--config")
-        .arg(snapshot_config())
-        .arg("--replay")
-        .arg(snapshot())
-        .args(["run", "nightly"]));
-    assert_eq!(code, 0, "{out}\n{err}");
+    let lake = nightly_lake(dir.path());
     // More small appends to meta.runs.
     for _ in 0..3 {
         ingest_snapshot(dir.path(), &lake);

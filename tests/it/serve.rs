@@ -19,22 +19,7 @@ const PASSWORD: &str = "correct horse battery staple";
 /// A lake with every mart, built once for all tests in this file.
 fn lake() -> &'static Path {
     static LAKE: OnceLock<PathBuf> = OnceLock::new();
-    LAKE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let lake = dir.join("lake");
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let (code, out, err) = run(bin(&dir)
-            .current_dir(repo)
-            .arg("--lake")
-            .arg(&lake)
-            .arg("--config")
-            .arg(snapshot_config())
-            .arg("--replay")
-            .arg(snapshot())
-            .args(["run", "nightly"]));
-        assert_eq!(code, 0, "{out}\n{err}");
-        lake
-    })
+    LAKE.get_or_init(|| nightly_lake(&tempfile::tempdir().unwrap().keep()))
 }
 
 /// A running server process, killed on drop.
