@@ -92,8 +92,10 @@ pub struct PricesConfig {
     pub fredgraph_url: Url,
     /// Days re-requested before each symbol's watermark on incremental runs.
     pub lookback_days: u32,
-    /// First day requested on a first or full-refresh run.
-    pub start_date: NaiveDate,
+    /// First day requested on a first or full-refresh run. `None` (the default): each source's
+    /// earliest data — Yahoo is asked from 1900-01-01 ([`super::YAHOO_EARLIEST`]), Stooq and
+    /// FRED without a start parameter, Coinbase from [`super::COINBASE_EARLIEST`].
+    pub start_date: Option<NaiveDate>,
 }
 
 impl Default for PricesConfig {
@@ -122,7 +124,7 @@ impl Default for PricesConfig {
             fredgraph_url: Url::parse("https://fred.stlouisfed.org/graph/fredgraph.csv")
                 .expect("valid"),
             lookback_days: 7,
-            start_date: NaiveDate::from_ymd_opt(2015, 1, 1).expect("valid"),
+            start_date: None,
         }
     }
 }
@@ -152,5 +154,21 @@ mod tests {
                 .contains("unknown price source")
         );
         assert_eq!(PricesConfig::default().symbols.len(), 11);
+    }
+
+    #[test]
+    fn full_history_by_default_and_a_start_date_still_configurable() {
+        assert_eq!(PricesConfig::default().start_date, None);
+        let c: PricesConfig = toml::from_str("start_date = \"2015-01-01\"").unwrap();
+        assert_eq!(c.start_date, NaiveDate::from_ymd_opt(2015, 1, 1));
+        let c: PricesConfig = toml::from_str("lookback_days = 3").unwrap();
+        assert_eq!(c.start_date, None);
+        // The repository's documented configuration keeps the default.
+        let repo = crate::config::Config::parse(
+            include_str!("../../../macrolake.toml"),
+            std::path::Path::new("macrolake.toml"),
+        )
+        .unwrap();
+        assert_eq!(repo.sources.prices.start_date, None);
     }
 }

@@ -4,6 +4,9 @@
 //! Stooq CSV, a FRED series); the first that answers wins, a failing one is logged and the next
 //! tried, and every row keeps the `source` it came from. Yahoo stamps a daily bar with the
 //! session start, so dates are taken in the exchange's own time zone.
+//!
+//! A first or full-refresh run asks each source for its whole history (unless `start_date` is
+//! set): a running "all-time high" is only as good as the history behind it.
 
 pub mod config;
 pub mod parse;
@@ -25,6 +28,15 @@ use crate::lake::{LakeError, TableName};
 const NAME: &str = "prices";
 /// Coinbase returns at most 300 candles per request.
 const COINBASE_MAX_DAYS: i64 = 300;
+
+/// The start asked of Yahoo when none is configured: 1900-01-01, `period1=-2208988800` (the same
+/// "max" start yfinance uses). Yahoo answers from the instrument's first day (^GSPC: 1927-12-30).
+pub const YAHOO_EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date");
+
+/// The start asked of Coinbase when none is configured: Coinbase Exchange opened in January 2015,
+/// so no product has a candle before this day. Coinbase needs explicit pages of 300 days, so an
+/// open start is not possible there.
+pub const COINBASE_EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(2015, 1, 1).expect("valid date");
 
 /// `staging.prices_daily`.
 pub fn table() -> TableName {
@@ -165,7 +177,7 @@ impl Prices {
         ctx: &IngestContext,
         symbol: &str,
         source: &PriceSource,
-        start: NaiveDate,
+        start: Option<NaiveDate>,
     ) -> Result<Fetched, SourceError> {
         let item = format!("symbol {symbol} from {}", source.name());
         let parse_err = |url: &str, m: String| SourceError::parse(NAME, &item, url, None, m);
@@ -176,7 +188,8 @@ impl Prices {
                 } else {
                     alias.as_str()
                 };
-                let s = fetch_yahoo(ctx, NAME, &self.config.yahoo_url, yahoo_symbol, start).await?;
+                let from = start.unwrap_or(YAHOO_EARLIEST);
+                let s = fetch_yahoo(ctx, NAME, &self.config.yahoo_url, yahoo_symbol, from).await?;
                 (s.currency, s.bars)
             }
             PriceSource::Coinbase(product) => {
@@ -187,7 +200,7 @@ impl Prices {
                     .join(&format!("{}/candles", encode_path(product)))
                     .map_err(|e| parse_err(self.config.coinbase_url.as_str(), e.to_string()))?;
                 let mut bars = Vec::new();
-                let mut from = start;
+                let mut from = start.unwrap_or(COINBASE_EARLIEST);
                 while from <= end {
                     let to = (from + chrono::Duration::days(COINBASE_MAX_DAYS - 1)).min(end);
                     let req = Request::get(url.clone())
@@ -211,10 +224,14 @@ impl Prices {
             }
             PriceSource::Stooq(code) => {
                 let fmt = |d: NaiveDate| d.format("%Y%m%d").to_string();
+                // Without `d1`, Stooq answers the whole history.
                 let mut req = Request::get(self.config.stooq_url.clone())
                     .query("s", code)
-                    .query("i", "d")
-                    .window_query("d1", &fmt(start));
+                    .query("i", "d");
+                req = match start {
+                    Some(s) => req.window_query("d1", &fmt(s)),
+                    None => req.window_param("d1"),
+                };
                 if let Some(u) = ctx.window.until {
                     req = req.window_query("d2", &fmt(u));
                 }
@@ -227,9 +244,12 @@ impl Prices {
                 )
             }
             PriceSource::Fred(series) => {
-                let mut req = Request::get(self.config.fredgraph_url.clone())
-                    .query("id", series)
-                    .window_query("cosd", &start.to_string());
+                // Without `cosd`, fredgraph answers the whole history.
+                let mut req = Request::get(self.config.fredgraph_url.clone()).query("id", series);
+                req = match start {
+                    Some(s) => req.window_query("cosd", &s.to_string()),
+                    None => req.window_param("cosd"),
+                };
                 if let Some(u) = ctx.window.until {
                     req = req.window_query("coed", &u.to_string());
                 }
@@ -257,7 +277,7 @@ impl Prices {
         };
         let bars: Vec<Bar> = bars
             .into_iter()
-            .filter(|b| ctx.window.contains(Some(start), b.date))
+            .filter(|b| ctx.window.contains(start, b.date))
             .collect();
         Ok(Fetched {
             symbol: symbol.to_string(),
@@ -272,15 +292,15 @@ impl Prices {
         ctx: &IngestContext,
         sym: &SymbolConfig,
     ) -> Result<Fetched, SourceError> {
+        // None: a first or full-refresh run with no start_date set, i.e. all history.
         let start = ctx
             .start_for(
                 NAME,
                 &sym.symbol,
                 self.config.lookback_days,
-                Some(self.config.start_date),
+                self.config.start_date,
             )
-            .await?
-            .unwrap_or(self.config.start_date);
+            .await?;
         let mut errors = Vec::new();
         for source in &sym.sources {
             match self.fetch_from(ctx, &sym.symbol, source, start).await {
