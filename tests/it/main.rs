@@ -14,6 +14,7 @@ mod jobs;
 mod maintain;
 mod models;
 mod nyfed;
+mod prices_history;
 mod secrets;
 mod serve;
 mod sources;
