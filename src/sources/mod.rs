@@ -13,6 +13,7 @@
 
 pub mod eps;
 pub mod fedwatch;
+pub mod fomc;
 pub mod fred;
 pub mod futures;
 pub mod nyfed;
@@ -91,8 +92,11 @@ pub enum SourceKind {
     Prices,
     /// 30-day fed funds futures (CME ZQ).
     Futures,
-    /// FedWatch meeting probabilities computed from the futures (runs after them).
+    /// FedWatch meeting probabilities computed from the futures (runs after them and after the
+    /// FOMC calendar).
     Fedwatch,
+    /// The FOMC meeting calendar from the Federal Reserve Board's calendar page.
+    Fomc,
     /// NY Fed Markets Data API: Treasury outright operations and SOMA holdings.
     Nyfed,
     /// EPS estimates: S&P DJI workbooks and vendor CSV files.
@@ -101,12 +105,13 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::Fred,
         SourceKind::Treasury,
         SourceKind::Nyfed,
         SourceKind::Prices,
         SourceKind::Futures,
+        SourceKind::Fomc,
         SourceKind::Fedwatch,
         SourceKind::Eps,
     ];
@@ -119,6 +124,7 @@ impl SourceKind {
             SourceKind::Prices => "prices",
             SourceKind::Futures => "futures",
             SourceKind::Fedwatch => "fedwatch",
+            SourceKind::Fomc => "fomc",
             SourceKind::Nyfed => "nyfed",
             SourceKind::Eps => "eps",
         }
@@ -158,6 +164,8 @@ pub struct SourcesConfig {
     pub futures: futures::FuturesConfig,
     /// FedWatch step (`[sources.fedwatch]`).
     pub fedwatch: fedwatch::FedwatchConfig,
+    /// FOMC calendar page (`[sources.fomc]`).
+    pub fomc: fomc::FomcConfig,
     /// NY Fed Markets Data API (`[sources.nyfed]`).
     pub nyfed: nyfed::NyfedConfig,
     /// EPS estimates (`[sources.eps]`).
@@ -415,6 +423,10 @@ pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
         SourceKind::Prices => Box::new(prices::Prices::new(config.prices.clone())),
         SourceKind::Futures => Box::new(futures::Futures::new(config.futures.clone())),
         SourceKind::Fedwatch => Box::new(fedwatch::Fedwatch::new(config.fedwatch.clone())),
+        SourceKind::Fomc => Box::new(fomc::Fomc::new(
+            config.fomc.clone(),
+            config.fedwatch.meetings_csv.clone(),
+        )),
         SourceKind::Nyfed => Box::new(nyfed::Nyfed::new(config.nyfed.clone())),
         SourceKind::Eps => Box::new(eps::Eps::new(config.eps.clone())),
     }

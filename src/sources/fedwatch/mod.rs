@@ -7,7 +7,8 @@
 //! says why it has no value.
 //!
 //! Inputs: `staging.futures_daily` (per-contract rows, and the continuous front month as its
-//! own month), the FOMC calendar (built-in seed `sql/seeds/fomc_meetings.csv`, or a file), and
+//! own month), the FOMC calendar (the Fed's calendar page in `staging.fomc_meetings` merged over
+//! the built-in seed `sql/seeds/fomc_meetings.csv` or a file, see [`super::fomc`]), and
 //! FRED's DFEDTARL, EFFR, DGS2 and DGS1 (`staging.fred_observations_latest`). The method is in
 //! [`method`]. CME's paid FedWatch API is not wired: its layout could not be verified.
 
@@ -29,7 +30,6 @@ use crate::lake::watermarks::{date_to_days, days_to_date};
 use crate::lake::{LakeError, TableName, column_as};
 
 const NAME: &str = "fedwatch";
-const SEED: &str = include_str!("../../../sql/seeds/fomc_meetings.csv");
 
 /// `[sources.fedwatch]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,7 +37,8 @@ const SEED: &str = include_str!("../../../sql/seeds/fomc_meetings.csv");
 pub struct FedwatchConfig {
     /// First as-of day computed.
     pub start_date: NaiveDate,
-    /// FOMC calendar CSV (`meeting_date,scheduled,source`); unset = the built-in seed.
+    /// FOMC calendar seed CSV (`meeting_date,scheduled,source`); unset = the built-in seed.
+    /// The Fed's calendar page (`staging.fomc_meetings`, the `fomc` source) is merged over it.
     pub meetings_csv: Option<PathBuf>,
 }
 
@@ -99,6 +100,13 @@ impl Fedwatch {
     /// The step with these settings.
     pub fn new(config: FedwatchConfig) -> Self {
         Self { config }
+    }
+
+    /// The FOMC decision days: the Fed's calendar page as landed by the `fomc` source merged
+    /// over the seed (`meetings_csv`, else the built-in one); the seed alone when the page was
+    /// never landed. Notation votes and cancelled meetings are not decision days.
+    async fn meetings(&self, ctx: &IngestContext) -> Result<Vec<NaiveDate>, SourceError> {
+        super::fomc::decision_days(&ctx.lake, self.config.meetings_csv.as_deref()).await
     }
 
     async fn inputs(&self, ctx: &IngestContext) -> Result<Inputs, LakeError> {
@@ -273,26 +281,7 @@ impl Source for Fedwatch {
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
         let lake_err = SourceError::lake(NAME);
-        let (seed_name, seed_text) = match &self.config.meetings_csv {
-            Some(path) => (
-                path.display().to_string(),
-                std::fs::read_to_string(path).map_err(|e| {
-                    SourceError::parse(
-                        NAME,
-                        "FOMC calendar",
-                        &path.display().to_string(),
-                        None,
-                        e.to_string(),
-                    )
-                })?,
-            ),
-            None => (
-                "sql/seeds/fomc_meetings.csv (built in)".to_string(),
-                SEED.to_string(),
-            ),
-        };
-        let meetings = parse_meetings(&seed_text)
-            .map_err(|m| SourceError::parse(NAME, "FOMC calendar", &seed_name, None, m))?;
+        let meetings = self.meetings(ctx).await?;
         let inputs = self.inputs(ctx).await.map_err(&lake_err)?;
         let effr = inputs.fred.get("EFFR");
         let mut days: BTreeSet<NaiveDate> = effr
@@ -414,7 +403,7 @@ mod tests {
 
     #[test]
     fn seed_has_the_published_calendar() {
-        let m = parse_meetings(SEED).unwrap();
+        let m = parse_meetings(crate::sources::fomc::SEED).unwrap();
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert!(
             m.contains(&d("2026-04-29")),

@@ -1,0 +1,778 @@
+//! FOMC calendar connector: the Federal Reserve Board's meeting calendar page
+//! (`fomccalendars.htm`, every year it lists, see [`parse`]) →
+//!
+//! * `staging.fomc_meetings` [meeting_date]: one row per entry of the page — decision day
+//!   (`meeting_date`, the second day of a two-day meeting), `meeting_start_date`, `has_sep`
+//!   (the page's asterisk), `kind` (`scheduled`, `unscheduled`, `notation_vote`, `cancelled`, or
+//!   `no_longer_listed` for an entry an earlier fetch saw that the page no longer lists),
+//!   `scheduled`, `panel_year` (NULL for a meeting announced in a note, e.g. January 2028),
+//!   `label` (the cell as written), `available_at` and `ingested_at`. Rows are MERGEd on the
+//!   decision day; `available_at` is kept from the first time a row was seen unchanged.
+//! * `staging.fomc_calendar` [meeting_date]: the calendar the FedWatch step uses — the page's
+//!   entries **merged over the built-in seed** `sql/seeds/fomc_meetings.csv` (or the file set in
+//!   `[sources.fedwatch] meetings_csv`) by [`merge`]: for every year the page has a panel for,
+//!   the page's entries replace the seed's (the page is the Fed's own word; a projected seed date
+//!   it contradicts goes); other years keep the seed's rows; a meeting announced in a note is
+//!   added. `is_decision` marks the days a rate decision can be taken (scheduled and unscheduled
+//!   meetings — not notation votes, not cancelled or withdrawn meetings). Rewritten (one commit)
+//!   only when its content changes.
+//!
+//! `available_at` of a page row: the end (23:59:59 New York) of the page's own "Last Update"
+//! day, or the fetch time if that is earlier or the page gives no date. Seed rows have none
+//! (reference data committed with the code).
+
+pub mod config;
+pub mod parse;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+
+pub use config::FomcConfig;
+
+use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use crate::http::Request;
+use crate::lake::watermarks::{date_to_days, days_to_date};
+use crate::lake::{Lake, LakeError, TableName, WriteMode, column_as};
+
+const NAME: &str = "fomc";
+const ITEM: &str = "FOMC calendar page";
+/// `source` of the page's rows.
+pub const PAGE_SOURCE: &str = "federalreserve.gov/monetarypolicy/fomccalendars.htm";
+/// The built-in seed: FOMC decision days committed with the code (`sql/seeds/fomc_meetings.csv`).
+pub const SEED: &str = include_str!("../../../sql/seeds/fomc_meetings.csv");
+/// How the built-in seed is named in errors and `source` columns.
+pub const SEED_NAME: &str = "sql/seeds/fomc_meetings.csv";
+/// `kind` of a row an earlier fetch saw and the page no longer lists.
+pub const NO_LONGER_LISTED: &str = "no_longer_listed";
+
+/// `staging.fomc_meetings`: the page's entries.
+pub fn table() -> TableName {
+    TableName::staging("fomc_meetings")
+}
+
+/// `staging.fomc_calendar`: the page merged over the seed.
+pub fn calendar_table() -> TableName {
+    TableName::staging("fomc_calendar")
+}
+
+fn ts_field(name: &str, nullable: bool) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        nullable,
+    )
+}
+
+/// Schema of `staging.fomc_meetings`.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("meeting_date", DataType::Date32, false),
+        Field::new("meeting_start_date", DataType::Date32, false),
+        Field::new("has_sep", DataType::Boolean, false),
+        Field::new("scheduled", DataType::Boolean, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("panel_year", DataType::Int32, true),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        ts_field("available_at", false),
+        ts_field("ingested_at", false),
+    ]))
+}
+
+/// Schema of `staging.fomc_calendar`.
+pub fn calendar_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("meeting_date", DataType::Date32, false),
+        Field::new("meeting_start_date", DataType::Date32, true),
+        Field::new("has_sep", DataType::Boolean, true),
+        Field::new("scheduled", DataType::Boolean, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("is_decision", DataType::Boolean, false),
+        Field::new("source", DataType::Utf8, false),
+        ts_field("available_at", true),
+        ts_field("ingested_at", false),
+    ]))
+}
+
+/// One row of `staging.fomc_meetings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRow {
+    /// Decision day.
+    pub meeting_date: NaiveDate,
+    /// First day of the meeting.
+    pub meeting_start_date: NaiveDate,
+    /// Associated with a Summary of Economic Projections.
+    pub has_sep: bool,
+    /// What the entry is (see the module doc).
+    pub kind: String,
+    /// The year panel it was read from; `None` for a note.
+    pub panel_year: Option<i32>,
+    /// The cell as written.
+    pub label: String,
+    /// When it became public.
+    pub available_at: DateTime<Utc>,
+}
+
+impl PageRow {
+    /// A regularly scheduled meeting.
+    pub fn scheduled(&self) -> bool {
+        self.kind == "scheduled"
+    }
+}
+
+/// One row of the built-in (or configured) seed: `meeting_date,scheduled,source`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeedRow {
+    /// Decision day.
+    pub meeting_date: NaiveDate,
+    /// `false` for an unscheduled meeting.
+    pub scheduled: bool,
+    /// Where the date came from.
+    pub source: String,
+}
+
+/// One meeting of the merged calendar (`staging.fomc_calendar`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarMeeting {
+    /// Decision day.
+    pub meeting_date: NaiveDate,
+    /// First day (page rows only).
+    pub meeting_start_date: Option<NaiveDate>,
+    /// SEP flag (page rows only).
+    pub has_sep: Option<bool>,
+    /// A regularly scheduled meeting.
+    pub scheduled: bool,
+    /// `scheduled`, `unscheduled`, `notation_vote`, … (see the module doc).
+    pub kind: String,
+    /// The page's, or `seed <file>: <the seed row's source>`.
+    pub source: String,
+    /// When it became public (page rows only).
+    pub available_at: Option<DateTime<Utc>>,
+}
+
+impl CalendarMeeting {
+    /// A day a rate decision can be taken: a scheduled or unscheduled meeting.
+    pub fn is_decision(&self) -> bool {
+        matches!(self.kind.as_str(), "scheduled" | "unscheduled")
+    }
+}
+
+/// Parses a seed CSV (`meeting_date,scheduled,source`, one meeting a line). Errors name the line.
+pub fn parse_seed(text: &str) -> Result<Vec<SeedRow>, (Option<usize>, String)> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for record in reader.deserialize::<SeedRow>() {
+        let row = record.map_err(|e| {
+            let line = e.position().map(|p| p.line() as usize);
+            (line, e.to_string())
+        })?;
+        rows.push(row);
+    }
+    rows.sort_by_key(|r| r.meeting_date);
+    if let Some(w) = rows
+        .windows(2)
+        .find(|w| w[0].meeting_date == w[1].meeting_date)
+    {
+        return Err((None, format!("{} is listed twice", w[0].meeting_date)));
+    }
+    Ok(rows)
+}
+
+/// Reads the seed: the file given, else the built-in one. Returns its name and rows.
+pub fn load_seed(path: Option<&Path>) -> Result<(String, Vec<SeedRow>), SourceError> {
+    let (name, text) = match path {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|e| SourceError::File {
+                source_name: NAME,
+                path: p.to_path_buf(),
+                line: None,
+                message: format!("cannot read the FOMC calendar seed: {e}"),
+            })?,
+        ),
+        None => (SEED_NAME.to_string(), SEED.to_string()),
+    };
+    let rows = parse_seed(&text).map_err(|(line, message)| SourceError::File {
+        source_name: NAME,
+        path: name.clone().into(),
+        line,
+        message: format!("not an FOMC calendar seed (meeting_date,scheduled,source): {message}"),
+    })?;
+    Ok((name, rows))
+}
+
+/// The page merged over the seed (see the module doc): for each year some page row was read
+/// from a panel of, the page's rows replace the seed's; other seed rows stay; page rows from
+/// notes are added (a page row wins over a seed row of the same day). Sorted by decision day.
+pub fn merge(seed_name: &str, seed: &[SeedRow], page: &[PageRow]) -> Vec<CalendarMeeting> {
+    let panel_years: BTreeSet<i32> = page.iter().filter_map(|r| r.panel_year).collect();
+    let page_days: BTreeSet<NaiveDate> = page.iter().map(|r| r.meeting_date).collect();
+    let mut out: Vec<CalendarMeeting> = seed
+        .iter()
+        .filter(|s| {
+            !panel_years.contains(&s.meeting_date.year()) && !page_days.contains(&s.meeting_date)
+        })
+        .map(|s| CalendarMeeting {
+            meeting_date: s.meeting_date,
+            meeting_start_date: None,
+            has_sep: None,
+            scheduled: s.scheduled,
+            kind: if s.scheduled {
+                "scheduled"
+            } else {
+                "unscheduled"
+            }
+            .into(),
+            source: format!("seed {seed_name}: {}", s.source),
+            available_at: None,
+        })
+        .collect();
+    out.extend(page.iter().map(|r| CalendarMeeting {
+        meeting_date: r.meeting_date,
+        meeting_start_date: Some(r.meeting_start_date),
+        has_sep: Some(r.has_sep),
+        scheduled: r.scheduled(),
+        kind: r.kind.clone(),
+        source: PAGE_SOURCE.into(),
+        available_at: Some(r.available_at),
+    }));
+    out.sort_by_key(|m| m.meeting_date);
+    out
+}
+
+/// The merged calendar from the lake's `staging.fomc_meetings` (none yet = the seed alone) over
+/// the seed at `seed_path` (`None` = the built-in seed). What the FedWatch step uses.
+pub async fn load_calendar(
+    lake: &Lake,
+    seed_path: Option<&Path>,
+) -> Result<Vec<CalendarMeeting>, SourceError> {
+    let (seed_name, seed) = load_seed(seed_path)?;
+    let page = read_page_rows(lake)
+        .await
+        .map_err(SourceError::lake(NAME))?
+        .unwrap_or_default();
+    Ok(merge(&seed_name, &seed, &page))
+}
+
+/// The decision days of [`load_calendar`]'s calendar, sorted.
+pub async fn decision_days(
+    lake: &Lake,
+    seed_path: Option<&Path>,
+) -> Result<Vec<NaiveDate>, SourceError> {
+    Ok(load_calendar(lake, seed_path)
+        .await?
+        .into_iter()
+        .filter(CalendarMeeting::is_decision)
+        .map(|m| m.meeting_date)
+        .collect())
+}
+
+async fn query(
+    lake: &Lake,
+    table: &TableName,
+    sql: &str,
+) -> Result<Option<Vec<RecordBatch>>, LakeError> {
+    let session = lake.session(None, &[]).await?;
+    if !session.tables.iter().any(|(t, _)| t == table) {
+        return Ok(None);
+    }
+    let df_err = |source| LakeError::DataFusion {
+        context: format!("reading {table}"),
+        source: Box::new(source),
+    };
+    let df = session.ctx.sql(sql).await.map_err(df_err)?;
+    Ok(Some(df.collect().await.map_err(df_err)?))
+}
+
+fn timestamps(b: &RecordBatch, i: usize) -> Result<TimestampMicrosecondArray, LakeError> {
+    column_as(
+        b,
+        i,
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    )
+}
+
+fn micros(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(v).unwrap_or_default()
+}
+
+/// Every row of `staging.fomc_meetings`; `None` when the table does not exist yet.
+pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeError> {
+    let sql = "SELECT meeting_date, meeting_start_date, has_sep, kind, panel_year, label, available_at \
+               FROM staging.fomc_meetings ORDER BY meeting_date";
+    let Some(batches) = query(lake, &table(), sql).await? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::new();
+    for b in batches {
+        let dates: Date32Array = column_as(&b, 0, &DataType::Date32)?;
+        let starts: Date32Array = column_as(&b, 1, &DataType::Date32)?;
+        let sep: BooleanArray = column_as(&b, 2, &DataType::Boolean)?;
+        let kinds: StringArray = column_as(&b, 3, &DataType::Utf8)?;
+        let years: Int32Array = column_as(&b, 4, &DataType::Int32)?;
+        let labels: StringArray = column_as(&b, 5, &DataType::Utf8)?;
+        let avail = timestamps(&b, 6)?;
+        for i in 0..b.num_rows() {
+            rows.push(PageRow {
+                meeting_date: days_to_date(dates.value(i)),
+                meeting_start_date: days_to_date(starts.value(i)),
+                has_sep: sep.value(i),
+                kind: kinds.value(i).to_string(),
+                panel_year: (!years.is_null(i)).then(|| years.value(i)),
+                label: labels.value(i).to_string(),
+                available_at: micros(avail.value(i)),
+            });
+        }
+    }
+    Ok(Some(rows))
+}
+
+/// Every row of `staging.fomc_calendar` (without `ingested_at`); `None` when it does not exist.
+async fn read_calendar(lake: &Lake) -> Result<Option<Vec<CalendarMeeting>>, LakeError> {
+    let sql = "SELECT meeting_date, meeting_start_date, has_sep, scheduled, kind, source, available_at \
+               FROM staging.fomc_calendar ORDER BY meeting_date";
+    let Some(batches) = query(lake, &calendar_table(), sql).await? else {
+        return Ok(None);
+    };
+    let mut rows = Vec::new();
+    for b in batches {
+        let dates: Date32Array = column_as(&b, 0, &DataType::Date32)?;
+        let starts: Date32Array = column_as(&b, 1, &DataType::Date32)?;
+        let sep: BooleanArray = column_as(&b, 2, &DataType::Boolean)?;
+        let scheduled: BooleanArray = column_as(&b, 3, &DataType::Boolean)?;
+        let kinds: StringArray = column_as(&b, 4, &DataType::Utf8)?;
+        let sources: StringArray = column_as(&b, 5, &DataType::Utf8)?;
+        let avail = timestamps(&b, 6)?;
+        for i in 0..b.num_rows() {
+            rows.push(CalendarMeeting {
+                meeting_date: days_to_date(dates.value(i)),
+                meeting_start_date: (!starts.is_null(i)).then(|| days_to_date(starts.value(i))),
+                has_sep: (!sep.is_null(i)).then(|| sep.value(i)),
+                scheduled: scheduled.value(i),
+                kind: kinds.value(i).to_string(),
+                source: sources.value(i).to_string(),
+                available_at: (!avail.is_null(i)).then(|| micros(avail.value(i))),
+            });
+        }
+    }
+    Ok(Some(rows))
+}
+
+/// When the page's content became public: the end (23:59:59 New York) of its "Last Update"
+/// day, or the fetch time when that is earlier or the page has no date.
+pub fn page_available_at(
+    last_update: Option<NaiveDate>,
+    fetched_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let end_of_day = last_update.and_then(|d| {
+        chrono_tz::America::New_York
+            .from_local_datetime(&d.and_time(NaiveTime::from_hms_opt(23, 59, 59)?))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    });
+    end_of_day.map_or(fetched_at, |t| t.min(fetched_at))
+}
+
+/// The rows to land for a parsed page: its entries, plus every stored entry of the years the
+/// page covers that it no longer lists (kind [`NO_LONGER_LISTED`], not scheduled, known from
+/// this fetch).
+pub fn page_rows(
+    page: &parse::CalendarPage,
+    available_at: DateTime<Utc>,
+    stored: &[PageRow],
+) -> Vec<PageRow> {
+    let mut rows: Vec<PageRow> = page
+        .meetings
+        .iter()
+        .map(|m| PageRow {
+            meeting_date: m.meeting_date,
+            meeting_start_date: m.meeting_start_date,
+            has_sep: m.has_sep,
+            kind: m.kind.as_str(),
+            panel_year: match m.origin {
+                parse::Origin::Panel(y) => Some(y),
+                parse::Origin::Note => None,
+            },
+            label: m.label.clone(),
+            available_at,
+        })
+        .collect();
+    let listed: BTreeSet<NaiveDate> = rows.iter().map(|r| r.meeting_date).collect();
+    let first_year = page.panel_years.first().copied().unwrap_or(i32::MAX);
+    let last_year = rows
+        .iter()
+        .map(|r| r.meeting_date.year())
+        .max()
+        .unwrap_or(i32::MIN);
+    for old in stored {
+        let y = old.meeting_date.year();
+        if listed.contains(&old.meeting_date) || y < first_year || y > last_year {
+            continue;
+        }
+        rows.push(PageRow {
+            kind: NO_LONGER_LISTED.into(),
+            available_at: if old.kind == NO_LONGER_LISTED {
+                old.available_at
+            } else {
+                available_at
+            },
+            ..old.clone()
+        });
+    }
+    rows.sort_by_key(|r| r.meeting_date);
+    rows
+}
+
+fn ts_array(values: Vec<Option<DateTime<Utc>>>) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from(
+            values
+                .into_iter()
+                .map(|t| t.map(|t| t.timestamp_micros()))
+                .collect::<Vec<_>>(),
+        )
+        .with_timezone("UTC"),
+    )
+}
+
+fn page_batch(rows: &[PageRow], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|r| date_to_days(r.meeting_date))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|r| date_to_days(r.meeting_start_date))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.has_sep).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(PageRow::scheduled).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int32Array::from(
+            rows.iter().map(|r| r.panel_year).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(vec![PAGE_SOURCE; rows.len()])),
+        ts_array(rows.iter().map(|r| Some(r.available_at)).collect()),
+        crate::lake::ingested_at_column(rows.len(), run_at),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
+        table: table(),
+        message: e.to_string(),
+    })
+}
+
+fn calendar_batch(
+    rows: &[CalendarMeeting],
+    run_at: DateTime<Utc>,
+) -> Result<RecordBatch, LakeError> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|r| date_to_days(r.meeting_date))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|r| r.meeting_start_date.map(date_to_days))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.has_sep).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.scheduled).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter()
+                .map(CalendarMeeting::is_decision)
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
+        )),
+        ts_array(rows.iter().map(|r| r.available_at).collect()),
+        crate::lake::ingested_at_column(rows.len(), run_at),
+    ];
+    RecordBatch::try_new(calendar_schema(), columns).map_err(|e| LakeError::Data {
+        table: calendar_table(),
+        message: e.to_string(),
+    })
+}
+
+/// The FOMC calendar connector.
+#[derive(Debug, Clone)]
+pub struct Fomc {
+    config: FomcConfig,
+    seed_path: Option<std::path::PathBuf>,
+}
+
+impl Fomc {
+    /// A connector with these settings, merging over the seed at `seed_path` (`None` = the
+    /// built-in seed; the FedWatch step's `meetings_csv`, so both see one calendar).
+    pub fn new(config: FomcConfig, seed_path: Option<std::path::PathBuf>) -> Self {
+        Self { config, seed_path }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Fomc {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Fomc
+    }
+
+    async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
+        let lake_err = SourceError::lake(NAME);
+        // Read the seed first: a broken seed fails before anything is fetched or written.
+        let (seed_name, seed) = load_seed(self.seed_path.as_deref())?;
+        let req = Request::get(self.config.url.clone());
+        let resp = ctx.fetch(NAME, ITEM, &req, "fomccalendars.htm").await?;
+        let html = std::str::from_utf8(&resp.body).map_err(|e| {
+            SourceError::parse(NAME, ITEM, &resp.url, None, format!("not UTF-8: {e}"))
+        })?;
+        let page = parse::calendar(html)
+            .map_err(|e| SourceError::parse(NAME, ITEM, &resp.url, None, e.message))?;
+        let available_at = page_available_at(page.last_update, resp.fetched_at);
+        let stored = if ctx.window.full_refresh {
+            Vec::new()
+        } else {
+            read_page_rows(&ctx.lake)
+                .await
+                .map_err(&lake_err)?
+                .unwrap_or_default()
+        };
+        let rows = page_rows(&page, available_at, &stored);
+        let mode = if ctx.window.full_refresh {
+            WriteMode::Overwrite
+        } else {
+            WriteMode::Merge {
+                keys: vec!["meeting_date".into()],
+                ignore: vec!["ingested_at".into(), "available_at".into()],
+            }
+        };
+        let newest = rows.iter().map(|r| r.meeting_date).max();
+        let batch = page_batch(&rows, ctx.run_at).map_err(&lake_err)?;
+        let mut report = SourceReport::default();
+        report.rows_written += ctx
+            .land(NAME, &table(), batch, mode, (&table().name, newest))
+            .await?;
+
+        // The merged calendar, from what the lake now holds (kept available_at included).
+        let landed = read_page_rows(&ctx.lake)
+            .await
+            .map_err(&lake_err)?
+            .unwrap_or_default();
+        let calendar = merge(&seed_name, &seed, &landed);
+        if read_calendar(&ctx.lake).await.map_err(&lake_err)?.as_ref() != Some(&calendar) {
+            let written = ctx
+                .lake
+                .write(
+                    &calendar_table(),
+                    vec![calendar_batch(&calendar, ctx.run_at).map_err(&lake_err)?],
+                    WriteMode::Overwrite,
+                )
+                .await
+                .map_err(&lake_err)?;
+            report.rows_written += written.rows;
+        }
+        tracing::info!(
+            source = NAME,
+            entries = page.meetings.len(),
+            years = ?page.panel_years,
+            calendar = calendar.len(),
+            "FOMC calendar landed"
+        );
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    const PAGE: &str = include_str!(
+        "../../../tests/fixtures/upstream/www.federalreserve.gov/monetarypolicy_fomccalendars.htm.body.html"
+    );
+
+    fn fetched() -> DateTime<Utc> {
+        "2026-09-20T12:00:00Z".parse().unwrap()
+    }
+
+    fn real_rows() -> Vec<PageRow> {
+        let page = parse::calendar(PAGE).unwrap();
+        page_rows(&page, page_available_at(page.last_update, fetched()), &[])
+    }
+
+    #[test]
+    fn available_at_is_the_end_of_the_last_update_day_in_new_york() {
+        let page = parse::calendar(PAGE).unwrap();
+        let t = page_available_at(page.last_update, fetched());
+        assert_eq!(t.to_rfc3339(), "2026-09-17T03:59:59+00:00");
+        // A fetch before that (a page dated later than the clock) caps it.
+        let early: DateTime<Utc> = "2026-09-16T20:00:00Z".parse().unwrap();
+        assert_eq!(page_available_at(page.last_update, early), early);
+        assert_eq!(page_available_at(None, fetched()), fetched());
+    }
+
+    #[test]
+    fn the_seed_is_extended_through_january_2028_and_agrees_with_the_page() {
+        let seed = parse_seed(SEED).unwrap();
+        let page = real_rows();
+        // Every decision day of the years the page has a panel for is in the seed, and the
+        // seed has no other day in those years: the page contradicts no seed date.
+        for year in 2021..=2027 {
+            let from_page: Vec<NaiveDate> = page
+                .iter()
+                .filter(|r| r.meeting_date.year() == year && r.kind == "scheduled")
+                .map(|r| r.meeting_date)
+                .collect();
+            let from_seed: Vec<NaiveDate> = seed
+                .iter()
+                .filter(|s| s.meeting_date.year() == year)
+                .map(|s| s.meeting_date)
+                .collect();
+            assert_eq!(from_seed, from_page, "{year}");
+        }
+        let last = seed.last().unwrap();
+        assert_eq!(last.meeting_date, d("2028-01-26"));
+        assert!(last.source.contains("fomccalendars.htm"), "{}", last.source);
+        assert!(
+            seed.iter().all(|s| s.meeting_date != d("2025-08-22")),
+            "the notation vote is not a meeting"
+        );
+        assert!(
+            seed.iter()
+                .any(|s| s.meeting_date == d("2020-03-15") && !s.scheduled)
+        );
+    }
+
+    #[test]
+    fn the_page_replaces_the_seed_for_its_years_and_keeps_the_seed_elsewhere() {
+        let seed = vec![
+            SeedRow {
+                meeting_date: d("2020-03-15"),
+                scheduled: false,
+                source: "old".into(),
+            },
+            SeedRow {
+                meeting_date: d("2026-05-06"),
+                scheduled: true,
+                source: "projected".into(),
+            },
+        ];
+        let cal = merge("s.csv", &seed, &real_rows());
+        let days: Vec<NaiveDate> = cal.iter().map(|m| m.meeting_date).collect();
+        assert!(days.contains(&d("2020-03-15")), "seed years stay");
+        assert!(
+            !days.contains(&d("2026-05-06")),
+            "a date the page contradicts goes"
+        );
+        assert!(
+            days.contains(&d("2028-01-26")),
+            "the note's meeting is added"
+        );
+        let unscheduled = cal
+            .iter()
+            .find(|m| m.meeting_date == d("2020-03-15"))
+            .unwrap();
+        assert_eq!(unscheduled.kind, "unscheduled");
+        assert!(unscheduled.is_decision());
+        assert_eq!(unscheduled.source, "seed s.csv: old");
+        let vote = cal
+            .iter()
+            .find(|m| m.meeting_date == d("2025-08-22"))
+            .unwrap();
+        assert!(!vote.is_decision() && !vote.scheduled);
+        let decisions_2027 = cal
+            .iter()
+            .filter(|m| m.meeting_date.year() == 2027 && m.is_decision())
+            .count();
+        assert_eq!(decisions_2027, 8);
+    }
+
+    #[test]
+    fn an_entry_the_page_drops_is_marked_no_longer_listed() {
+        let page = parse::calendar(PAGE).unwrap();
+        let mut stored = real_rows();
+        let moved = PageRow {
+            meeting_date: d("2027-06-16"),
+            meeting_start_date: d("2027-06-15"),
+            has_sep: true,
+            kind: "scheduled".into(),
+            panel_year: Some(2027),
+            label: "June 15-16*".into(),
+            available_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        };
+        let old_year = PageRow {
+            meeting_date: d("2020-12-16"),
+            panel_year: Some(2020),
+            ..moved.clone()
+        };
+        stored.push(moved);
+        stored.push(old_year);
+        let now: DateTime<Utc> = "2026-10-01T00:00:00Z".parse().unwrap();
+        let rows = page_rows(&page, now, &stored);
+        let gone = rows
+            .iter()
+            .find(|r| r.meeting_date == d("2027-06-16"))
+            .unwrap();
+        assert_eq!(gone.kind, NO_LONGER_LISTED);
+        assert!(!gone.scheduled());
+        assert_eq!(gone.available_at, now);
+        assert!(
+            rows.iter().all(|r| r.meeting_date != d("2020-12-16")),
+            "a year that dropped off the page is left as it was"
+        );
+        let cal = merge("s", &[], &rows);
+        assert!(
+            !cal.iter()
+                .any(|m| m.meeting_date == d("2027-06-16") && m.is_decision())
+        );
+    }
+
+    #[test]
+    fn the_calendar_is_ingested_before_fedwatch_reads_it() {
+        // `ingest` with no source list (the nightly job's ingest step) runs SourceKind::ALL in order.
+        let pos = |k| SourceKind::ALL.iter().position(|x| *x == k).unwrap();
+        assert!(pos(SourceKind::Fomc) < pos(SourceKind::Fedwatch));
+        assert_eq!("fomc".parse::<SourceKind>(), Ok(SourceKind::Fomc));
+    }
+
+    #[test]
+    fn a_broken_seed_names_its_line() {
+        let (line, msg) =
+            parse_seed("meeting_date,scheduled,source\n2026-01-28,true,x\n2026-13-01,true,x\n")
+                .unwrap_err();
+        assert_eq!(line, Some(3), "{msg}");
+        let (_, msg) =
+            parse_seed("meeting_date,scheduled,source\n2026-01-28,true,x\n2026-01-28,true,y\n")
+                .unwrap_err();
+        assert!(msg.contains("listed twice"), "{msg}");
+    }
+}
