@@ -10,7 +10,16 @@
 //! own month), the FOMC calendar (the Fed's calendar page in `staging.fomc_meetings` merged over
 //! the built-in seed `sql/seeds/fomc_meetings.csv` or a file, see [`super::fomc`]), and
 //! FRED's DFEDTARL, EFFR, DGS2 and DGS1 (`staging.fred_observations_latest`). The method is in
-//! [`method`]. CME's paid FedWatch API is not wired: its layout could not be verified.
+//! [`method`] (CME's anchor-month method, with a guard against meetings in the last days of a
+//! month). CME's paid FedWatch API is not wired: its layout could not be verified.
+//!
+//! Point in time: the futures settle at the day's close; the target range in force is the newest
+//! DFEDTARL print at most [`MAX_TARGET_AGE_DAYS`] old; the effective rate — used only as the first
+//! meeting's start rate when no contract gives one — is the newest print *published* by the day:
+//! the New York Fed publishes EFFR for day t on the next business day at about 9:00, so it is the
+//! print dated before the day, never the day's own ([`published_effr`]). Without a target range or
+//! a start rate the day gets the proxy, with the reason. The proxy spread itself pairs the day's
+//! yield with the day's EFFR (the row is known the next business day, when both are out).
 
 pub mod method;
 
@@ -18,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
@@ -85,10 +94,38 @@ pub struct Fedwatch {
     config: FedwatchConfig,
 }
 
-type Series = BTreeMap<NaiveDate, f64>;
+/// A daily series by date.
+pub type Series = BTreeMap<NaiveDate, f64>;
+
+/// Days a target range (DFEDTARL, a 7-day daily series) may be carried to a day.
+pub const MAX_TARGET_AGE_DAYS: i64 = 7;
+/// Days an effective-rate print may be carried as the start rate (weekends, holidays).
+pub const MAX_EFFR_AGE_DAYS: i64 = 7;
 
 fn as_of(series: Option<&Series>, day: NaiveDate) -> Option<f64> {
     series.and_then(|s| s.range(..=day).next_back().map(|(_, v)| *v))
+}
+
+/// The newest value dated on or before `day` and at most `max_age` days older.
+fn latest_within(
+    series: Option<&Series>,
+    day: NaiveDate,
+    max_age: i64,
+) -> Option<(NaiveDate, f64)> {
+    series
+        .and_then(|s| s.range(..=day).next_back())
+        .filter(|(d, _)| (day - **d).num_days() <= max_age)
+        .map(|(d, v)| (*d, *v))
+}
+
+/// The effective rate as published by `day`: the New York Fed publishes the rate for day `t` on
+/// the next business day at about 9:00, so by the close of `day` (when the futures settle) the
+/// newest print is dated *before* `day` — never `day` itself. At most [`MAX_EFFR_AGE_DAYS`] old.
+pub fn published_effr(series: Option<&Series>, day: NaiveDate) -> Option<method::PublishedEffr> {
+    series
+        .and_then(|s| s.range(..day).next_back())
+        .filter(|(d, _)| (day - **d).num_days() <= MAX_EFFR_AGE_DAYS)
+        .map(|(d, v)| method::PublishedEffr { date: *d, pct: *v })
 }
 
 struct Inputs {
@@ -174,7 +211,7 @@ struct ProbRows {
     prob: Vec<f64>,
     start: Vec<f64>,
     end: Vec<f64>,
-    method: Vec<&'static str>,
+    method: Vec<String>,
     contracts: Vec<String>,
 }
 
@@ -300,19 +337,30 @@ impl Source for Fedwatch {
         {
             let next = meetings.iter().find(|m| **m >= day).copied();
             let effr_now = as_of(effr, day);
-            let low = as_of(inputs.fred.get("DFEDTARL"), day).map(|l| (l * 100.0).round() as i64);
+            let low = latest_within(inputs.fred.get("DFEDTARL"), day, MAX_TARGET_AGE_DAYS)
+                .map(|(_, l)| (l * 100.0).round() as i64);
+            let published = published_effr(effr, day);
             let curve = inputs.curves.get(&day);
-            let odds = match (curve, low, effr_now) {
-                (Some((c, _)), Some(low), Some(e)) => {
-                    method::meeting_odds(day, &meetings, c, low, e)
+            let (priced, no_odds) = match (curve, low) {
+                (Some((c, _)), Some(low)) => {
+                    let p = method::meeting_odds(day, &meetings, c, low, published);
+                    let gap = p.gap.as_ref().map(ToString::to_string);
+                    (p.meetings, gap)
                 }
-                _ => Vec::new(),
+                (None, _) => (Vec::new(), None),
+                (Some(_), None) => (
+                    Vec::new(),
+                    Some(format!(
+                        "no target range (DFEDTARL) dated within {MAX_TARGET_AGE_DAYS} days \
+                         before the day"
+                    )),
+                ),
             };
-            if next.is_some() && odds.first().map(|o| o.meeting_date) == next {
+            if next.is_some() && priced.first().map(|o| o.meeting_date) == next {
                 let contracts = curve
                     .map(|(_, names)| names.iter().cloned().collect::<Vec<_>>().join(","))
                     .unwrap_or_default();
-                for (k, o) in odds.iter().enumerate() {
+                for (k, o) in priced.iter().enumerate() {
                     for (l, p) in &o.probabilities {
                         probs.as_of.push(date_to_days(day));
                         probs.meeting.push(date_to_days(o.meeting_date));
@@ -321,7 +369,7 @@ impl Source for Fedwatch {
                         probs.prob.push((p * 1e9).round() / 1e9);
                         probs.start.push(o.rate_start_pct);
                         probs.end.push(o.rate_end_pct);
-                        probs.method.push(o.method);
+                        probs.method.push(o.method.clone());
                         probs.contracts.push(contracts.clone());
                     }
                 }
@@ -341,11 +389,12 @@ impl Source for Fedwatch {
                 (_, Some(y)) if fresh("DGS1") => ("DGS1 - EFFR", Some(y)),
                 _ => ("none", None),
             };
-            let why_no_futures = match next {
-                None => "no upcoming FOMC meeting in the calendar".to_string(),
-                Some(m) => format!(
-                    "no futures contract for the {} meeting month",
-                    m.format("%Y-%m")
+            let why_no_futures = match (next, no_odds) {
+                (None, _) => "no upcoming FOMC meeting in the calendar".to_string(),
+                (Some(_), Some(gap)) => gap,
+                (Some(m), None) => format!(
+                    "no futures settlement on the day for the {} meeting month",
+                    method::month_label(m.with_day(1).unwrap_or(m))
                 ),
             };
             let reason = if proxy == "none" {
@@ -400,6 +449,41 @@ impl Source for Fedwatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// EFFR for day t is published on the next business day at ~9:00 New York: on the as-of day
+    /// the newest print is the previous business day's, never the day's own.
+    #[test]
+    fn the_start_rate_is_the_effr_published_by_the_day() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // Real EFFR prints (the snapshot's FRED body) around the 2025-09-17 cut.
+        let effr: Series = [
+            (d("2025-09-16"), 4.33),
+            (d("2025-09-17"), 4.33),
+            (d("2025-09-18"), 4.08),
+            (d("2025-09-19"), 4.08),
+            (d("2025-09-22"), 4.09),
+        ]
+        .into_iter()
+        .collect();
+        // On 2025-09-18 the 4.08 print for that day is not out yet (published 09-19, 9:00).
+        let p = published_effr(Some(&effr), d("2025-09-18")).unwrap();
+        assert_eq!(
+            (p.date, p.pct),
+            (d("2025-09-17"), 4.33),
+            "not the same-day print"
+        );
+        // Monday 09-22: Friday's print.
+        let p = published_effr(Some(&effr), d("2025-09-22")).unwrap();
+        assert_eq!((p.date, p.pct), (d("2025-09-19"), 4.08));
+        // Too old: nothing rather than a stale rate.
+        assert_eq!(published_effr(Some(&effr), d("2025-10-01")), None);
+        assert_eq!(published_effr(None, d("2025-09-22")), None);
+        assert_eq!(
+            latest_within(Some(&effr), d("2025-09-18"), MAX_TARGET_AGE_DAYS),
+            Some((d("2025-09-18"), 4.08)),
+            "a target range is in force on its own date"
+        );
+    }
 
     #[test]
     fn seed_has_the_published_calendar() {

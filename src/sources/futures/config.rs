@@ -15,15 +15,20 @@ pub struct FuturesConfig {
     /// Yahoo chart v8 base URL.
     pub yahoo_url: Url,
     /// Fetch CME's daily settlements for every listed ZQ month (the whole curve, one request a
-    /// trade date). Off in the offline snapshot, which has no recorded CME answer.
+    /// trade date). Off in the offline snapshot's nightly (its CME recordings are for
+    /// 2026-09-14 … 18 only; replay them with `--since 2026-09-14 --until 2026-09-18`).
     pub cme_enabled: bool,
-    /// CME settlements service base URL (`{cme_url}{product_id}/FUT?tradeDate=MM/DD/YYYY`).
+    /// CME settlements service base URL (`{cme_url}{product_id}/FUT?tradeDate=MM/DD/YYYY`, the
+    /// URL CME's own settlements page calls).
     pub cme_url: Url,
     /// CME product id of 30-Day Federal Funds futures.
     pub cme_product_id: u32,
     /// Trade days to walk back from the run date to find the latest settlements (weekends,
     /// holidays, runs before CME publishes).
     pub cme_max_days_back: u32,
+    /// On a backfill (`--since`), how many of the window's last weekdays to ask CME for, one
+    /// request each (its public service keeps about five business days; older days are empty).
+    pub cme_backfill_days: u32,
     /// Folder of per-contract history CSV files a user owns (schema in the module doc).
     pub vendor_dir: Option<PathBuf>,
     /// Days re-requested before the watermark on incremental runs.
@@ -45,6 +50,7 @@ impl Default for FuturesConfig {
             .expect("valid"),
             cme_product_id: 305,
             cme_max_days_back: 5,
+            cme_backfill_days: 10,
             vendor_dir: None,
             lookback_days: 7,
             start_date: NaiveDate::from_ymd_opt(2015, 1, 1).expect("valid"),

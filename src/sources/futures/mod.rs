@@ -5,8 +5,12 @@
 //!   history). Stored as contract `ZQ=F` with `contract_month` = the trade date's month: ZQ
 //!   contracts expire on their month's last business day, so the front month on day D is D's
 //!   own month.
-//! * **CME settlements** (`cme_enabled`) — every listed ZQ month for the latest trade date: the
-//!   whole curve in one request, what a nightly run needs.
+//! * **CME settlements** (`cme_enabled`) — every listed ZQ month (60 of them) for the latest
+//!   trade date: the whole curve in one request, what a nightly run needs; a backfill
+//!   (`--since`) asks for the last `cme_backfill_days` weekdays of its window (CME keeps about
+//!   five business days; older ones answer empty).
+//!   The snapshot has real recordings of four days (2026-09-14 … 17) and 2026-09-18 under
+//!   `tests/fixtures/upstream/www.cmegroup.com/`.
 //! * **Vendor folder** (`vendor_dir`) — per-contract history a user owns, CSV files with header
 //!   `trade_date,contract,settle` and optional `volume,open_interest` (contract like `ZQZ25`).
 //!   A bad row fails its file (named with file:line); the other files still land.
@@ -144,8 +148,13 @@ impl Futures {
             .collect())
     }
 
+    /// CME settlements: on a backfill (`--since`) the last `cme_backfill_days` weekdays of the
+    /// window, else the newest
+    /// trade date at or before the run day that CME has settled (walking back over weekends and
+    /// holidays, which CME answers with an empty list). CME's public service keeps only about the
+    /// last five business days: older days answer empty and land nothing.
     async fn cme(&self, ctx: &IngestContext) -> Result<Vec<Settle>, SourceError> {
-        let mut day = ctx.window.until.unwrap_or_else(|| ctx.run_at.date_naive());
+        let until = ctx.window.until.unwrap_or_else(|| ctx.run_at.date_naive());
         let url = self
             .config
             .cme_url
@@ -159,17 +168,26 @@ impl Futures {
                     e.to_string(),
                 )
             })?;
+        let weekday = |d: &NaiveDate| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun);
+        if let Some(since) = ctx.window.since {
+            let days: Vec<NaiveDate> = since
+                .iter_days()
+                .take_while(|d| *d <= until)
+                .filter(weekday)
+                .collect();
+            let skip = days
+                .len()
+                .saturating_sub(self.config.cme_backfill_days as usize);
+            let mut out = Vec::new();
+            for day in days.into_iter().skip(skip) {
+                out.extend(self.cme_day(ctx, &url, day).await?);
+            }
+            return Ok(out);
+        }
+        let mut day = until;
         for _ in 0..=self.config.cme_max_days_back {
-            if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-                let req = Request::get(url.clone())
-                    .query("strategy", "DEFAULT")
-                    .query("tradeDate", &day.format("%m/%d/%Y").to_string());
-                let item = format!("CME settlements {day}");
-                let resp = ctx
-                    .fetch(NAME, &item, &req, &format!("cme-settlements-{day}.json"))
-                    .await?;
-                let rows = parse::cme_settlements(&resp.body, day)
-                    .map_err(|m| SourceError::parse(NAME, &item, &resp.url, None, m))?;
+            if weekday(&day) {
+                let rows = self.cme_day(ctx, &url, day).await?;
                 if !rows.is_empty() {
                     return Ok(rows);
                 }
@@ -177,6 +195,22 @@ impl Futures {
             day -= chrono::Duration::days(1);
         }
         Ok(Vec::new())
+    }
+
+    /// One trade date's settlements (`{cme_url}{product}/FUT?tradeDate=MM/DD/YYYY`).
+    async fn cme_day(
+        &self,
+        ctx: &IngestContext,
+        url: &url::Url,
+        day: NaiveDate,
+    ) -> Result<Vec<Settle>, SourceError> {
+        let req = Request::get(url.clone()).query("tradeDate", &day.format("%m/%d/%Y").to_string());
+        let item = format!("CME settlements {day}");
+        let resp = ctx
+            .fetch(NAME, &item, &req, &format!("cme-settlements-{day}.json"))
+            .await?;
+        parse::cme_settlements(&resp.body, day)
+            .map_err(|m| SourceError::parse(NAME, &item, &resp.url, None, m))
     }
 
     fn vendor(&self, dir: &std::path::Path, report: &mut SourceReport) -> Vec<(Settle, String)> {

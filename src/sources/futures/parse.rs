@@ -59,8 +59,12 @@ fn cme_number(raw: &str) -> Option<f64> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CmeBody {
+    #[serde(default)]
     settlements: Vec<CmeRow>,
     trade_date: Option<String>,
+    /// CME answers a weekend, holiday or not-yet-settled day with `"empty": true`.
+    #[serde(default)]
+    empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -80,12 +84,17 @@ struct CmeRow {
     open_interest: String,
 }
 
-/// Parses CME's settlements JSON for one trade date (`month` like `DEC 25`, numbers as strings
-/// with thousands separators, `-` for none; the `Total` row is skipped). An empty list (a
-/// holiday) gives no rows.
+/// Parses CME's settlements JSON for one trade date, as CME serves it: `month` like `DEC 25`,
+/// every number a string — `A`/`B` suffixes for ask/bid quotes (`95.3050B`), `-` for none,
+/// thousands commas in volume and open interest — and a final `Total` row (skipped). A row
+/// without a settlement price is skipped; `"empty": true` or an empty list (a weekend, a
+/// holiday, a day not settled yet) gives no rows.
 pub fn cme_settlements(body: &[u8], trade_date: NaiveDate) -> Result<Vec<Settle>, String> {
     let body: CmeBody =
         serde_json::from_slice(body).map_err(|e| format!("not the CME settlements layout: {e}"))?;
+    if body.empty {
+        return Ok(Vec::new());
+    }
     if let Some(td) = body.trade_date.as_deref().filter(|t| !t.is_empty())
         && let Ok(d) = NaiveDate::parse_from_str(td, "%m/%d/%Y")
         && d != trade_date
@@ -224,6 +233,66 @@ mod tests {
                 d("2025-11-24")
             )
             .is_err()
+        );
+    }
+
+    /// The real answers recorded in the snapshot: 60 contract months, SEP 26 … AUG 31, each day.
+    #[test]
+    fn real_cme_answers() {
+        const DIR: &str = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/upstream/www.cmegroup.com/"
+        );
+        for day in 14..=18 {
+            let path = format!(
+                "{DIR}CmeWS_mvc_Settlements_Futures_Settlements_305_FUT--tradeDate=09_2F{day}_2F2026.body.json"
+            );
+            let body = std::fs::read(&path).unwrap();
+            let date = d(&format!("2026-09-{day}"));
+            let rows = cme_settlements(&body, date).unwrap();
+            assert_eq!(rows.len(), 60, "{path}");
+            assert_eq!(rows[0].contract, "ZQU26");
+            assert_eq!(rows[59].contract, "ZQQ31");
+            assert_eq!(rows[59].contract_month, Some(d("2031-08-01")));
+            assert!(
+                rows.iter()
+                    .all(|r| r.date == date && (90.0..100.0).contains(&r.settle))
+            );
+            // Thousands commas: the volumes add up to the Total row's.
+            let total: f64 = rows.iter().filter_map(|r| r.volume).sum();
+            let expected = match day {
+                14 => 747_523.0,
+                15 => 627_147.0,
+                16 => 1_533_715.0,
+                17 => 703_700.0,
+                _ => 290_392.0,
+            };
+            assert_eq!(total, expected, "{path}");
+        }
+        let body = std::fs::read(format!(
+            "{DIR}CmeWS_mvc_Settlements_Futures_Settlements_305_FUT--tradeDate=09_2F18_2F2026.body.json"
+        ))
+        .unwrap();
+        let rows = cme_settlements(&body, d("2026-09-18")).unwrap();
+        let nov27 = rows.iter().find(|r| r.contract == "ZQX27").unwrap();
+        // "high": "95.4150B" (a bid), "settle": "95.3300", "openInterest": "1,844"
+        assert_eq!(
+            (nov27.high, nov27.settle, nov27.open_interest),
+            (Some(95.415), 95.33, Some(1844.0))
+        );
+        let jan28 = rows.iter().find(|r| r.contract == "ZQF28").unwrap();
+        assert_eq!(
+            (jan28.open, jan28.settle),
+            (None, 95.36),
+            "\"-\" is no value"
+        );
+        assert!(
+            cme_settlements(
+                br#"{"settlements":[],"tradeDate":"09/19/2026","empty":true}"#,
+                d("2026-09-19")
+            )
+            .unwrap()
+            .is_empty()
         );
     }
 
