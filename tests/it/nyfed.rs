@@ -271,6 +271,78 @@ fn soma_bills_change_equals_bill_purchases_settled_each_week() {
     );
 }
 
+/// `marts.bill_purchases` classifies the real operations: the $75 M test operation of
+/// 2026-02-26 is a small-value exercise, every other one since 2025-12-12 is reserve management
+/// or reinvestment (not separable), and the monthly pace is set against the announced $40 bn.
+#[test]
+fn bill_purchases_are_classified_and_paced_against_the_announced_40bn() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest_ok(dir.path(), &lake, &[]);
+    let (code, out, err) = run(bin(repo())
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--config")
+        .arg(snapshot_config())
+        .args(["build", "--select", "bill_purchases"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let purposes = sql_csv(
+        dir.path(),
+        &lake,
+        "select purpose, count(*) as n, min(accepted_usd) as smallest, max(accepted_usd) as largest \
+         from marts.bill_purchases group by 1 order by 1",
+    );
+    assert_eq!(
+        purposes.trim(),
+        "purpose,n,smallest,largest\n\
+         reserve_management_or_reinvestment,49,3288000000.0,8306000000.0\n\
+         small_value_exercise,1,75000000.0,75000000.0"
+    );
+    let test_op = sql_csv(
+        dir.path(),
+        &lake,
+        "select operation_id, operation_date, purpose from marts.bill_purchases where accepted_usd < 1e9",
+    );
+    assert_eq!(
+        test_op.trim(),
+        "operation_id,operation_date,purpose\nOR 022626 25,2026-02-26,small_value_exercise"
+    );
+    // Monthly pace (programme purchases, $bn) against the announced $40 bn of RMPs; the excess
+    // is agency-principal reinvestment plus any change in the RMP pace. December and August are
+    // partial months; no announced pace is recorded after April 2026.
+    let months = sql_csv(
+        dir.path(),
+        &lake,
+        "select distinct month_start, month_programme_accepted_usd / 1e9 as bn, month_is_partial, \
+                announced_rmp_usd_per_month / 1e9 as announced_bn, month_vs_announced_rmp_usd / 1e9 as vs_bn \
+         from marts.bill_purchases order by 1",
+    );
+    assert_eq!(
+        months.trim(),
+        "month_start,bn,month_is_partial,announced_bn,vs_bn\n\
+         2025-12-01,38.099,true,40.0,-1.901\n\
+         2026-01-01,48.164,false,40.0,8.164\n\
+         2026-02-01,54.235,false,40.0,14.235\n\
+         2026-03-01,60.361,false,40.0,20.361\n\
+         2026-04-01,33.845,false,40.0,-6.155\n\
+         2026-05-01,39.2,false,,\n\
+         2026-06-01,19.821,false,,\n\
+         2026-07-01,30.405,false,,\n\
+         2026-08-01,8.632,true,,"
+    );
+    // Totals: everything (as before) vs the programme without the test operation.
+    let last = sql_csv(
+        dir.path(),
+        &lake,
+        "select cum_accepted_usd, programme_cum_accepted_usd from marts.bill_purchases \
+         order by operation_date desc, operation_id desc limit 1",
+    );
+    assert_eq!(
+        last.trim(),
+        "cum_accepted_usd,programme_cum_accepted_usd\n332837000000.0,332762000000.0"
+    );
+}
+
 fn body(file: &str) -> Vec<u8> {
     std::fs::read(snapshot().join(file)).unwrap()
 }

@@ -112,8 +112,13 @@ pub struct OperationRow {
 }
 
 /// Whether an operation type is an outright purchase of Treasury bills (`Outright Bill
-/// Purchase`; matched on the words `bill` and `purchase`, case-insensitively). These are the
-/// reserve-management purchases of 2019–2020 and from 2025-12-12 on, among others.
+/// Purchase`; matched on the words `bill` and `purchase`, case-insensitively). Not every such
+/// operation is a reserve-management purchase: small-value exercises (test operations of
+/// $50–75 M) are published as ordinary bill purchases, and since December 2025 the Desk buys the
+/// reserve-management amount and the reinvestment of agency principal in the same operations,
+/// which no operation field tells apart. `marts.bill_purchases` classifies them by the rule the
+/// data allows (`purpose`: small-value exercise below $100 M accepted, else reserve management
+/// or reinvestment).
 pub fn is_bill_purchase(operation_type: &str) -> bool {
     let t = operation_type.to_ascii_lowercase();
     let words: Vec<&str> = t.split_whitespace().collect();
