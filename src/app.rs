@@ -98,7 +98,7 @@ impl App {
     pub fn new(config: Config, lake_url: Option<&str>, mode: Mode) -> Result<Self, AppError> {
         crate::http::redact::register_env_secrets();
         let url = lake_url.unwrap_or(&config.lake.url).to_string();
-        let lake = Lake::open(&url, config.lake.allow_http)?;
+        let lake = Lake::open(&url, config.lake.allow_http)?.with_cutoff(config.models.cutoff()?);
         let http = HttpEngine::new(config.http.clone(), mode)?;
         Ok(Self { config, lake, http })
     }
@@ -130,6 +130,23 @@ impl App {
     ) -> Result<Vec<RecordBatch>, AppError> {
         let session = self.session(as_of).await?;
         Ok(crate::query::collect(&session.ctx, sql).await?)
+    }
+
+    /// Runs a SQL query over the marts as known on `day`: staging cut to what was public by that
+    /// day's cut-off, every model recomputed from it in memory.
+    pub async fn query_known_on(
+        &self,
+        sql: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<RecordBatch>, AppError> {
+        let ctx = crate::models::evaluate(
+            &self.lake,
+            &self.views(),
+            std::path::Path::new("sql"),
+            Some(day),
+        )
+        .await?;
+        Ok(crate::query::collect(&ctx, sql).await?)
     }
 
     /// Writes a query's result to `path` (parent folders created, file replaced atomically) and

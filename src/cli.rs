@@ -206,8 +206,13 @@ pub struct SqlArgs {
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Time travel: a Delta version number, an RFC 3339 time or a YYYY-MM-DD date.
-    #[arg(long, value_name = "VERSION|TIME")]
+    #[arg(long, value_name = "VERSION|TIME", conflicts_with = "known_on")]
     pub as_of: Option<AsOf>,
+    /// Point in time: every staging table cut to what was public by this day's cut-off
+    /// (`available_at`, `[models] cutoff`) and every model under `sql/` recomputed from it in
+    /// memory — the marts as they would have been built that day (nothing is written).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub known_on: Option<chrono::NaiveDate>,
 }
 
 impl clap::builder::ValueParserFactory for AsOf {
@@ -270,7 +275,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Ingest(args) => ingest(&app, args).await,
         Command::Sql(args) => {
-            let batches = app.query(&args.query, args.as_of.as_ref()).await?;
+            let batches = match args.known_on {
+                Some(day) => app.query_known_on(&args.query, day).await?,
+                None => app.query(&args.query, args.as_of.as_ref()).await?,
+            };
             query::emit(&batches, args.format, args.output.as_deref())?;
             Ok(())
         }

@@ -28,6 +28,12 @@ pub enum ConfigError {
         /// TOML's message, with line and column.
         message: String,
     },
+    /// A setting has a value that cannot be used.
+    #[error("config: {message}")]
+    Invalid {
+        /// Which setting and why.
+        message: String,
+    },
 }
 
 /// `[lake]`.
@@ -73,6 +79,32 @@ pub struct ModelsConfig {
     /// The day `freshness` tests measure staleness from; unset = today (UTC). A recorded
     /// snapshot sets the day it was recorded.
     pub reference_date: Option<chrono::NaiveDate>,
+    /// The daily cut-off of the marts, `HH:MM` local time in `cutoff_zone` (default `18:30`, after
+    /// the US close): a mart row for day D uses only values public (`available_at`) by D at this
+    /// time. Changing it changes what marts show: rebuild them with `--full-refresh`.
+    pub cutoff: Option<String>,
+    /// IANA time zone of `cutoff` (default `America/New_York`).
+    pub cutoff_zone: Option<String>,
+}
+
+impl ModelsConfig {
+    /// The configured cut-off (defaults filled in); an error names the bad value.
+    pub fn cutoff(&self) -> Result<crate::availability::Cutoff, ConfigError> {
+        let mut cutoff = crate::availability::Cutoff::default();
+        if let Some(t) = &self.cutoff {
+            cutoff.time = chrono::NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| {
+                ConfigError::Invalid {
+                    message: format!("[models] cutoff {t:?} is not HH:MM (e.g. \"18:30\")"),
+                }
+            })?;
+        }
+        if let Some(z) = &self.cutoff_zone {
+            cutoff.zone = z.parse().map_err(|_| ConfigError::Invalid {
+                message: format!("[models] cutoff_zone {z:?} is not an IANA time zone (e.g. \"America/New_York\")"),
+            })?;
+        }
+        Ok(cutoff)
+    }
 }
 
 impl Config {
@@ -91,6 +123,10 @@ impl Config {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let mut config = Self::parse(&text, path)?;
+                config.models.cutoff().map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
                 let base = path.parent().unwrap_or(Path::new(""));
                 config.sources.resolve_paths(base);
                 config.serve.resolve_paths(base);

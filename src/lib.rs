@@ -4,6 +4,8 @@
 //! and prices through one HTTP engine ([`http`]) into Delta tables on any object store
 //! ([`lake`]); SQL runs over them with DataFusion ([`query`]).
 //!
+//! * [`availability`] — when each staged value became public (`available_at`) and the daily
+//!   cut-off that makes it usable (`known_on`).
 //! * [`config`] — `macrolake.toml`.
 //! * [`http`] — the HTTP engine: retries, backoff, `Retry-After`, per-host limits, record/replay,
 //!   secret redaction.
@@ -17,6 +19,7 @@
 //! * [`app`] — the commands' logic; [`cli`] — their arguments.
 
 pub mod app;
+pub mod availability;
 pub mod chart;
 pub mod cli;
 pub mod config;

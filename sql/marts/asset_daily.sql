@@ -1,41 +1,45 @@
--- description: Per symbol and trading day: close, daily return, running all-time high, drawdown from it and a new-high flag, plus the asset role (bitcoin, small_caps, large_caps, tech, blue_chips, silver). Highs are over the history in the lake (from 2015 in the offline snapshot).
+-- description: Per symbol and trading day: close, daily return, running all-time high, drawdown from it and a new-high flag, plus the asset role (bitcoin, small_caps, large_caps, tech, blue_chips, silver). Highs are over the symbol's whole history in the lake (history_start says since when: the source's earliest day, not the instrument's true first day when the source's history is shorter).
 -- column symbol: ticker as stored in staging.prices_daily
 -- column role: asset role the symbol stands for (seeds.asset_roles; 'other' when not listed)
--- column close: close of the day (the preferred source's row when several sources have it)
--- column daily_return: close / previous close − 1
--- column ath_close: highest close up to and including the day
--- column drawdown_pct: close / ath_close − 1, in percent (0 at a new high)
--- column is_new_high: the close is a new all-time high (strictly above every earlier close)
+-- column date: trading day (for bitcoin, the UTC day of the candle)
+-- column close: close of the day, in the symbol's currency (USD); the preferred source's row when several sources have it (yahoo, then coinbase, stooq, others)
+-- column daily_return: close / the symbol's previous close − 1 (a fraction, not %)
+-- column ath_close: highest close of this symbol from history_start up to and including the day
+-- column drawdown_pct: (close / ath_close − 1) × 100, % (0 at a new high)
+-- column is_new_high: the close is strictly above every earlier close of the symbol since history_start
+-- column history_start: first day of the symbol's history in the lake: highs, drawdowns and new-high flags are "since history_start"
+-- column available_at: when the close became public (UTC; the price row's available_at)
+-- column known_on: first day whose cut-off (default 18:30 New York) is at or after available_at: the first mart day that may use the row
 -- materialized: incremental
 -- unique_key: symbol, date
--- time_column: date
--- lookback_days: 7
+-- partition_by: symbol
 -- test: unique(symbol, date)
--- test: not_null(symbol, date, close, ath_close, drawdown_pct)
+-- test: not_null(symbol, date, close, ath_close, drawdown_pct, history_start, known_on)
 -- test: accepted_range(drawdown_pct, -100, 0)
 -- test: relationships(symbol, staging.prices_daily.symbol)
 -- test: freshness(date, 7)
 WITH ranked AS (
     SELECT
-        symbol, date, close,
+        symbol, date, close, available_at,
         row_number() OVER (
             PARTITION BY symbol, date
-            ORDER BY CASE source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END
+            ORDER BY CASE source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END, source
         ) AS pick
     FROM staging.prices_daily
 ),
 prices AS (
-    SELECT symbol, date, close FROM ranked WHERE pick = 1
+    SELECT symbol, date, close, available_at FROM ranked WHERE pick = 1
 ),
 roles AS (
-    SELECT symbol, role FROM seeds.asset_roles
+    SELECT symbol, min(role) AS role FROM seeds.asset_roles GROUP BY symbol
 ),
 highs AS (
     SELECT
-        symbol, date, close,
+        symbol, date, close, available_at,
         close / lag(close) OVER (PARTITION BY symbol ORDER BY date) - 1 AS daily_return,
         max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ath_close,
-        max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_high
+        max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_high,
+        min(date) OVER (PARTITION BY symbol) AS history_start
     FROM prices
 )
 SELECT
@@ -46,7 +50,10 @@ SELECT
     h.daily_return,
     h.ath_close,
     (h.close / h.ath_close - 1) * 100 AS drawdown_pct,
-    coalesce(h.close > h.prior_high, false) AS is_new_high
+    coalesce(h.close > h.prior_high, false) AS is_new_high,
+    h.history_start,
+    h.available_at,
+    known_on(h.available_at) AS known_on
 FROM highs h
 LEFT JOIN roles r ON r.symbol = h.symbol
 ORDER BY h.symbol, h.date

@@ -1,32 +1,36 @@
--- description: Days when bitcoin and small caps (Russell 2000) both set new all-time highs within ±5 trading days of each other: one row per bitcoin new-high day with the nearest small-cap new high in the window, each side's date and level.
+-- description: Days when bitcoin and small caps both set new highs within ±5 small-cap sessions of each other: one row per bitcoin new-high day with the nearest small-cap new high in the window, each side's date, symbol and level. Roles come from marts.asset_roles_daily (small caps: ^RUT, else IWM); a new high is the instrument's own (strictly above every earlier close of that symbol since its high_since day), so a switch of instrument never makes a high by itself.
 -- column btc_date: bitcoin's new-high day
--- column btc_close: bitcoin's close that day
--- column small_caps_date: the nearest Russell 2000 new-high day within ±5 small-cap trading days
--- column small_caps_close: the Russell 2000 close that day
+-- column btc_close: bitcoin's close that day, USD
+-- column btc_high_since: first day of bitcoin's history in the lake: "new high" means since then
+-- column small_caps_date: the nearest small-cap new-high day within ±5 small-cap sessions
+-- column small_caps_symbol: the small-cap instrument that made it (^RUT or IWM)
+-- column small_caps_close: its close that day (the instrument's own units)
+-- column small_caps_high_since: first day of that instrument's history in the lake
 -- column gap_days: small_caps_date − btc_date, in calendar days
 -- test: unique(btc_date)
--- test: not_null(btc_date, small_caps_date)
+-- test: not_null(btc_date, small_caps_date, small_caps_symbol)
 WITH rut AS (
-    SELECT date, close, is_new_high,
+    SELECT date, symbol, close, is_new_high, high_since,
            row_number() OVER (ORDER BY date) AS td
-    FROM marts.asset_daily WHERE symbol = '^RUT'
+    FROM marts.asset_roles_daily WHERE role = 'small_caps'
 ),
 btc_highs AS (
-    SELECT date, close FROM marts.asset_daily WHERE symbol = 'BTC-USD' AND is_new_high
+    SELECT date, close, high_since FROM marts.asset_roles_daily WHERE role = 'bitcoin' AND is_new_high
 ),
--- Each bitcoin high maps to the small-cap trading day on or before it.
+-- Each bitcoin high maps to the small-cap session on or before it.
 anchored AS (
-    SELECT b.date AS btc_date, b.close AS btc_close, max(r.td) AS td
+    SELECT b.date AS btc_date, b.close AS btc_close, b.high_since AS btc_high_since, max(r.td) AS td
     FROM btc_highs b JOIN rut r ON r.date <= b.date
-    GROUP BY b.date, b.close
+    GROUP BY b.date, b.close, b.high_since
 ),
 pairs AS (
-    SELECT a.btc_date, a.btc_close, r.date AS small_caps_date, r.close AS small_caps_close,
+    SELECT a.btc_date, a.btc_close, a.btc_high_since, r.date AS small_caps_date, r.symbol AS small_caps_symbol,
+           r.close AS small_caps_close, r.high_since AS small_caps_high_since,
            row_number() OVER (PARTITION BY a.btc_date ORDER BY abs(r.td - a.td), r.date) AS nearest
     FROM anchored a
     JOIN rut r ON r.is_new_high AND r.td BETWEEN a.td - 5 AND a.td + 5
 )
-SELECT btc_date, btc_close, small_caps_date, small_caps_close,
+SELECT btc_date, btc_close, btc_high_since, small_caps_date, small_caps_symbol, small_caps_close, small_caps_high_since,
        CAST(small_caps_date - btc_date AS BIGINT) AS gap_days
 FROM pairs WHERE nearest = 1
 ORDER BY btc_date

@@ -1,65 +1,103 @@
--- description: The product's table — one row per calendar day: net liquidity and its changes, reserves, cumulative Fed bill purchases since the reserve-management programme began (2025-12-12), the priced policy path (FedWatch, else the labelled proxy), expected EPS growth, bitcoin's and the Russell 2000's (and other risk assets') closes and drawdowns from their highs, their rolling 90-day return correlation, and a divergence flag.
--- column date: calendar day (weekends and holidays carry the last equity close; bitcoin trades every day)
--- column net_liquidity_musd: Fed total assets − TGA − ON RRP, $M (marts.net_liquidity_daily)
--- column bill_purchases_cum_usd: Fed outright T-bill purchases accepted since 2025-12-12, USD, by operation date
--- column next_meeting_date: next FOMC decision on or after the day
--- column next_meeting_cut_prob: FedWatch probability of a lower target range at the next meeting (NULL where no futures cover it)
--- column priced_change_bp: proxy for the priced policy move where FedWatch has nothing: 2y (else 1y) yield − EFFR, bp
--- column sp500_eps_growth_pct: next-year over this-year S&P 500 operating EPS growth, % (marts.eps_growth, newest edition known that day)
--- column sp600_eps_growth_pct: the same for the S&P 600 small caps
--- column btc_rut_corr_90d: correlation of bitcoin and Russell 2000 daily returns over the last 90 equity sessions; bitcoin's return is compounded over the same span as each equity return (Friday → Monday includes the weekend)
--- column btc_lead_sessions: the lead (positive: bitcoin's returns lead small caps' by that many sessions) or lag (negative) within ±10 sessions that maximises their return correlation over the trailing 90 sessions
+-- description: The product's table — one row per calendar day, as known at that day's cut-off (default 18:30 New York; every input is its newest value public by then, never a later one): net liquidity and its inputs, cumulative Fed bill purchases, the priced policy path (FedWatch, else the labelled proxy in its own columns), expected EPS growth, the closes, chain-linked levels and drawdowns of bitcoin, small caps, large caps, tech, blue chips and silver (each role's canonical symbol from marts.asset_roles_daily), bitcoin vs small caps return correlation and lead/lag over the trailing 90 sessions, and a divergence flag. Every value that can be carried forward has an as-of column and an age limit past which it is NULL. The table runs from the first Fed balance-sheet print to the newest day any input became known.
+-- column date: calendar day (the values known at its cut-off)
+-- column net_liquidity_musd: Fed total assets − TGA − ON RRP, all levels, $M (marts.net_liquidity_daily: WALCL at most 10 days old, TGA and ON RRP at most 7)
+-- column net_liquidity_chg_1w_musd: change of net liquidity over 7 days, $M
+-- column net_liquidity_chg_4w_musd: change over 28 days, $M
+-- column net_liquidity_chg_13w_musd: change over 91 days, $M
+-- column fed_total_assets_musd: WALCL, Wednesday level, $M (age ≤ 10 days)
+-- column fed_total_assets_as_of: the Wednesday of that print
+-- column tga_musd: Treasury General Account level, $M (DTS closing balance, else FRED WDTGAL; age ≤ 7 / 10 days)
+-- column tga_as_of: day of that TGA value
+-- column tga_source: dts (Daily Treasury Statement) or fred_wdtgal (Wednesday level)
+-- column on_rrp_musd: overnight reverse repo, $M (age ≤ 7 days)
+-- column on_rrp_as_of: day of that print
+-- column reserves_week_avg_musd: WRESBAL, reserve balances, week average ending Wednesday, $M (age ≤ 10 days)
+-- column reserves_as_of: the Wednesday ending that week
+-- column bill_purchases_cum_usd: Fed outright T-bill purchases accepted since 2025-12-12 (the reserve-management programme's start) through the day, USD, by operation date (results are public the same afternoon); includes every outright bill purchase (see marts.bill_purchases for the classification); NULL before 2025-12-12
+-- column next_meeting_date: the next FOMC decision on or after the day, from the newest policy_path row known (age ≤ 5 days)
+-- column next_meeting_cut_prob: FedWatch probability of a lower target range at that meeting, 0–1 (NULL on proxy days)
+-- column priced_change_12m_bp: FedWatch: expected target-range midpoint at priced_horizon_date minus today's midpoint, bp (negative = cuts priced); NULL on proxy days
+-- column priced_horizon_date: the day priced_change_12m_bp refers to (365 days ahead, or after the last meeting the futures cover)
+-- column proxy_change_bp: where FedWatch has no odds: Treasury yield − EFFR, bp — a market-rate spread, not a policy path; NULL on FedWatch days
+-- column proxy_basis: the proxy's formula (e.g. DGS2 - EFFR)
+-- column proxy_horizon_months: the proxy yield's maturity, months (24 for DGS2, 12 for DGS1)
+-- column policy_basis: fedwatch or proxy
+-- column policy_reason: why the day has no FedWatch odds (NULL on FedWatch days)
+-- column policy_as_of: the trade day the policy columns come from (age ≤ 5 days)
+-- column sp500_eps_growth_pct: next-year over this-year S&P 500 operating EPS growth, % (marts.eps_growth: newest edition known, ≤ 45 days after its as-of date)
+-- column sp500_eps_edition_date: as-of date of that edition
+-- column sp600_eps_growth_pct: the same for the S&P 600 small caps, %
+-- column sp600_eps_edition_date: as-of date of that edition
+-- column rut_eps_growth_pct: the same for the Russell 2000 from vendor files (index RUT), %
+-- column rut_eps_edition_date: as-of date of that vendor edition
+-- column btc_close: bitcoin close, USD (age ≤ 5 days; a UTC-day close is public after midnight UTC, so day D usually shows D − 1)
+-- column btc_drawdown_pct: bitcoin's drawdown from its high since btc_high_since, %
+-- column btc_high_since: first day of bitcoin's history in the lake (highs are measured from then)
+-- column btc_as_of: day of that close
+-- column rut_symbol: the small-cap instrument of the day (^RUT, else IWM: seeds.asset_roles)
+-- column rut_close: its close (index points for ^RUT, USD for IWM; age ≤ 5 days)
+-- column rut_level: small caps chain-linked across a switch of instrument (equals ^RUT's close while ^RUT is used) — for charts and returns
+-- column rut_drawdown_pct: the instrument's drawdown from its own high, %
+-- column rut_high_since: first day of that instrument's history in the lake
+-- column rut_as_of: day of that close
+-- column spx_symbol: the large-cap instrument (^GSPC, else SPY); spx_close, spx_drawdown_pct, spx_as_of likewise (age ≤ 5 days)
+-- column ndx_symbol: the tech instrument (^NDX, else QQQ); ndx_* likewise
+-- column dji_symbol: the blue-chip instrument (^DJI, else DIA); dji_* likewise
+-- column silver_symbol: the silver instrument (SI=F, else SLV); silver_* likewise
+-- column btc_rut_corr_90d: correlation of bitcoin and small-cap daily returns over the last 90 sessions on which both closed (bitcoin compounded over the same span), from the newest session known (age ≤ 5 days)
+-- column btc_lead_sessions: the lead k in −10..10 that maximises the return correlation over the trailing 90 sessions: positive k pairs small caps' return with bitcoin's k sessions earlier (bitcoin leads), negative k pairs bitcoin's return with small caps' |k| sessions earlier; only data up to the session is used
 -- column btc_lead_corr: that maximal correlation
--- column divergence: one of bitcoin / small caps within 2% of its all-time high while the other is more than 20% below its own; NULL where either close is more than 5 days old
--- column btc_as_of: day of the newest bitcoin close (btc_close is NULL when it is more than 5 days old)
--- column rut_as_of: day of the newest Russell 2000 close (rut_close is NULL when it is more than 5 days old)
+-- column stats_as_of: the session the correlation and lead/lag end on
+-- column divergence: one of bitcoin / small caps within 2% of its own high while the other is more than 20% below its own; NULL where either close is NULL (too old)
 -- test: unique(date)
--- test: not_null(date, net_liquidity_musd)
+-- test: not_null(date)
 -- test: accepted_range(btc_rut_corr_90d, -1, 1)
 -- test: accepted_range(btc_lead_sessions, -10, 10)
+-- test: accepted_range(next_meeting_cut_prob, 0, 1.000001)
 -- test: freshness(date, 14)
-WITH assets AS (
-    SELECT date,
-        max(CASE WHEN symbol = 'BTC-USD' THEN close END) AS btc_close,
-        max(CASE WHEN symbol = 'BTC-USD' THEN drawdown_pct END) AS btc_drawdown_pct,
-        max(CASE WHEN symbol = '^RUT' THEN close END) AS rut_close,
-        max(CASE WHEN symbol = '^RUT' THEN drawdown_pct END) AS rut_drawdown_pct,
-        max(CASE WHEN symbol = '^GSPC' THEN close END) AS spx_close,
-        max(CASE WHEN symbol = '^GSPC' THEN drawdown_pct END) AS spx_drawdown_pct,
-        max(CASE WHEN symbol = '^NDX' THEN close END) AS ndx_close,
-        max(CASE WHEN symbol = '^NDX' THEN drawdown_pct END) AS ndx_drawdown_pct,
-        max(CASE WHEN symbol = '^DJI' THEN close END) AS dji_close,
-        max(CASE WHEN symbol = '^DJI' THEN drawdown_pct END) AS dji_drawdown_pct,
-        max(CASE WHEN symbol = 'SI=F' THEN close END) AS silver_close,
-        max(CASE WHEN symbol = 'SI=F' THEN drawdown_pct END) AS silver_drawdown_pct
-    FROM marts.asset_daily
-    GROUP BY date
+-- test: no_rows_where(btc_close IS NOT NULL AND btc_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(rut_close IS NOT NULL AND rut_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(spx_close IS NOT NULL AND spx_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(ndx_close IS NOT NULL AND ndx_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(dji_close IS NOT NULL AND dji_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(silver_close IS NOT NULL AND silver_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(btc_rut_corr_90d IS NOT NULL AND stats_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(policy_basis IS NOT NULL AND policy_as_of < date - INTERVAL '5 days')
+-- test: no_rows_where(fed_total_assets_musd IS NOT NULL AND fed_total_assets_as_of < date - INTERVAL '10 days')
+-- test: no_rows_where(tga_musd IS NOT NULL AND tga_as_of < date - INTERVAL '10 days')
+-- test: no_rows_where(sp500_eps_growth_pct IS NOT NULL AND sp500_eps_edition_date < date - INTERVAL '45 days')
+-- test: no_rows_where(priced_change_12m_bp IS NOT NULL AND proxy_change_bp IS NOT NULL)
+WITH roles AS (
+    SELECT role, date, symbol, close, level, drawdown_pct, high_since, known_on FROM marts.asset_roles_daily
 ),
--- Returns aligned on Russell 2000 sessions: bitcoin compounded from the previous session's day.
+-- Bitcoin vs small caps on the sessions where both closed; a session is known when both closes are.
 sessions AS (
-    SELECT date, rut_close, btc_close,
-           rut_close / lag(rut_close) OVER (ORDER BY date) - 1 AS rut_ret,
-           btc_close / lag(btc_close) OVER (ORDER BY date) - 1 AS btc_ret
-    FROM assets WHERE rut_close IS NOT NULL AND btc_close IS NOT NULL
+    SELECT r.date, greatest(r.known_on, b.known_on) AS known_on,
+           r.level / lag(r.level) OVER (ORDER BY r.date) - 1 AS rut_ret,
+           b.close / lag(b.close) OVER (ORDER BY r.date) - 1 AS btc_ret
+    FROM roles r JOIN roles b ON b.date = r.date AND b.role = 'bitcoin'
+    WHERE r.role = 'small_caps'
+),
+indexed AS (
+    SELECT date, known_on, rut_ret, btc_ret, row_number() OVER (ORDER BY date) AS idx
+    FROM sessions WHERE rut_ret IS NOT NULL AND btc_ret IS NOT NULL
 ),
 corr AS (
-    SELECT date,
+    SELECT date, known_on,
            CASE WHEN count(btc_ret) OVER w = 90 THEN corr(btc_ret, rut_ret) OVER w END AS btc_rut_corr_90d
-    FROM sessions
-    WINDOW w AS (ORDER BY date ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
-),
--- Cross-correlation at leads/lags of −10..10 sessions over the same trailing 90 sessions:
--- at lag k, bitcoin's return k sessions earlier is paired with today's small-cap return.
-indexed AS (
-    SELECT date, rut_ret, btc_ret, row_number() OVER (ORDER BY date) AS idx
-    FROM sessions WHERE rut_ret IS NOT NULL AND btc_ret IS NOT NULL
+    FROM indexed
+    WINDOW w AS (ORDER BY idx ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
 ),
 lags AS (
     SELECT CAST(value AS BIGINT) AS k FROM generate_series(-10, 10)
 ),
+-- At anchor session t and lead k, bitcoin's return at t − max(k, 0) is paired with small caps'
+-- at t − max(−k, 0): never a session after t.
 shifted AS (
-    SELECT a.date, a.idx, l.k, a.rut_ret, b.btc_ret
-    FROM indexed a CROSS JOIN lags l JOIN indexed b ON b.idx = a.idx - l.k
+    SELECT a.date, a.idx, l.k, br.btc_ret, rr.rut_ret
+    FROM indexed a CROSS JOIN lags l
+    JOIN indexed br ON br.idx = a.idx - greatest(l.k, 0)
+    JOIN indexed rr ON rr.idx = a.idx - greatest(-l.k, 0)
 ),
 xcorr AS (
     SELECT date, k,
@@ -72,89 +110,134 @@ best_lag AS (
     FROM (SELECT date, k, c, row_number() OVER (PARTITION BY date ORDER BY c DESC, abs(k), k) AS rn FROM xcorr WHERE c IS NOT NULL)
     WHERE rn = 1
 ),
+stats AS (
+    SELECT c.date, c.known_on, c.btc_rut_corr_90d, b.btc_lead_sessions, b.btc_lead_corr
+    FROM corr c LEFT JOIN best_lag b ON b.date = c.date
+),
+policy AS (
+    SELECT p.*, known_on(coalesce(fw.available_at, px.available_at)) AS known_on
+    FROM marts.policy_path p
+    LEFT JOIN (SELECT as_of_date, max(available_at) AS available_at FROM staging.fedwatch_probabilities GROUP BY as_of_date) fw
+      ON fw.as_of_date = p.as_of_date AND p.basis = 'fedwatch'
+    LEFT JOIN (SELECT as_of_date, max(available_at) AS available_at FROM staging.policy_proxy GROUP BY as_of_date) px
+      ON px.as_of_date = p.as_of_date AND p.basis <> 'fedwatch'
+),
+-- Every carried input as (feed, observation day, first day it is known).
+feeds AS (
+    SELECT role AS feed, date, known_on FROM roles
+    UNION ALL SELECT 'stats', date, known_on FROM stats
+    UNION ALL SELECT 'policy', as_of_date, known_on FROM policy WHERE known_on IS NOT NULL
+),
+newest AS (
+    SELECT feed, known_on, max(date) AS date FROM feeds GROUP BY feed, known_on
+),
+days AS (
+    SELECT CAST(unnest(generate_series(
+        (SELECT min(date) FROM marts.net_liquidity_daily),
+        greatest((SELECT max(date) FROM marts.net_liquidity_daily), (SELECT max(known_on) FROM feeds)),
+        INTERVAL '1 day')) AS DATE) AS date
+),
+names AS (
+    SELECT DISTINCT feed FROM feeds
+),
+as_of AS (
+    SELECT d.date, n.feed,
+           max(w.date) OVER (PARTITION BY n.feed ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS obs_date
+    FROM days d CROSS JOIN names n
+    LEFT JOIN newest w ON w.feed = n.feed AND w.known_on = d.date
+),
+-- Per day, each role's newest known row within 5 days.
+role_wide AS (
+    SELECT a.date,
+        max(CASE WHEN r.role = 'bitcoin' THEN r.close END) AS btc_close,
+        max(CASE WHEN r.role = 'bitcoin' THEN r.drawdown_pct END) AS btc_drawdown_pct,
+        max(CASE WHEN r.role = 'bitcoin' THEN r.high_since END) AS btc_high_since,
+        max(CASE WHEN r.role = 'bitcoin' THEN r.date END) AS btc_as_of,
+        max(CASE WHEN r.role = 'small_caps' THEN r.symbol END) AS rut_symbol,
+        max(CASE WHEN r.role = 'small_caps' THEN r.close END) AS rut_close,
+        max(CASE WHEN r.role = 'small_caps' THEN r.level END) AS rut_level,
+        max(CASE WHEN r.role = 'small_caps' THEN r.drawdown_pct END) AS rut_drawdown_pct,
+        max(CASE WHEN r.role = 'small_caps' THEN r.high_since END) AS rut_high_since,
+        max(CASE WHEN r.role = 'small_caps' THEN r.date END) AS rut_as_of,
+        max(CASE WHEN r.role = 'large_caps' THEN r.symbol END) AS spx_symbol,
+        max(CASE WHEN r.role = 'large_caps' THEN r.close END) AS spx_close,
+        max(CASE WHEN r.role = 'large_caps' THEN r.drawdown_pct END) AS spx_drawdown_pct,
+        max(CASE WHEN r.role = 'large_caps' THEN r.date END) AS spx_as_of,
+        max(CASE WHEN r.role = 'tech' THEN r.symbol END) AS ndx_symbol,
+        max(CASE WHEN r.role = 'tech' THEN r.close END) AS ndx_close,
+        max(CASE WHEN r.role = 'tech' THEN r.drawdown_pct END) AS ndx_drawdown_pct,
+        max(CASE WHEN r.role = 'tech' THEN r.date END) AS ndx_as_of,
+        max(CASE WHEN r.role = 'blue_chips' THEN r.symbol END) AS dji_symbol,
+        max(CASE WHEN r.role = 'blue_chips' THEN r.close END) AS dji_close,
+        max(CASE WHEN r.role = 'blue_chips' THEN r.drawdown_pct END) AS dji_drawdown_pct,
+        max(CASE WHEN r.role = 'blue_chips' THEN r.date END) AS dji_as_of,
+        max(CASE WHEN r.role = 'silver' THEN r.symbol END) AS silver_symbol,
+        max(CASE WHEN r.role = 'silver' THEN r.close END) AS silver_close,
+        max(CASE WHEN r.role = 'silver' THEN r.drawdown_pct END) AS silver_drawdown_pct,
+        max(CASE WHEN r.role = 'silver' THEN r.date END) AS silver_as_of
+    FROM as_of a JOIN roles r ON r.role = a.feed AND r.date = a.obs_date
+    WHERE a.obs_date >= a.date - INTERVAL '5 days'
+    GROUP BY a.date
+),
+stats_daily AS (
+    SELECT a.date, s.btc_rut_corr_90d, s.btc_lead_sessions, s.btc_lead_corr, s.date AS stats_as_of
+    FROM as_of a JOIN stats s ON a.feed = 'stats' AND s.date = a.obs_date
+    WHERE a.obs_date >= a.date - INTERVAL '5 days'
+),
+policy_daily AS (
+    SELECT a.date, p.as_of_date AS policy_as_of,
+           CASE WHEN p.next_meeting_date >= a.date THEN p.next_meeting_date END AS next_meeting_date,
+           CASE WHEN p.next_meeting_date >= a.date THEN p.next_meeting_cut_prob END AS next_meeting_cut_prob,
+           p.priced_change_12m_bp, p.priced_horizon_date, p.proxy_change_bp, p.proxy_basis, p.proxy_horizon_months,
+           p.basis AS policy_basis, p.reason AS policy_reason
+    FROM as_of a JOIN policy p ON a.feed = 'policy' AND p.as_of_date = a.obs_date
+    WHERE a.obs_date >= a.date - INTERVAL '5 days'
+),
 bills AS (
     SELECT operation_date AS date, sum(total_par_accepted_usd) AS accepted_usd
     FROM staging.treasury_operation_totals
     WHERE is_bill_purchase AND operation_date >= DATE '2025-12-12'
     GROUP BY operation_date
 ),
-fedwatch AS (
-    SELECT f.as_of_date AS date, f.meeting_date,
-           sum(CASE WHEN f.target_low_bps < t.current_low_bps THEN f.probability ELSE 0 END) AS cut_prob
-    FROM staging.fedwatch_probabilities f
-    JOIN (SELECT as_of_date, max(target_low_bps) AS top_bps, min(rate_start_pct) AS start_pct FROM staging.fedwatch_probabilities WHERE meeting_index = 1 GROUP BY as_of_date) s
-      ON s.as_of_date = f.as_of_date
-    JOIN (SELECT date, CAST(round(value * 100) AS BIGINT) AS current_low_bps FROM staging.fred_observations_latest WHERE series_id = 'DFEDTARL') t
-      ON t.date = f.as_of_date
-    WHERE f.meeting_index = 1
-    GROUP BY f.as_of_date, f.meeting_date
-),
 eps AS (
+    -- Per day and index, the newest edition of any source (marts.eps_growth applies the age rule).
     SELECT date,
            max(CASE WHEN index = 'SP500' THEN growth_pct END) AS sp500_eps_growth_pct,
-           max(CASE WHEN index = 'SP600' THEN growth_pct END) AS sp600_eps_growth_pct
-    FROM marts.eps_growth GROUP BY date
-),
-joined AS (
-    SELECT n.date, n.net_liquidity_musd, n.net_liquidity_chg_1w_musd, n.net_liquidity_chg_4w_musd, n.net_liquidity_chg_13w_musd,
-           n.reserves_musd, n.fed_total_assets_musd, n.tga_musd, n.on_rrp_musd,
-           b.accepted_usd, fw.meeting_date AS fw_meeting, fw.cut_prob, px.next_meeting_date AS px_meeting, px.priced_change_bp,
-           a.btc_close, a.btc_drawdown_pct, a.rut_close, a.rut_drawdown_pct, a.spx_close, a.spx_drawdown_pct,
-           a.ndx_close, a.ndx_drawdown_pct, a.dji_close, a.dji_drawdown_pct, a.silver_close, a.silver_drawdown_pct,
-           c.btc_rut_corr_90d, bl.btc_lead_sessions, bl.btc_lead_corr, e.sp500_eps_growth_pct, e.sp600_eps_growth_pct
-    FROM marts.net_liquidity_daily n
-    LEFT JOIN eps e ON e.date = n.date
-    LEFT JOIN assets a ON a.date = n.date
-    LEFT JOIN corr c ON c.date = n.date
-    LEFT JOIN best_lag bl ON bl.date = n.date
-    LEFT JOIN bills b ON b.date = n.date
-    LEFT JOIN fedwatch fw ON fw.date = n.date
-    LEFT JOIN staging.policy_proxy px ON px.as_of_date = n.date
-),
-filled AS (
-    SELECT date, net_liquidity_musd, net_liquidity_chg_1w_musd, net_liquidity_chg_4w_musd, net_liquidity_chg_13w_musd,
-           reserves_musd, fed_total_assets_musd, tga_musd, on_rrp_musd,
-           CASE WHEN date >= DATE '2025-12-12' THEN sum(coalesce(accepted_usd, 0)) OVER w END AS bill_purchases_cum_usd,
-           coalesce(fw_meeting, px_meeting) AS next_meeting_date,
-           cut_prob AS next_meeting_cut_prob,
-           priced_change_bp,
-           sp500_eps_growth_pct,
-           sp600_eps_growth_pct,
-           last_value(btc_close) IGNORE NULLS OVER w AS btc_close,
-           last_value(btc_drawdown_pct) IGNORE NULLS OVER w AS btc_drawdown_pct,
-           max(CASE WHEN btc_close IS NOT NULL THEN date END) OVER w AS btc_as_of,
-           last_value(rut_close) IGNORE NULLS OVER w AS rut_close,
-           last_value(rut_drawdown_pct) IGNORE NULLS OVER w AS rut_drawdown_pct,
-           max(CASE WHEN rut_close IS NOT NULL THEN date END) OVER w AS rut_as_of,
-           last_value(spx_close) IGNORE NULLS OVER w AS spx_close,
-           last_value(spx_drawdown_pct) IGNORE NULLS OVER w AS spx_drawdown_pct,
-           last_value(ndx_close) IGNORE NULLS OVER w AS ndx_close,
-           last_value(ndx_drawdown_pct) IGNORE NULLS OVER w AS ndx_drawdown_pct,
-           last_value(dji_close) IGNORE NULLS OVER w AS dji_close,
-           last_value(dji_drawdown_pct) IGNORE NULLS OVER w AS dji_drawdown_pct,
-           last_value(silver_close) IGNORE NULLS OVER w AS silver_close,
-           last_value(silver_drawdown_pct) IGNORE NULLS OVER w AS silver_drawdown_pct,
-           last_value(btc_rut_corr_90d) IGNORE NULLS OVER w AS btc_rut_corr_90d,
-           last_value(btc_lead_sessions) IGNORE NULLS OVER w AS btc_lead_sessions,
-           last_value(btc_lead_corr) IGNORE NULLS OVER w AS btc_lead_corr
-    FROM joined
-    WINDOW w AS (ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+           max(CASE WHEN index = 'SP500' THEN edition_date END) AS sp500_eps_edition_date,
+           max(CASE WHEN index = 'SP600' THEN growth_pct END) AS sp600_eps_growth_pct,
+           max(CASE WHEN index = 'SP600' THEN edition_date END) AS sp600_eps_edition_date,
+           max(CASE WHEN index = 'RUT' THEN growth_pct END) AS rut_eps_growth_pct,
+           max(CASE WHEN index = 'RUT' THEN edition_date END) AS rut_eps_edition_date
+    FROM (SELECT *, row_number() OVER (PARTITION BY date, index ORDER BY edition_date DESC, source) AS rn FROM marts.eps_growth)
+    WHERE rn = 1
+    GROUP BY date
 )
--- A close older than 5 days is stale (that history ended), not a level that still holds.
-SELECT date, net_liquidity_musd, net_liquidity_chg_1w_musd, net_liquidity_chg_4w_musd, net_liquidity_chg_13w_musd,
-       reserves_musd, fed_total_assets_musd, tga_musd, on_rrp_musd, bill_purchases_cum_usd,
-       next_meeting_date, next_meeting_cut_prob, priced_change_bp, sp500_eps_growth_pct, sp600_eps_growth_pct,
-       CASE WHEN btc_as_of >= date - INTERVAL '5 days' THEN btc_close END AS btc_close,
-       CASE WHEN btc_as_of >= date - INTERVAL '5 days' THEN btc_drawdown_pct END AS btc_drawdown_pct,
-       btc_as_of,
-       CASE WHEN rut_as_of >= date - INTERVAL '5 days' THEN rut_close END AS rut_close,
-       CASE WHEN rut_as_of >= date - INTERVAL '5 days' THEN rut_drawdown_pct END AS rut_drawdown_pct,
-       rut_as_of,
-       spx_close, spx_drawdown_pct, ndx_close, ndx_drawdown_pct, dji_close, dji_drawdown_pct,
-       silver_close, silver_drawdown_pct, btc_rut_corr_90d, btc_lead_sessions, btc_lead_corr,
-       CASE WHEN btc_as_of >= date - INTERVAL '5 days' AND rut_as_of >= date - INTERVAL '5 days' THEN
-           (btc_drawdown_pct >= -2 AND rut_drawdown_pct < -20) OR (rut_drawdown_pct >= -2 AND btc_drawdown_pct < -20)
+SELECT d.date,
+       n.net_liquidity_musd, n.net_liquidity_chg_1w_musd, n.net_liquidity_chg_4w_musd, n.net_liquidity_chg_13w_musd,
+       n.fed_total_assets_musd, n.fed_total_assets_as_of, n.tga_musd, n.tga_as_of, n.tga_source, n.on_rrp_musd, n.on_rrp_as_of,
+       n.reserves_week_avg_musd, n.reserves_as_of,
+       CASE WHEN d.date >= DATE '2025-12-12' THEN
+           sum(coalesce(b.accepted_usd, 0)) OVER (ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+       END AS bill_purchases_cum_usd,
+       p.next_meeting_date, p.next_meeting_cut_prob, p.priced_change_12m_bp, p.priced_horizon_date,
+       p.proxy_change_bp, p.proxy_basis, p.proxy_horizon_months, p.policy_basis, p.policy_reason, p.policy_as_of,
+       e.sp500_eps_growth_pct, e.sp500_eps_edition_date, e.sp600_eps_growth_pct, e.sp600_eps_edition_date,
+       e.rut_eps_growth_pct, e.rut_eps_edition_date,
+       r.btc_close, r.btc_drawdown_pct, r.btc_high_since, r.btc_as_of,
+       r.rut_symbol, r.rut_close, r.rut_level, r.rut_drawdown_pct, r.rut_high_since, r.rut_as_of,
+       r.spx_symbol, r.spx_close, r.spx_drawdown_pct, r.spx_as_of,
+       r.ndx_symbol, r.ndx_close, r.ndx_drawdown_pct, r.ndx_as_of,
+       r.dji_symbol, r.dji_close, r.dji_drawdown_pct, r.dji_as_of,
+       r.silver_symbol, r.silver_close, r.silver_drawdown_pct, r.silver_as_of,
+       s.btc_rut_corr_90d, s.btc_lead_sessions, s.btc_lead_corr, s.stats_as_of,
+       CASE WHEN r.btc_close IS NOT NULL AND r.rut_close IS NOT NULL THEN
+           (r.btc_drawdown_pct >= -2 AND r.rut_drawdown_pct < -20) OR (r.rut_drawdown_pct >= -2 AND r.btc_drawdown_pct < -20)
        END AS divergence
-FROM filled
-WHERE date >= DATE '2015-01-01'
-ORDER BY date
+FROM days d
+LEFT JOIN marts.net_liquidity_daily n ON n.date = d.date
+LEFT JOIN role_wide r ON r.date = d.date
+LEFT JOIN stats_daily s ON s.date = d.date
+LEFT JOIN policy_daily p ON p.date = d.date
+LEFT JOIN bills b ON b.date = d.date
+LEFT JOIN eps e ON e.date = d.date
+ORDER BY d.date

@@ -1,81 +1,94 @@
--- description: Net liquidity = Fed total assets − Treasury General Account − overnight reverse repo, in $M, one row per calendar day. Weekly series hold until their next print; the daily DTS TGA is used where it exists, FRED's weekly WTREGEN elsewhere.
--- column date: calendar day
--- column fed_total_assets_musd: WALCL (Wednesday level), last print on or before the day
--- column tga_musd: TGA: DTS closing balance of the day (or, where the DTS published no closing balance, its opening balance), else the last FRED WTREGEN print
--- column tga_source: dts or fred_wtregen
--- column on_rrp_musd: overnight reverse repo (RRPONTSYD, $B × 1000), last print on or before the day
--- column reserves_musd: reserve balances with Federal Reserve Banks (WRESBAL), last print
--- column net_liquidity_musd: fed_total_assets_musd − tga_musd − on_rrp_musd
--- column net_liquidity_chg_1w_musd: change over 7 days
--- column net_liquidity_chg_4w_musd: change over 28 days
--- column net_liquidity_chg_13w_musd: change over 91 days
+-- description: Net liquidity = Fed total assets − Treasury General Account − overnight reverse repo, in $M, one row per calendar day as known at that day's cut-off (default 18:30 New York): each input is its newest print public by then (available_at), never a later one. All three on a level basis: WALCL is the Wednesday level; the TGA is the Daily Treasury Statement's closing balance (a daily level), else FRED's Wednesday-level WDTGAL — never the week-average WTREGEN, which is shown in its own column. Every input has an as-of date and a maximum age past which it is NULL (weekly series 10 days, DTS and ON RRP 7 days). The table runs from the first WALCL print to the newest day any input became known.
+-- column date: calendar day (the values known at its cut-off)
+-- column fed_total_assets_musd: WALCL, Fed total assets, Wednesday level, $M; NULL when the newest print known is more than 10 days old
+-- column fed_total_assets_as_of: the Wednesday of that WALCL print
+-- column tga_musd: Treasury General Account, level, $M: the DTS closing balance of the newest DTS day known (its opening balance where the DTS published no closing one) if at most 7 days old, else WDTGAL (Wednesday level) if at most 10 days old, else NULL
+-- column tga_as_of: the day of that TGA value
+-- column tga_source: dts (Daily Treasury Statement) or fred_wdtgal
+-- column tga_week_avg_musd: WTREGEN, the TGA's week average (Thursday–Wednesday), $M, for reference only (not used in net liquidity); NULL past 10 days
+-- column on_rrp_musd: overnight reverse repo (RRPONTSYD, $B × 1000), $M; NULL past 7 days
+-- column on_rrp_as_of: the day of that ON RRP print
+-- column reserves_week_avg_musd: WRESBAL, reserve balances with Federal Reserve Banks, week average ending Wednesday, $M; NULL past 10 days
+-- column reserves_as_of: the Wednesday ending that week
+-- column net_liquidity_musd: fed_total_assets_musd − tga_musd − on_rrp_musd, $M (NULL when any is NULL)
+-- column net_liquidity_chg_1w_musd: change over 7 days, $M
+-- column net_liquidity_chg_4w_musd: change over 28 days, $M
+-- column net_liquidity_chg_13w_musd: change over 91 days, $M
 -- tags: liquidity
 -- test: unique(date)
--- test: not_null(date, fed_total_assets_musd, tga_musd, on_rrp_musd, net_liquidity_musd)
+-- test: not_null(date)
 -- test: accepted_range(net_liquidity_musd, 0, 20000000)
 -- test: freshness(date, 14)
-WITH fred AS (
-    SELECT series_id, date, value_musd
+WITH feeds AS (
+    SELECT series_id AS feed, date, value_musd AS value, known_on(available_at) AS known_on
     FROM staging.fred_observations_latest
-    WHERE series_id IN ('WALCL', 'WTREGEN', 'RRPONTSYD', 'WRESBAL') AND value_musd IS NOT NULL
+    WHERE series_id IN ('WALCL', 'WDTGAL', 'WTREGEN', 'RRPONTSYD', 'WRESBAL') AND value_musd IS NOT NULL
+    UNION ALL
+    SELECT 'DTS' AS feed, record_date AS date, max(coalesce(close_balance_musd, open_balance_musd)) AS value,
+           max(known_on(available_at)) AS known_on
+    FROM staging.tga_daily
+    WHERE coalesce(close_balance_musd, open_balance_musd) IS NOT NULL
+    GROUP BY record_date
+),
+newest AS (
+    SELECT feed, known_on, max(date) AS date FROM feeds GROUP BY feed, known_on
 ),
 bounds AS (
-    SELECT min(date) AS first_day, max(date) AS last_day FROM fred WHERE series_id = 'WALCL'
+    SELECT (SELECT min(known_on) FROM feeds WHERE feed = 'WALCL') AS first_day, max(known_on) AS last_day FROM feeds
 ),
 days AS (
     SELECT CAST(unnest(generate_series(first_day, last_day, INTERVAL '1 day')) AS DATE) AS date FROM bounds
 ),
-dts AS (
-    SELECT record_date AS date, coalesce(close_balance_musd, open_balance_musd) AS tga_dts_musd
-    FROM staging.tga_daily
+names AS (
+    SELECT DISTINCT feed FROM feeds
 ),
-joined AS (
-    SELECT
-        d.date,
-        max(CASE WHEN f.series_id = 'WALCL' THEN f.value_musd END) AS walcl,
-        max(CASE WHEN f.series_id = 'WTREGEN' THEN f.value_musd END) AS wtregen,
-        max(CASE WHEN f.series_id = 'RRPONTSYD' THEN f.value_musd END) AS rrp,
-        max(CASE WHEN f.series_id = 'WRESBAL' THEN f.value_musd END) AS reserves,
-        max(t.tga_dts_musd) AS tga_dts
-    FROM days d
-    LEFT JOIN fred f ON f.date = d.date
-    LEFT JOIN dts t ON t.date = d.date
+-- For each day and input, the newest observation public by the day's cut-off.
+as_of AS (
+    SELECT d.date, n.feed,
+           max(w.date) OVER (PARTITION BY n.feed ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS obs_date
+    FROM days d CROSS JOIN names n
+    LEFT JOIN newest w ON w.feed = n.feed AND w.known_on = d.date
+),
+valued AS (
+    SELECT a.date, a.feed, a.obs_date, f.value
+    FROM as_of a JOIN feeds f ON f.feed = a.feed AND f.date = a.obs_date
+),
+wide AS (
+    SELECT d.date,
+        max(CASE WHEN v.feed = 'WALCL' AND v.obs_date >= d.date - INTERVAL '10 days' THEN v.value END) AS walcl,
+        max(CASE WHEN v.feed = 'WALCL' THEN v.obs_date END) AS walcl_as_of,
+        max(CASE WHEN v.feed = 'DTS' AND v.obs_date >= d.date - INTERVAL '7 days' THEN v.value END) AS dts,
+        max(CASE WHEN v.feed = 'DTS' THEN v.obs_date END) AS dts_as_of,
+        max(CASE WHEN v.feed = 'WDTGAL' AND v.obs_date >= d.date - INTERVAL '10 days' THEN v.value END) AS wdtgal,
+        max(CASE WHEN v.feed = 'WDTGAL' THEN v.obs_date END) AS wdtgal_as_of,
+        max(CASE WHEN v.feed = 'WTREGEN' AND v.obs_date >= d.date - INTERVAL '10 days' THEN v.value END) AS wtregen,
+        max(CASE WHEN v.feed = 'RRPONTSYD' AND v.obs_date >= d.date - INTERVAL '7 days' THEN v.value END) AS rrp,
+        max(CASE WHEN v.feed = 'RRPONTSYD' THEN v.obs_date END) AS rrp_as_of,
+        max(CASE WHEN v.feed = 'WRESBAL' AND v.obs_date >= d.date - INTERVAL '10 days' THEN v.value END) AS reserves,
+        max(CASE WHEN v.feed = 'WRESBAL' THEN v.obs_date END) AS reserves_as_of
+    FROM days d LEFT JOIN valued v ON v.date = d.date
     GROUP BY d.date
 ),
-filled AS (
-    SELECT
-        date,
-        last_value(walcl) IGNORE NULLS OVER w AS fed_total_assets_musd,
-        last_value(wtregen) IGNORE NULLS OVER w AS wtregen_musd,
-        last_value(tga_dts) IGNORE NULLS OVER w AS tga_dts_musd,
-        max(CASE WHEN tga_dts IS NOT NULL THEN date END) OVER w AS tga_dts_date,
-        last_value(rrp) IGNORE NULLS OVER w AS on_rrp_musd,
-        last_value(reserves) IGNORE NULLS OVER w AS reserves_musd
-    FROM joined
-    WINDOW w AS (ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
 measured AS (
-    SELECT
-        date,
-        fed_total_assets_musd,
-        -- The DTS is daily but skips weekends and holidays: its last balance holds for up to a week.
-        CASE WHEN tga_dts_date >= date - INTERVAL '7 days' THEN tga_dts_musd ELSE wtregen_musd END AS tga_musd,
-        CASE WHEN tga_dts_date >= date - INTERVAL '7 days' THEN 'dts' ELSE 'fred_wtregen' END AS tga_source,
-        coalesce(on_rrp_musd, 0) AS on_rrp_musd,
-        reserves_musd
-    FROM filled
+    SELECT date,
+        walcl AS fed_total_assets_musd,
+        walcl_as_of AS fed_total_assets_as_of,
+        coalesce(dts, wdtgal) AS tga_musd,
+        CASE WHEN dts IS NOT NULL THEN dts_as_of WHEN wdtgal IS NOT NULL THEN wdtgal_as_of END AS tga_as_of,
+        CASE WHEN dts IS NOT NULL THEN 'dts' WHEN wdtgal IS NOT NULL THEN 'fred_wdtgal' END AS tga_source,
+        wtregen AS tga_week_avg_musd,
+        rrp AS on_rrp_musd,
+        rrp_as_of AS on_rrp_as_of,
+        reserves AS reserves_week_avg_musd,
+        reserves_as_of
+    FROM wide
 )
 SELECT
-    date,
-    fed_total_assets_musd,
-    tga_musd,
-    tga_source,
-    on_rrp_musd,
-    reserves_musd,
+    date, fed_total_assets_musd, fed_total_assets_as_of, tga_musd, tga_as_of, tga_source, tga_week_avg_musd,
+    on_rrp_musd, on_rrp_as_of, reserves_week_avg_musd, reserves_as_of,
     fed_total_assets_musd - tga_musd - on_rrp_musd AS net_liquidity_musd,
     (fed_total_assets_musd - tga_musd - on_rrp_musd) - lag(fed_total_assets_musd - tga_musd - on_rrp_musd, 7) OVER (ORDER BY date) AS net_liquidity_chg_1w_musd,
     (fed_total_assets_musd - tga_musd - on_rrp_musd) - lag(fed_total_assets_musd - tga_musd - on_rrp_musd, 28) OVER (ORDER BY date) AS net_liquidity_chg_4w_musd,
     (fed_total_assets_musd - tga_musd - on_rrp_musd) - lag(fed_total_assets_musd - tga_musd - on_rrp_musd, 91) OVER (ORDER BY date) AS net_liquidity_chg_13w_musd
 FROM measured
-WHERE tga_musd IS NOT NULL
 ORDER BY date

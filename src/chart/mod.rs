@@ -352,7 +352,7 @@ async fn load(
     }
     let batches = query(format!(
         "SELECT date, CAST(net_liquidity_musd AS DOUBLE), CAST(btc_close AS DOUBLE), \
-         CAST(rut_close AS DOUBLE), coalesce(divergence, false) \
+         CAST(CASE WHEN rut_close IS NOT NULL THEN rut_level END AS DOUBLE), coalesce(divergence, false) \
          FROM marts.{MART} WHERE date BETWEEN DATE '{from}' AND DATE '{to}' ORDER BY date"
     ))
     .await?;

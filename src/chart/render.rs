@@ -293,7 +293,11 @@ fn draw<DB: DrawingBackend>(
             segments: segments(dates, &rebase(&data.btc_close)),
         },
         Line {
-            label: label("Russell 2000 (^RUT)", dates, &data.rut_close),
+            label: label(
+                "Russell 2000 (^RUT/IWM chain-linked)",
+                dates,
+                &data.rut_close,
+            ),
             color: RUSSELL,
             axis: asset_axis,
             segments: segments(dates, &rebase(&data.rut_close)),

@@ -7,6 +7,7 @@
 //! staging/<table>/               typed tables written by connectors
 //! marts/<model>/                 tables written by SQL models
 //! meta/runs/, meta/watermarks/   run history and per-source high-water marks
+//! meta/model_state/              what each incremental model was last built from
 //! ```
 //!
 //! Every write is one atomic Delta commit: [`Lake::write`] creates, appends, overwrites (all or
@@ -15,6 +16,7 @@
 
 pub mod maintain;
 mod merge;
+pub mod model_state;
 pub mod raw;
 pub mod runs;
 mod session;
@@ -213,6 +215,7 @@ pub struct WriteOutcome {
 pub struct Lake {
     root: Url,
     store: Arc<dyn ObjectStore>,
+    cutoff: crate::availability::Cutoff,
 }
 
 impl fmt::Debug for Lake {
@@ -228,13 +231,32 @@ impl Lake {
     pub fn open(url: &str, allow_http: bool) -> Result<Self> {
         let root = store::normalize_lake_url(url)?;
         let store = store::store_for(&root, allow_http)?;
-        Ok(Self { root, store })
+        Ok(Self {
+            root,
+            store,
+            cutoff: Default::default(),
+        })
     }
 
     /// A lake over a given store (tests wrap a store to inject faults).
     pub fn with_store(url: &str, store: Arc<dyn ObjectStore>) -> Result<Self> {
         let root = store::normalize_lake_url(url)?;
-        Ok(Self { root, store })
+        Ok(Self {
+            root,
+            store,
+            cutoff: Default::default(),
+        })
+    }
+
+    /// The same lake with another daily cut-off for `known_on(available_at)` in SQL.
+    pub fn with_cutoff(mut self, cutoff: crate::availability::Cutoff) -> Self {
+        self.cutoff = cutoff;
+        self
+    }
+
+    /// The daily cut-off marts use (default 18:30 New York).
+    pub fn cutoff(&self) -> crate::availability::Cutoff {
+        self.cutoff
     }
 
     /// The lake's root URL.
@@ -330,6 +352,19 @@ impl Lake {
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        // Every staged row says when it became public (crate::availability).
+        let batches = if table.zone == Zone::Staging {
+            batches
+                .into_iter()
+                .map(|b| crate::availability::stamp(table, b))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| LakeError::Data {
+                    table: table.clone(),
+                    message: e.to_string(),
+                })?
+        } else {
+            batches
+        };
         let existing = if self.exists(table).await? {
             Some(self.load(table, None).await?)
         } else {

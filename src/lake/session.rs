@@ -92,10 +92,22 @@ impl Lake {
 
     /// Builds a query session over every lake table (at `as_of` when given) and the views.
     pub async fn session(&self, as_of: Option<&AsOf>, views: &[ViewDef]) -> Result<QuerySession> {
+        self.session_known_on(as_of, views, None).await
+    }
+
+    /// Like [`Lake::session`], but with `known_on` every staging table shows only the rows public
+    /// by that day's cut-off (`known_on(available_at) <= day`): the inputs as they were that day.
+    pub async fn session_known_on(
+        &self,
+        as_of: Option<&AsOf>,
+        views: &[ViewDef],
+        known_on: Option<NaiveDate>,
+    ) -> Result<QuerySession> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
         let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(crate::availability::known_on_udf(self.cutoff));
         let catalog = ctx.catalog("datafusion").expect("default catalog exists");
         let mut schemas = Vec::new();
         for zone in Zone::ALL {
@@ -117,6 +129,17 @@ impl Lake {
                     continue;
                 }
                 Err(e) => return Err(e),
+            };
+            let provider = match known_on {
+                Some(day) if name.zone == Zone::Staging => {
+                    truncate(&ctx, provider, day, self.cutoff).map_err(|source| {
+                        LakeError::DataFusion {
+                            context: format!("truncating {name} to {day}"),
+                            source: Box::new(source),
+                        }
+                    })?
+                }
+                _ => provider,
             };
             let schema = &schemas
                 .iter()
@@ -149,6 +172,23 @@ impl Lake {
         }
         Ok(QuerySession { ctx, tables })
     }
+}
+
+/// The rows of a staging table public by `day`'s cut-off (all rows when it has no `available_at`).
+fn truncate(
+    ctx: &SessionContext,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    day: NaiveDate,
+    cutoff: crate::availability::Cutoff,
+) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::prelude::{col, lit};
+    if provider.schema().index_of("available_at").is_err() {
+        return Ok(provider);
+    }
+    let known = crate::availability::known_on_udf(cutoff).call(vec![col("available_at")]);
+    let day = datafusion::scalar::ScalarValue::Date32(Some(super::watermarks::date_to_days(day)));
+    let df = ctx.read_table(provider)?.filter(known.lt_eq(lit(day)))?;
+    Ok(df.into_view())
 }
 
 #[cfg(test)]

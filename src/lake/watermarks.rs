@@ -25,45 +25,46 @@ pub fn days_to_date(days: i32) -> NaiveDate {
 }
 
 impl Lake {
-    /// The watermarks of one source, by key (e.g. FRED series id).
-    pub async fn watermarks(&self, source: &str) -> Result<HashMap<String, NaiveDate>> {
-        let mut out = HashMap::new();
-        if !self.exists(&table()).await? {
-            return Ok(out);
+    /// Runs `sql` (with `$1…` parameters) over one table registered as `t`, without registering
+    /// the rest of the lake (that would replay every table's log); no rows when it does not exist.
+    pub async fn query_table(
+        &self,
+        name: &TableName,
+        sql: &str,
+        params: Vec<datafusion::scalar::ScalarValue>,
+    ) -> Result<Vec<RecordBatch>> {
+        if !self.exists(name).await? {
+            return Ok(Vec::new());
         }
-        // Only this one table is needed: registering the whole lake would cost a log replay of
-        // every table on each call.
-        let delta = self.load(&table(), None).await?;
+        let delta = self.load(name, None).await?;
         let ctx = datafusion::prelude::SessionContext::new();
-        let reg_err = |source| LakeError::DataFusion {
-            context: "reading meta.watermarks".into(),
+        let df_err = |source| LakeError::DataFusion {
+            context: format!("reading {name}"),
             source: Box::new(source),
         };
         delta
             .update_datafusion_session(&ctx.state())
             .map_err(|source| LakeError::Delta {
-                table: table(),
+                table: name.clone(),
                 action: "register",
                 source: Box::new(source),
             })?;
-        let provider = delta.table_provider().await.map_err(reg_err)?;
-        ctx.register_table("watermarks", provider)
-            .map_err(reg_err)?;
-        let sql = "SELECT key, watermark_date FROM watermarks WHERE source = $1";
-        let df_err = |source| LakeError::DataFusion {
-            context: "reading meta.watermarks".into(),
-            source: Box::new(source),
-        };
-        let batches = ctx
-            .sql(sql)
+        let provider = delta.table_provider().await.map_err(df_err)?;
+        ctx.register_table("t", provider).map_err(df_err)?;
+        ctx.sql(sql)
             .await
-            .and_then(|df| {
-                df.with_param_values(vec![datafusion::scalar::ScalarValue::from(source)])
-            })
+            .and_then(|df| df.with_param_values(params))
             .map_err(df_err)?
             .collect()
             .await
-            .map_err(df_err)?;
+            .map_err(df_err)
+    }
+
+    /// The watermarks of one source, by key (e.g. FRED series id).
+    pub async fn watermarks(&self, source: &str) -> Result<HashMap<String, NaiveDate>> {
+        let mut out = HashMap::new();
+        let sql = "SELECT key, watermark_date FROM t WHERE source = $1";
+        let batches = self.query_table(&table(), sql, vec![source.into()]).await?;
         for batch in batches {
             let keys: StringArray = column_as(&batch, 0, &DataType::Utf8)?;
             let dates: Date32Array = column_as(&batch, 1, &DataType::Date32)?;

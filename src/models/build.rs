@@ -130,7 +130,7 @@ fn select(
     Ok(chosen)
 }
 
-fn planning_error(model: &Model, message: String) -> ModelError {
+pub(super) fn planning_error(model: &Model, message: String) -> ModelError {
     // Point at the line of the first quoted name DataFusion complains about, when there is one.
     let named = message
         .split("No field named ")
@@ -165,7 +165,7 @@ pub(super) async fn collect(
     ctx.sql(sql).await?.collect().await
 }
 
-fn register(
+pub(super) fn register(
     ctx: &SessionContext,
     name: &TableName,
     provider: Arc<dyn datafusion::catalog::TableProvider>,
@@ -363,6 +363,7 @@ pub async fn build(
                     lake,
                     &ctx,
                     m,
+                    refs,
                     attached.get(i),
                     reference_date,
                     existing.contains(&m.name) && !full_refresh,
@@ -426,12 +427,19 @@ async fn build_one(
     lake: &Lake,
     ctx: &SessionContext,
     m: &Model,
+    inputs: &[TableName],
     custom: Option<&Vec<(std::path::PathBuf, String)>>,
     reference: chrono::NaiveDate,
     incremental_ok: bool,
 ) -> Result<usize, String> {
-    if m.materialized == Materialized::Incremental && incremental_ok {
-        return super::incremental::build_incremental(lake, ctx, m, custom, reference).await;
+    let started = Lake::now();
+    let incremental = m.materialized == Materialized::Incremental;
+    if incremental && incremental_ok {
+        let built =
+            super::incremental::build_incremental(lake, ctx, m, inputs, custom, reference).await?;
+        if let Some(rows) = built {
+            return Ok(rows);
+        }
     }
     if m.materialized == Materialized::View {
         // Views are registered in every session from their file; audit them as they are now.
@@ -463,6 +471,9 @@ async fn build_one(
     lake.write(&m.name, batches, WriteMode::Overwrite)
         .await
         .map_err(|e| e.to_string())?;
+    if incremental {
+        super::incremental::record_state(lake, ctx, m, inputs, started).await?;
+    }
     Ok(rows)
 }
 

@@ -5,7 +5,7 @@
 //!
 //! ```sql
 //! -- description: Fed total assets minus TGA minus ON RRP, one row per calendar day
-//! -- materialized: table            (table | view | incremental, with unique_key, time_column, lookback_days)
+//! -- materialized: table            (table | view | incremental, with unique_key and partition_by)
 //! -- column date: calendar day
 //! -- test: unique(date)
 //! -- test: not_null(date, net_liquidity_musd)
@@ -26,11 +26,13 @@
 pub mod build;
 pub mod dag;
 pub mod docs;
+pub mod evaluate;
 mod incremental;
 pub mod seeds;
 pub mod spec;
 
 pub use build::{BuildOptions, BuildReport, ModelOutcome, build};
+pub use evaluate::evaluate;
 pub use spec::{DataTest, Materialized, Model, discover};
 
 use std::path::PathBuf;

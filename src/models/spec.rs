@@ -12,8 +12,10 @@ pub enum Materialized {
     Table,
     /// A SQL view registered in every session (nothing stored).
     View,
-    /// A Delta table of which each build recomputes only the rows from `time_column ≥ newest −
-    /// lookback_days` and MERGEs them on `unique_key` (a full refresh rebuilds everything).
+    /// A Delta table of which each build recomputes only the partitions (`partition_by`, e.g.
+    /// each symbol) whose input rows changed since the model's last successful build — new
+    /// days, late days and revisions of any age — and replaces exactly those partitions in one
+    /// commit (a full refresh rebuilds everything).
     Incremental,
 }
 
@@ -49,6 +51,9 @@ pub enum DataTest {
         /// Column there.
         to_column: String,
     },
+    /// No row matches a SQL condition (e.g. a value older than its age limit):
+    /// `no_rows_where(btc_close IS NOT NULL AND btc_as_of < date - INTERVAL '5 days')`.
+    NoRowsWhere(String),
 }
 
 impl DataTest {
@@ -69,6 +74,7 @@ impl DataTest {
                 column,
                 max_age_days,
             } => format!("freshness({column}, {max_age_days})"),
+            DataTest::NoRowsWhere(cond) => format!("no_rows_where({cond})"),
         }
     }
 
@@ -99,7 +105,7 @@ impl DataTest {
                 to_table,
                 to_column,
             } => format!(
-                "SELECT * FROM {relation} WHERE {0} IS NOT NULL AND {0} NOT IN (SELECT {1} FROM {to_table} WHERE {1} IS NOT NULL)",
+                "SELECT * FROM {relation} WHERE {0} IS NOT NULL AND {0} NOT IN (SELECT DISTINCT {1} FROM {to_table} WHERE {1} IS NOT NULL)",
                 q(column),
                 q(to_column)
             ),
@@ -111,6 +117,7 @@ impl DataTest {
                  WHERE newest IS NULL OR newest < DATE '{reference}' - INTERVAL '{max_age_days} days'",
                 q(column)
             ),
+            DataTest::NoRowsWhere(cond) => format!("SELECT * FROM {relation} WHERE {cond}"),
         }
     }
 }
@@ -134,10 +141,9 @@ pub struct Model {
     pub tests: Vec<(usize, DataTest)>,
     /// Natural key of an incremental model.
     pub unique_key: Vec<String>,
-    /// Time column of an incremental model.
-    pub time_column: Option<String>,
-    /// Days before the newest stored time that an incremental build recomputes.
-    pub lookback_days: u32,
+    /// Partition columns of an incremental model: a partition is recomputed whole when any input
+    /// row carrying its value was ingested since the last build.
+    pub partition_by: Vec<String>,
     /// Tags (`-- tags: a, b`), for `--select tag:a`.
     pub tags: Vec<String>,
 }
@@ -156,6 +162,13 @@ fn parse_test(spec: &str) -> Result<DataTest, String> {
     let inner = rest
         .strip_suffix(')')
         .ok_or(format!("test {spec:?} lacks a closing parenthesis"))?;
+    if kind.trim() == "no_rows_where" {
+        return if inner.trim().is_empty() {
+            Err("no_rows_where needs a condition".into())
+        } else {
+            Ok(DataTest::NoRowsWhere(inner.trim().to_string()))
+        };
+    }
     let a = args(inner);
     match (kind.trim(), a.len()) {
         ("not_null", n) if n > 0 => Ok(DataTest::NotNull(a)),
@@ -183,7 +196,7 @@ fn parse_test(spec: &str) -> Result<DataTest, String> {
             })
         }
         (k, _) => Err(format!(
-            "unknown test or wrong arguments: {k}({inner}); use not_null(cols), unique(cols), accepted_range(col, min, max), relationships(col, schema.table.col), freshness(col, days)"
+            "unknown test or wrong arguments: {k}({inner}); use not_null(cols), unique(cols), accepted_range(col, min, max), relationships(col, schema.table.col), freshness(col, days), no_rows_where(condition)"
         )),
     }
 }
@@ -205,8 +218,7 @@ impl Model {
             columns: Vec::new(),
             tests: Vec::new(),
             unique_key: Vec::new(),
-            time_column: None,
-            lookback_days: 0,
+            partition_by: Vec::new(),
             tags: Vec::new(),
         };
         for (i, line) in sql.lines().enumerate() {
@@ -239,14 +251,16 @@ impl Model {
                 "description" => model.description = Some(value.to_string()),
                 "unique_key" => model.unique_key = args(value),
                 "tags" => model.tags = args(value),
-                "time_column" => model.time_column = Some(value.to_string()),
-                "lookback_days" => {
-                    model.lookback_days = value.parse().map_err(|_| {
-                        invalid(
-                            i + 1,
-                            format!("lookback_days {value:?} is not a whole number"),
-                        )
-                    })?
+                "partition_by" => model.partition_by = args(value),
+                "time_column" | "lookback_days" => {
+                    return Err(invalid(
+                        i + 1,
+                        format!(
+                            "`{}` is gone: a look-back window loses late days and old revisions; \
+                             declare `-- partition_by: cols` (each partition whose inputs changed is recomputed whole)",
+                            key.trim()
+                        ),
+                    ));
                 }
                 "test" => model
                     .tests
@@ -258,11 +272,12 @@ impl Model {
             }
         }
         if model.materialized == Materialized::Incremental
-            && (model.unique_key.is_empty() || model.time_column.is_none())
+            && (model.unique_key.is_empty() || model.partition_by.is_empty())
         {
             return Err(invalid(
                 1,
-                "an incremental model needs `-- unique_key: cols` and `-- time_column: col`".into(),
+                "an incremental model needs `-- unique_key: cols` and `-- partition_by: cols`"
+                    .into(),
             ));
         }
         Ok(model)

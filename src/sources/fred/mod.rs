@@ -525,7 +525,7 @@ impl Source for Fred {
             name: TableName::staging("fred_observations_latest"),
             requires: observations_table(),
             description: "newest vintage of every FRED observation",
-            sql: "SELECT series_id, date, value, units, value_musd, realtime_start, source, ingested_at \
+            sql: "SELECT series_id, date, value, units, value_musd, realtime_start, source, ingested_at, available_at \
                   FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY series_id, date ORDER BY realtime_start DESC) AS vintage_rank \
                         FROM staging.fred_observations) WHERE vintage_rank = 1"
                 .to_string(),

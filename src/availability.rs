@@ -1,0 +1,399 @@
+//! When a value became public: the `available_at` column (UTC) every staging row carries, from
+//! its upstream's publication schedule, and the cut-off that turns it into the first day a mart
+//! row may use it (`known_on`).
+//!
+//! The rules, per staging table (New York time unless said otherwise; "next business day" skips
+//! Saturdays and Sundays — US holidays are not modelled, so a value published the day after a
+//! holiday is taken as known one day early):
+//!
+//! | table | key date | public at |
+//! |---|---|---|
+//! | `fred_observations` WALCL, TREAST, WSHOBL, WRESBAL, WTREGEN, WDTGAL (H.4.1, week to Wednesday) | date | date + 1 day, 16:30 |
+//! | `fred_observations` RRPONTSYD (ON RRP results) | date | date, 13:30 |
+//! | `fred_observations` EFFR, DFF, OBFR, SOFR (NY Fed rates) | date | next business day, 09:00 |
+//! | `fred_observations` DFEDTARL, DFEDTARU (target range, decided beforehand) | date | date, 00:00 |
+//! | `fred_observations` any other series (H.15 yields DGS1, DGS2 …) | date | next business day, 16:15 |
+//! | `prices_daily` crypto (`*-USD`, UTC-day candles) | date | date + 1 day, 00:00 UTC |
+//! | `prices_daily` other symbols (US close) | date | date, 17:00 |
+//! | `tga_daily` (Daily Treasury Statement) | record_date | next business day, 16:00 |
+//! | `treasury_operations` (NY Fed results) | operation_date | date, 15:00 |
+//! | `soma_holdings` (weekly, Wednesday) | as_of_date | date + 1 day, 16:30 |
+//! | `futures_daily`, `fedwatch_probabilities` (settlements) | date / as_of_date | date, 17:00 |
+//! | `policy_proxy` (uses the H.15 yield of the day) | as_of_date | next business day, 16:15 |
+//! | `eps_estimates` S&P DJI workbook | as_of_date | date + 3 days, 00:00 (editions are posted days after their "as of" close) |
+//! | `eps_estimates` vendor files | as_of_date | date + 1 day, 00:00 |
+//!
+//! A connector that knows better (e.g. the time it read a page) writes `available_at` itself;
+//! [`stamp`] leaves such a column alone. Tables without a rule get no column.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use datafusion::arrow::array::{
+    Array, ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+use crate::lake::TableName;
+use crate::lake::watermarks::days_to_date;
+
+const NEW_YORK: Tz = chrono_tz::America::New_York;
+
+/// Errors of stamping rows with their availability.
+#[derive(Debug, thiserror::Error)]
+pub enum AvailabilityError {
+    /// The batch lacks a column the table's rule reads.
+    #[error("{table}: cannot compute available_at: {message}")]
+    Column {
+        /// The table.
+        table: TableName,
+        /// What is missing or mistyped.
+        message: String,
+    },
+}
+
+/// When during a day a value is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// `days` calendar days after the key date, at `time` in New York.
+    After { days: i64, time: (u32, u32) },
+    /// The next business day after the key date, at `time` in New York.
+    NextBusinessDay { time: (u32, u32) },
+    /// `days` calendar days after the key date, at midnight UTC.
+    AfterUtc { days: i64 },
+}
+
+fn fred_rule(series: &str) -> Rule {
+    match series {
+        "WALCL" | "TREAST" | "WSHOBL" | "WRESBAL" | "WTREGEN" | "WDTGAL" => Rule::After {
+            days: 1,
+            time: (16, 30),
+        },
+        "RRPONTSYD" => Rule::After {
+            days: 0,
+            time: (13, 30),
+        },
+        "EFFR" | "DFF" | "OBFR" | "SOFR" => Rule::NextBusinessDay { time: (9, 0) },
+        "DFEDTARL" | "DFEDTARU" => Rule::After {
+            days: 0,
+            time: (0, 0),
+        },
+        _ => Rule::NextBusinessDay { time: (16, 15) },
+    }
+}
+
+fn price_rule(symbol: &str) -> Rule {
+    if symbol.ends_with("-USD") {
+        Rule::AfterUtc { days: 1 }
+    } else {
+        Rule::After {
+            days: 0,
+            time: (17, 0),
+        }
+    }
+}
+
+fn new_york(day: NaiveDate, (h, m): (u32, u32)) -> DateTime<Utc> {
+    let local = day.and_time(NaiveTime::from_hms_opt(h, m, 0).expect("valid time"));
+    NEW_YORK
+        .from_local_datetime(&local)
+        .earliest()
+        // A time inside a spring-forward gap: the instant right after the gap.
+        .unwrap_or_else(|| NEW_YORK.from_utc_datetime(&(local + Duration::hours(5))))
+        .with_timezone(&Utc)
+}
+
+fn next_business_day(day: NaiveDate) -> NaiveDate {
+    let mut d = day + Duration::days(1);
+    while matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+        d += Duration::days(1);
+    }
+    d
+}
+
+impl Rule {
+    fn apply(self, day: NaiveDate) -> DateTime<Utc> {
+        match self {
+            Rule::After { days, time } => new_york(day + Duration::days(days), time),
+            Rule::NextBusinessDay { time } => new_york(next_business_day(day), time),
+            Rule::AfterUtc { days } => (day + Duration::days(days))
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc(),
+        }
+    }
+}
+
+/// The table's key date column and the rule for a row (given the row's "what" column — series,
+/// symbol or source — when the rule depends on it).
+fn rule_for(table: &str) -> Option<(&'static str, Option<&'static str>, fn(&str) -> Rule)> {
+    Some(match table {
+        "fred_observations" => ("date", Some("series_id"), fred_rule),
+        "prices_daily" => ("date", Some("symbol"), price_rule),
+        "tga_daily" => ("record_date", None, |_| Rule::NextBusinessDay {
+            time: (16, 0),
+        }),
+        "treasury_operations" => ("operation_date", None, |_| Rule::After {
+            days: 0,
+            time: (15, 0),
+        }),
+        "soma_holdings" => ("as_of_date", None, |_| Rule::After {
+            days: 1,
+            time: (16, 30),
+        }),
+        "futures_daily" => ("date", None, |_| Rule::After {
+            days: 0,
+            time: (17, 0),
+        }),
+        "fedwatch_probabilities" => ("as_of_date", None, |_| Rule::After {
+            days: 0,
+            time: (17, 0),
+        }),
+        "policy_proxy" => ("as_of_date", None, |_| Rule::NextBusinessDay {
+            time: (16, 15),
+        }),
+        "eps_estimates" => ("as_of_date", Some("source"), |source| {
+            if source == "spdji_workbook" {
+                Rule::After {
+                    days: 3,
+                    time: (0, 0),
+                }
+            } else {
+                Rule::After {
+                    days: 1,
+                    time: (0, 0),
+                }
+            }
+        }),
+        _ => return None,
+    })
+}
+
+/// When a row of `table` keyed by `day` (and `what`: series, symbol or source) became public;
+/// `None` for tables without a rule.
+pub fn available_at(table: &str, day: NaiveDate, what: &str) -> Option<DateTime<Utc>> {
+    rule_for(table).map(|(_, _, rule)| rule(what).apply(day))
+}
+
+/// Adds `available_at` to a staging batch by its table's rule (unchanged when the table has no
+/// rule or the batch already has the column).
+pub fn stamp(table: &TableName, batch: RecordBatch) -> Result<RecordBatch, AvailabilityError> {
+    let Some((date_col, what_col, rule)) = rule_for(&table.name) else {
+        return Ok(batch);
+    };
+    if batch.schema().index_of("available_at").is_ok() {
+        return Ok(batch);
+    }
+    let err = |message: String| AvailabilityError::Column {
+        table: table.clone(),
+        message,
+    };
+    let column = |name: &str, ty: &DataType| -> Result<ArrayRef, AvailabilityError> {
+        let c = batch
+            .column_by_name(name)
+            .ok_or_else(|| err(format!("no column {name}")))?;
+        datafusion::arrow::compute::cast(c, ty).map_err(|e| err(format!("{name}: {e}")))
+    };
+    let dates = column(date_col, &DataType::Date32)?;
+    let dates = dates
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .expect("cast to Date32");
+    let whats = what_col.map(|c| column(c, &DataType::Utf8)).transpose()?;
+    let whats = whats.as_ref().map(|a| {
+        a.as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8")
+    });
+    let values: Vec<Option<i64>> = (0..batch.num_rows())
+        .map(|i| {
+            if dates.is_null(i) {
+                return None;
+            }
+            let what = whats.map(|w| w.value(i)).unwrap_or("");
+            Some(
+                rule(what)
+                    .apply(days_to_date(dates.value(i)))
+                    .timestamp_micros(),
+            )
+        })
+        .collect();
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("available_at", ts, true));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(values).with_timezone("UTC"),
+    ));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| err(e.to_string()))
+}
+
+/// The daily cut-off a mart row uses: a value is usable on day D when it was public by D at
+/// `time` in `zone` (default 18:30 New York, after the US close and the nightly's start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoff {
+    /// Local time of the cut-off.
+    pub time: NaiveTime,
+    /// Its time zone.
+    pub zone: Tz,
+}
+
+impl Default for Cutoff {
+    fn default() -> Self {
+        Self {
+            time: NaiveTime::from_hms_opt(18, 30, 0).expect("valid"),
+            zone: NEW_YORK,
+        }
+    }
+}
+
+impl Cutoff {
+    /// The cut-off instant of a day.
+    pub fn instant(&self, day: NaiveDate) -> DateTime<Utc> {
+        let local = day.and_time(self.time);
+        self.zone
+            .from_local_datetime(&local)
+            .earliest()
+            .unwrap_or_else(|| self.zone.from_utc_datetime(&local))
+            .with_timezone(&Utc)
+    }
+
+    /// The first day whose cut-off is at or after `at`: the day a value public at `at` may first
+    /// be used.
+    pub fn known_on(&self, at: DateTime<Utc>) -> NaiveDate {
+        let day = at.with_timezone(&self.zone).date_naive();
+        if self.instant(day) >= at {
+            day
+        } else {
+            day + Duration::days(1)
+        }
+    }
+}
+
+/// The SQL function `known_on(available_at)`: the first day whose cut-off is at or after the
+/// timestamp (a DATE), for marts that must use only what was public by each day's cut-off.
+pub fn known_on_udf(cutoff: Cutoff) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    create_udf(
+        "known_on",
+        vec![ts.clone()],
+        DataType::Date32,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+            let arr = args[0].to_array(1)?;
+            let arr = datafusion::arrow::compute::cast(&arr, &ts)?;
+            let arr = arr
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .expect("cast to timestamp");
+            let out: Date32Array = arr
+                .iter()
+                .map(|v| {
+                    v.and_then(DateTime::from_timestamp_micros)
+                        .map(|at| crate::lake::watermarks::date_to_days(cutoff.known_on(at)))
+                })
+                .collect();
+            Ok(if scalar {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(Arc::new(out))
+            })
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn publication_schedules() {
+        // WALCL for Wednesday 2026-05-27 is released Thursday 16:30 New York (20:30 UTC, EDT).
+        let walcl = available_at("fred_observations", d("2026-05-27"), "WALCL").unwrap();
+        assert_eq!(walcl.to_rfc3339(), "2026-05-28T20:30:00+00:00");
+        // EFFR for a Friday is published Monday 09:00 New York (winter: 14:00 UTC).
+        let effr = available_at("fred_observations", d("2026-01-09"), "EFFR").unwrap();
+        assert_eq!(effr.to_rfc3339(), "2026-01-12T14:00:00+00:00");
+        // The DTS of Friday 2026-06-05 comes out Monday 16:00.
+        let dts = available_at("tga_daily", d("2026-06-05"), "").unwrap();
+        assert_eq!(dts.to_rfc3339(), "2026-06-08T20:00:00+00:00");
+        // Bitcoin's UTC-day candle closes at midnight UTC.
+        let btc = available_at("prices_daily", d("2026-06-05"), "BTC-USD").unwrap();
+        assert_eq!(btc.to_rfc3339(), "2026-06-06T00:00:00+00:00");
+        let spx = available_at("prices_daily", d("2026-06-05"), "^GSPC").unwrap();
+        assert_eq!(spx.to_rfc3339(), "2026-06-05T21:00:00+00:00");
+        let eps = available_at("eps_estimates", d("2025-09-30"), "spdji_workbook").unwrap();
+        assert_eq!(eps.date_naive(), d("2025-10-03"));
+        assert!(available_at("fred_series", d("2026-01-01"), "").is_none());
+    }
+
+    #[test]
+    fn cutoff_maps_publication_to_the_first_usable_day() {
+        let c = Cutoff::default();
+        // Thursday 16:30 release: usable on Thursday (18:30 cut-off).
+        let walcl = available_at("fred_observations", d("2026-05-27"), "WALCL").unwrap();
+        assert_eq!(c.known_on(walcl), d("2026-05-28"));
+        // Bitcoin's Friday close (20:00 New York) misses Friday's cut-off: usable Saturday.
+        let btc = available_at("prices_daily", d("2026-06-05"), "BTC-USD").unwrap();
+        assert_eq!(c.known_on(btc), d("2026-06-06"));
+        // The S&P 500's Friday close is usable on Friday.
+        let spx = available_at("prices_daily", d("2026-06-05"), "^GSPC").unwrap();
+        assert_eq!(c.known_on(spx), d("2026-06-05"));
+        // Exactly at the cut-off counts; a microsecond later does not.
+        let at = c.instant(d("2026-03-09"));
+        assert_eq!(c.known_on(at), d("2026-03-09"));
+        assert_eq!(c.known_on(at + Duration::microseconds(1)), d("2026-03-10"));
+    }
+
+    #[test]
+    fn stamp_adds_the_column_and_respects_an_existing_one() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::Utf8, false),
+            Field::new("date", DataType::Date32, false),
+        ]));
+        let days = crate::lake::watermarks::date_to_days(d("2026-05-27"));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["WALCL", "RRPONTSYD"])),
+                Arc::new(Date32Array::from(vec![days, days])),
+            ],
+        )
+        .unwrap();
+        let t = TableName::staging("fred_observations");
+        let stamped = stamp(&t, batch).unwrap();
+        let col = stamped
+            .column_by_name("available_at")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap()
+            .clone();
+        assert_ne!(col.value(0), col.value(1));
+        let again = stamp(&t, stamped.clone()).unwrap();
+        assert_eq!(again.num_columns(), stamped.num_columns());
+        let bad = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, false)])),
+            vec![Arc::new(StringArray::from(vec!["a"]))],
+        )
+        .unwrap();
+        assert!(
+            stamp(&t, bad)
+                .unwrap_err()
+                .to_string()
+                .contains("no column date")
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The product table as an analyst sees it, on the real snapshot: small caps through the last
+//! IWM day, no value older than its documented age, the lead/lag and roles read from one place,
+//! EPS growth by the stated rule.
+
+use crate::common::{nightly_lake, repo, sql_csv};
+
+#[test]
+fn the_product_table_on_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = nightly_lake(dir.path());
+    let q = |sql: &str| sql_csv(repo(), &lake, sql);
+
+    // Small caps switch from ^RUT (history ends 2026-02-20) to IWM and run to IWM's last day.
+    assert_eq!(
+        q("select max(date) from staging.prices_daily where symbol = 'IWM'"),
+        "max(staging.prices_daily.date)\n2026-06-05\n"
+    );
+    assert_eq!(
+        q(
+            "select count(*) as missing from marts.liquidity_vs_risk where date between '2025-01-01' and '2026-06-05' \
+           and (rut_close is null or rut_drawdown_pct is null or divergence is null)"
+        ),
+        "missing\n0\n"
+    );
+    assert_eq!(
+        q("select rut_symbol, rut_as_of from marts.liquidity_vs_risk where date = '2026-06-05'"),
+        "rut_symbol,rut_as_of\nIWM,2026-06-05\n"
+    );
+    assert_eq!(
+        q("select rut_symbol from marts.liquidity_vs_risk where date = '2026-02-20'"),
+        "rut_symbol\n^RUT\n"
+    );
+    // The chain-linked level is continuous across the switch: the first IWM day moves by IWM's
+    // own return, not by the ratio of ^RUT points to IWM dollars.
+    let jump = q(
+        "select round(abs(b.level / a.level - 1 - b.daily_return), 9) as err, b.symbol from marts.asset_roles_daily a \
+         join marts.asset_roles_daily b on b.role = a.role and b.date = (select min(date) from marts.asset_roles_daily \
+         where role = 'small_caps' and date > '2026-02-20') where a.role = 'small_caps' and a.date = '2026-02-20'",
+    );
+    assert_eq!(jump, "err,symbol\n0.0,IWM\n");
+
+    // No carried value older than its age: closes 5 days, weekly liquidity 10, TGA 7 (DTS).
+    for (value, as_of, days) in [
+        ("btc_close", "btc_as_of", 5),
+        ("rut_close", "rut_as_of", 5),
+        ("spx_close", "spx_as_of", 5),
+        ("ndx_close", "ndx_as_of", 5),
+        ("dji_close", "dji_as_of", 5),
+        ("silver_close", "silver_as_of", 5),
+        ("btc_rut_corr_90d", "stats_as_of", 5),
+        ("fed_total_assets_musd", "fed_total_assets_as_of", 10),
+        ("reserves_week_avg_musd", "reserves_as_of", 10),
+        ("tga_musd", "tga_as_of", 10),
+        ("on_rrp_musd", "on_rrp_as_of", 7),
+        ("sp500_eps_growth_pct", "sp500_eps_edition_date", 45),
+    ] {
+        let stale = q(&format!(
+            "select count(*) as n from marts.liquidity_vs_risk where {value} is not null \
+             and ({as_of} is null or {as_of} < date - INTERVAL '{days} days')"
+        ));
+        assert_eq!(stale, "n\n0\n", "{value} older than {days} days");
+    }
+    // The ^DJI history ends 2026-02-23: by June the Dow comes from DIA, never a February close.
+    assert_eq!(
+        q("select dji_symbol, dji_as_of from marts.liquidity_vs_risk where date = '2026-06-05'"),
+        "dji_symbol,dji_as_of\nDIA,2026-06-05\n"
+    );
+    // Bitcoin's Friday close (a UTC-day candle, public at midnight UTC) is first used on Saturday.
+    assert_eq!(
+        q(
+            "select date, btc_as_of from marts.liquidity_vs_risk where date in ('2026-06-05', '2026-06-06') order by 1"
+        ),
+        "date,btc_as_of\n2026-06-05,2026-06-04\n2026-06-06,2026-06-05\n"
+    );
+    // WALCL of Wednesday 2026-05-27 is released Thursday: Wednesday's row still has the week before.
+    assert_eq!(
+        q(
+            "select date, fed_total_assets_as_of from marts.liquidity_vs_risk where date in ('2026-05-27', '2026-05-28') order by 1"
+        ),
+        "date,fed_total_assets_as_of\n2026-05-27,2026-05-20\n2026-05-28,2026-05-27\n"
+    );
+    // The table runs past the last WALCL to the newest day any input is known (the DTS).
+    assert_eq!(
+        q(
+            "select max(date) >= (select max(record_date) from staging.tga_daily) + INTERVAL '1 day' as past_dts, \
+           max(date) > (select max(date) from staging.fred_observations where series_id = 'WALCL') as past_walcl \
+           from marts.liquidity_vs_risk"
+        ),
+        "past_dts,past_walcl\ntrue,true\n"
+    );
+
+    // Highs say since when: bitcoin's history in the lake starts later than its 2013 peak.
+    let since = q(
+        "select distinct btc_high_since from marts.liquidity_vs_risk where btc_high_since is not null",
+    );
+    assert_eq!(since.lines().count(), 2, "{since}");
+
+    // EPS growth: the newest edition known, never an older edition's number for a negative base.
+    assert_eq!(
+        q(
+            "select count(*) as n from marts.eps_growth where date > edition_date + INTERVAL '45 days'"
+        ),
+        "n\n0\n"
+    );
+    assert_eq!(
+        q(
+            "select count(*) as n from marts.liquidity_vs_risk where date = '2025-06-18' and sp500_eps_growth_pct is not null"
+        ),
+        "n\n0\n"
+    );
+}
