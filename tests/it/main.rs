@@ -10,6 +10,7 @@ mod daemon;
 mod eps;
 mod export;
 mod faults;
+mod fomc;
 mod incremental;
 mod jobs;
 mod maintain;
