@@ -29,8 +29,9 @@ const NAME: &str = "prices";
 /// Coinbase returns at most 300 candles per request.
 const COINBASE_MAX_DAYS: i64 = 300;
 
-/// The start asked of Yahoo when none is configured: 1900-01-01, `period1=-2208988800` (the same
-/// "max" start yfinance uses). Yahoo answers from the instrument's first day (^GSPC: 1927-12-30).
+/// The start asked of Yahoo when none is configured: 1900-01-01 00:00 UTC, `period1=-2208988800`
+/// (yfinance's "max" start is the same day). Yahoo answers from the instrument's first day
+/// (^GSPC: 1927-12-30).
 pub const YAHOO_EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date");
 
 /// The start asked of Coinbase when none is configured: Coinbase Exchange opened in January 2015,
