@@ -40,10 +40,22 @@
 -- column rut_drawdown_pct: the instrument's drawdown from its own high, %
 -- column rut_high_since: first day of that instrument's history in the lake
 -- column rut_as_of: day of that close
--- column spx_symbol: the large-cap instrument (^GSPC, else SPY); spx_close, spx_drawdown_pct, spx_as_of likewise (age ≤ 5 days)
--- column ndx_symbol: the tech instrument (^NDX, else QQQ); ndx_* likewise
--- column dji_symbol: the blue-chip instrument (^DJI, else DIA); dji_* likewise
--- column silver_symbol: the silver instrument (SI=F, else SLV); silver_* likewise
+-- column spx_symbol: the large-cap instrument of the day (^GSPC, else SPY: seeds.asset_roles)
+-- column spx_close: its close (index points for ^GSPC, USD for SPY); NULL when more than 5 days old
+-- column spx_drawdown_pct: the instrument's drawdown from its own high since its first day in the lake, %
+-- column spx_as_of: day of that close
+-- column ndx_symbol: the tech instrument of the day (^NDX, else QQQ: seeds.asset_roles)
+-- column ndx_close: its close (index points for ^NDX, USD for QQQ); NULL when more than 5 days old
+-- column ndx_drawdown_pct: the instrument's drawdown from its own high since its first day in the lake, %
+-- column ndx_as_of: day of that close
+-- column dji_symbol: the blue-chip instrument of the day (^DJI, else DIA: seeds.asset_roles)
+-- column dji_close: its close (index points for ^DJI, USD for DIA); NULL when more than 5 days old
+-- column dji_drawdown_pct: the instrument's drawdown from its own high since its first day in the lake, %
+-- column dji_as_of: day of that close
+-- column silver_symbol: the silver instrument of the day (SI=F, else SLV: seeds.asset_roles)
+-- column silver_close: its close (USD per troy ounce for SI=F, USD per share for SLV); NULL when more than 5 days old
+-- column silver_drawdown_pct: the instrument's drawdown from its own high since its first day in the lake, %
+-- column silver_as_of: day of that close
 -- column btc_rut_corr_90d: correlation of bitcoin and small-cap daily returns over the last 90 sessions on which both closed (bitcoin compounded over the same span), from the newest session known (age ≤ 5 days)
 -- column btc_lead_sessions: the lead k in −10..10 that maximises the return correlation over the trailing 90 sessions: positive k pairs small caps' return with bitcoin's k sessions earlier (bitcoin leads), negative k pairs bitcoin's return with small caps' |k| sessions earlier; only data up to the session is used
 -- column btc_lead_corr: that maximal correlation

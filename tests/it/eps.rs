@@ -353,3 +353,40 @@ fn the_discontinued_url_404_warns_when_an_archive_stands_in_and_fails_without() 
         "{err}"
     );
 }
+
+/// Vendor rows feed `marts.eps_growth` per index by the same rule as the workbook: the newest
+/// edition known (a vendor file the day after its as-of date), at most 45 days, and a base year
+/// that is not positive gives NULL with the reason. (The numbers are format examples.)
+#[test]
+fn vendor_rows_reach_eps_growth_by_the_stated_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, vendor) = vendor_setup(dir.path());
+    std::fs::write(
+        vendor.join("a_bank.csv"),
+        format!(
+            "{HEADER}2026-02-13,RUT,2026,100,operating_eps,a_bank\n2026-02-13,RUT,2027,120,operating_eps,a_bank\n\
+             2026-02-13,XYZ,2026,-5,operating_eps,a_bank\n2026-02-13,XYZ,2027,10,operating_eps,a_bank\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = ingest_vendor(dir.path(), &cfg, &[]);
+    assert_eq!(code, 0, "{out}");
+    let lake = dir.path().join("lake");
+    let (code, out, err) = run(bin(repo())
+        .arg("--lake")
+        .arg(&lake)
+        .args(["build", "--select", "eps_growth"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let got = sql_csv(
+        dir.path(),
+        &lake,
+        "select index, min(date) as first, max(date) as last, count(*) as days, max(growth_pct) as growth, \
+         max(growth_note) as note from marts.eps_growth group by index order by index",
+    );
+    assert_eq!(
+        got.trim(),
+        "index,first,last,days,growth,note\n\
+         RUT,2026-02-14,2026-03-30,45,20.0,\n\
+         XYZ,2026-02-14,2026-03-30,45,,2026 EPS is not positive (-5.0): growth has no meaning"
+    );
+}

@@ -108,4 +108,27 @@ fn the_product_table_on_the_snapshot() {
         ),
         "n\n0\n"
     );
+
+    // Every column of the product is documented in the model header and in the README's table.
+    let cols = q("select column_name from information_schema.columns where table_schema = 'marts' \
+                  and table_name = 'liquidity_vs_risk' order by ordinal_position");
+    let header = std::fs::read_to_string(repo().join("sql/marts/liquidity_vs_risk.sql")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let documented: Vec<&str> = header
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- column "))
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
+    let columns: Vec<&str> = cols.lines().skip(1).collect();
+    assert_eq!(columns, documented, "header docs vs the table's columns");
+    for c in &columns {
+        let doc = header
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("-- column {c}: ")))
+            .unwrap();
+        assert!(
+            readme.contains(&format!("| `{c}` | {} |", doc.replace('|', "/"))),
+            "README lacks the doc of {c}"
+        );
+    }
 }
