@@ -10,6 +10,7 @@ mod daemon;
 mod eps;
 mod export;
 mod faults;
+mod fedwatch;
 mod fomc;
 mod incremental;
 mod jobs;

@@ -116,7 +116,9 @@ fn fedwatch_covers_every_day_with_probabilities_or_a_labelled_proxy() {
         .split(',')
         .map(|v| v.parse().unwrap())
         .collect();
-    assert!(row[1] > 900 && row[2] > 1500, "{cov}");
+    // ~540 FedWatch days: with the front month only, a meeting fewer than 7 days before its
+    // month's end gets no odds (the late-month guard, issue 11 item 5), so those days are proxies.
+    assert!(row[1] > 500 && row[2] > 1500, "{cov}");
     assert_eq!(
         (row[3], row[4]),
         (0, 0),

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
@@ -393,8 +393,8 @@ impl Source for Fedwatch {
                 (None, _) => "no upcoming FOMC meeting in the calendar".to_string(),
                 (Some(_), Some(gap)) => gap,
                 (Some(m), None) => format!(
-                    "no futures settlement on the day for the {} meeting month",
-                    method::month_label(m.with_day(1).unwrap_or(m))
+                    "no futures contract for the {} meeting month",
+                    m.format("%Y-%m")
                 ),
             };
             let reason = if proxy == "none" {
@@ -416,31 +416,37 @@ impl Source for Fedwatch {
             proxies.reason.push(reason);
         }
         let mut report = SourceReport::default();
-        let written = ctx
-            .lake
-            .write(
-                &probabilities_table(),
-                vec![probs.batch(ctx.run_at).map_err(&lake_err)?],
-                ctx.window.write_mode(
-                    Some(start),
-                    "as_of_date",
-                    &["as_of_date", "meeting_date", "target_low_bps"],
-                ),
-            )
-            .await
-            .map_err(&lake_err)?;
-        report.rows_written += written.rows;
-        let written = ctx
-            .lake
-            .write(
-                &proxy_table(),
-                vec![proxies.batch(ctx.run_at).map_err(&lake_err)?],
-                ctx.window
-                    .write_mode(Some(start), "as_of_date", &["as_of_date"]),
-            )
-            .await
-            .map_err(&lake_err)?;
-        report.rows_written += written.rows;
+        let prob_rows = probs.as_of.len();
+        let proxy_rows = proxies.as_of.len();
+        let writes = [
+            (
+                probabilities_table(),
+                probs.batch(ctx.run_at).map_err(&lake_err)?,
+                prob_rows,
+                &["as_of_date", "meeting_date", "target_low_bps"][..],
+            ),
+            (
+                proxy_table(),
+                proxies.batch(ctx.run_at).map_err(&lake_err)?,
+                proxy_rows,
+                &["as_of_date"][..],
+            ),
+        ];
+        for (table, batch, rows, keys) in writes {
+            // Both tables always exist after a run (the marts read both), even when one has no
+            // rows: e.g. a window where every day has odds writes no proxy row.
+            let mode = if rows == 0 && !ctx.lake.exists(&table).await.map_err(&lake_err)? {
+                crate::lake::WriteMode::Overwrite
+            } else {
+                ctx.window.write_mode(Some(start), "as_of_date", keys)
+            };
+            let written = ctx
+                .lake
+                .write(&table, vec![batch], mode)
+                .await
+                .map_err(&lake_err)?;
+            report.rows_written += written.rows;
+        }
         tracing::info!(source = NAME, rows = report.rows_written, "computed");
         Ok(report)
     }
