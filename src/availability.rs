@@ -125,9 +125,12 @@ impl Rule {
     }
 }
 
-/// The table's key date column and the rule for a row (given the row's "what" column — series,
-/// symbol or source — when the rule depends on it).
-fn rule_for(table: &str) -> Option<(&'static str, Option<&'static str>, fn(&str) -> Rule)> {
+/// A table's key date column, the column the rule depends on (series, symbol or source), and the
+/// rule for a row given that column's value.
+type TableRule = (&'static str, Option<&'static str>, fn(&str) -> Rule);
+
+/// The rule of a staging table, if it has one.
+fn rule_for(table: &str) -> Option<TableRule> {
     Some(match table {
         "fred_observations" => ("date", Some("series_id"), fred_rule),
         "prices_daily" => ("date", Some("symbol"), price_rule),

@@ -57,7 +57,7 @@
 -- column silver_drawdown_pct: the instrument's drawdown from its own high since its first day in the lake, %
 -- column silver_as_of: day of that close
 -- column btc_rut_corr_90d: correlation of bitcoin and small-cap daily returns over the last 90 sessions on which both closed (bitcoin compounded over the same span), from the newest session known (age ≤ 5 days)
--- column btc_lead_sessions: the lead k in −10..10 that maximises the return correlation over the trailing 90 sessions: positive k pairs small caps' return with bitcoin's k sessions earlier (bitcoin leads), negative k pairs bitcoin's return with small caps' |k| sessions earlier; only data up to the session is used
+-- column btc_lead_sessions: the lead k in −10..10 that maximises the return correlation over the trailing 90 sessions (marts.btc_smallcap_xcorr): positive k pairs small caps' return with bitcoin's k sessions earlier (bitcoin leads), negative k pairs bitcoin's return with small caps' |k| sessions earlier; only data up to the session is used
 -- column btc_lead_corr: that maximal correlation
 -- column stats_as_of: the session the correlation and lead/lag end on
 -- column divergence: one of bitcoin / small caps within 2% of its own high while the other is more than 20% below its own; NULL where either close is NULL (too old)
@@ -82,44 +82,14 @@
 WITH roles AS (
     SELECT role, date, symbol, close, level, drawdown_pct, high_since, known_on FROM marts.asset_roles_daily
 ),
--- Bitcoin vs small caps on the sessions where both closed; a session is known when both closes are.
-sessions AS (
-    SELECT r.date, greatest(r.known_on, b.known_on) AS known_on,
-           r.level / lag(r.level) OVER (ORDER BY r.date) - 1 AS rut_ret,
-           b.close / lag(b.close) OVER (ORDER BY r.date) - 1 AS btc_ret
-    FROM roles r JOIN roles b ON b.date = r.date AND b.role = 'bitcoin'
-    WHERE r.role = 'small_caps'
-),
-indexed AS (
-    SELECT date, known_on, rut_ret, btc_ret, row_number() OVER (ORDER BY date) AS idx
-    FROM sessions WHERE rut_ret IS NOT NULL AND btc_ret IS NOT NULL
-),
+-- Bitcoin vs small caps: the 90-session correlation is the cross-correlation at lead 0.
 corr AS (
-    SELECT date, known_on,
-           CASE WHEN count(btc_ret) OVER w = 90 THEN corr(btc_ret, rut_ret) OVER w END AS btc_rut_corr_90d
-    FROM indexed
-    WINDOW w AS (ORDER BY idx ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
-),
-lags AS (
-    SELECT CAST(value AS BIGINT) AS k FROM generate_series(-10, 10)
-),
--- At anchor session t and lead k, bitcoin's return at t − max(k, 0) is paired with small caps'
--- at t − max(−k, 0): never a session after t.
-shifted AS (
-    SELECT a.date, a.idx, l.k, br.btc_ret, rr.rut_ret
-    FROM indexed a CROSS JOIN lags l
-    JOIN indexed br ON br.idx = a.idx - greatest(l.k, 0)
-    JOIN indexed rr ON rr.idx = a.idx - greatest(-l.k, 0)
-),
-xcorr AS (
-    SELECT date, k,
-           CASE WHEN count(*) OVER w = 90 THEN corr(btc_ret, rut_ret) OVER w END AS c
-    FROM shifted
-    WINDOW w AS (PARTITION BY k ORDER BY idx ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
+    SELECT date, known_on, corr AS btc_rut_corr_90d FROM marts.btc_smallcap_xcorr WHERE k = 0
 ),
 best_lag AS (
     SELECT date, k AS btc_lead_sessions, c AS btc_lead_corr
-    FROM (SELECT date, k, c, row_number() OVER (PARTITION BY date ORDER BY c DESC, abs(k), k) AS rn FROM xcorr WHERE c IS NOT NULL)
+    FROM (SELECT date, k, corr AS c, row_number() OVER (PARTITION BY date ORDER BY corr DESC, abs(k), k) AS rn
+          FROM marts.btc_smallcap_xcorr WHERE corr IS NOT NULL)
     WHERE rn = 1
 ),
 stats AS (

@@ -1,4 +1,4 @@
--- description: Net liquidity = Fed total assets − Treasury General Account − overnight reverse repo, in $M, one row per calendar day as known at that day's cut-off (default 18:30 New York): each input is its newest print public by then (available_at), never a later one. All three on a level basis: WALCL is the Wednesday level; the TGA is the Daily Treasury Statement's closing balance (a daily level), else FRED's Wednesday-level WDTGAL — never the week-average WTREGEN, which is shown in its own column. Every input has an as-of date and a maximum age past which it is NULL (weekly series 10 days, DTS and ON RRP 7 days). The table runs from the first WALCL print to the newest day any input became known.
+-- description: Net liquidity = Fed total assets − Treasury General Account − overnight reverse repo, in $M, one row per calendar day as known at that day's cut-off (default 18:30 New York): each input is its newest print public by then (available_at), never a later one. All three on a level basis: WALCL is the Wednesday level; the TGA is the Daily Treasury Statement's closing balance (a daily level), else FRED's Wednesday-level WDTGAL — never the week-average WTREGEN, which is shown in its own column. Every input has an as-of date and a maximum age past which it is NULL (weekly series 10 days, DTS and ON RRP 7 days). The table runs from the first WALCL print to the newest day any input (liquidity or prices) became known.
 -- column date: calendar day (the values known at its cut-off)
 -- column fed_total_assets_musd: WALCL, Fed total assets, Wednesday level, $M; NULL when the newest print known is more than 10 days old
 -- column fed_total_assets_as_of: the Wednesday of that WALCL print
@@ -33,8 +33,15 @@ WITH feeds AS (
 newest AS (
     SELECT feed, known_on, max(date) AS date FROM feeds GROUP BY feed, known_on
 ),
+-- The table runs to the newest day the lake knows anything the product shows, so that a day
+-- with new prices but no new liquidity print still has its row (with each input's as-of).
+newest_known AS (
+    SELECT known_on(available_at) AS known_on FROM staging.prices_daily
+    UNION ALL SELECT known_on(available_at) FROM staging.tga_daily
+    UNION ALL SELECT known_on FROM feeds
+),
 bounds AS (
-    SELECT (SELECT min(known_on) FROM feeds WHERE feed = 'WALCL') AS first_day, max(known_on) AS last_day FROM feeds
+    SELECT (SELECT min(known_on) FROM feeds WHERE feed = 'WALCL') AS first_day, max(known_on) AS last_day FROM newest_known
 ),
 days AS (
     SELECT CAST(unnest(generate_series(first_day, last_day, INTERVAL '1 day')) AS DATE) AS date FROM bounds

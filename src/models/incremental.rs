@@ -209,13 +209,16 @@ pub(super) async fn build_incremental(
     let kept = collect(ctx, &format!("SELECT * FROM {} WHERE NOT ({pred})", m.name))
         .await
         .map_err(df_err(m))?;
-    let schema = ctx
-        .sql(body)
-        .await
-        .map_err(df_err(m))?
-        .schema()
-        .inner()
-        .clone();
+    let schema = match window.first() {
+        Some(b) => b.schema(),
+        None => ctx
+            .sql(body)
+            .await
+            .map_err(df_err(m))?
+            .schema()
+            .inner()
+            .clone(),
+    };
     let mut candidate = Vec::with_capacity(kept.len() + window.len());
     for b in kept {
         let cols = schema

@@ -372,15 +372,16 @@ fn vendor_rows_reach_eps_growth_by_the_stated_rule() {
     let (code, out) = ingest_vendor(dir.path(), &cfg, &[]);
     assert_eq!(code, 0, "{out}");
     let lake = dir.path().join("lake");
-    let (code, out, err) = run(bin(repo())
-        .arg("--lake")
-        .arg(&lake)
-        .args(["build", "--select", "eps_growth"]));
+    let (code, out, err) =
+        run(bin(repo())
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--select", "eps_growth"]));
     assert_eq!(code, 0, "{out}\n{err}");
     let got = sql_csv(
         dir.path(),
         &lake,
-        "select index, min(date) as first, max(date) as last, count(*) as days, max(growth_pct) as growth, \
+        "select index, min(date) as first, max(date) as last, count(*) as days, round(max(growth_pct), 9) as growth, \
          max(growth_note) as note from marts.eps_growth group by index order by index",
     );
     assert_eq!(

@@ -52,44 +52,66 @@ fn same(a: &str, b: &str) -> bool {
     }
 }
 
-/// For each day, the row of `mart` for that day in `full` and in the marts computed on the
-/// inputs known that day; returns the days (and columns) that differ.
+/// The marts compared, each with the date column that says which rows belong to a day: the
+/// product's row for the day, and in the marts under it every row first known that day.
+const CHECKS: [(&str, &str); 6] = [
+    ("liquidity_vs_risk", "date"),
+    ("net_liquidity_daily", "date"),
+    ("eps_growth", "date"),
+    ("asset_daily", "known_on"),
+    ("asset_roles_daily", "known_on"),
+    ("btc_smallcap_xcorr", "known_on"),
+];
+
+/// For each day, the rows of each checked mart that belong to it in `full` and in the marts
+/// computed on the inputs known that day; returns what differs.
 async fn compare(
     lake: &Lake,
     sql_dir: &Path,
     full: &datafusion::prelude::SessionContext,
-    mart: &str,
     days: &[&str],
 ) -> Vec<String> {
     let views = macrolake::sources::all_views(&Default::default());
     let mut diffs = Vec::new();
     for &day in days {
         let d: NaiveDate = day.parse().unwrap();
-        let query = format!("select * from marts.{mart} where date = DATE '{day}'");
-        let want = rows(full, &query).await;
         let ctx = macrolake::models::evaluate(lake, &views, sql_dir, Some(d))
             .await
             .unwrap();
-        let got = rows(&ctx, &query).await;
-        assert_eq!(want.len(), 1, "{mart} has no row for {day}");
-        let header: Vec<String> = ctx
-            .sql(&query)
-            .await
-            .unwrap()
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        if got.len() != 1 {
-            diffs.push(format!("{day}: {} rows as known that day", got.len()));
-            continue;
-        }
-        for ((name, a), b) in header.iter().zip(&want[0]).zip(&got[0]) {
-            if !same(a, b) {
+        for (mart, column) in CHECKS {
+            let query = format!("select * from marts.{mart} where {column} = DATE '{day}'");
+            let mut want = rows(full, &query).await;
+            let mut got = rows(&ctx, &query).await;
+            if mart == "liquidity_vs_risk" {
+                assert_eq!(want.len(), 1, "{mart} has no row for {day}");
+            }
+            want.sort();
+            got.sort();
+            if got.len() != want.len() {
                 diffs.push(format!(
-                    "{day} {name}: full build {a:?}, as known that day {b:?}"
+                    "{day} {mart}: {} rows in the full build, {} as known that day",
+                    want.len(),
+                    got.len()
                 ));
+                continue;
+            }
+            let header: Vec<String> = ctx
+                .sql(&query)
+                .await
+                .unwrap()
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            for (w, g) in want.iter().zip(&got) {
+                for ((name, a), b) in header.iter().zip(w).zip(g) {
+                    if !same(a, b) {
+                        diffs.push(format!(
+                            "{day} {mart}.{name}: full build {a:?}, as known that day {b:?}"
+                        ));
+                    }
+                }
             }
         }
     }
@@ -104,7 +126,7 @@ async fn every_row_is_reproduced_from_the_inputs_known_that_day() {
     // The published marts (the nightly's full build) against marts built on truncated inputs.
     let published = lake.session(None, &[]).await.unwrap().ctx;
     let sql = repo().join("sql");
-    let diffs = compare(&lake, &sql, &published, "liquidity_vs_risk", &DAYS).await;
+    let diffs = compare(&lake, &sql, &published, &DAYS).await;
     assert!(diffs.is_empty(), "look-ahead:\n{}", diffs.join("\n"));
     // The row is not empty: the comparison covers real values.
     let last = rows(
@@ -117,15 +139,9 @@ async fn every_row_is_reproduced_from_the_inputs_known_that_day() {
     assert!(last[0].iter().all(|c| c == "5"), "{last:?}");
 }
 
-/// The test of the test: the old lead/lag, which paired today's small-cap return with bitcoin's
-/// return up to ten sessions later, is caught.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lead_lag_that_looks_ahead_is_caught() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake_dir = nightly_lake(dir.path());
-    let lake = Lake::open(lake_dir.to_str().unwrap(), false).unwrap();
-    // A copy of sql/ whose lead/lag reads bitcoin's return k sessions after today for k < 0.
-    let sql = dir.path().join("sql");
+/// A copy of `sql/` with one model's text replaced (`from` must occur in it).
+fn altered_sql(dir: &Path, model: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let sql = dir.join("sql");
     for sub in ["marts", "seeds"] {
         std::fs::create_dir_all(sql.join(sub)).unwrap();
         for e in std::fs::read_dir(repo().join("sql").join(sub)).unwrap() {
@@ -133,24 +149,45 @@ async fn a_lead_lag_that_looks_ahead_is_caught() {
             std::fs::copy(&p, sql.join(sub).join(p.file_name().unwrap())).unwrap();
         }
     }
-    let model = sql.join("marts/liquidity_vs_risk.sql");
-    let text = std::fs::read_to_string(&model).unwrap();
-    let honest = "JOIN indexed br ON br.idx = a.idx - greatest(l.k, 0)\n    JOIN indexed rr ON rr.idx = a.idx - greatest(-l.k, 0)";
-    assert!(
-        text.contains(honest),
-        "the lead/lag join changed: update this test"
-    );
-    let leaky = "JOIN indexed br ON br.idx = a.idx - l.k\n    JOIN indexed rr ON rr.idx = a.idx";
-    std::fs::write(&model, text.replace(honest, leaky)).unwrap();
+    let file = sql.join("marts").join(format!("{model}.sql"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(from), "{model}.sql changed: update this test");
+    std::fs::write(&file, text.replace(from, to)).unwrap();
+    sql
+}
+
+/// The test of the test: two look-aheads are caught — the old lead/lag, which paired today's
+/// small-cap return with bitcoin's return up to ten sessions later, and a close used the day
+/// before it was public (a future value injected through its known day).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_look_ahead_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = nightly_lake(dir.path());
+    let lake = Lake::open(lake_dir.to_str().unwrap(), false).unwrap();
     let views = macrolake::sources::all_views(&Default::default());
-    let full = macrolake::models::evaluate(&lake, &views, &sql, None)
-        .await
-        .unwrap();
-    // A few days with a lead/lag are enough to show the check bites.
-    let days = ["2024-06-12", "2025-03-03", "2025-09-17", "2026-01-30", "2026-05-27"];
-    let diffs = compare(&lake, &sql, &full, "liquidity_vs_risk", &days).await;
-    assert!(
-        diffs.iter().any(|d| d.contains("btc_lead")),
-        "the look-ahead was not detected: {diffs:?}"
-    );
+    let cases = [
+        (
+            "btc_smallcap_xcorr",
+            "JOIN indexed br ON br.idx = a.idx - greatest(l.k, 0)\n    JOIN indexed rr ON rr.idx = a.idx - greatest(-l.k, 0)",
+            "JOIN indexed br ON br.idx = a.idx - l.k\n    JOIN indexed rr ON rr.idx = a.idx",
+            "corr",
+        ),
+        (
+            "asset_daily",
+            "known_on(h.available_at) AS known_on",
+            "CAST(h.date - INTERVAL '1 day' AS DATE) AS known_on",
+            "_close",
+        ),
+    ];
+    for (i, (model, honest, leaky, column)) in cases.into_iter().enumerate() {
+        let sql = altered_sql(&dir.path().join(format!("case{i}")), model, honest, leaky);
+        let full = macrolake::models::evaluate(&lake, &views, &sql, None)
+            .await
+            .unwrap();
+        let diffs = compare(&lake, &sql, &full, &DAYS).await;
+        assert!(
+            diffs.iter().any(|d| d.contains(column)),
+            "the look-ahead in {model} was not detected: {diffs:?}"
+        );
+    }
 }
