@@ -110,8 +110,10 @@ fn the_product_table_on_the_snapshot() {
     );
 
     // Every column of the product is documented in the model header and in the README's table.
-    let cols = q("select column_name from information_schema.columns where table_schema = 'marts' \
-                  and table_name = 'liquidity_vs_risk' order by ordinal_position");
+    let cols = q(
+        "select column_name from information_schema.columns where table_schema = 'marts' \
+                  and table_name = 'liquidity_vs_risk' order by ordinal_position",
+    );
     let header = std::fs::read_to_string(repo().join("sql/marts/liquidity_vs_risk.sql")).unwrap();
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let documented: Vec<&str> = header
