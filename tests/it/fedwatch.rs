@@ -8,71 +8,17 @@ use super::common::*;
 
 const CME_DAYS: [u32; 5] = [14, 15, 16, 17, 18];
 
-fn copy_recordings(from: &Path, to: &Path, stem_filter: impl Fn(&str) -> bool) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if (name.contains(".meta.") || name.contains(".body.")) && stem_filter(&name) {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
-    }
-}
-
-/// A replay folder with the snapshot's CME recordings, its Yahoo front month (the connector
-/// always asks for it) and FRED's DFEDTARL/DFEDTARU bodies for September 2026, as FRED served
-/// them (`tests/fixtures/bodies/fred/fred_dfedtar_2026-09.json` holds both CSV bodies verbatim).
-fn cme_replay(root: &Path) -> PathBuf {
-    let replay = root.join("replay");
-    copy_recordings(
-        &snapshot().join("www.cmegroup.com"),
-        &replay.join("www.cmegroup.com"),
-        |_| true,
-    );
-    copy_recordings(
-        &snapshot().join("query1.finance.yahoo.com"),
-        &replay.join("query1.finance.yahoo.com"),
-        |n| n.starts_with("v8_finance_chart_ZQ_F."),
-    );
-    let fred = replay.join("fred.stlouisfed.org");
-    std::fs::create_dir_all(&fred).unwrap();
-    let wrapper: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            repo().join("tests/fixtures/bodies/fred/fred_dfedtar_2026-09.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    for id in ["DFEDTARL", "DFEDTARU"] {
-        let stem = format!("graph_fredgraph.csv--id={id}");
-        std::fs::write(
-            fred.join(format!("{stem}.body.csv")),
-            wrapper[id].as_str().unwrap(),
-        )
-        .unwrap();
-        let meta = serde_json::json!({
-            "method": "GET",
-            "url": format!("https://fred.stlouisfed.org/graph/fredgraph.csv?id={id}"),
-            "status": 200,
-            "content_type": "text/csv",
-            "recorded_at": "2026-09-20T12:00:00Z",
-            "body_file": format!("{stem}.body.csv"),
-            "note": "real FRED body for September 2026 (tests/fixtures/bodies/fred/fred_dfedtar_2026-09.json)"
-        });
-        std::fs::write(fred.join(format!("{stem}.meta.json")), meta.to_string()).unwrap();
-    }
-    replay
+/// The committed replay folder: the CME recordings, FRED's September 2026 target range and the
+/// Yahoo front month (see its README).
+fn cme_replay(_root: &Path) -> PathBuf {
+    repo().join("tests/fixtures/cme-2026-09")
 }
 
 /// Ingests the CME days into a new lake and builds the two policy marts.
 fn cme_lake(dir: &Path) -> PathBuf {
     let replay = cme_replay(dir);
     let cfg = dir.join("macrolake.toml");
-    std::fs::write(
-        &cfg,
-        "[sources.fred]\nseries = [\"DFEDTARL\", \"DFEDTARU\"]\n\n[sources.futures]\ncme_enabled = true\n",
-    )
-    .unwrap();
+    std::fs::copy(replay.join("macrolake.toml"), &cfg).unwrap();
     let lake = dir.join("lake");
     let (code, out, err) = run(bin(repo())
         .arg("--lake")
