@@ -26,7 +26,7 @@ horizon AS (
 ),
 editions AS (
     SELECT h.as_of_date AS edition_date, h.index, h.source, h.known_on AS edition_known_on,
-           h.next_year - 1 AS this_year, a.value AS eps_this_year, n.value AS eps_next_year,
+           CAST(h.next_year - 1 AS INT) AS this_year, a.value AS eps_this_year, n.value AS eps_next_year,
            CASE WHEN a.value > 0 THEN (n.value / a.value - 1) * 100 END AS growth_pct,
            CASE WHEN a.value IS NULL THEN 'edition has no ' || CAST(h.next_year - 1 AS VARCHAR) || ' EPS to grow from'
                 WHEN a.value <= 0 THEN CAST(h.next_year - 1 AS VARCHAR) || ' EPS is not positive (' || CAST(a.value AS VARCHAR) || '): growth has no meaning'

@@ -13,7 +13,7 @@
 -- column on_rrp_as_of: day of that print
 -- column reserves_week_avg_musd: WRESBAL, reserve balances, week average ending Wednesday, $M (age ≤ 10 days)
 -- column reserves_as_of: the Wednesday ending that week
--- column bill_purchases_cum_usd: Fed outright T-bill purchases accepted since 2025-12-12 (the reserve-management programme's start) through the day, USD, by operation date (results are public the same afternoon); includes every outright bill purchase (see marts.bill_purchases for the classification); NULL before 2025-12-12
+-- column bill_purchases_cum_usd: Fed outright T-bill purchases of the programme since 2025-12-12 (reserve-management purchases and agency-principal reinvestment, which the NY Fed data cannot separate; small-value test exercises left out: marts.bill_purchases) through the day, USD, by operation date (results are public the same afternoon); NULL before 2025-12-12
 -- column next_meeting_date: the next FOMC decision on or after the day, from the newest policy_path row known (age ≤ 5 days)
 -- column next_meeting_cut_prob: FedWatch probability of a lower target range at that meeting, 0–1 (NULL on proxy days)
 -- column priced_change_12m_bp: FedWatch: expected target-range midpoint at priced_horizon_date minus today's midpoint, bp (negative = cuts priced); NULL on proxy days
@@ -176,9 +176,9 @@ policy_daily AS (
     WHERE a.obs_date >= a.date - INTERVAL '5 days'
 ),
 bills AS (
-    SELECT operation_date AS date, sum(total_par_accepted_usd) AS accepted_usd
-    FROM staging.treasury_operation_totals
-    WHERE is_bill_purchase AND operation_date >= DATE '2025-12-12'
+    SELECT operation_date AS date, sum(accepted_usd) AS accepted_usd
+    FROM marts.bill_purchases
+    WHERE purpose <> 'small_value_exercise'
     GROUP BY operation_date
 ),
 eps AS (

@@ -330,7 +330,13 @@ async fn load(
                 .map_err(|e| read_err(e.into()))
         }
     };
-    let bounds = query(format!("SELECT min(date), max(date) FROM marts.{MART}")).await?;
+    // The default end is the newest day with a value on every line drawn (the mart itself runs to
+    // the newest day any input is known, where some lines may have no value yet).
+    let bounds = query(format!(
+        "SELECT min(date), coalesce(max(CASE WHEN net_liquidity_musd IS NOT NULL AND btc_close IS NOT NULL \
+         AND rut_close IS NOT NULL THEN date END), max(date)) FROM marts.{MART}"
+    ))
+    .await?;
     let available = bounds
         .first()
         .filter(|b| b.num_rows() > 0)

@@ -246,6 +246,37 @@ pub struct BuildOptions<'a> {
     pub full_refresh: bool,
 }
 
+/// Registers the seeds in a session and returns every table a model may read there: the lake's
+/// tables, the seeds and the views whose input exists.
+pub(super) async fn readable(
+    session: &crate::lake::QuerySession,
+    views: &[ViewDef],
+    sql_dir: &Path,
+) -> Result<BTreeSet<TableName>, ModelError> {
+    let mut existing: BTreeSet<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
+    existing.extend(super::seeds::register_seeds(&session.ctx, sql_dir).await?);
+    existing.extend(
+        views
+            .iter()
+            .filter(|v| existing.contains(&v.requires))
+            .map(|v| v.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    Ok(existing)
+}
+
+/// The build order of every model (a cycle anywhere is an error), given the readable tables.
+pub(super) fn whole_order(
+    models: &[Model],
+    existing: &BTreeSet<TableName>,
+) -> Result<Vec<(usize, Vec<TableName>)>, ModelError> {
+    let mut anything = existing.clone();
+    for m in models {
+        anything.extend(dag::references(m)?);
+    }
+    dag::order(models, &anything)
+}
+
 /// Builds (or, with `test_only`, only audits the published) models.
 pub async fn build(
     lake: &Lake,
@@ -262,22 +293,10 @@ pub async fn build(
     } = options.clone();
     let (models, custom) = discover(sql_dir)?;
     let session = lake.session(None, views).await?;
-    let mut existing: BTreeSet<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
-    existing.extend(super::seeds::register_seeds(&session.ctx, sql_dir).await?);
-    existing.extend(
-        views
-            .iter()
-            .filter(|v| existing.contains(&v.requires))
-            .map(|v| v.name.clone())
-            .collect::<Vec<_>>(),
-    );
+    let existing = readable(&session, views, sql_dir).await?;
     // Select on the whole project's graph (cycles are errors anywhere), then validate and plan
     // only the selected models: an unselected model's missing input does not block the rest.
-    let mut anything = existing.clone();
-    for m in &models {
-        anything.extend(dag::references(m)?);
-    }
-    let whole = dag::order(&models, &anything)?;
+    let whole = whole_order(&models, &existing)?;
     let picked = select(&whole, &models, selector).map_err(|m| ModelError::Invalid {
         path: sql_dir.to_path_buf(),
         line: 0,

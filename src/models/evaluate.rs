@@ -10,9 +10,9 @@ use chrono::NaiveDate;
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 
-use super::build::{collect, planning_error, register};
+use super::build::{collect, planning_error, readable, register, whole_order};
 use super::spec::Materialized;
-use super::{ModelError, dag, discover};
+use super::{ModelError, discover};
 use crate::lake::{Lake, ViewDef};
 
 /// A session where `staging.*` is as known on `known_on` (every row when `None`) and every model
@@ -25,22 +25,9 @@ pub async fn evaluate(
 ) -> Result<SessionContext, ModelError> {
     let (models, _) = discover(sql_dir)?;
     let session = lake.session_known_on(None, views, known_on).await?;
+    let existing = readable(&session, views, sql_dir).await?;
     let ctx = session.ctx;
-    let mut existing: std::collections::BTreeSet<_> =
-        session.tables.iter().map(|(t, _)| t.clone()).collect();
-    existing.extend(super::seeds::register_seeds(&ctx, sql_dir).await?);
-    existing.extend(
-        views
-            .iter()
-            .filter(|v| existing.contains(&v.requires))
-            .map(|v| v.name.clone())
-            .collect::<Vec<_>>(),
-    );
-    let mut anything = existing.clone();
-    for m in &models {
-        anything.extend(dag::references(m)?);
-    }
-    for (i, _) in dag::order(&models, &anything)? {
+    for (i, _) in whole_order(&models, &existing)? {
         let m = &models[i];
         let plan = ctx
             .sql(&m.sql)

@@ -52,9 +52,9 @@ fn chart_renders_png_and_svg_and_errors_write_nothing() {
         ],
     );
     assert_eq!(code, 0, "{out}\n{err}");
-    // The mart ends on 2026-06-03; that is the last day drawn.
+    // The mart runs past the range asked for (to the newest day any input is known).
     assert!(
-        out.contains("2025-06-01 to 2026-06-03") && out.contains("divergence span"),
+        out.contains("2025-06-01 to 2026-06-05") && out.contains("divergence span"),
         "{out}"
     );
     let size = std::fs::metadata(&png_path).unwrap().len();
@@ -104,14 +104,15 @@ fn chart_renders_png_and_svg_and_errors_write_nothing() {
         "bitcoin line"
     );
 
-    // SVG: the title as text, the series as polylines; default range = the last year.
+    // SVG: the title as text, the series as polylines; default range = the year to the newest day
+    // on which every line has a value.
     let svg_path = dir.path().join("out/chart.svg");
     let (code, out, err) = cli(&lake, &["chart", "--out", svg_path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}\n{err}");
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(
-        svg.contains("Net liquidity vs bitcoin vs Russell 2000, 2025-06-03 to 2026-06-03"),
+        svg.contains("Net liquidity vs bitcoin vs Russell 2000, 2025-06-10 to 2026-06-10"),
         "{}",
         &svg[..500.min(svg.len())]
     );
@@ -139,7 +140,7 @@ fn chart_renders_png_and_svg_and_errors_write_nothing() {
     assert!(
         err.contains(
             "no net liquidity, bitcoin or Russell 2000 values from 2001-01-01 to 2001-12-31"
-        ) && err.contains("it has days from 2015-01-01 to 2026-06-03"),
+        ) && err.contains("it has days from 2002-12-19 to 2026-06-10"),
         "{err}"
     );
     assert_eq!(std::fs::read(&png_path).unwrap(), b"previous");

@@ -215,7 +215,7 @@ fn export_writes_parquet_and_csv_equal_to_sql_atomically_and_refuses_unknown_nam
     let prices_csv = std::fs::read_to_string(csv_dir.join("staging.prices_daily.csv")).unwrap();
     let first = prices_csv.lines().nth(1).unwrap();
     let fields: Vec<&str> = first.split(',').collect();
-    assert_eq!(fields.len(), 11, "{first}");
+    assert_eq!(fields.len(), 12, "{first}");
     assert!(is_iso_date(fields[1]), "{first}");
     assert!(fields[5].parse::<f64>().is_ok(), "{first}");
     let ts = fields[10];

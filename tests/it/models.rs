@@ -48,15 +48,21 @@ fn marts_build_on_the_snapshot_and_pin_real_rows() {
         code, 0,
         "every data test passes on the published marts:\n{out}\n{err}"
     );
-    // Net liquidity on Wednesday 2026-05-27: WALCL 6,704,383 − DTS TGA 842,660 − ON RRP 1,853 ($M).
+    // Net liquidity as known on Wednesday 2026-05-27 (18:30 New York): WALCL of 05-20 (that
+    // Wednesday's print comes out Thursday), the DTS TGA of 05-26 (published the next day), the
+    // ON RRP of the day: 6,713,643 − 881,329 − 1,853 ($M). On Thursday the 05-27 prints arrive:
+    // WALCL 6,704,383 and the DTS TGA of 05-27, 842,660.
     let nl = sql_csv(
         dir.path(),
         &lake,
-        "select fed_total_assets_musd, tga_musd, tga_source, on_rrp_musd, net_liquidity_musd from marts.net_liquidity_daily where date = '2026-05-27'",
+        "select date, fed_total_assets_musd, fed_total_assets_as_of, tga_musd, tga_as_of, tga_source, on_rrp_musd, net_liquidity_musd \
+         from marts.net_liquidity_daily where date in ('2026-05-27', '2026-05-28') order by date",
     );
     assert_eq!(
         nl.trim(),
-        "fed_total_assets_musd,tga_musd,tga_source,on_rrp_musd,net_liquidity_musd\n6704383.0,842660.0,dts,1853.0,5859870.0"
+        "date,fed_total_assets_musd,fed_total_assets_as_of,tga_musd,tga_as_of,tga_source,on_rrp_musd,net_liquidity_musd\n\
+         2026-05-27,6713643.0,2026-05-20,881329.0,2026-05-26,dts,1853.0,5830461.0\n\
+         2026-05-28,6704383.0,2026-05-27,842660.0,2026-05-27,dts,1163.0,5860560.0"
     );
     // Small caps near their high while bitcoin is 45% below its own: the divergence the product is about.
     let dd = sql_csv(
@@ -68,9 +74,11 @@ fn marts_build_on_the_snapshot_and_pin_real_rows() {
     let row = sql_csv(
         dir.path(),
         &lake,
-        "select round(next_meeting_cut_prob, 3) as p, round(btc_rut_corr_90d, 3) as c from marts.liquidity_vs_risk where date = '2025-09-02'",
+        "select round(next_meeting_cut_prob, 3) as p, round(btc_rut_corr_90d, 3) as c, stats_as_of from marts.liquidity_vs_risk where date = '2025-09-02'",
     );
-    assert_eq!(row.trim(), "p,c\n0.923,0.389");
+    // The correlation known on Tuesday 2025-09-02 ends on Friday's session (Monday was Labor Day;
+    // Tuesday's bitcoin close is public only after midnight UTC).
+    assert_eq!(row.trim(), "p,c,stats_as_of\n0.923,0.401,2025-08-29");
     let highs = sql_csv(
         dir.path(),
         &lake,
