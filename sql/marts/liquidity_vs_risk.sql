@@ -176,10 +176,12 @@ policy_daily AS (
     WHERE a.obs_date >= a.date - INTERVAL '5 days'
 ),
 bills AS (
-    SELECT operation_date AS date, sum(accepted_usd) AS accepted_usd
-    FROM marts.bill_purchases
-    WHERE purpose <> 'small_value_exercise'
-    GROUP BY operation_date
+    -- Exact dollars from the operations; the purpose from marts.bill_purchases.
+    SELECT o.operation_date AS date, sum(o.total_par_accepted_usd) AS accepted_usd
+    FROM staging.treasury_operation_totals o
+    JOIN marts.bill_purchases b ON b.operation_id = o.operation_id
+    WHERE b.purpose <> 'small_value_exercise'
+    GROUP BY o.operation_date
 ),
 eps AS (
     -- Per day and index, the newest edition of any source (marts.eps_growth applies the age rule).
