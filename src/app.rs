@@ -78,6 +78,11 @@ pub struct App {
     pub lake: Lake,
     /// The HTTP engine.
     pub http: HttpEngine,
+    /// The project's models folder (`[models] dir`, else `sql` beside the configuration file).
+    pub sql_dir: std::path::PathBuf,
+    /// Replaying the past: ingest steps fetch nothing after this day and freshness is measured
+    /// from it (`macrolake run JOB --until DAY`).
+    pub until: Option<chrono::NaiveDate>,
 }
 
 /// Outcome of one source in an ingest.
@@ -100,14 +105,37 @@ impl App {
         let url = lake_url.unwrap_or(&config.lake.url).to_string();
         let lake = Lake::open(&url, config.lake.allow_http)?.with_cutoff(config.models.cutoff()?);
         let http = HttpEngine::new(config.http.clone(), mode)?;
-        Ok(Self { config, lake, http })
+        let sql_dir = config
+            .models
+            .dir
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("sql"));
+        Ok(Self {
+            config,
+            lake,
+            http,
+            sql_dir,
+            until: None,
+        })
     }
 
-    /// The day freshness tests measure from: `[models] reference_date`, else today (UTC).
+    /// Says once, on stderr, that views and seeds are unavailable when the models folder is
+    /// missing (`sql`, `serve`, `export`, `chart` still read the lake's tables).
+    pub fn warn_without_models(&self) {
+        if !self.sql_dir.is_dir() {
+            tracing::warn!(
+                "no models folder at {}: SQL views and seeds are not available (run from the \
+                 project's folder, pass --config, or set [models] dir)",
+                self.sql_dir.display()
+            );
+        }
+    }
+
+    /// The day freshness tests measure from: the replayed day (`--until`), else `[models]
+    /// reference_date`, else today (UTC).
     pub fn reference_date(&self) -> chrono::NaiveDate {
-        self.config
-            .models
-            .reference_date
+        self.until
+            .or(self.config.models.reference_date)
             .unwrap_or_else(|| chrono::Utc::now().date_naive())
     }
 
@@ -118,7 +146,7 @@ impl App {
         as_of: Option<&crate::lake::AsOf>,
     ) -> Result<crate::lake::QuerySession, AppError> {
         let session = self.lake.session(as_of, &self.views()).await?;
-        crate::models::seeds::register_seeds(&session.ctx, std::path::Path::new("sql")).await?;
+        crate::models::seeds::register_seeds(&session.ctx, &self.sql_dir).await?;
         Ok(session)
     }
 
@@ -139,13 +167,8 @@ impl App {
         sql: &str,
         day: chrono::NaiveDate,
     ) -> Result<Vec<RecordBatch>, AppError> {
-        let ctx = crate::models::evaluate(
-            &self.lake,
-            &self.views(),
-            std::path::Path::new("sql"),
-            Some(day),
-        )
-        .await?;
+        let ctx =
+            crate::models::evaluate(&self.lake, &self.views(), &self.sql_dir, Some(day)).await?;
         Ok(crate::query::collect(&ctx, sql).await?)
     }
 
@@ -172,7 +195,7 @@ impl App {
     pub fn views(&self) -> Vec<ViewDef> {
         let mut views = sources::all_views(&self.config.sources);
         // View models from sql/ are registered in every session too (once their inputs exist).
-        if let Ok((models, _)) = crate::models::discover(std::path::Path::new("sql")) {
+        if let Ok((models, _)) = crate::models::discover(&self.sql_dir) {
             for m in models
                 .into_iter()
                 .filter(|m| m.materialized == crate::models::Materialized::View)

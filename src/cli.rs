@@ -91,6 +91,10 @@ pub enum Command {
         /// Folder of job files.
         #[arg(long, default_value = "schedules", value_name = "DIR")]
         dir: PathBuf,
+        /// Replay the job as of a past day: its ingest steps fetch nothing after DAY and
+        /// freshness tests measure from DAY (e.g. a replay folder cut short, or a backfill).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: Option<NaiveDate>,
     },
     /// Run every enabled job in schedules/ on its schedule until SIGTERM/SIGINT.
     Daemon {
@@ -139,9 +143,9 @@ pub enum Command {
     },
     /// Write the model catalogue (Markdown) and lineage graph (Mermaid).
     Docs {
-        /// Folder of models.
-        #[arg(long, default_value = "sql", value_name = "DIR")]
-        sql_dir: PathBuf,
+        /// Folder of models [default: `[models] dir`, else `sql` beside the configuration file].
+        #[arg(long, value_name = "DIR")]
+        sql_dir: Option<PathBuf>,
         /// Output folder.
         #[arg(long, default_value = "docs/models", value_name = "DIR")]
         out: PathBuf,
@@ -165,9 +169,10 @@ pub struct BuildArgs {
     /// Rebuild incremental models from scratch instead of recomputing their recent window.
     #[arg(long)]
     pub full_refresh: bool,
-    /// Folder of models, seeds and tests.
-    #[arg(long, default_value = "sql", value_name = "DIR")]
-    pub sql_dir: PathBuf,
+    /// Folder of models, seeds and tests [default: `[models] dir`, else `sql` beside the
+    /// configuration file].
+    #[arg(long, value_name = "DIR")]
+    pub sql_dir: Option<PathBuf>,
 }
 
 /// `ingest` arguments.
@@ -259,6 +264,23 @@ pub fn init_logging(global: &GlobalArgs) {
     };
 }
 
+/// An error as one line for the user: its message, then each cause in its source chain that the
+/// text does not already contain (most of our errors embed their cause, and DataFusion's
+/// contexts repeat theirs), with secrets redacted. Each cause is printed once.
+pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    crate::http::redact::redact(&text)
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     let g = &cli.global;
@@ -271,7 +293,13 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         (None, Some(dir)) => Mode::Record(dir.clone()),
         (None, None) => Mode::Live,
     };
-    let app = App::new(config, g.lake.as_deref(), mode)?;
+    let mut app = App::new(config, g.lake.as_deref(), mode)?;
+    if matches!(
+        cli.command,
+        Command::Sql(_) | Command::Serve { .. } | Command::Export(_) | Command::Chart(_)
+    ) {
+        app.warn_without_models();
+    }
     match cli.command {
         Command::Ingest(args) => ingest(&app, args).await,
         Command::Sql(args) => {
@@ -284,8 +312,11 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Build(args) => models(&app, args, false).await,
         Command::Test(args) => models(&app, args, true).await,
-        Command::Schedules { dir } => crate::schedule::commands::list(&dir),
-        Command::Run { job, dir } => crate::schedule::commands::run_now(&app, &dir, &job).await,
+        Command::Schedules { dir } => crate::schedule::commands::list(&dir, &app.sql_dir),
+        Command::Run { job, dir, until } => {
+            app.until = until;
+            crate::schedule::commands::run_now(&app, &dir, &job).await
+        }
         Command::Daemon {
             dir,
             metrics_listen,
@@ -369,6 +400,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::Docs { sql_dir, out } => {
+            let sql_dir = sql_dir.unwrap_or_else(|| app.sql_dir.clone());
             for path in
                 crate::models::docs::write_docs(&app.lake, &app.views(), &sql_dir, &out).await?
             {
@@ -440,7 +472,7 @@ async fn ingest(app: &App, args: IngestArgs) -> Result<(), AppError> {
 
 async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppError> {
     let options = crate::models::BuildOptions {
-        sql_dir: &args.sql_dir,
+        sql_dir: args.sql_dir.as_deref().unwrap_or(&app.sql_dir),
         selector: args.select.as_deref(),
         dry_run: args.dry_run,
         test_only,

@@ -85,6 +85,11 @@ pub struct ModelsConfig {
     pub cutoff: Option<String>,
     /// IANA time zone of `cutoff` (default `America/New_York`).
     pub cutoff_zone: Option<String>,
+    /// The project's folder of models, seeds and tests (`staging/`, `marts/`, `seeds/`,
+    /// `tests/`). A relative path is resolved against this file's folder. Default: `sql` beside
+    /// this file (or in the current directory when no configuration file is used). A missing
+    /// folder is an error for `build`, `test`, `docs` and jobs — never an empty project.
+    pub dir: Option<PathBuf>,
 }
 
 impl ModelsConfig {
@@ -130,6 +135,11 @@ impl Config {
                 let base = path.parent().unwrap_or(Path::new(""));
                 config.sources.resolve_paths(base);
                 config.serve.resolve_paths(base);
+                config.models.dir = Some(match config.models.dir.take() {
+                    Some(dir) if dir.is_relative() => base.join(dir),
+                    Some(dir) => dir,
+                    None => base.join("sql"),
+                });
                 Ok(config)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use macrolake::cli::{Cli, init_logging, run};
+use macrolake::cli::{Cli, error_text, init_logging, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,8 +22,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let text = macrolake::http::redact::redact(&format!("{:#}", anyhow::Error::from(err)));
-            eprintln!("error: {text}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(1)
         }
     }

@@ -59,6 +59,16 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// The models folder does not exist: a project without it is an error, never "0 models".
+    #[error(
+        "no models folder at {}: run from the project's folder, pass --config \
+         <project>/macrolake.toml, or set [models] dir (nothing was built)",
+        dir.display()
+    )]
+    MissingDir {
+        /// The folder looked for.
+        dir: PathBuf,
+    },
     /// Models reference each other in a cycle.
     #[error("dependency cycle: {}", cycle.join(" -> "))]
     Cycle {

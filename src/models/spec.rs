@@ -201,6 +201,53 @@ fn parse_test(spec: &str) -> Result<DataTest, String> {
     }
 }
 
+/// Header keys a model file may set (`-- key: value`).
+pub const HEADER_KEYS: [&str; 7] = [
+    "materialized",
+    "description",
+    "unique_key",
+    "partition_by",
+    "tags",
+    "test",
+    "column <name>",
+];
+
+/// A header comment `-- word: …` whose word is a lowercase identifier is meant as a setting
+/// (prose starts with a capital or has spaces before its colon), so an unknown one is a typo.
+fn looks_like_key(k: &str) -> bool {
+    k.len() > 1 && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+}
+
+fn unknown_key(k: &str) -> String {
+    let nearest = HEADER_KEYS
+        .iter()
+        .map(|known| (edit_distance(k, known), known))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, known)| format!(" (did you mean `{known}`?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown header key `{k}`{nearest}; model headers take {}",
+        HEADER_KEYS.join(", ")
+    )
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 impl Model {
     /// Parses a model file's text.
     pub fn parse(name: TableName, path: &Path, sql: &str) -> Result<Self, ModelError> {
@@ -268,6 +315,7 @@ impl Model {
                 k if k.starts_with("column ") => model
                     .columns
                     .push((k["column ".len()..].trim().to_string(), value.to_string())),
+                k if looks_like_key(k) => return Err(invalid(i + 1, unknown_key(k))),
                 _ => {}
             }
         }
@@ -290,6 +338,11 @@ pub type SqlFile = (PathBuf, String);
 /// Every model under `dir` (`staging/*.sql` → `staging.<stem>`, `marts/*.sql` → `marts.<stem>`),
 /// and the custom test files under `dir/tests/`.
 pub fn discover(dir: &Path) -> Result<(Vec<Model>, Vec<SqlFile>), ModelError> {
+    if !dir.is_dir() {
+        return Err(ModelError::MissingDir {
+            dir: dir.to_path_buf(),
+        });
+    }
     let mut models = Vec::new();
     for (folder, zone) in [("staging", Zone::Staging), ("marts", Zone::Marts)] {
         for (path, text) in sql_files(&dir.join(folder))? {
@@ -348,5 +401,38 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.starts_with("m.sql:1: unknown test"), "{bad}");
+    }
+
+    #[test]
+    fn unknown_header_keys_are_errors_with_file_line_and_a_suggestion() {
+        let parse = |sql: &str| Model::parse(TableName::marts("m"), Path::new("sql/m.sql"), sql);
+        let err = parse("-- description: d\n-- materialised: view\nSELECT 1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "sql/m.sql:2: unknown header key `materialised` (did you mean `materialized`?)"
+            ),
+            "{err}"
+        );
+        let err = parse("-- uniqe_key: a\nSELECT 1").unwrap_err().to_string();
+        assert!(err.contains("did you mean `unique_key`"), "{err}");
+        // Prose in the header (a capital, spaces before the colon, no colon) is still prose.
+        let m = parse(
+            "-- Note: weekly data\n-- net liquidity = a - b: in $M\n-- plain words\nSELECT 1",
+        )
+        .unwrap();
+        assert_eq!(m.materialized, Materialized::Table);
+        // After the header, comments are the SQL's own.
+        assert!(parse("SELECT 1\n-- materialised: view").is_ok());
+    }
+
+    #[test]
+    fn a_missing_models_folder_is_an_error_not_an_empty_project() {
+        let dir = std::env::temp_dir().join(format!("macrolake-no-sql-{}", std::process::id()));
+        let err = discover(&dir).unwrap_err().to_string();
+        assert!(err.starts_with("no models folder at "), "{err}");
+        assert!(err.contains("[models] dir"), "{err}");
+        assert!(discover(Path::new("sql")).unwrap().0.len() > 5);
     }
 }

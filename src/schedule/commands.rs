@@ -123,18 +123,18 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
     rx
 }
 
-fn load_checked(dir: &Path) -> Result<Vec<Job>, AppError> {
+fn load_checked(dir: &Path, sql_dir: &Path) -> Result<Vec<Job>, AppError> {
     let jobs = load_all(dir)?;
     for job in &jobs {
-        job.check_models(Path::new("sql"))?;
+        job.check_models(sql_dir)?;
     }
     Ok(jobs)
 }
 
 /// `macrolake schedules`.
-pub fn list(dir: &Path) -> Result<(), AppError> {
+pub fn list(dir: &Path, sql_dir: &Path) -> Result<(), AppError> {
     let now = Utc::now();
-    for job in load_checked(dir)? {
+    for job in load_checked(dir, sql_dir)? {
         println!(
             "{} ({} {}{}): {}",
             job.name,
@@ -157,7 +157,7 @@ pub fn list(dir: &Path) -> Result<(), AppError> {
 /// `macrolake run <job>`.
 pub async fn run_now(app: &App, dir: &Path, name: &str) -> Result<(), AppError> {
     let job = super::find(dir, name)?;
-    job.check_models(Path::new("sql"))?;
+    job.check_models(&app.sql_dir)?;
     // The same lease as the daemon's: a hand run never overlaps a scheduled one.
     let coord = Coordinator::new(&app.lake, default_holder(), chrono::Duration::seconds(120));
     let lease = match coord.acquire(&job.name, Utc::now()).await? {
@@ -230,7 +230,7 @@ pub struct DaemonArgs<'a> {
 
 /// `macrolake daemon`: runs until SIGTERM/SIGINT.
 pub async fn daemon(app: &App, args: DaemonArgs<'_>) -> Result<(), AppError> {
-    let jobs = load_checked(args.dir)?;
+    let jobs = load_checked(args.dir, &app.sql_dir)?;
     if jobs.iter().all(|j| !j.file.enabled) {
         tracing::warn!(dir = %args.dir.display(), "no enabled jobs: the daemon will only idle");
     }

@@ -1,7 +1,5 @@
 //! The application as a [`StepExecutor`]: what each kind of job step does.
 
-use std::path::Path;
-
 use super::Step;
 use super::runner::{StepExecutor, StepOutput};
 use crate::app::App;
@@ -15,7 +13,13 @@ impl StepExecutor for App {
                 let kinds: Vec<SourceKind> =
                     sources.iter().filter_map(|s| s.parse().ok()).collect();
                 let outcomes = self
-                    .ingest(&kinds, Window::default())
+                    .ingest(
+                        &kinds,
+                        Window {
+                            until: self.until,
+                            ..Window::default()
+                        },
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 let errors: Vec<String> = outcomes
@@ -36,7 +40,7 @@ impl StepExecutor for App {
             }
             Step::Build { select } | Step::Test { select } => {
                 let options = crate::models::BuildOptions {
-                    sql_dir: Path::new("sql"),
+                    sql_dir: &self.sql_dir,
                     selector: select.as_deref(),
                     dry_run: false,
                     test_only: matches!(step, Step::Test { .. }),

@@ -25,6 +25,8 @@ step "macrolake serve with TLS and one user"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
   -keyout "$WORK/server.key" -out "$WORK/server.crt" 2>/dev/null
 cat >"$WORK/macrolake.toml" <<TOML
+[models]
+dir = "$PWD/sql"
 [serve]
 tls_cert = "server.crt"
 tls_key = "server.key"

@@ -44,7 +44,8 @@ fn cme_lake(dir: &Path) -> PathBuf {
             .arg(&lake)
             .arg("--config")
             .arg(&cfg)
-            .args(["build", "--select", model]));
+            .args(["build", "--select", model, "--sql-dir"])
+            .arg(repo().join("sql")));
         assert_eq!(
             code, 0,
             "build {model} failed\nstdout:\n{out}\nstderr:\n{err}"

@@ -183,7 +183,8 @@ fn build_calendar(lake: &Path, config: &Path) -> (i32, String, String) {
         .arg(lake)
         .arg("--config")
         .arg(config)
-        .args(["build", "--select", "fomc_calendar"]))
+        .args(["build", "--select", "fomc_calendar", "--sql-dir"])
+        .arg(repo().join("sql")))
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod nyfed;
 mod point_in_time;
 mod prices_history;
 mod product;
+mod project;
 mod secrets;
 mod serve;
 mod sources;
