@@ -79,7 +79,7 @@ pub enum ScheduleError {
         expr: String,
         /// What is wrong with it.
         #[source]
-        source: CronError,
+        source: Box<CronError>,
     },
     /// Reading or writing a lease or state object in the lake failed.
     #[error("cannot {action} {path}: {source}")]
@@ -332,7 +332,7 @@ impl Job {
             job: name.clone(),
             path: path.to_path_buf(),
             expr: file.cron.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let tz: Tz = file
             .timezone
