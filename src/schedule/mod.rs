@@ -21,6 +21,9 @@
 //! ```
 
 pub mod commands;
+pub mod crontab;
+#[cfg(test)]
+mod crontab_tests;
 pub mod daemon;
 #[cfg(test)]
 mod daemon_tests;
@@ -38,6 +41,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::sources::SourceKind;
+pub use crontab::{CronError, Crontab};
 pub use ticks::Misfire;
 
 /// Errors reading job files. Each names the file, the field and the bad value.
@@ -63,6 +67,19 @@ pub enum ScheduleError {
         value: String,
         /// Why.
         message: String,
+    },
+    /// The job's `cron` is not a valid crontab expression.
+    #[error("job {job} ({path}): cron = {expr:?}: {source}")]
+    Cron {
+        /// The job (file stem).
+        job: String,
+        /// The file.
+        path: PathBuf,
+        /// The expression as written.
+        expr: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<CronError>,
     },
     /// Reading or writing a lease or state object in the lake failed.
     #[error("cannot {action} {path}: {source}")]
@@ -287,50 +304,9 @@ pub struct Job {
     /// As written.
     pub file: JobFile,
     /// Parsed schedule.
-    pub schedule: cron::Schedule,
+    pub schedule: Crontab,
     /// Parsed zone.
     pub tz: Tz,
-}
-
-/// Translates a 5-field crontab expression to the `cron` crate's 6-field form (seconds first,
-/// day-of-week numbered 1 = Sunday … 7 = Saturday).
-pub fn to_cron_crate(expr: &str) -> Result<String, String> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "expected 5 fields (minute hour day-of-month month day-of-week), got {}",
-            fields.len()
-        ));
-    }
-    let dow = fields[4]
-        .split(',')
-        .map(|part| {
-            let (range, step) = match part.split_once('/') {
-                Some((r, s)) => (r, Some(s)),
-                None => (part, None),
-            };
-            let shift = |v: &str| -> Result<String, String> {
-                match v.parse::<u32>() {
-                    Ok(n) if n <= 7 => Ok(((n % 7) + 1).to_string()),
-                    Ok(n) => Err(format!("day-of-week {n} is out of 0-7")),
-                    Err(_) => Ok(v.to_string()),
-                }
-            };
-            let range = match range.split_once('-') {
-                Some((a, b)) => format!("{}-{}", shift(a)?, shift(b)?),
-                None => shift(range)?,
-            };
-            Ok(match step {
-                Some(s) => format!("{range}/{s}"),
-                None => range,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?
-        .join(",");
-    Ok(format!(
-        "0 {} {} {} {} {}",
-        fields[0], fields[1], fields[2], fields[3], dow
-    ))
 }
 
 impl Job {
@@ -348,9 +324,16 @@ impl Job {
         };
         let file: JobFile =
             toml::from_str(&text).map_err(|e| invalid("(file)", "", e.to_string()))?;
-        let translated = to_cron_crate(&file.cron).map_err(|m| invalid("cron", &file.cron, m))?;
-        let schedule = cron::Schedule::from_str(&translated)
-            .map_err(|e| invalid("cron", &file.cron, e.to_string()))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let schedule = Crontab::from_str(&file.cron).map_err(|source| ScheduleError::Cron {
+            job: name.clone(),
+            path: path.to_path_buf(),
+            expr: file.cron.clone(),
+            source: Box::new(source),
+        })?;
         let tz: Tz = file
             .timezone
             .parse()
@@ -383,10 +366,6 @@ impl Job {
                 "a job needs at least one step".into(),
             ));
         }
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
         Ok(Job {
             name,
             path: path.to_path_buf(),
@@ -491,26 +470,6 @@ mod tests {
     }
 
     #[test]
-    fn translation_to_the_cron_crate() {
-        assert_eq!(
-            to_cron_crate("30 18 * * MON-FRI").unwrap(),
-            "0 30 18 * * MON-FRI"
-        );
-        assert_eq!(
-            to_cron_crate("0 9 * * 1-5").unwrap(),
-            "0 0 9 * * 2-6",
-            "crontab Monday=1 is the crate's 2"
-        );
-        assert_eq!(
-            to_cron_crate("0 9 * * 0,7").unwrap(),
-            "0 0 9 * * 1,1",
-            "Sunday is 0 or 7"
-        );
-        assert!(to_cron_crate("0 9 * *").is_err());
-        assert!(to_cron_crate("0 9 * * 8").is_err());
-    }
-
-    #[test]
     fn weekdays_never_fire_on_sunday_and_zones_apply() {
         let j = job("30 18 * * MON-FRI", "America/New_York");
         let runs = j.next_runs(Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(), 10);
@@ -542,7 +501,21 @@ mod tests {
         .unwrap();
         let e = Job::load(&p).unwrap_err().to_string();
         assert!(
-            e.contains("bad.toml") && e.contains("cron = \"61 * * * *\""),
+            e.starts_with("job bad (")
+                && e.contains(
+                    "bad.toml): cron = \"61 * * * *\": minute field \"61\": 61 is out of range"
+                ),
+            "{e}"
+        );
+        // Day-of-week is reported as written, never renumbered.
+        std::fs::write(
+            &p,
+            "cron = \"0 9 * * 1-8\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"ingest\"\n",
+        )
+        .unwrap();
+        let e = Job::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("cron = \"0 9 * * 1-8\": day-of-week field \"1-8\": 8 is out of range"),
             "{e}"
         );
         std::fs::write(

@@ -2,8 +2,8 @@
 //! the way crontab users expect across daylight-saving changes, and the misfire policy that
 //! decides which of several due ticks run.
 //!
-//! The `cron` crate is evaluated on *naive* local times (it is handed UTC as a stand-in for "wall
-//! clock"), and each naive time is then placed in the zone:
+//! The [`Crontab`] is evaluated on *naive* local (wall-clock) times, and each naive time is then
+//! placed in the zone:
 //!
 //! - a local time that happens once is that instant;
 //! - a local time that happens twice (the fall-back hour) is its **first** occurrence only, so it
@@ -14,6 +14,8 @@
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
+
+use super::crontab::Crontab;
 
 /// What to do with ticks that passed while no daemon was running (more than the grace period
 /// late).
@@ -57,17 +59,17 @@ pub fn place(tz: &Tz, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
 /// The instants `schedule` fires strictly after `after`, in `tz`, in order and without
 /// duplicates.
 pub fn ticks_after<'a>(
-    schedule: &'a cron::Schedule,
+    schedule: &'a Crontab,
     tz: Tz,
     after: DateTime<Utc>,
 ) -> impl Iterator<Item = DateTime<Utc>> + 'a {
-    // Start an hour of wall clock early so a tick placed at the end of a gap, or a first
+    // Start three hours of wall clock early so a tick placed at the end of a gap, or a first
     // occurrence before `after` in a repeated hour, is not missed; filter by instant below.
     let local_start = after.with_timezone(&tz).naive_local() - Duration::hours(3);
     let mut last: Option<DateTime<Utc>> = None;
     schedule
-        .after(&Utc.from_utc_datetime(&local_start))
-        .filter_map(move |wall| place(&tz, wall.naive_utc()))
+        .after(local_start)
+        .filter_map(move |wall| place(&tz, wall))
         .filter(move |t| *t > after)
         .filter(move |t| {
             let fresh = last.is_none_or(|l| *t > l);
@@ -84,7 +86,7 @@ pub const MAX_DUE: usize = 10_000;
 
 /// The ticks in `(after, until]`, oldest first; at most [`MAX_DUE`], the newest ones.
 pub fn ticks_between(
-    schedule: &cron::Schedule,
+    schedule: &Crontab,
     tz: Tz,
     after: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -138,8 +140,8 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
-    fn sched(six_field: &str) -> cron::Schedule {
-        cron::Schedule::from_str(six_field).unwrap()
+    fn sched(expr: &str) -> Crontab {
+        Crontab::from_str(expr).unwrap()
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -153,7 +155,7 @@ mod tests {
     #[test]
     fn spring_forward_gap_runs_once_right_after_the_jump() {
         // 2026-03-08: 02:00 EST jumps to 03:00 EDT; 02:30 does not exist in New York.
-        let s = sched("0 30 2 * * *");
+        let s = sched("30 2 * * *");
         let ticks = ticks_between(
             &s,
             ny(),
@@ -170,7 +172,7 @@ mod tests {
         );
         // Every quarter hour through the gap: the four missing times collapse into one run at
         // the jump, and 03:00 itself (the same instant) is not run twice.
-        let s = sched("0 */15 * * * *");
+        let s = sched("*/15 * * * *");
         let ticks = ticks_between(
             &s,
             ny(),
@@ -190,7 +192,7 @@ mod tests {
     #[test]
     fn fall_back_repeated_time_runs_once() {
         // 2026-11-01: 02:00 EDT falls back to 01:00 EST; 01:30 happens twice.
-        let s = sched("0 30 1 * * *");
+        let s = sched("30 1 * * *");
         let ticks = ticks_between(
             &s,
             ny(),
@@ -212,8 +214,7 @@ mod tests {
 
     #[test]
     fn weekday_schedule_skips_weekends_across_year_end() {
-        // crontab "30 18 * * MON-FRI" in the crate's form.
-        let s = sched("0 30 18 * * MON-FRI");
+        let s = sched("30 18 * * MON-FRI");
         let ticks = ticks_between(
             &s,
             ny(),
@@ -238,7 +239,7 @@ mod tests {
 
     #[test]
     fn leap_day_schedule_waits_for_the_next_leap_year() {
-        let s = sched("0 0 12 29 2 *");
+        let s = sched("0 12 29 2 *");
         let next = ticks_after(&s, ny(), utc("2026-01-01T00:00:00Z")).next();
         assert_eq!(next, Some(utc("2028-02-29T17:00:00Z")));
     }
