@@ -91,6 +91,14 @@ pub enum Command {
         /// Folder of job files.
         #[arg(long, default_value = "schedules", value_name = "DIR")]
         dir: PathBuf,
+        /// Break the job's lease even though it has not expired: for a run that crashed on
+        /// another host (one on this host whose process is gone is taken over without this).
+        /// Refused while the holder's process runs on this host. Needs --yes.
+        #[arg(long)]
+        force_break_lease: bool,
+        /// Confirm --force-break-lease.
+        #[arg(long, requires = "force_break_lease")]
+        yes: bool,
     },
     /// Run every enabled job in schedules/ on its schedule until SIGTERM/SIGINT.
     Daemon {
@@ -285,7 +293,20 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Build(args) => models(&app, args, false).await,
         Command::Test(args) => models(&app, args, true).await,
         Command::Schedules { dir } => crate::schedule::commands::list(&dir),
-        Command::Run { job, dir } => crate::schedule::commands::run_now(&app, &dir, &job).await,
+        Command::Run {
+            job,
+            dir,
+            force_break_lease,
+            yes,
+        } => {
+            use crate::schedule::commands::BreakLease;
+            let break_lease = match (force_break_lease, yes) {
+                (false, _) => BreakLease::No,
+                (true, false) => BreakLease::Unconfirmed,
+                (true, true) => BreakLease::Confirmed,
+            };
+            crate::schedule::commands::run_now(&app, &dir, &job, break_lease).await
+        }
         Command::Daemon {
             dir,
             metrics_listen,
