@@ -95,6 +95,14 @@ pub enum Command {
         /// freshness tests measure from DAY (e.g. a replay folder cut short, or a backfill).
         #[arg(long, value_name = "YYYY-MM-DD")]
         until: Option<NaiveDate>,
+        /// Break the job's lease even though it has not expired: for a run that crashed on
+        /// another host (one on this host whose process is gone is taken over without this).
+        /// Refused while the holder's process runs on this host. Needs --yes.
+        #[arg(long)]
+        force_break_lease: bool,
+        /// Confirm --force-break-lease.
+        #[arg(long, requires = "force_break_lease")]
+        yes: bool,
     },
     /// Run every enabled job in schedules/ on its schedule until SIGTERM/SIGINT.
     Daemon {
@@ -313,9 +321,21 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Command::Build(args) => models(&app, args, false).await,
         Command::Test(args) => models(&app, args, true).await,
         Command::Schedules { dir } => crate::schedule::commands::list(&dir, &app.sql_dir),
-        Command::Run { job, dir, until } => {
+        Command::Run {
+            job,
+            dir,
+            until,
+            force_break_lease,
+            yes,
+        } => {
+            use crate::schedule::commands::BreakLease;
+            let break_lease = match (force_break_lease, yes) {
+                (false, _) => BreakLease::No,
+                (true, false) => BreakLease::Unconfirmed,
+                (true, true) => BreakLease::Confirmed,
+            };
             app.until = until;
-            crate::schedule::commands::run_now(&app, &dir, &job).await
+            crate::schedule::commands::run_now(&app, &dir, &job, break_lease).await
         }
         Command::Daemon {
             dir,

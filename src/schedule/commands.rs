@@ -154,22 +154,56 @@ pub fn list(dir: &Path, sql_dir: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
+/// How `macrolake run` treats a lease held by another process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BreakLease {
+    /// Refuse while it is held (a holder whose process is gone from this host is taken over).
+    #[default]
+    No,
+    /// `--force-break-lease` without `--yes`: say what would be broken, break nothing.
+    Unconfirmed,
+    /// `--force-break-lease --yes`: break it (unless its process runs on this host).
+    Confirmed,
+}
+
 /// `macrolake run <job>`.
-pub async fn run_now(app: &App, dir: &Path, name: &str) -> Result<(), AppError> {
+pub async fn run_now(
+    app: &App,
+    dir: &Path,
+    name: &str,
+    break_lease: BreakLease,
+) -> Result<(), AppError> {
     let job = super::find(dir, name)?;
     job.check_models(&app.sql_dir)?;
     // The same lease as the daemon's: a hand run never overlaps a scheduled one.
     let coord = Coordinator::new(&app.lake, default_holder(), chrono::Duration::seconds(120));
-    let lease = match coord.acquire(&job.name, Utc::now()).await? {
+    let mut taken = coord.acquire(&job.name, Utc::now()).await?;
+    if let Acquire::Held(held) = taken {
+        taken = match break_lease {
+            BreakLease::No => Acquire::Held(held),
+            BreakLease::Unconfirmed => {
+                return Err(super::ScheduleError::ConfirmBreak {
+                    job: job.name,
+                    held: Box::new(held),
+                }
+                .into());
+            }
+            BreakLease::Confirmed => coord.break_lease(&job.name, Utc::now()).await?,
+        };
+    }
+    let lease = match taken {
         Acquire::Acquired(lease) => lease,
-        Acquire::Held { holder } => {
+        Acquire::Held(held) => {
             return Err(super::ScheduleError::Busy {
                 job: job.name,
-                holder,
+                held: Box::new(held),
             }
             .into());
         }
     };
+    if let Some(old) = &lease.took_over {
+        eprintln!("took the lease of job {} over: {old}", job.name);
+    }
     let (held, stop_rx) =
         super::daemon::Held::start(coord, lease, Arc::new(SystemClock), shutdown_on_signals());
     let progress = Progress::new(job.file.steps.len());

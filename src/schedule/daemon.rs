@@ -205,7 +205,8 @@ impl Daemon {
         }
         let lease = match self.coord.acquire(&name, now).await? {
             Acquire::Acquired(lease) => lease,
-            Acquire::Held { holder } => {
+            Acquire::Held(held) => {
+                let holder = held.holder;
                 self.queued.insert(name.clone(), queued);
                 return Ok(Some(Action::HeldElsewhere { job: name, holder }));
             }
@@ -269,9 +270,9 @@ impl Daemon {
                     job: job.name.clone(),
                 }))
             }
-            Acquire::Held { holder } => Ok(Some(Action::HeldElsewhere {
+            Acquire::Held(held) => Ok(Some(Action::HeldElsewhere {
                 job: job.name.clone(),
-                holder,
+                holder: held.holder,
             })),
         }
     }

@@ -6,9 +6,14 @@
 //! - `lease-<generation>.json` — the job's lease: holder, expiry, released flag. Taking or
 //!   renewing the lease *creates* the next generation with a conditional put (`PutMode::Create`,
 //!   atomic on local disks, S3, GCS and Azure), so of two contenders exactly one succeeds. A
-//!   generation is taken over only when it is released or expired, so a crashed holder's lease
-//!   lapses after its time-to-live; a holder whose renewal finds the next generation already
-//!   taken has lost the lease and stops starting steps.
+//!   generation is taken over only when it is released, expired, or its holder's process is
+//!   known to be gone (same host, boot and PID namespace, and that pid with that start time no
+//!   longer runs: see [`super::liveness`]); so a run killed on this machine is taken over at once,
+//!   one crashed elsewhere after its time-to-live. A holder whose renewal finds the next
+//!   generation already taken has lost the lease and stops starting steps.
+//! - Breaking a lease by hand ([`Coordinator::break_lease`], `macrolake run --force-break-lease
+//!   --yes`) writes the next generation whatever the expiry, except over a holder verified alive
+//!   on this machine; a live holder elsewhere that renews afterwards finds its lease lost.
 //! - `state.json` — the last schedule tick handled (run, skipped or interrupted), written only by
 //!   the lease holder and never moved backwards, so a restart neither repeats nor loses a tick.
 
@@ -21,6 +26,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 
 use super::ScheduleError;
+use super::liveness::{Liveness, ProcessIdentity, judge};
 use crate::lake::Lake;
 
 /// One lease generation as stored.
@@ -29,6 +35,12 @@ struct LeaseRecord {
     holder: String,
     expires_at: DateTime<Utc>,
     released: bool,
+    /// When this generation was written (absent in leases of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    renewed_at: Option<DateTime<Utc>>,
+    /// The writing process (absent in leases of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessIdentity>,
 }
 
 /// A lease this process holds.
@@ -37,6 +49,44 @@ pub struct Lease {
     /// The job.
     pub job: String,
     generation: u64,
+    /// The holder this lease was taken over from (its process was gone, or it was broken by
+    /// hand), if any.
+    pub took_over: Option<HeldBy>,
+}
+
+/// Who holds a lease, as its newest generation says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldBy {
+    /// The holder's name (`host:pid:random` unless a daemon was given `--holder`).
+    pub holder: String,
+    /// Its process, when recorded.
+    pub process: Option<ProcessIdentity>,
+    /// When it last wrote the lease, when recorded.
+    pub renewed_at: Option<DateTime<Utc>>,
+    /// When the lease lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// What this process could tell about the holder's process.
+    pub liveness: Liveness,
+}
+
+impl std::fmt::Display for HeldBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lease held by {}", self.holder)?;
+        match &self.process {
+            Some(p) => write!(f, " (host {}, pid {})", p.host, p.pid)?,
+            None => write!(f, " (host and pid not recorded)")?,
+        }
+        let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        if let Some(t) = self.renewed_at {
+            write!(f, ", last renewed {}", fmt(t))?;
+        }
+        write!(f, ", expires {}", fmt(self.expires_at))?;
+        match &self.liveness {
+            Liveness::Alive => write!(f, "; its process is running on this host"),
+            Liveness::Dead(why) => write!(f, "; {why}"),
+            Liveness::Unknown(_) => Ok(()),
+        }
+    }
 }
 
 /// Result of trying to take a lease.
@@ -45,10 +95,7 @@ pub enum Acquire {
     /// Taken.
     Acquired(Lease),
     /// Someone else holds it (or won the race for it).
-    Held {
-        /// Who.
-        holder: String,
-    },
+    Held(HeldBy),
 }
 
 /// The per-job state object.
@@ -65,6 +112,10 @@ pub struct Coordinator {
     store: Arc<dyn ObjectStore>,
     /// This daemon's identity (host, pid, random suffix).
     pub holder: String,
+    /// The process recorded in this coordinator's leases.
+    process: ProcessIdentity,
+    /// The process judging other holders' liveness (this one).
+    judge_as: ProcessIdentity,
     ttl: Duration,
     state_lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -84,12 +135,46 @@ fn store_err(
 impl Coordinator {
     /// A coordinator for `holder` whose leases last `ttl` unless renewed.
     pub fn new(lake: &Lake, holder: String, ttl: Duration) -> Self {
+        let me = ProcessIdentity::current();
         Self {
             lake: lake.clone(),
             store: lake.store(),
             holder,
+            process: me.clone(),
+            judge_as: me,
             ttl,
             state_lock: Arc::default(),
+        }
+    }
+
+    /// Records `process` in this coordinator's leases instead of this process (tests and tools
+    /// that act for another process).
+    pub fn recording_as(mut self, process: ProcessIdentity) -> Self {
+        self.process = process;
+        self
+    }
+
+    fn record(&self, expires_at: DateTime<Utc>, released: bool, now: DateTime<Utc>) -> LeaseRecord {
+        LeaseRecord {
+            holder: self.holder.clone(),
+            expires_at,
+            released,
+            renewed_at: Some(now),
+            process: Some(self.process.clone()),
+        }
+    }
+
+    fn held_by(&self, record: LeaseRecord) -> HeldBy {
+        let liveness = match &record.process {
+            Some(p) => judge(p, &self.judge_as),
+            None => Liveness::Unknown("the lease does not record its process".into()),
+        };
+        HeldBy {
+            holder: record.holder,
+            process: record.process,
+            renewed_at: record.renewed_at,
+            expires_at: record.expires_at,
+            liveness,
         }
     }
 
@@ -160,6 +245,8 @@ impl Coordinator {
                     holder: "(renewing)".into(),
                     expires_at: DateTime::<Utc>::MAX_UTC,
                     released: false,
+                    renewed_at: None,
+                    process: None,
                 },
             ))),
         }
@@ -195,31 +282,76 @@ impl Coordinator {
         Ok(true)
     }
 
-    /// Takes `job`'s lease if it is free, released or expired at `now`.
+    /// Takes `job`'s lease if it is free, released or expired at `now`, or if its holder's
+    /// process is gone from this machine (see [`super::liveness`]).
     pub async fn acquire(&self, job: &str, now: DateTime<Utc>) -> Result<Acquire, ScheduleError> {
-        let next = match self.current(job).await? {
-            Some((_, r)) if !r.released && r.expires_at > now => {
-                return Ok(Acquire::Held { holder: r.holder });
+        let (next, took_over) = match self.current(job).await? {
+            Some((generation, r)) if !r.released && r.expires_at > now => {
+                let held = self.held_by(r);
+                let Liveness::Dead(why) = &held.liveness else {
+                    return Ok(Acquire::Held(held));
+                };
+                tracing::warn!(job, holder = %held.holder, "taking over the lease: {why}");
+                (generation + 1, Some(held))
             }
-            Some((generation, _)) => generation + 1,
-            None => 1,
+            Some((generation, _)) => (generation + 1, None),
+            None => (1, None),
         };
-        let record = LeaseRecord {
-            holder: self.holder.clone(),
-            expires_at: now + self.ttl,
-            released: false,
+        self.take(job, next, now, took_over).await
+    }
+
+    /// Takes `job`'s lease whatever its expiry: for a holder that crashed on another host (whose
+    /// process this machine cannot check). Refuses ([`ScheduleError::HolderAlive`]) when the
+    /// holder's process is verified running on this machine. A live holder elsewhere loses the
+    /// lease at its next renewal and stops starting steps.
+    pub async fn break_lease(
+        &self,
+        job: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Acquire, ScheduleError> {
+        let (next, took_over) = match self.current(job).await? {
+            Some((generation, r)) => {
+                let held = self.held_by(r);
+                if held.liveness == Liveness::Alive {
+                    return Err(ScheduleError::HolderAlive {
+                        job: job.to_string(),
+                        held: Box::new(held),
+                    });
+                }
+                tracing::warn!(job, holder = %held.holder, "breaking the lease by hand");
+                (generation + 1, Some(held))
+            }
+            None => (1, None),
         };
+        self.take(job, next, now, took_over).await
+    }
+
+    async fn take(
+        &self,
+        job: &str,
+        next: u64,
+        now: DateTime<Utc>,
+        took_over: Option<HeldBy>,
+    ) -> Result<Acquire, ScheduleError> {
+        let record = self.record(now + self.ttl, false, now);
         if self.create(job, next, &record).await? {
             Ok(Acquire::Acquired(Lease {
                 job: job.to_string(),
                 generation: next,
+                took_over,
             }))
         } else {
-            let holder = match self.current(job).await? {
-                Some((_, r)) => r.holder,
-                None => "(unknown)".into(),
-            };
-            Ok(Acquire::Held { holder })
+            // Somebody else wrote that generation first.
+            match self.current(job).await? {
+                Some((_, r)) => Ok(Acquire::Held(self.held_by(r))),
+                None => Ok(Acquire::Held(HeldBy {
+                    holder: "(unknown)".into(),
+                    process: None,
+                    renewed_at: None,
+                    expires_at: now + self.ttl,
+                    liveness: Liveness::Unknown("the lease vanished".into()),
+                })),
+            }
         }
     }
 
@@ -229,11 +361,7 @@ impl Coordinator {
         lease: &mut Lease,
         now: DateTime<Utc>,
     ) -> Result<bool, ScheduleError> {
-        let record = LeaseRecord {
-            holder: self.holder.clone(),
-            expires_at: now + self.ttl,
-            released: false,
-        };
+        let record = self.record(now + self.ttl, false, now);
         if self
             .create(&lease.job, lease.generation + 1, &record)
             .await?
@@ -247,11 +375,7 @@ impl Coordinator {
 
     /// Gives a lease up so another daemon may take it at once.
     pub async fn release(&self, lease: Lease, now: DateTime<Utc>) -> Result<(), ScheduleError> {
-        let record = LeaseRecord {
-            holder: self.holder.clone(),
-            expires_at: now,
-            released: true,
-        };
+        let record = self.record(now, true, now);
         self.create(&lease.job, lease.generation + 1, &record)
             .await
             .map(|_| ())
@@ -285,12 +409,7 @@ impl Coordinator {
 
 /// An identity for this daemon: host name, process id and a random suffix.
 pub fn default_holder() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
+    let host = super::liveness::host_name();
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}:{}:{}", std::process::id(), &suffix[..8])
 }
@@ -313,7 +432,7 @@ mod tests {
             panic!("first taker wins")
         };
         match b.acquire("nightly", at(30)).await.unwrap() {
-            Acquire::Held { holder } => assert_eq!(holder, "a"),
+            Acquire::Held(held) => assert_eq!(held.holder, "a"),
             other => panic!("{other:?}"),
         }
         // Renewed at 50 s, so still held at 90 s.
@@ -336,6 +455,116 @@ mod tests {
         // Other jobs have their own leases.
         assert!(matches!(
             b.acquire("weekly_h41", at(121)).await.unwrap(),
+            Acquire::Acquired(_)
+        ));
+    }
+
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_process_is_gone_from_this_host_is_taken_over_at_once() {
+        let lake = Lake::open("memory://", false).unwrap();
+        let mut child = sleeper();
+        let crashed = ProcessIdentity::of(child.id()).unwrap();
+        let a = Coordinator::new(&lake, "a".into(), Duration::seconds(120))
+            .recording_as(crashed.clone());
+        let b = Coordinator::new(&lake, "b".into(), Duration::seconds(120));
+        let Acquire::Acquired(mut la) = a.acquire("nightly", at(0)).await.unwrap() else {
+            panic!("free lease")
+        };
+        // While its process runs, the lease is held, and cannot be broken by hand.
+        match b.acquire("nightly", at(1)).await.unwrap() {
+            Acquire::Held(held) => assert_eq!(held.liveness, Liveness::Alive),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            b.break_lease("nightly", at(1)).await,
+            Err(ScheduleError::HolderAlive { .. })
+        ));
+        // kill -9: one second later, 119 s before expiry, the lease is taken over.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let Acquire::Acquired(lb) = b.acquire("nightly", at(2)).await.unwrap() else {
+            panic!("a dead holder's lease is taken over")
+        };
+        let old = lb.took_over.as_ref().expect("took over");
+        assert_eq!(old.holder, "a");
+        assert_eq!(old.process.as_ref(), Some(&crashed));
+        assert!(matches!(&old.liveness, Liveness::Dead(_)));
+        // b's lease records b's (live) process: a third contender is refused.
+        let c = Coordinator::new(&lake, "c".into(), Duration::seconds(120));
+        assert!(matches!(
+            c.acquire("nightly", at(3)).await.unwrap(),
+            Acquire::Held(HeldBy {
+                liveness: Liveness::Alive,
+                ..
+            })
+        ));
+        assert!(!a.renew(&mut la, at(3)).await.unwrap(), "a lost it");
+    }
+
+    #[tokio::test]
+    async fn another_hosts_holder_waits_for_expiry_or_a_forced_break() {
+        let lake = Lake::open("memory://", false).unwrap();
+        let mut child = sleeper();
+        let mut remote = ProcessIdentity::of(child.id()).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Same pid, dead here: but on another host that pid means nothing to us.
+        remote.host = "other-host".into();
+        let a = Coordinator::new(&lake, "other-host:1:x".into(), Duration::seconds(120))
+            .recording_as(remote);
+        let b = Coordinator::new(&lake, "b".into(), Duration::seconds(120));
+        let Acquire::Acquired(mut la) = a.acquire("nightly", at(0)).await.unwrap() else {
+            panic!("free lease")
+        };
+        let Acquire::Held(held) = b.acquire("nightly", at(100)).await.unwrap() else {
+            panic!("another host's lease is not judged by pid")
+        };
+        assert!(matches!(&held.liveness, Liveness::Unknown(_)));
+        let text = held.to_string();
+        for part in [
+            "lease held by other-host:1:x",
+            "host other-host",
+            "last renewed 2026-05-28 20:26:40 UTC",
+            "expires 2026-05-28 20:28:40 UTC",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text:?}");
+        }
+        // Broken by hand before expiry; the old holder finds it lost at its next renewal.
+        let Acquire::Acquired(lb) = b.break_lease("nightly", at(101)).await.unwrap() else {
+            panic!("broken")
+        };
+        assert_eq!(lb.took_over.unwrap().holder, "other-host:1:x");
+        assert!(!a.renew(&mut la, at(102)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn leases_of_older_versions_without_a_process_lapse_at_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let lease_dir = dir.path().join("_macrolake/schedule/nightly");
+        std::fs::create_dir_all(&lease_dir).unwrap();
+        std::fs::write(
+            lease_dir.join("lease-00000000000000000001.json"),
+            format!(
+                r#"{{"holder":"h:1:x","expires_at":"{}","released":false}}"#,
+                at(60).to_rfc3339()
+            ),
+        )
+        .unwrap();
+        let b = Coordinator::new(&lake, "b".into(), Duration::seconds(60));
+        let Acquire::Held(held) = b.acquire("nightly", at(59)).await.unwrap() else {
+            panic!("held until expiry")
+        };
+        assert!(held.to_string().contains("host and pid not recorded"));
+        assert!(matches!(
+            b.acquire("nightly", at(61)).await.unwrap(),
             Acquire::Acquired(_)
         ));
     }

@@ -28,6 +28,7 @@ pub mod daemon;
 #[cfg(test)]
 mod daemon_tests;
 pub mod lease;
+pub mod liveness;
 pub mod metrics;
 pub mod runner;
 mod steps;
@@ -114,13 +115,33 @@ pub enum ScheduleError {
     },
     /// The job is running elsewhere (a daemon or another `macrolake run`).
     #[error(
-        "job {job} is already running (lease held by {holder}); wait for it to finish, or if that process died, for its lease to expire"
+        "job {job} is already running: {held}. Wait for it to finish. If that process is gone, its lease lapses at expiry (a holder on this host whose process is gone is taken over at once); to break it now, make sure no run of {job} is going on that host, then run `macrolake run {job} --force-break-lease --yes`"
     )]
     Busy {
         /// The job.
         job: String,
-        /// Who holds its lease.
-        holder: String,
+        /// Who holds its lease, until when.
+        held: Box<lease::HeldBy>,
+    },
+    /// `--force-break-lease` without `--yes`.
+    #[error(
+        "job {job}: would break the {held}. Only do this if no run of {job} is going on that host (a live holder elsewhere loses the lease at its next renewal); add --yes to confirm"
+    )]
+    ConfirmBreak {
+        /// The job.
+        job: String,
+        /// The lease that would be broken.
+        held: Box<lease::HeldBy>,
+    },
+    /// `--force-break-lease` against a holder whose process runs on this machine.
+    #[error(
+        "job {job}: refusing to break the {held}; stop that process (kill {pid}) or wait for it to finish", pid = held.process.as_ref().map_or(0, |p| p.pid)
+    )]
+    HolderAlive {
+        /// The job.
+        job: String,
+        /// The live holder.
+        held: Box<lease::HeldBy>,
     },
     /// No job of that name.
     #[error("no job {name:?} in {dir} (jobs: {known})")]

@@ -118,4 +118,7 @@ echo "S3 lake: same rows as the local lake"
 step "concurrent writers and the job lease on S3"
 MACROLAKE_TEST_S3_LAKE=s3://macrolake/tests cargo test --locked --test it s3_ -- --ignored
 
+step "crash consistency: kill -9 at random moments, 10 trials (tests/crash/run.sh)"
+env -u AWS_ENDPOINT_URL bash tests/crash/run.sh 10 || fail "crash consistency (tests/crash/run.sh)"
+
 echo "all client checks passed"

@@ -161,7 +161,7 @@ fn a_hand_run_refuses_a_job_another_process_holds() {
         .args(["run", "nightly"]));
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
-        err.contains("job nightly is already running (lease held by host-b:42:abcd)"),
+        err.contains("job nightly is already running: lease held by host-b:42:abcd"),
         "{err}"
     );
     assert!(!lake.join("meta/runs").exists(), "nothing ran");

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod concurrency;
 mod connector_faults;
+mod crash;
 mod daemon;
 mod eps;
 mod export;
