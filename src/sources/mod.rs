@@ -20,6 +20,9 @@ pub mod nyfed;
 pub mod prices;
 pub mod treasury;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
