@@ -73,6 +73,17 @@ pub enum SourceError {
         /// What is wrong (with sheet and cell for workbooks).
         message: String,
     },
+    /// A body that parsed but that a validation rule refuses to land (e.g. FRED's unit-change
+    /// guard); the message says how to accept it when it is genuine.
+    #[error("{source_name} {item}: {message}")]
+    Refused {
+        /// The connector.
+        source_name: &'static str,
+        /// What was refused (a series id …).
+        item: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// Writing to the lake failed.
     #[error("{source_name}: {error}")]
     Lake {

@@ -9,6 +9,7 @@ mod connector_faults;
 mod daemon;
 mod eps;
 mod export;
+mod fault_matrix;
 mod faults;
 mod fedwatch;
 mod fomc;
