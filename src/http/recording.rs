@@ -43,6 +43,28 @@ pub struct RecordingMeta {
     pub note: Option<String>,
 }
 
+/// Parses a recording's `*.meta.json` text (read from `meta_path`, named in errors): the
+/// metadata, its URL parsed, and a `body_file` that is a plain file name beside the meta file
+/// (no folder part, so a recording can never point replay at a file elsewhere).
+pub fn parse_meta(text: &str, meta_path: &Path) -> Result<(RecordingMeta, Url), HttpError> {
+    let bad = |message: String| HttpError::RecordingFormat {
+        path: meta_path.to_path_buf(),
+        message,
+    };
+    let meta: RecordingMeta = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let url = Url::parse(&meta.url).map_err(|e| bad(format!("bad url {:?}: {e}", meta.url)))?;
+    let plain = Path::new(&meta.body_file)
+        .file_name()
+        .is_some_and(|n| n == std::ffi::OsStr::new(&meta.body_file));
+    if !plain || meta.body_file.contains(['/', '\\']) {
+        return Err(bad(format!(
+            "body_file {:?} must be a file name beside the meta file, without a folder",
+            meta.body_file
+        )));
+    }
+    Ok((meta, url))
+}
+
 /// A recording loaded for replay.
 #[derive(Debug, Clone)]
 pub struct Recording {
@@ -120,15 +142,7 @@ impl ReplayIndex {
             path: meta_path.to_path_buf(),
             source,
         })?;
-        let meta: RecordingMeta =
-            serde_json::from_str(&text).map_err(|e| HttpError::RecordingFormat {
-                path: meta_path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let url = Url::parse(&meta.url).map_err(|e| HttpError::RecordingFormat {
-            path: meta_path.to_path_buf(),
-            message: format!("bad url {:?}: {e}", meta.url),
-        })?;
+        let (meta, url) = parse_meta(&text, meta_path)?;
         let body_path = meta_path.with_file_name(&meta.body_file);
         let rec = Recording { meta, body_path };
         self.exact.insert(

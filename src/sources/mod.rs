@@ -20,6 +20,9 @@ pub mod nyfed;
 pub mod prices;
 pub mod treasury;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +71,17 @@ pub enum SourceError {
         /// Line of the file, when known.
         line: Option<usize>,
         /// What is wrong (with sheet and cell for workbooks).
+        message: String,
+    },
+    /// A body that parsed but that a validation rule refuses to land (e.g. FRED's unit-change
+    /// guard); the message says how to accept it when it is genuine.
+    #[error("{source_name} {item}: {message}")]
+    Refused {
+        /// The connector.
+        source_name: &'static str,
+        /// What was refused (a series id …).
+        item: String,
+        /// Why, and what to do.
         message: String,
     },
     /// Writing to the lake failed.

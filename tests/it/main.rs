@@ -10,6 +10,7 @@ mod crash;
 mod daemon;
 mod eps;
 mod export;
+mod fault_matrix;
 mod faults;
 mod fedwatch;
 mod fomc;

@@ -96,7 +96,9 @@ fn period_ok(p: &str) -> bool {
     match p.len() {
         3 => p == "NTM" || p == "LTM",
         4 => year(p),
-        6 => year(&p[..4]) && matches!(&p[4..], "Q1" | "Q2" | "Q3" | "Q4"),
+        6 => p
+            .split_at_checked(4)
+            .is_some_and(|(y, q)| year(y) && matches!(q, "Q1" | "Q2" | "Q3" | "Q4")),
         _ => false,
     }
 }

@@ -39,6 +39,13 @@ pub struct FredConfig {
     pub api_key_env: String,
     /// Most series fetched at once.
     pub concurrency: usize,
+    /// The unit-change guard: a series whose new values' median magnitude differs from its stored
+    /// recent median by more than this factor is refused (nothing of it is written). `0` turns
+    /// the guard off. See `sources/fred/guard.rs`.
+    pub max_magnitude_ratio: f64,
+    /// Series exempt from the unit-change guard: list one that FRED genuinely rebased, run
+    /// `macrolake ingest fred --full-refresh`, then take it off the list.
+    pub rebased_series: Vec<String>,
 }
 
 impl Default for FredConfig {
@@ -52,6 +59,8 @@ impl Default for FredConfig {
             api_url: Url::parse("https://api.stlouisfed.org/fred/").expect("valid"),
             api_key_env: "FRED_API_KEY".to_string(),
             concurrency: 4,
+            max_magnitude_ratio: 100.0,
+            rebased_series: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod guard;
 pub mod parse;
 
 use std::collections::HashMap;
@@ -203,6 +204,37 @@ impl Fred {
             meta: Some(meta),
             fetched_at,
             source: "fred_api",
+        })
+    }
+
+    /// The unit-change guard ([`guard`]) for one fetched series against the stored values.
+    fn unit_guard(
+        &self,
+        f: &Fetched,
+        stored: &HashMap<(String, i32), Option<f64>>,
+    ) -> Result<(), SourceError> {
+        if self.config.rebased_series.iter().any(|s| s == &f.id) {
+            return Ok(());
+        }
+        let history: Vec<(NaiveDate, f64)> = stored
+            .iter()
+            .filter(|((id, _), _)| id == &f.id)
+            .filter_map(|((_, day), v)| {
+                let date = NaiveDate::from_ymd_opt(1970, 1, 1)?
+                    .checked_add_signed(chrono::Duration::days(i64::from(*day)))?;
+                Some((date, (*v)?))
+            })
+            .collect();
+        guard::check(
+            &f.id,
+            &f.observations,
+            &history,
+            self.config.max_magnitude_ratio,
+        )
+        .map_err(|message| SourceError::Refused {
+            source_name: NAME,
+            item: format!("series {}", f.id),
+            message,
         })
     }
 
@@ -462,13 +494,22 @@ impl Source for Fred {
                 }
             }
         }
+        let stored = self.latest_values(&ctx.lake).await.map_err(lake_err)?;
+        fetched.retain(|f| match self.unit_guard(f, &stored) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(source = NAME, error = %e, "series refused; the others still land");
+                report.failures.push(e);
+                false
+            }
+        });
         if fetched.is_empty() {
             return Ok(report);
         }
         let latest = if ctx.window.full_refresh {
             HashMap::new()
         } else {
-            self.latest_values(&ctx.lake).await.map_err(lake_err)?
+            stored
         };
         let batch = observations_batch(&fetched, &latest, ctx.run_at).map_err(lake_err)?;
         let mode = if ctx.window.full_refresh {

@@ -62,7 +62,9 @@ fn parse_date(raw: &str) -> Result<NaiveDate, String> {
 }
 
 /// Parses a fredgraph CSV holding one series. The header is `observation_date,<ID>` (older files:
-/// `DATE,<ID>`); the value column must be the series asked for.
+/// `DATE,<ID>`); the value column must be the series asked for. Rows out of date order are
+/// sorted; a date listed twice with the same value is kept once, with two different values it is
+/// an error naming both lines.
 pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, ParseError> {
     let text = std::str::from_utf8(body).map_err(|_| ParseError::body("body is not UTF-8 text"))?;
     let trimmed = text.trim_start();
@@ -122,14 +124,35 @@ pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, P
         }
         let date = parse_date(&record[0]).map_err(|m| ParseError::at(line, m))?;
         let value = parse_value(&record[1]).map_err(|m| ParseError::at(line, m))?;
-        out.push(Observation {
-            date,
-            value,
-            realtime_start: None,
-            realtime_end: None,
-        });
+        out.push((
+            line,
+            Observation {
+                date,
+                value,
+                realtime_start: None,
+                realtime_end: None,
+            },
+        ));
     }
-    Ok(out)
+    out.sort_by_key(|(line, o)| (o.date, *line));
+    let mut kept: Vec<(usize, Observation)> = Vec::with_capacity(out.len());
+    for (line, o) in out {
+        match kept.last() {
+            Some((first, prev)) if prev.date == o.date => {
+                if prev.value.map(f64::to_bits) != o.value.map(f64::to_bits) {
+                    return Err(ParseError::at(
+                        line,
+                        format!(
+                            "date {} is listed twice with different values (line {first}: {:?}, line {line}: {:?})",
+                            o.date, prev.value, o.value
+                        ),
+                    ));
+                }
+            }
+            _ => kept.push((line, o)),
+        }
+    }
+    Ok(kept.into_iter().map(|(_, o)| o).collect())
 }
 
 #[derive(Deserialize)]

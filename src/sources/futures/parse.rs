@@ -40,8 +40,11 @@ pub fn contract_code(month: NaiveDate) -> String {
 /// Delivery month of a code like `ZQZ25` or `ZQZ2025`.
 pub fn contract_month(code: &str) -> Option<NaiveDate> {
     let rest = code.strip_prefix("ZQ")?;
-    let (m, y) = rest.split_at(1);
-    let code_char = m.chars().next()?.to_ascii_uppercase();
+    let code_char = rest.chars().next()?.to_ascii_uppercase();
+    let y = &rest[code_char.len_utf8()..];
+    if !(y.len() == 2 || y.len() == 4) || !y.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let month = MONTH_CODES.iter().position(|c| *c as char == code_char)? as u32 + 1;
     let year: i32 = y.parse().ok()?;
     let year = if y.len() == 2 { 2000 + year } else { year };
@@ -53,7 +56,7 @@ fn cme_number(raw: &str) -> Option<f64> {
     if s.is_empty() || s == "-" {
         return None;
     }
-    s.parse().ok()
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 #[derive(Deserialize)]
@@ -172,9 +175,11 @@ pub fn vendor_csv(text: &str) -> Result<Vec<Settle>, (usize, String)> {
             match k.map(get).filter(|x| !x.is_empty()) {
                 None => Ok(None),
                 Some(x) => x
-                    .parse()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
                     .map(Some)
-                    .map_err(|_| (line, format!("{x:?} is not a number"))),
+                    .ok_or_else(|| (line, format!("{x:?} is not a number"))),
             }
         };
         out.push(Settle {

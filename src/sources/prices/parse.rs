@@ -94,7 +94,10 @@ fn local_date(ts: i64, tz: Option<&str>, gmtoffset: i64) -> Option<NaiveDate> {
     if let Some(tz) = tz.and_then(|t| t.parse::<Tz>().ok()) {
         return Some(utc.with_timezone(&tz).date_naive());
     }
-    Some((utc + chrono::Duration::seconds(gmtoffset)).date_naive())
+    // An offset beyond a day is not a time zone: checked arithmetic, so a garbled body is an
+    // error, never an overflow.
+    let offset = chrono::Duration::try_seconds(gmtoffset).filter(|d| d.num_hours().abs() <= 26)?;
+    Some(utc.checked_add_signed(offset)?.date_naive())
 }
 
 /// Parses a Yahoo chart v8 body. Entries can be null (a holiday row): a bar without a close is
@@ -216,9 +219,11 @@ pub fn stooq_csv(body: &[u8]) -> Result<Vec<Bar>, String> {
             match idx.and_then(|k| rec.get(k)).map(str::trim) {
                 None | Some("") => Ok(None),
                 Some(s) => s
-                    .parse()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
                     .map(Some)
-                    .map_err(|_| format!("line {line}: {s:?} is not a number")),
+                    .ok_or_else(|| format!("line {line}: {s:?} is not a number")),
             }
         };
         let date = NaiveDate::parse_from_str(rec.get(d).unwrap_or("").trim(), "%Y-%m-%d")

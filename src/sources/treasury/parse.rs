@@ -75,8 +75,10 @@ fn amount(raw: &Option<String>, what: &str, date: &str) -> Result<Option<f64>, S
         Some(s) => s
             .replace(',', "")
             .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
             .map(Some)
-            .map_err(|_| format!("{date}: {what} {s:?} is not a number")),
+            .ok_or_else(|| format!("{date}: {what} {s:?} is not a number")),
     }
 }
 
