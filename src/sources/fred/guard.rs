@@ -109,7 +109,7 @@ mod tests {
             (d("2026-01-07"), 6_500_000.0),
             (d("2026-01-14"), 6_600_000.0),
         ];
-        let jump = [obs("2026-01-21", 6_500.0), obs("2026-01-28", 6_600.0)];
+        let jump = [obs("2026-01-21", 6_600.0), obs("2026-01-28", 6_500.0)];
         let err = check("WALCL", &jump, &stored, 100.0).unwrap_err();
         assert!(
             err.contains("1000x") && err.contains("rebased_series"),
