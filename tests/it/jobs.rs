@@ -185,5 +185,8 @@ fn schedules_lists_next_runs_and_rejects_bad_files() {
         .args(["schedules", "--dir"])
         .arg(&bad));
     assert_eq!(code, 1);
-    assert!(err.contains("x.toml: cron = \"0 25 * * *\""), "{err}");
+    assert!(
+        err.contains("x.toml): cron = \"0 25 * * *\": hour field \"25\""),
+        "{err}"
+    );
 }
