@@ -39,16 +39,21 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-/// Ingests the snapshot into `lake` and asserts success.
-pub fn ingest_snapshot(cwd: &Path, lake: &Path) {
-    let (code, out, err) = run(bin(cwd)
-        .arg("--lake")
+/// The binary on `lake` with the snapshot's config, replaying the snapshot; add the command.
+pub fn on_snapshot(cwd: &Path, lake: &Path) -> Command {
+    let mut cmd = bin(cwd);
+    cmd.arg("--lake")
         .arg(lake)
         .arg("--config")
         .arg(snapshot_config())
         .arg("--replay")
-        .arg(snapshot())
-        .arg("ingest"));
+        .arg(snapshot());
+    cmd
+}
+
+/// Ingests the snapshot into `lake` and asserts success.
+pub fn ingest_snapshot(cwd: &Path, lake: &Path) {
+    let (code, out, err) = run(on_snapshot(cwd, lake).arg("ingest"));
     assert_eq!(code, 0, "ingest failed\nstdout:\n{out}\nstderr:\n{err}");
 }
 
@@ -92,14 +97,7 @@ pub fn repo() -> &'static Path {
 /// test: about 20 s) and returns its path.
 pub fn nightly_lake(dir: &Path) -> PathBuf {
     let lake = dir.join("lake");
-    let (code, out, err) = run(bin(repo())
-        .arg("--lake")
-        .arg(&lake)
-        .arg("--config")
-        .arg(snapshot_config())
-        .arg("--replay")
-        .arg(snapshot())
-        .args(["run", "nightly"]));
+    let (code, out, err) = run(on_snapshot(repo(), &lake).args(["run", "nightly"]));
     assert_eq!(code, 0, "nightly failed\nstdout:\n{out}\nstderr:\n{err}");
     lake
 }

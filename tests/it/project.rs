@@ -53,14 +53,8 @@ fn a_past_day_replays_and_an_empty_model_is_published_with_its_schema() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     // Before the bill-purchase programme (2025-12-12): marts.bill_purchases has no rows.
-    let (code, out, err) = run(bin(repo())
-        .arg("--lake")
-        .arg(&lake)
-        .arg("--config")
-        .arg(snapshot_config())
-        .arg("--replay")
-        .arg(snapshot())
-        .args(["run", "nightly", "--until", "2025-06-18"]));
+    let (code, out, err) =
+        run(on_snapshot(repo(), &lake).args(["run", "nightly", "--until", "2025-06-18"]));
     assert_eq!(code, 0, "nightly cut at 2025-06-18\n{out}\n{err}");
     let csv = sql_csv(
         dir.path(),
