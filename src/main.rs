@@ -9,7 +9,11 @@ use macrolake::cli::{Cli, error_text, init_logging, run};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
+    // 64 MiB per worker: planning and dropping a statement recurse over its expression tree; the
+    // server's guard caps the tree (1,000 operators, parser depth 50), and this leaves a wide margin
+    // below that cap instead of the default 2 MiB.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(64 << 20)
         .enable_all()
         .build()
     {

@@ -126,6 +126,7 @@ impl LiveCatalog {
                 datafusion::execution::disk_manager::DiskManagerBuilder::default()
                     .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
             )
+            .with_object_store_registry(Arc::new(super::store::LakeOnlyRegistry::new(lake.root())))
             .build_arc()
             .map_err(df_err("creating the query runtime"))?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);

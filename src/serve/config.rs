@@ -9,7 +9,9 @@
 //! refresh_secs = 10                 # how often new table versions are picked up
 //! tls_cert = "/etc/macrolake/server.crt"   # PEM; with tls_key, clients may (and should) use TLS
 //! tls_key = "/etc/macrolake/server.key"
-//! users_file = "/run/secrets/macrolake-users"  # lines "name:password" (keep it mode 0600)
+//! users_file = "/run/secrets/macrolake-users"  # lines "name:password"; must be mode 0600 or 0400
+//! login_delay_base_ms = 100         # wait after a failed login, doubling per failure …
+//! login_delay_max_ms = 5000         # … up to this (per user and per client address)
 //!
 //! [[serve.users]]
 //! name = "bi"
@@ -30,7 +32,8 @@ pub struct ServeConfig {
     pub listen: String,
     /// Users allowed to connect; passwords come from environment variables.
     pub users: Vec<UserConfig>,
-    /// A secrets file with more users, one `name:password` per line (`#` comments allowed).
+    /// A secrets file with more users, one `name:password` per line (`#` comments allowed). The
+    /// server refuses to start if group or others may read or write it (use `chmod 600`).
     pub users_file: Option<PathBuf>,
     /// PEM certificate chain for TLS (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
@@ -46,6 +49,11 @@ pub struct ServeConfig {
     /// Seconds between checks for new table versions (after a nightly run, new queries see the
     /// new data without a restart; running queries keep the version they started on).
     pub refresh_secs: u64,
+    /// After a failed login, the next attempt for that user or from that address waits this
+    /// long before its password is checked; the wait doubles with each consecutive failure.
+    pub login_delay_base_ms: u64,
+    /// The longest wait after failed logins.
+    pub login_delay_max_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -60,6 +68,8 @@ impl Default for ServeConfig {
             statement_timeout_secs: 300,
             memory_limit_mb: 2048,
             refresh_secs: 10,
+            login_delay_base_ms: 100,
+            login_delay_max_ms: 5000,
         }
     }
 }
@@ -122,6 +132,7 @@ impl ServeConfig {
             });
         }
         if let Some(path) = &self.users_file {
+            check_private(path)?;
             let text = std::fs::read_to_string(path).map_err(|e| ServeError::Config {
                 message: format!("users_file {}: {e}", path.display()),
             })?;
@@ -159,6 +170,29 @@ impl ServeConfig {
     }
 }
 
+/// Refuses a secrets file that group or others may read or write.
+fn check_private(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| ServeError::Config {
+            message: format!("users_file {}: {e}", path.display()),
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(ServeError::Config {
+            message: format!(
+                "users_file {} has mode {:04o}: it holds passwords, so group and others must have \
+                 no access; run `chmod 600 {}`",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("users");
         std::fs::write(&file, "# BI users\nalice:s3cret:with:colons\n\nbob:pw\n").unwrap();
+        set_mode(&file, 0o600);
         let cfg = ServeConfig {
             users_file: Some(file.clone()),
             users: vec![UserConfig {
@@ -194,5 +229,33 @@ mod tests {
         std::fs::write(&file, "nopassword\n").unwrap();
         let e = cfg.credentials().unwrap_err().to_string();
         assert!(e.contains("users:1: expected name:password"), "{e}");
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_users_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, "alice:pw\n").unwrap();
+        let cfg = ServeConfig {
+            users_file: Some(file.clone()),
+            ..ServeConfig::default()
+        };
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            set_mode(&file, mode);
+            let e = cfg.credentials().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"),
+                "{e}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            set_mode(&file, mode);
+            assert_eq!(cfg.credentials().unwrap().len(), 1, "mode {mode:o}");
+        }
     }
 }

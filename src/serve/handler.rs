@@ -24,7 +24,7 @@ use pgwire::messages::PgWireBackendMessage;
 
 use super::catalog::server_version;
 use super::config::Credential;
-use super::guard;
+use super::guard::{Guard, Refusal};
 
 const ITERATIONS: usize = 4096;
 
@@ -137,25 +137,29 @@ fn show_response(name: &str, value: &str) -> PgWireResult<Response> {
 pub struct Guarded {
     inner: Arc<DfSessionService>,
     parser: Arc<GuardedParser>,
+    guard: Arc<Guard>,
     timeout: Duration,
 }
 
 impl Guarded {
     /// Wraps `inner`; statements run at most `timeout`.
     pub fn new(inner: Arc<DfSessionService>, timeout: Duration) -> Self {
+        let guard = Arc::new(Guard::new());
         let parser = Arc::new(GuardedParser {
             inner: inner.query_parser(),
+            guard: guard.clone(),
         });
         Self {
             inner,
             parser,
+            guard,
             timeout,
         }
     }
 }
 
-fn denied(message: String) -> PgWireError {
-    error("ERROR", "42501", message)
+fn refused(r: Refusal) -> PgWireError {
+    error("ERROR", r.code, r.message)
 }
 
 #[async_trait]
@@ -167,7 +171,8 @@ impl SimpleQueryHandler for Guarded {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        guard::check(query).map_err(denied)?;
+        let admitted = self.guard.admit(query).map_err(refused)?;
+        let query = admitted.as_str();
         let normalized = query
             .trim()
             .trim_end_matches(';')
@@ -190,8 +195,6 @@ impl SimpleQueryHandler for Guarded {
                 ))]);
             }
         }
-        let rewritten = super::rewrite::rewrite(query);
-        let query = rewritten.as_deref().unwrap_or(query);
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
         let responses = tokio::time::timeout(
@@ -245,6 +248,7 @@ impl ExtendedQueryHandler for Guarded {
 /// The statement parser with the guard in front (extended protocol).
 pub struct GuardedParser {
     inner: Arc<<DfSessionService as ExtendedQueryHandler>::QueryParser>,
+    guard: Arc<Guard>,
 }
 
 #[async_trait]
@@ -260,10 +264,8 @@ impl QueryParser for GuardedParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        guard::check(sql).map_err(denied)?;
-        let rewritten = super::rewrite::rewrite(sql);
-        let sql = rewritten.as_deref().unwrap_or(sql);
-        self.inner.parse_sql(client, sql, types).await
+        let admitted = self.guard.admit(sql).map_err(refused)?;
+        self.inner.parse_sql(client, &admitted, types).await
     }
 
     fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
@@ -287,6 +289,8 @@ pub struct Factory {
     pub users: Arc<Users>,
     /// Cancel requests.
     pub connections: Arc<pgwire::api::ConnectionManager>,
+    /// Failed-login counters (shared by all connections).
+    pub throttle: Arc<super::throttle::LoginThrottle>,
 }
 
 impl PgWireServerHandlers for Factory {
@@ -309,11 +313,14 @@ impl PgWireServerHandlers for Factory {
         params.default_transaction_read_only = true;
         let mut scram = ScramAuth::new(self.users.clone());
         scram.set_iterations(ITERATIONS);
-        Arc::new(
-            SASLAuthStartupHandler::new(Arc::new(params))
-                .with_scram(scram)
-                .with_connection_manager(self.connections.clone()),
-        )
+        Arc::new(super::throttle::Throttled {
+            inner: Arc::new(
+                SASLAuthStartupHandler::new(Arc::new(params))
+                    .with_scram(scram)
+                    .with_connection_manager(self.connections.clone()),
+            ),
+            throttle: self.throttle.clone(),
+        })
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {

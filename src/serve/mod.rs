@@ -3,7 +3,12 @@
 //!
 //! - **Authenticated**: SCRAM-SHA-256 against users from `[serve]` (passwords from environment
 //!   variables or a secrets file); no user configured → the server refuses to start.
-//! - **Read-only**: see [`guard`]; anything but reads gets SQLSTATE 42501.
+//! - **Read-only**, three times over: the [`guard`] refuses anything but reads on the SQL (42501;
+//!   42601 when it cannot parse; 54000/54001 past the size limits), [`readonly`] checks the plan
+//!   with DataFusion's `SQLOptions`, and the engine's only storage is [`store`]'s read-only view of
+//!   the lake. `SET` is limited to [`settings::ALLOWED`] and applies to the connection only.
+//! - **Slow to guess**: failed logins delay the next attempt per user and per address
+//!   ([`throttle`]).
 //! - **Bounded**: `max_connections` (more get 53300), a statement timeout that cancels the
 //!   query (57014), and a memory pool.
 //! - **Fresh**: new table versions are picked up every `refresh_secs` without a restart.
@@ -14,7 +19,11 @@ pub mod config;
 pub mod functions;
 pub mod guard;
 pub mod handler;
+pub mod readonly;
 pub mod rewrite;
+pub mod settings;
+pub mod store;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -150,10 +159,14 @@ impl Server {
         let catalog =
             Arc::new(catalog::LiveCatalog::build(lake, views, config.memory_limit_mb).await?);
         catalog.spawn_refresher(Duration::from_secs(config.refresh_secs.max(1)));
+        // Order matters: settings before datafusion-postgres' SET hook (which would hand unknown
+        // variables to the shared engine); the read-only plan check last, for everything else.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(settings::SessionSettings),
             Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),
             Arc::new(datafusion_postgres::hooks::set_show::SetShowHook),
             Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
+            Arc::new(readonly::ReadOnly),
         ];
         let service = Arc::new(DfSessionService::new_with_hooks(catalog.ctx.clone(), hooks));
         let factory = Arc::new(handler::Factory {
@@ -163,6 +176,10 @@ impl Server {
             )),
             users: Arc::new(handler::Users::new(&credentials)),
             connections: Arc::new(pgwire::api::ConnectionManager::new()),
+            throttle: Arc::new(throttle::LoginThrottle::new(
+                Duration::from_millis(config.login_delay_base_ms),
+                Duration::from_millis(config.login_delay_max_ms),
+            )),
         });
         let listener = TcpListener::bind(listen)
             .await

@@ -14,7 +14,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::common::*;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A lake with every mart, built once for all tests in this file.
 fn lake() -> &'static Path {
@@ -28,6 +28,18 @@ pub struct Server {
     /// host:port
     pub addr: String,
     _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server process's id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {
