@@ -313,14 +313,14 @@ impl PgWireServerHandlers for Factory {
         params.default_transaction_read_only = true;
         let mut scram = ScramAuth::new(self.users.clone());
         scram.set_iterations(ITERATIONS);
-        Arc::new(super::throttle::Throttled {
-            inner: Arc::new(
+        Arc::new(super::throttle::Throttled::new(
+            Arc::new(
                 SASLAuthStartupHandler::new(Arc::new(params))
                     .with_scram(scram)
                     .with_connection_manager(self.connections.clone()),
             ),
-            throttle: self.throttle.clone(),
-        })
+            self.throttle.clone(),
+        ))
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,12 +101,23 @@ impl LoginThrottle {
     }
 }
 
-/// A startup handler that waits before checking a password and counts the outcome.
+/// A connection's startup handler that waits once before its password is checked and counts
+/// the outcome.
 pub struct Throttled<H> {
-    /// The real handler (SCRAM).
-    pub inner: Arc<H>,
-    /// The shared counters.
-    pub throttle: Arc<LoginThrottle>,
+    inner: Arc<H>,
+    throttle: Arc<LoginThrottle>,
+    waited: AtomicBool,
+}
+
+impl<H> Throttled<H> {
+    /// Wraps one connection's handler.
+    pub fn new(inner: Arc<H>, throttle: Arc<LoginThrottle>) -> Self {
+        Self {
+            inner,
+            throttle,
+            waited: AtomicBool::new(false),
+        }
+    }
 }
 
 fn is_auth_failure(e: &PgWireError) -> bool {
@@ -131,7 +143,8 @@ impl<H: StartupHandler> StartupHandler for Throttled<H> {
         let password = matches!(message, PgWireFrontendMessage::PasswordMessageFamily(_));
         let user = client.metadata().get("user").cloned().unwrap_or_default();
         let addr = client.socket_addr().ip();
-        if password {
+        // SCRAM sends two password messages; the wait comes once, before the first.
+        if password && !self.waited.swap(true, Ordering::Relaxed) {
             let wait = self.throttle.delay(&user, addr);
             if !wait.is_zero() {
                 tracing::info!(user, %addr, wait_ms = wait.as_millis() as u64, "login delayed after failed attempts");

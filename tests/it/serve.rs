@@ -285,6 +285,38 @@ async fn real_client_reads_marts_and_catalogs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_logins_slow_down_the_next_attempt() {
+    let server = start(
+        lake(),
+        "login_delay_base_ms = 400\nlogin_delay_max_ms = 1600",
+    );
+    let attempt = |user: &'static str, password: &'static str| {
+        let addr = server.addr.clone();
+        async move {
+            let t = std::time::Instant::now();
+            let ok = connect(&addr, user, Some(password)).await.is_ok();
+            (ok, t.elapsed())
+        }
+    };
+    let (ok, first) = attempt("bi", "wrong").await;
+    assert!(!ok);
+    // Waits 400, 800, then 1600 ms (the cap) before the password is checked.
+    for expected in [400, 800, 1600, 1600] {
+        let (ok, took) = attempt("bi", "wrong").await;
+        assert!(!ok);
+        assert!(
+            took >= Duration::from_millis(expected),
+            "after failures the attempt took {took:?}, expected at least {expected} ms (first took {first:?})"
+        );
+    }
+    // The right password still gets in (after the wait), and clears the streak.
+    let (ok, took) = attempt("bi", PASSWORD).await;
+    assert!(ok && took >= Duration::from_millis(1600), "{ok} {took:?}");
+    let (ok, took) = attempt("bi", "wrong").await;
+    assert!(!ok && took < Duration::from_millis(1600), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_known_users_with_the_right_password_get_in() {
     let server = start(lake(), "");
     for (user, password) in [
