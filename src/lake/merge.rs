@@ -5,16 +5,53 @@
 //! with the stored ones (all columns but the ignored ones, NULL-aware, via Arrow's row format):
 //! identical rows are dropped, and when nothing is left no commit is made. Re-running an ingest
 //! on unchanged upstream data thus leaves the table byte-for-byte as it was.
+//!
+//! Cost follows the new data, not the table: only stored rows whose keys lie within the incoming
+//! keys' ranges (per key column, min..=max) can equal or be replaced by an incoming row, so both
+//! the comparison scan and the MERGE carry that range as a predicate, and Delta's per-file
+//! statistics skip every file that cannot hold those keys (one new day reads no old file).
 
 use std::collections::HashSet;
 
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::compute::{cast, concat_batches, sort_to_indices, take_record_batch};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::prelude::{SessionContext, col};
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{Expr, SessionContext, col, lit};
 use deltalake::DeltaTable;
 
 use super::{LakeError, Result, TableName, WriteOutcome};
+
+/// Each key column's smallest and largest incoming value (columns whose type has no order are
+/// left out: no pruning on them).
+fn key_ranges(incoming: &RecordBatch, keys: &[String]) -> Vec<(String, ScalarValue, ScalarValue)> {
+    keys.iter()
+        .filter_map(|k| {
+            let column = incoming.column_by_name(k)?;
+            let order = sort_to_indices(column, None, None).ok()?;
+            let (first, last) = (order.value(0), order.value(order.len().checked_sub(1)?));
+            let min = ScalarValue::try_from_array(column, first as usize).ok()?;
+            let max = ScalarValue::try_from_array(column, last as usize).ok()?;
+            Some((k.clone(), min, max))
+        })
+        .collect()
+}
+
+/// `min <= key AND key <= max` for every range, on columns qualified by `alias` when given.
+fn within(ranges: &[(String, ScalarValue, ScalarValue)], alias: Option<&str>) -> Option<Expr> {
+    ranges
+        .iter()
+        .map(|(k, min, max)| {
+            let c = match alias {
+                Some(a) => col(format!("{a}.\"{k}\"")),
+                None => col(format!("\"{k}\"")),
+            };
+            c.clone()
+                .gt_eq(lit(min.clone()))
+                .and(c.lt_eq(lit(max.clone())))
+        })
+        .reduce(Expr::and)
+}
 
 pub(super) async fn merge(
     table: &TableName,
@@ -106,7 +143,8 @@ pub(super) async fn merge(
         }
     }
 
-    // What is stored now, in the incoming rows' types.
+    // What is stored now within the incoming keys' ranges, in the incoming rows' types.
+    let ranges = key_ranges(&incoming, keys);
     let ctx = SessionContext::new();
     current
         .update_datafusion_session(&ctx.state())
@@ -126,9 +164,11 @@ pub(super) async fn merge(
         context: format!("reading {table} for merge"),
         source: Box::new(source),
     };
-    let stored = ctx
-        .read_table(provider)
-        .map_err(df_err)?
+    let mut scan = ctx.read_table(provider).map_err(df_err)?;
+    if let Some(range) = within(&ranges, None) {
+        scan = scan.filter(range).map_err(df_err)?;
+    }
+    let stored = scan
         .select(
             compared
                 .iter()
@@ -182,6 +222,7 @@ pub(super) async fn merge(
     let predicate = keys
         .iter()
         .map(|k| col(format!("target.\"{k}\"")).eq(col(format!("source.\"{k}\""))))
+        .chain(within(&ranges, Some("target")))
         .reduce(|a, b| a.and(b))
         .ok_or_else(|| data_err("merge needs at least one key column".into()))?;
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();

@@ -344,6 +344,23 @@ impl Lake {
         Ok(self.load(table, None).await?.version())
     }
 
+    /// The table's newest version, reading only the log after `known` (a version seen before):
+    /// a listing of the log's tail, not a snapshot. Without `known`, or when that commit is no
+    /// longer in the log, the table is loaded as in [`Lake::version`].
+    pub async fn latest_version(
+        &self,
+        table: &TableName,
+        known: Option<u64>,
+    ) -> Result<Option<u64>> {
+        if let Some(known) = known
+            && let Ok(t) = self.builder(table)?.build()
+            && let Ok(latest) = t.log_store().get_latest_version(known).await
+        {
+            return Ok(Some(latest));
+        }
+        self.version(table).await
+    }
+
     /// Writes rows to a table in one atomic commit (creating the table on first write).
     pub async fn write(
         &self,

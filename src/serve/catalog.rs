@@ -171,7 +171,8 @@ impl LiveCatalog {
         let mut versions = self.versions.lock().await;
         let mut changed = Vec::new();
         for name in self.lake.tables().await? {
-            let current = self.lake.version(&name).await?;
+            let known = versions.get(&name).copied().flatten();
+            let current = self.lake.latest_version(&name, known).await?;
             if versions.get(&name) == Some(&current) {
                 continue;
             }

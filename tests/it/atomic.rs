@@ -1,9 +1,11 @@
 //! A write that dies after its data files are written but before its commit leaves the table at
-//! its previous version with no extra rows.
+//! its previous version with no extra rows; a MERGE reads only the data files that can hold its
+//! keys (counted through the object store).
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
@@ -18,12 +20,18 @@ use object_store::{
 };
 
 /// An in-memory store that, when armed, refuses every write into a `_delta_log/` folder: the
-/// Delta commit step. Data files still get written.
-#[derive(Debug)]
+/// Delta commit step. Data files still get written. It also records which data files are read.
+#[derive(Debug, Default)]
 struct FailCommits {
     inner: InMemory,
     armed: AtomicBool,
     data_files_written: AtomicUsize,
+    data_files_read: Mutex<BTreeSet<String>>,
+    log_files_read: AtomicUsize,
+}
+
+fn is_data_file(location: &Path) -> bool {
+    !location.as_ref().contains("_delta_log/") && location.as_ref().ends_with(".parquet")
 }
 
 impl fmt::Display for FailCommits {
@@ -68,6 +76,12 @@ impl ObjectStore for FailCommits {
         self.inner.put_multipart_opts(location, opts).await
     }
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if is_data_file(location) {
+            let mut read = self.data_files_read.lock().unwrap();
+            read.insert(location.to_string());
+        } else if location.as_ref().contains("_delta_log/") {
+            self.log_files_read.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.get_opts(location, options).await
     }
     fn delete_stream(
@@ -123,11 +137,7 @@ async fn count(lake: &Lake) -> i64 {
 
 #[tokio::test]
 async fn a_commit_failure_after_data_files_leaves_the_previous_version() {
-    let store = Arc::new(FailCommits {
-        inner: InMemory::new(),
-        armed: AtomicBool::new(false),
-        data_files_written: AtomicUsize::new(0),
-    });
+    let store = Arc::new(FailCommits::default());
     let lake = Lake::with_store("memory://", store.clone()).unwrap();
     let t = TableName::staging("t");
     let first = lake
@@ -202,4 +212,73 @@ async fn merge_with_no_changes_makes_no_commit() {
         dup.to_string().contains("duplicate merge key (id) = (2)"),
         "{dup}"
     );
+}
+
+fn taken_reads(store: &FailCommits) -> BTreeSet<String> {
+    std::mem::take(&mut *store.data_files_read.lock().unwrap())
+}
+
+#[tokio::test]
+async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
+    let store = Arc::new(FailCommits::default());
+    let lake = Lake::with_store("memory://", store.clone()).unwrap();
+    let t = TableName::staging("t");
+    // Ten files with disjoint key ranges, as ten nights of history would leave them.
+    for k in 0..10 {
+        lake.write(
+            &t,
+            vec![batch(k * 100..(k + 1) * 100)],
+            WriteMode::merge_on(&["id"]),
+        )
+        .await
+        .unwrap();
+    }
+    let files = store.data_files_written.load(Ordering::SeqCst);
+    assert!(files >= 10, "{files} data files");
+    taken_reads(&store);
+
+    // One new key past everything stored: no stored file can hold it, none is read.
+    let new = lake
+        .write(&t, vec![batch(1000..1001)], WriteMode::merge_on(&["id"]))
+        .await
+        .unwrap();
+    assert!(new.committed && new.rows == 1);
+    assert_eq!(
+        taken_reads(&store),
+        BTreeSet::new(),
+        "a new key read old files"
+    );
+
+    // A revision of one stored key reads the one file holding it.
+    let schema = batch(0..1).schema();
+    let revised = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![550])),
+            Arc::new(Float64Array::from(vec![-1.0])),
+        ],
+    )
+    .unwrap();
+    let out = lake
+        .write(&t, vec![revised.clone()], WriteMode::merge_on(&["id"]))
+        .await
+        .unwrap();
+    assert!(out.committed && out.rows == 1);
+    let read = taken_reads(&store);
+    assert_eq!(read.len(), 1, "a revision of one key read {read:?}");
+    // Unchanged, it is found equal in that file and makes no commit.
+    let again = lake
+        .write(&t, vec![revised], WriteMode::merge_on(&["id"]))
+        .await
+        .unwrap();
+    assert!(!again.committed);
+    assert_eq!(taken_reads(&store).len(), 1);
+    assert_eq!(count(&lake).await, 1001);
+
+    // The server's version check lists the log's tail and reads no log file.
+    let newest = lake.version(&t).await.unwrap();
+    store.log_files_read.store(0, Ordering::SeqCst);
+    assert_eq!(lake.latest_version(&t, Some(3)).await.unwrap(), newest);
+    assert_eq!(store.log_files_read.load(Ordering::SeqCst), 0);
+    assert_eq!(lake.latest_version(&t, None).await.unwrap(), newest);
 }
