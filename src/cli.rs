@@ -248,9 +248,17 @@ pub fn init_logging(global: &GlobalArgs) {
             _ => "trace",
         }
     };
+    // By default only what a user acts on: delta-rs warns on every MERGE that a scan metric is
+    // missing (`Missing target skipped-file metric …`), which says nothing about the data. `-v`
+    // or `MACROLAKE_LOG` (an `EnvFilter`, e.g. `MACROLAKE_LOG=warn`) shows everything again.
+    let quiet_dependencies = if global.verbose == 0 {
+        ",deltalake_core::operations::merge=error"
+    } else {
+        ""
+    };
     let filter = EnvFilter::try_from_env("MACROLAKE_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{level},macrolake={}",
+            "{level},macrolake={}{quiet_dependencies}",
             if global.verbose == 0 && !global.quiet {
                 "info"
             } else {

@@ -49,12 +49,43 @@ fn api(e: datafusion::error::DataFusionError) -> PgWireError {
     PgWireError::ApiError(Box::new(e))
 }
 
+/// Types untyped `LIMIT $n` / `OFFSET $n` parameters as BIGINT, their only sensible type:
+/// drivers such as node-postgres send every parameter untyped, and DataFusion would otherwise
+/// read them as text ("Expected LIMIT to be an integer or null, but got Utf8").
+fn type_limit_parameters(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::Expr;
+    plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Limit(mut limit) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let mut changed = false;
+        for e in [&mut limit.skip, &mut limit.fetch].into_iter().flatten() {
+            if let Expr::Placeholder(p) = e.as_mut()
+                && p.field.is_none()
+            {
+                p.field = Some(Arc::new(Field::new(p.id.clone(), DataType::Int64, true)));
+                changed = true;
+            }
+        }
+        let node = LogicalPlan::Limit(limit);
+        Ok(if changed {
+            Transformed::yes(node)
+        } else {
+            Transformed::no(node)
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// Plans `statement` and checks the plan.
 async fn plan(statement: &Statement, ctx: &SessionContext) -> PgWireResult<LogicalPlan> {
     let plan = ctx
         .state()
         .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
         .await
+        .and_then(type_limit_parameters)
         .map_err(api)?;
     verify(&plan)?;
     Ok(plan)

@@ -285,6 +285,29 @@ async fn real_client_reads_marts_and_catalogs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limit_and_offset_parameters_are_integers() {
+    // node-postgres and others send `LIMIT $1` untyped; the server types it BIGINT.
+    let server = start(lake(), "");
+    let c = bi(&server.addr).await;
+    let stmt = c
+        .prepare("SELECT date FROM marts.liquidity_vs_risk ORDER BY date LIMIT $1 OFFSET $2")
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::INT8, Type::INT8]);
+    let rows = c.query(&stmt, &[&5i64, &10i64]).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    let all = c
+        .query(
+            "SELECT date FROM marts.liquidity_vs_risk ORDER BY date LIMIT 15",
+            &[],
+        )
+        .await
+        .unwrap();
+    let day = |r: &tokio_postgres::Row| r.get::<_, chrono::NaiveDate>(0);
+    assert_eq!(day(&rows[0]), day(&all[10]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_logins_slow_down_the_next_attempt() {
     let server = start(
         lake(),
