@@ -67,6 +67,9 @@ pub enum AppError {
     /// `macrolake chart` failed.
     #[error(transparent)]
     Chart(#[from] crate::chart::ChartError),
+    /// `macrolake bench` failed.
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
 }
 
 /// The application context.

@@ -163,6 +163,10 @@ pub enum Command {
     Export(crate::export::ExportArgs),
     /// Draw net liquidity vs bitcoin vs the Russell 2000 (divergence days shaded) as PNG or SVG.
     Chart(crate::chart::ChartArgs),
+    /// Benchmark: a synthetic universe (returns resampled from the real snapshot) ingested,
+    /// built and tested from scratch and one day later, against DuckDB and PostgreSQL; prints a
+    /// table and writes JSON. Uses its own lake under --dir (not --lake).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `build` / `test` arguments.
@@ -299,6 +303,9 @@ pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), AppError> {
+    if let Command::Bench(args) = cli.command {
+        return Ok(crate::bench::run(args).await?);
+    }
     let g = &cli.global;
     let config = match &g.config {
         Some(path) => Config::load(path, true)?,
@@ -450,6 +457,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Export(args) => crate::export::run(&app, args).await,
         Command::Chart(args) => crate::chart::run(&app, args).await,
+        Command::Bench(_) => unreachable!("handled before the app is built"),
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod availability;
+pub mod bench;
 pub mod chart;
 pub mod cli;
 pub mod config;

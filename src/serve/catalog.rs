@@ -99,6 +99,7 @@ pub struct LiveCatalog {
     pub ctx: Arc<SessionContext>,
     schemas: HashMap<Zone, Arc<SwapSchema>>,
     versions: tokio::sync::Mutex<BTreeMap<TableName, Option<u64>>>,
+    memory_table_max_rows: usize,
 }
 
 fn df_err(context: &str) -> impl FnOnce(DataFusionError) -> ServeError + '_ {
@@ -114,6 +115,7 @@ impl LiveCatalog {
         lake: &Lake,
         views: Vec<ViewDef>,
         memory_limit_mb: usize,
+        memory_table_max_rows: usize,
     ) -> Result<Self, ServeError> {
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -160,6 +162,7 @@ impl LiveCatalog {
             ctx: Arc::new(ctx),
             schemas,
             versions: Default::default(),
+            memory_table_max_rows,
         };
         live.refresh().await?;
         Ok(live)
@@ -177,6 +180,7 @@ impl LiveCatalog {
                 continue;
             }
             let (provider, version) = self.lake.provider(&name, None, &self.ctx.state()).await?;
+            let provider = self.in_memory(&name, provider).await?;
             self.schemas[&name.zone]
                 .register_table(name.name.clone(), provider)
                 .map_err(df_err("swapping a table"))?;
@@ -200,6 +204,40 @@ impl LiveCatalog {
             }
         }
         Ok(changed)
+    }
+
+    /// A table of at most `memory_table_max_rows` rows (by its Delta statistics) read once into
+    /// memory, sorted by its first date column: a dashboard query over it then costs no snapshot,
+    /// file listing or Parquet footer. Larger tables (and tables without statistics) stay on
+    /// their Delta provider.
+    async fn in_memory(
+        &self,
+        name: &TableName,
+        provider: Arc<dyn TableProvider>,
+    ) -> Result<Arc<dyn TableProvider>, ServeError> {
+        let rows = provider
+            .statistics()
+            .and_then(|s| s.num_rows.get_value().copied());
+        if !rows.is_some_and(|r| r <= self.memory_table_max_rows) {
+            return Ok(provider);
+        }
+        let context = format!("reading {name} into memory");
+        let schema = provider.schema();
+        let df = self.ctx.read_table(provider).map_err(df_err(&context))?;
+        let df = match schema
+            .fields()
+            .iter()
+            .find(|f| *f.data_type() == DataType::Date32)
+        {
+            Some(f) => df
+                .sort(vec![datafusion::prelude::ident(f.name()).sort(true, true)])
+                .map_err(df_err(&context))?,
+            None => df,
+        };
+        let batches = df.collect().await.map_err(df_err(&context))?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])
+            .map_err(df_err(&context))?;
+        Ok(Arc::new(table))
     }
 
     /// Refreshes every `every` until the process ends; errors are logged and retried.

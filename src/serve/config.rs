@@ -46,6 +46,11 @@ pub struct ServeConfig {
     /// Memory for query execution (sorts, joins, aggregates), shared by running queries; a query
     /// that needs more fails with an error while the server keeps serving.
     pub memory_limit_mb: usize,
+    /// Tables with at most this many rows are read into memory when a version is loaded (and
+    /// again at each new version), so dashboard queries over them skip the Delta snapshot and the
+    /// Parquet files; larger tables are read from the lake per query. 0 keeps every table on
+    /// disk. Memory used is about the table's Arrow size (a 10,000-row mart: a few MB).
+    pub memory_table_max_rows: usize,
     /// Seconds between checks for new table versions (after a nightly run, new queries see the
     /// new data without a restart; running queries keep the version they started on).
     pub refresh_secs: u64,
@@ -67,6 +72,7 @@ impl Default for ServeConfig {
             max_connections: 64,
             statement_timeout_secs: 300,
             memory_limit_mb: 2048,
+            memory_table_max_rows: 500_000,
             refresh_secs: 10,
             login_delay_base_ms: 100,
             login_delay_max_ms: 5000,

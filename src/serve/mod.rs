@@ -156,8 +156,15 @@ impl Server {
                 });
             }
         };
-        let catalog =
-            Arc::new(catalog::LiveCatalog::build(lake, views, config.memory_limit_mb).await?);
+        let catalog = Arc::new(
+            catalog::LiveCatalog::build(
+                lake,
+                views,
+                config.memory_limit_mb,
+                config.memory_table_max_rows,
+            )
+            .await?,
+        );
         catalog.spawn_refresher(Duration::from_secs(config.refresh_secs.max(1)));
         // Order matters: settings before datafusion-postgres' SET hook (which would hand unknown
         // variables to the shared engine); the read-only plan check last, for everything else.

@@ -574,3 +574,45 @@ async fn runs_count(c: &Client) -> i64 {
     .parse()
     .unwrap()
 }
+
+/// Every row of every message, as text, in order.
+fn rows_text(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_tables_are_served_from_memory_with_the_same_answers() {
+    let cached = start(lake(), "");
+    let on_disk = start(lake(), "memory_table_max_rows = 0");
+    let (a, b) = (bi(&cached.addr).await, bi(&on_disk.addr).await);
+    let point = "SELECT * FROM marts.liquidity_vs_risk WHERE date = DATE '2026-05-01'";
+    let plan = |msgs: Vec<SimpleQueryMessage>| rows_text(&msgs).concat().join("\n");
+    let memory_plan = plan(a.simple_query(&format!("EXPLAIN {point}")).await.unwrap());
+    let disk_plan = plan(b.simple_query(&format!("EXPLAIN {point}")).await.unwrap());
+    assert!(memory_plan.contains("partition_sizes"), "{memory_plan}");
+    assert!(!memory_plan.contains("DeltaScan"), "{memory_plan}");
+    assert!(disk_plan.contains("DeltaScan"), "{disk_plan}");
+    // The same answers, row for row, for a dashboard's queries.
+    for sql in [
+        point,
+        "SELECT * FROM marts.liquidity_vs_risk WHERE date >= DATE '2026-03-01' ORDER BY date",
+        "SELECT date_trunc('week', date) AS w, avg(net_liquidity_musd) FROM marts.liquidity_vs_risk \
+         WHERE date >= DATE '2025-06-01' GROUP BY 1 ORDER BY 1",
+        "SELECT symbol, count(*), max(close) FROM marts.asset_daily GROUP BY symbol ORDER BY symbol",
+    ] {
+        let x = rows_text(&a.simple_query(sql).await.unwrap());
+        let y = rows_text(&b.simple_query(sql).await.unwrap());
+        assert!(!x.is_empty(), "{sql}");
+        assert_eq!(x, y, "{sql}");
+    }
+}
