@@ -9,7 +9,9 @@
 //! Cost follows the new data, not the table: only stored rows whose keys lie within the incoming
 //! keys' ranges (per key column, min..=max) can equal or be replaced by an incoming row, so both
 //! the comparison scan and the MERGE carry that range as a predicate, and Delta's per-file
-//! statistics skip every file that cannot hold those keys (one new day reads no old file).
+//! statistics skip every file that cannot hold those keys (one new day reads no old file). For
+//! that to hold on a table with many symbols, staging rows are written ordered by their date
+//! ([`cluster_by_date`]): each file then covers a run of days, not a run of symbols.
 
 use std::collections::HashSet;
 
@@ -21,6 +23,30 @@ use datafusion::prelude::{Expr, SessionContext, col, lit};
 use deltalake::DeltaTable;
 
 use super::{LakeError, Result, TableName, WriteOutcome};
+
+/// Rows ordered by their first `Date32` column (batches without one are returned as they are):
+/// the files a write produces then each cover a run of consecutive days, so a MERGE or a query
+/// of recent days opens only the newest files, however long the history and however many
+/// symbols share those days.
+pub(super) fn cluster_by_date(
+    batches: Vec<RecordBatch>,
+) -> std::result::Result<Vec<RecordBatch>, datafusion::arrow::error::ArrowError> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let schema = first.schema();
+    let Some(idx) = schema
+        .fields()
+        .iter()
+        .position(|f| *f.data_type() == datafusion::arrow::datatypes::DataType::Date32)
+    else {
+        return Ok(batches);
+    };
+    let all = concat_batches(&schema, &batches)?;
+    drop(batches);
+    let order = sort_to_indices(all.column(idx), None, None)?;
+    Ok(vec![take_record_batch(&all, &order)?])
+}
 
 /// Each key column's smallest and largest incoming value (columns whose type has no order are
 /// left out: no pruning on them).
@@ -254,4 +280,49 @@ pub(super) async fn merge(
         version: merged.version(),
         committed: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Array, Date32Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn staging_rows_are_written_in_date_order_across_symbols() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", DataType::Utf8, false),
+            Field::new("date", DataType::Date32, false),
+        ]));
+        // Two symbols, each with its whole history in turn (as a connector builds them).
+        let batch = |sym: &str, days: Vec<i32>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(vec![sym; days.len()])),
+                    Arc::new(Date32Array::from(days)),
+                ],
+            )
+            .unwrap()
+        };
+        let out = cluster_by_date(vec![batch("A", vec![1, 2, 3]), batch("B", vec![1, 2, 4])])
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        let dates = out[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .unwrap();
+        assert_eq!(dates.values().to_vec(), vec![1, 1, 2, 2, 3, 4]);
+        assert_eq!(out[0].num_rows(), 6);
+        // Without a date column nothing moves.
+        let plain = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, false)]));
+        let b = RecordBatch::try_new(plain, vec![Arc::new(StringArray::from(vec!["b", "a"]))])
+            .unwrap();
+        let same = cluster_by_date(vec![b.clone()]).unwrap();
+        assert_eq!(same[0], b);
+    }
 }

@@ -371,14 +371,18 @@ impl Lake {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         // Every staged row says when it became public (crate::availability).
         let batches = if table.zone == Zone::Staging {
-            batches
+            let stamped = batches
                 .into_iter()
                 .map(|b| crate::availability::stamp(table, b))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| LakeError::Data {
                     table: table.clone(),
                     message: e.to_string(),
-                })?
+                })?;
+            merge::cluster_by_date(stamped).map_err(|e| LakeError::Data {
+                table: table.clone(),
+                message: e.to_string(),
+            })?
         } else {
             batches
         };

@@ -72,7 +72,29 @@ impl Lake {
         as_of: Option<&AsOf>,
         state: &datafusion::execution::SessionState,
     ) -> Result<(Arc<dyn datafusion::catalog::TableProvider>, Option<u64>)> {
+        let (provider, version, _) = self.provider_with_rows(name, as_of, state).await?;
+        Ok((provider, version))
+    }
+
+    /// Like [`Lake::provider`], plus the table's row count from its files' statistics (`None`
+    /// when a file has none).
+    pub async fn provider_with_rows(
+        &self,
+        name: &TableName,
+        as_of: Option<&AsOf>,
+        state: &datafusion::execution::SessionState,
+    ) -> Result<(
+        Arc<dyn datafusion::catalog::TableProvider>,
+        Option<u64>,
+        Option<usize>,
+    )> {
         let table = self.load(name, as_of).await?;
+        let rows = table.snapshot().ok().and_then(|s| {
+            s.log_data()
+                .iter()
+                .map(|f| f.num_records())
+                .sum::<Option<usize>>()
+        });
         table
             .update_datafusion_session(state)
             .map_err(|source| LakeError::Delta {
@@ -87,7 +109,7 @@ impl Lake {
                 context: format!("registering {name}"),
                 source: Box::new(source),
             })?;
-        Ok((provider, table.version()))
+        Ok((provider, table.version(), rows))
     }
 
     /// Builds a query session over every lake table (at `as_of` when given) and the views.

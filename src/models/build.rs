@@ -205,15 +205,17 @@ async fn audit(
             .map(|(p, sql)| (p.display().to_string(), sql.clone())),
     );
     for (name, sql) in checks {
-        match collect(
+        let clock = Instant::now();
+        let outcome = collect(
             ctx,
             &format!(
                 "SELECT * FROM ({}) LIMIT 5",
                 sql.trim().trim_end_matches(';')
             ),
         )
-        .await
-        {
+        .await;
+        tracing::debug!(test = %name, seconds = clock.elapsed().as_secs_f64(), "data test ran");
+        match outcome {
             Ok(rows) if rows.iter().all(|b| b.num_rows() == 0) => {}
             Ok(rows) => {
                 let shown = pretty_format_batches(&rows)
@@ -512,7 +514,13 @@ pub(super) async fn stage_and_audit(
     schema: datafusion::arrow::datatypes::SchemaRef,
     rows: Vec<RecordBatch>,
 ) -> Result<(), String> {
-    let mem = MemTable::try_new(schema, vec![rows]).map_err(|e| e.to_string())?;
+    // One partition per core: the audits (GROUP BY keys, anti joins, scans) run in parallel.
+    let parts = ctx.state().config().target_partitions().max(1);
+    let mut partitions = vec![Vec::new(); parts];
+    for (i, batch) in rows.into_iter().enumerate() {
+        partitions[i % parts].push(batch);
+    }
+    let mem = MemTable::try_new(schema, partitions).map_err(|e| e.to_string())?;
     register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
     let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
     if failures.is_empty() {

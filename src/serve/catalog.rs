@@ -179,8 +179,11 @@ impl LiveCatalog {
             if versions.get(&name) == Some(&current) {
                 continue;
             }
-            let (provider, version) = self.lake.provider(&name, None, &self.ctx.state()).await?;
-            let provider = self.in_memory(&name, provider).await?;
+            let (provider, version, rows) = self
+                .lake
+                .provider_with_rows(&name, None, &self.ctx.state())
+                .await?;
+            let provider = self.in_memory(&name, provider, rows).await?;
             self.schemas[&name.zone]
                 .register_table(name.name.clone(), provider)
                 .map_err(df_err("swapping a table"))?;
@@ -206,7 +209,7 @@ impl LiveCatalog {
         Ok(changed)
     }
 
-    /// A table of at most `memory_table_max_rows` rows (by its Delta statistics) read once into
+    /// A table of at most `memory_table_max_rows` rows (by its files' Delta statistics) read once into
     /// memory, sorted by its first date column: a dashboard query over it then costs no snapshot,
     /// file listing or Parquet footer. Larger tables (and tables without statistics) stay on
     /// their Delta provider.
@@ -214,10 +217,8 @@ impl LiveCatalog {
         &self,
         name: &TableName,
         provider: Arc<dyn TableProvider>,
+        rows: Option<usize>,
     ) -> Result<Arc<dyn TableProvider>, ServeError> {
-        let rows = provider
-            .statistics()
-            .and_then(|s| s.num_rows.get_value().copied());
         if !rows.is_some_and(|r| r <= self.memory_table_max_rows) {
             return Ok(provider);
         }
