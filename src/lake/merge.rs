@@ -308,8 +308,8 @@ mod tests {
             )
             .unwrap()
         };
-        let out = cluster_by_date(vec![batch("A", vec![1, 2, 3]), batch("B", vec![1, 2, 4])])
-            .unwrap();
+        let out =
+            cluster_by_date(vec![batch("A", vec![1, 2, 3]), batch("B", vec![1, 2, 4])]).unwrap();
         assert_eq!(out.len(), 1);
         let dates = out[0]
             .column(1)
@@ -320,8 +320,8 @@ mod tests {
         assert_eq!(out[0].num_rows(), 6);
         // Without a date column nothing moves.
         let plain = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, false)]));
-        let b = RecordBatch::try_new(plain, vec![Arc::new(StringArray::from(vec!["b", "a"]))])
-            .unwrap();
+        let b =
+            RecordBatch::try_new(plain, vec![Arc::new(StringArray::from(vec!["b", "a"]))]).unwrap();
         let same = cluster_by_date(vec![b.clone()]).unwrap();
         assert_eq!(same[0], b);
     }
