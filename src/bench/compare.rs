@@ -210,7 +210,9 @@ fn start_server(app: &App, dir: &Path, password: &str) -> Result<(Child, String)
     let config = dir.join("serve.toml");
     let sql_dir = std::fs::canonicalize(&app.sql_dir).unwrap_or_else(|_| app.sql_dir.clone());
     let text = format!(
-        "[models]\ndir = {:?}\n[serve]\nrefresh_secs = 3600\n[[serve.users]]\nname = \"bench\"\n\
+        // Small tables served from memory (opt-in: dashboards with known queries).
+        "[models]\ndir = {:?}\n[serve]\nrefresh_secs = 3600\nmemory_table_max_rows = 500000\n\
+         [[serve.users]]\nname = \"bench\"\n\
          password_env = \"{PASSWORD_ENV}\"\n",
         sql_dir.to_string_lossy()
     );

@@ -23,6 +23,9 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use super::ServeError;
 use crate::lake::{Lake, TableName, ViewDef, Zone};
 
+/// Rows per batch of a table held in memory.
+const MEMORY_BATCH_ROWS: usize = 1024;
+
 /// What `version()`, `SHOW server_version` and the startup parameter report: PostgreSQL's
 /// format, so tools that parse it (SQLAlchemy, Superset, Metabase) accept the server.
 pub fn server_version() -> &'static str {
@@ -183,7 +186,7 @@ impl LiveCatalog {
                 .lake
                 .provider_with_rows(&name, None, &self.ctx.state())
                 .await?;
-            let provider = self.in_memory(&name, provider, rows).await?;
+            let provider = self.in_memory(&name, provider, rows).await;
             self.schemas[&name.zone]
                 .register_table(name.name.clone(), provider)
                 .map_err(df_err("swapping a table"))?;
@@ -209,36 +212,44 @@ impl LiveCatalog {
         Ok(changed)
     }
 
-    /// A table of at most `memory_table_max_rows` rows (by its files' Delta statistics) read once into
-    /// memory, sorted by its first date column: a dashboard query over it then costs no snapshot,
-    /// file listing or Parquet footer. Larger tables (and tables without statistics) stay on
-    /// their Delta provider.
+    /// A table of at most `memory_table_max_rows` rows (by its files' Delta statistics) read once
+    /// into memory, in its stored order: a dashboard query over it then costs no snapshot, file
+    /// listing or Parquet footer. Larger tables (and tables without statistics) stay on their
+    /// Delta provider, and so does a table that cannot be read now (logged; queries still work).
     async fn in_memory(
         &self,
         name: &TableName,
         provider: Arc<dyn TableProvider>,
         rows: Option<usize>,
-    ) -> Result<Arc<dyn TableProvider>, ServeError> {
+    ) -> Arc<dyn TableProvider> {
         if !rows.is_some_and(|r| r <= self.memory_table_max_rows) {
-            return Ok(provider);
+            return provider;
         }
-        let context = format!("reading {name} into memory");
         let schema = provider.schema();
-        let df = self.ctx.read_table(provider).map_err(df_err(&context))?;
-        let df = match schema
-            .fields()
-            .iter()
-            .find(|f| *f.data_type() == DataType::Date32)
-        {
-            Some(f) => df
-                .sort(vec![datafusion::prelude::ident(f.name()).sort(true, true)])
-                .map_err(df_err(&context))?,
-            None => df,
+        // A plain scan: nothing is reserved from the query memory pool, which stays the clients'.
+        let read = async {
+            let batches = self.ctx.read_table(provider.clone())?.collect().await?;
+            // Small batches over one partition per core, as a scan of the files would give:
+            // operators then work (and can be cancelled between) batch by batch.
+            let parts = self.ctx.state().config().target_partitions().max(1);
+            let mut partitions = vec![Vec::new(); parts];
+            let slices = batches.iter().flat_map(|b| {
+                (0..b.num_rows())
+                    .step_by(MEMORY_BATCH_ROWS)
+                    .map(|at| b.slice(at, MEMORY_BATCH_ROWS.min(b.num_rows() - at)))
+            });
+            for (i, slice) in slices.enumerate() {
+                partitions[i % parts].push(slice);
+            }
+            datafusion::datasource::MemTable::try_new(schema, partitions)
         };
-        let batches = df.collect().await.map_err(df_err(&context))?;
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])
-            .map_err(df_err(&context))?;
-        Ok(Arc::new(table))
+        match read.await {
+            Ok(table) => Arc::new(table),
+            Err(e) => {
+                tracing::warn!(table = %name, "reading into memory failed, serving from the lake: {e}");
+                provider
+            }
+        }
     }
 
     /// Refreshes every `every` until the process ends; errors are logged and retried.

@@ -49,7 +49,10 @@ pub struct ServeConfig {
     /// Tables with at most this many rows are read into memory when a version is loaded (and
     /// again at each new version), so dashboard queries over them skip the Delta snapshot and the
     /// Parquet files; larger tables are read from the lake per query. 0 keeps every table on
-    /// disk. Memory used is about the table's Arrow size (a 10,000-row mart: a few MB).
+    /// disk (the default). Memory used is about the table's Arrow size (a 10,000-row mart: a few
+    /// MB). Opt-in because `statement_timeout` cannot interrupt a CPU-bound query over in-memory
+    /// tables (e.g. a three-way cross join): it holds a worker until it ends. Turn it on for
+    /// dashboards with known queries, not for servers open to ad-hoc SQL.
     pub memory_table_max_rows: usize,
     /// Seconds between checks for new table versions (after a nightly run, new queries see the
     /// new data without a restart; running queries keep the version they started on).
@@ -72,7 +75,7 @@ impl Default for ServeConfig {
             max_connections: 64,
             statement_timeout_secs: 300,
             memory_limit_mb: 2048,
-            memory_table_max_rows: 500_000,
+            memory_table_max_rows: 0,
             refresh_secs: 10,
             login_delay_base_ms: 100,
             login_delay_max_ms: 5000,

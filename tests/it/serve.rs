@@ -592,8 +592,8 @@ fn rows_text(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn small_tables_are_served_from_memory_with_the_same_answers() {
-    let cached = start(lake(), "");
-    let on_disk = start(lake(), "memory_table_max_rows = 0");
+    let cached = start(lake(), "memory_table_max_rows = 500000");
+    let on_disk = start(lake(), "");
     let (a, b) = (bi(&cached.addr).await, bi(&on_disk.addr).await);
     let point = "SELECT * FROM marts.liquidity_vs_risk WHERE date = DATE '2026-05-01'";
     let plan = |msgs: Vec<SimpleQueryMessage>| rows_text(&msgs).concat().join("\n");

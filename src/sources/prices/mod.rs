@@ -292,16 +292,14 @@ impl Prices {
         &self,
         ctx: &IngestContext,
         sym: &SymbolConfig,
+        marks: &std::collections::HashMap<String, NaiveDate>,
     ) -> Result<Fetched, SourceError> {
         // None: a first or full-refresh run with no start_date set, i.e. all history.
-        let start = ctx
-            .start_for(
-                NAME,
-                &sym.symbol,
-                self.config.lookback_days,
-                self.config.start_date,
-            )
-            .await?;
+        let start = ctx.window.start_for(
+            marks.get(&sym.symbol).copied(),
+            self.config.lookback_days,
+            self.config.start_date,
+        );
         let mut errors = Vec::new();
         for source in &sym.sources {
             match self.fetch_from(ctx, &sym.symbol, source, start).await {
@@ -336,8 +334,17 @@ impl Source for Prices {
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
         let mut report = SourceReport::default();
         let mut fetched = Vec::new();
+        // The watermarks once for every symbol (not a lake read per symbol: 2,000 symbols).
+        let marks = ctx
+            .lake
+            .watermarks(NAME)
+            .await
+            .map_err(|error| SourceError::Lake {
+                source_name: NAME,
+                error,
+            })?;
         for sym in &self.config.symbols {
-            match self.fetch_symbol(ctx, sym).await {
+            match self.fetch_symbol(ctx, sym, &marks).await {
                 Ok(f) => fetched.push(f),
                 Err(e) => report.failures.push(e),
             }
