@@ -222,7 +222,7 @@ impl LiveCatalog {
         provider: Arc<dyn TableProvider>,
         rows: Option<usize>,
     ) -> Arc<dyn TableProvider> {
-        if !rows.is_some_and(|r| r <= self.memory_table_max_rows) {
+        if rows.is_none_or(|r| r > self.memory_table_max_rows) {
             return provider;
         }
         let schema = provider.schema();
