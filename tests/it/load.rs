@@ -110,7 +110,7 @@ fn weekly_year(days: &Days) -> String {
 }
 
 /// The rows of a simple-protocol answer, each as its columns' text.
-fn text_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
+pub(crate) fn text_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
     messages
         .iter()
         .filter_map(|m| match m {

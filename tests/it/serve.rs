@@ -575,28 +575,13 @@ async fn runs_count(c: &Client) -> i64 {
     .unwrap()
 }
 
-/// Every row of every message, as text, in order.
-fn rows_text(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn small_tables_are_served_from_memory_with_the_same_answers() {
     let cached = start(lake(), "memory_table_max_rows = 500000");
     let on_disk = start(lake(), "");
     let (a, b) = (bi(&cached.addr).await, bi(&on_disk.addr).await);
     let point = "SELECT * FROM marts.liquidity_vs_risk WHERE date = DATE '2026-05-01'";
-    let plan = |msgs: Vec<SimpleQueryMessage>| rows_text(&msgs).concat().join("\n");
+    let plan = |msgs: Vec<SimpleQueryMessage>| crate::load::text_rows(&msgs).concat().join("\n");
     let memory_plan = plan(a.simple_query(&format!("EXPLAIN {point}")).await.unwrap());
     let disk_plan = plan(b.simple_query(&format!("EXPLAIN {point}")).await.unwrap());
     assert!(memory_plan.contains("partition_sizes"), "{memory_plan}");
@@ -610,8 +595,8 @@ async fn small_tables_are_served_from_memory_with_the_same_answers() {
          WHERE date >= DATE '2025-06-01' GROUP BY 1 ORDER BY 1",
         "SELECT symbol, count(*), max(close) FROM marts.asset_daily GROUP BY symbol ORDER BY symbol",
     ] {
-        let x = rows_text(&a.simple_query(sql).await.unwrap());
-        let y = rows_text(&b.simple_query(sql).await.unwrap());
+        let x = crate::load::text_rows(&a.simple_query(sql).await.unwrap());
+        let y = crate::load::text_rows(&b.simple_query(sql).await.unwrap());
         assert!(!x.is_empty(), "{sql}");
         assert_eq!(x, y, "{sql}");
     }
