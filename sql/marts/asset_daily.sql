@@ -13,6 +13,7 @@
 -- materialized: incremental
 -- unique_key: symbol, date
 -- partition_by: symbol
+-- append_sql: append/asset_daily.sql
 -- test: unique(symbol, date)
 -- test: not_null(symbol, date, close, ath_close, drawdown_pct, history_start, known_on)
 -- test: accepted_range(drawdown_pct, -100, 0)

@@ -3,15 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::dag::{self, line_of};
+use super::session::{collect, register};
 use super::spec::{Materialized, Model};
 use super::{ModelError, discover};
 use crate::lake::runs::{RunRecord, RunStatus};
@@ -156,79 +154,6 @@ pub(super) fn planning_error(model: &Model, message: String) -> ModelError {
         line,
         message: format!("DataFusion: {message}"),
     }
-}
-
-pub(super) async fn collect(
-    ctx: &SessionContext,
-    sql: &str,
-) -> Result<Vec<RecordBatch>, datafusion::error::DataFusionError> {
-    ctx.sql(sql).await?.collect().await
-}
-
-pub(super) fn register(
-    ctx: &SessionContext,
-    name: &TableName,
-    provider: Arc<dyn datafusion::catalog::TableProvider>,
-) -> Result<(), datafusion::error::DataFusionError> {
-    let schema = ctx
-        .catalog("datafusion")
-        .and_then(|c| c.schema(name.zone.as_str()))
-        .expect("zone schemas exist");
-    schema.deregister_table(&name.name)?;
-    schema.register_table(name.name.clone(), provider)?;
-    Ok(())
-}
-
-/// Audits rows: every declared test and every custom test attached to the model. Returns the
-/// failures, each with up to five offending rows.
-async fn audit(
-    ctx: &SessionContext,
-    model: &Model,
-    custom: &[(std::path::PathBuf, String)],
-    reference: chrono::NaiveDate,
-) -> Vec<String> {
-    let mut failures = Vec::new();
-    let relation = model.name.to_string();
-    let mut checks: Vec<(String, String)> = model
-        .tests
-        .iter()
-        .map(|(line, t)| {
-            (
-                format!("{}:{line} {}", model.path.display(), t.name()),
-                t.failing_rows_sql(&relation, reference),
-            )
-        })
-        .collect();
-    checks.extend(
-        custom
-            .iter()
-            .map(|(p, sql)| (p.display().to_string(), sql.clone())),
-    );
-    for (name, sql) in checks {
-        let clock = Instant::now();
-        let outcome = collect(
-            ctx,
-            &format!(
-                "SELECT * FROM ({}) LIMIT 5",
-                sql.trim().trim_end_matches(';')
-            ),
-        )
-        .await;
-        tracing::debug!(test = %name, seconds = clock.elapsed().as_secs_f64(), "data test ran");
-        match outcome {
-            Ok(rows) if rows.iter().all(|b| b.num_rows() == 0) => {}
-            Ok(rows) => {
-                let shown = pretty_format_batches(&rows)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                failures.push(format!(
-                    "test {name} failed; offending rows (up to 5):\n{shown}"
-                ));
-            }
-            Err(e) => failures.push(format!("test {name} could not run: {e}")),
-        }
-    }
-    failures
 }
 
 /// How a build runs.
@@ -436,7 +361,8 @@ async fn run_tests_only(
     custom: Option<&Vec<(std::path::PathBuf, String)>>,
     reference: chrono::NaiveDate,
 ) -> Result<usize, String> {
-    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
+    let failures =
+        super::audit::audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
     if failures.is_empty() {
         Ok(0)
     } else {
@@ -456,15 +382,23 @@ async fn build_one(
     let started = Lake::now();
     let incremental = m.materialized == Materialized::Incremental;
     if incremental && incremental_ok {
-        let built =
-            super::incremental::build_incremental(lake, ctx, m, inputs, custom, reference).await?;
+        let built = super::incremental::build_incremental(
+            lake,
+            ctx,
+            m,
+            inputs,
+            custom.map(Vec::as_slice).unwrap_or(&[]),
+            reference,
+        )
+        .await?;
         if let Some(rows) = built {
             return Ok(rows);
         }
     }
     if m.materialized == Materialized::View {
         // Views are registered in every session from their file; audit them as they are now.
-        let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
+        let failures =
+            super::audit::audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
         return if failures.is_empty() {
             Ok(0)
         } else {
@@ -487,7 +421,15 @@ async fn build_one(
             .clone(),
     };
     // Audit exactly those rows.
-    stage_and_audit(ctx, m, custom, reference, schema.clone(), batches.clone()).await?;
+    super::audit::stage_and_audit(
+        ctx,
+        m,
+        custom.map(Vec::as_slice).unwrap_or(&[]),
+        reference,
+        schema.clone(),
+        batches.clone(),
+    )
+    .await?;
     // Publish: one atomic commit. An empty result is a valid version with its schema (the tests
     // decide whether empty is acceptable).
     let batches = if batches.is_empty() {
@@ -502,34 +444,4 @@ async fn build_one(
         super::incremental::record_state(lake, ctx, m, inputs, started).await?;
     }
     Ok(rows)
-}
-
-/// Puts the candidate rows in the session in place of the model (nothing is published) and runs
-/// its tests against them.
-pub(super) async fn stage_and_audit(
-    ctx: &SessionContext,
-    m: &Model,
-    custom: Option<&Vec<(std::path::PathBuf, String)>>,
-    reference: chrono::NaiveDate,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    rows: Vec<RecordBatch>,
-) -> Result<(), String> {
-    // One partition per core: the audits (GROUP BY keys, anti joins, scans) run in parallel.
-    let parts = ctx.state().config().target_partitions().max(1);
-    let mut partitions = vec![Vec::new(); parts];
-    for (i, batch) in rows.into_iter().enumerate() {
-        partitions[i % parts].push(batch);
-    }
-    let mem = MemTable::try_new(schema, partitions).map_err(|e| e.to_string())?;
-    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
-    let failures = audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} not published (the previous version stays visible):\n{}",
-            m.name,
-            failures.join("\n")
-        ))
-    }
 }

@@ -10,7 +10,8 @@ use chrono::NaiveDate;
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 
-use super::build::{collect, planning_error, readable, register, whole_order};
+use super::build::{planning_error, readable, whole_order};
+use super::session::{collect, register};
 use super::spec::Materialized;
 use super::{ModelError, discover};
 use crate::lake::{Lake, ViewDef};

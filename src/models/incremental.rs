@@ -1,24 +1,34 @@
-//! Incremental models: recompute every partition whose inputs changed since the last build, audit
-//! the table as it would be, and replace exactly those partitions in one commit.
+//! Incremental models: recompute every partition whose inputs changed since the last build, or
+//! append to it when its only changes are rows after its last stored one, audit the table as it
+//! would be, and publish exactly those changes in one commit.
 //!
 //! A partition (`-- partition_by: symbol`) is recomputed whole when any row carrying its value in
 //! a partitioned input (one with the partition columns and `ingested_at`) was ingested at or after
-//! the previous build started — a new day, a late day or a revision of any age — or when it
-//! disappeared from the inputs. An unpartitioned input (a seed, a view, another mart) whose
-//! fingerprint moved since the last build makes the build a full one. The result therefore
-//! always equals a full refresh on the same inputs (`tests/it/incremental.rs` checks it on random
-//! update sequences). Builds and ingests must not overlap (the job lease sees to it for jobs): a
-//! row whose ingest started before a build but committed after it was read would be missed.
+//! the previous build started — a late day or a revision of any age — or when it disappeared from
+//! the inputs. When the model declares an append query (`-- append_sql:`) and every such row of a
+//! partition comes after the partition's last stored value of the order column (the nightly new
+//! day), the partition is extended by the append query instead: the cost is that of the new rows,
+//! not of the partition's history, and the commit only adds files. An unpartitioned input (a
+//! seed, a view, another mart) whose fingerprint moved since the last build, or an edit of the
+//! model's files, makes the build a full one. The result therefore always equals a full refresh
+//! on the same inputs (`tests/it/incremental.rs` checks it on random update sequences). Builds
+//! and ingests must not overlap (the job lease sees to it for jobs): a row whose ingest started
+//! before a build but committed after it was read would be missed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::SessionContext;
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{SessionContext, cast, ident};
 use sha2::{Digest, Sha256};
 
-use super::build::{collect, stage_and_audit};
+use super::audit::{Custom, Increment, audit_increment};
+use super::session::{collect, mem_table};
 use super::spec::Model;
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, WriteMode};
@@ -27,12 +37,23 @@ use crate::lake::{Lake, TableName, WriteMode};
 struct Inputs {
     /// Inputs that carry the partition columns and `ingested_at`.
     partitioned: Vec<TableName>,
-    /// Every other input → its fingerprint.
+    /// Every other input → its fingerprint; `model files` → a hash of the model's SQL (and its
+    /// append query), so an edit makes a full build.
     fingerprints: HashMap<String, String>,
 }
 
 fn df_err(m: &Model) -> impl Fn(datafusion::error::DataFusionError) -> String + '_ {
     move |e| format!("{}: DataFusion: {e}", m.path.display())
+}
+
+fn model_fingerprint(m: &Model) -> String {
+    let mut hash = Sha256::new();
+    hash.update(m.sql.as_bytes());
+    if let Some(a) = &m.append {
+        hash.update(b"\0append\0");
+        hash.update(a.sql.as_bytes());
+    }
+    format!("sha256 {}", hex::encode(hash.finalize()))
 }
 
 async fn classify(
@@ -43,7 +64,7 @@ async fn classify(
 ) -> Result<Inputs, String> {
     let mut out = Inputs {
         partitioned: Vec::new(),
-        fingerprints: HashMap::new(),
+        fingerprints: HashMap::from([("model files".to_string(), model_fingerprint(m))]),
     };
     for input in inputs {
         let schema = ctx
@@ -75,6 +96,35 @@ async fn classify(
 /// The key of a partition as text, one value per partition column.
 type Partition = Vec<String>;
 
+/// The partition key of each row: its first `n` columns as text (NULL as the empty string).
+fn row_keys(b: &RecordBatch, n: usize) -> Result<Vec<Partition>, String> {
+    let cols: Vec<StringArray> = (0..n)
+        .map(|i| {
+            datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)
+                .map_err(|e| e.to_string())
+                .map(|a| {
+                    a.as_any()
+                        .downcast_ref::<StringArray>()
+                        .cloned()
+                        .expect("cast to Utf8")
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((0..b.num_rows())
+        .map(|r| {
+            cols.iter()
+                .map(|c| {
+                    if c.is_null(r) {
+                        String::new()
+                    } else {
+                        c.value(r).to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
 async fn partitions(
     ctx: &SessionContext,
     m: &Model,
@@ -82,31 +132,7 @@ async fn partitions(
 ) -> Result<BTreeSet<Partition>, String> {
     let mut out = BTreeSet::new();
     for b in collect(ctx, &sql).await.map_err(df_err(m))? {
-        let cols: Vec<StringArray> = (0..b.num_columns())
-            .map(|i| {
-                datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)
-                    .map_err(|e| e.to_string())
-                    .map(|a| {
-                        a.as_any()
-                            .downcast_ref::<StringArray>()
-                            .cloned()
-                            .expect("cast to Utf8")
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        for r in 0..b.num_rows() {
-            out.insert(
-                cols.iter()
-                    .map(|c| {
-                        if c.is_null(r) {
-                            String::new()
-                        } else {
-                            c.value(r).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
+        out.extend(row_keys(&b, m.partition_by.len())?);
     }
     Ok(out)
 }
@@ -132,6 +158,191 @@ fn predicate(columns: &[String], parts: &BTreeSet<Partition>) -> String {
         .join(" OR ")
 }
 
+/// A SQL literal of a scalar (dates and timestamps typed, so Delta's predicate parser compares
+/// them as such).
+fn literal(v: &ScalarValue) -> String {
+    let text = v.to_string().replace('\'', "''");
+    match v.data_type() {
+        DataType::Date32 | DataType::Date64 => format!("DATE '{text}'"),
+        DataType::Timestamp(..) => format!("TIMESTAMP '{text}'"),
+        t if t.is_numeric() => text,
+        _ => format!("'{text}'"),
+    }
+}
+
+/// What changed since the last build.
+#[derive(Default)]
+struct Changes {
+    /// Partitions to recompute whole.
+    recompute: BTreeSet<Partition>,
+    /// The partitions to extend with the append query: `append_after` rows (partition columns and
+    /// the last stored order value).
+    after: Vec<RecordBatch>,
+    /// The predicate matching the appended rows: per group of partitions with the same last
+    /// stored value, `(<partition> IN (…) AND <order> > <last>)`.
+    appended: Option<String>,
+}
+
+/// Keeps the smaller of two first-new values; `None` (not appendable) wins.
+fn earliest(a: Option<ScalarValue>, b: Option<ScalarValue>) -> Option<ScalarValue> {
+    match (a, b) {
+        (Some(x), Some(y)) => match x.partial_cmp(&y)? {
+            Ordering::Greater => Some(y),
+            _ => Some(x),
+        },
+        _ => None,
+    }
+}
+
+async fn changes(
+    ctx: &SessionContext,
+    m: &Model,
+    partitioned: &[TableName],
+    built_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Changes, String> {
+    let n = m.partition_by.len();
+    let cols = m
+        .partition_by
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let since = format!(
+        "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        built_at.timestamp_micros()
+    );
+    let order = m.append.as_ref().map(|a| a.order_by.as_str());
+    // Partition → the smallest order value among its rows ingested since (None: cannot append).
+    let mut first_new: BTreeMap<Partition, Option<ScalarValue>> = BTreeMap::new();
+    let mut present = BTreeSet::new();
+    for input in partitioned {
+        let schema = ctx.table(input.to_string()).await.map_err(df_err(m))?;
+        match order.filter(|o| schema.schema().has_column_with_unqualified_name(o)) {
+            Some(o) => {
+                let sql = format!(
+                    "SELECT {cols}, min(\"{o}\") FROM {input} WHERE ingested_at >= {since} GROUP BY {cols}"
+                );
+                for b in collect(ctx, &sql).await.map_err(df_err(m))? {
+                    for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
+                        let v = ScalarValue::try_from_array(b.column(n), r)
+                            .map_err(|e| e.to_string())?;
+                        let v = (!v.is_null()).then_some(v);
+                        let merged = match first_new.remove(&key) {
+                            Some(old) => earliest(old, v),
+                            None => v,
+                        };
+                        first_new.insert(key, merged);
+                    }
+                }
+            }
+            None => {
+                let sql =
+                    format!("SELECT DISTINCT {cols} FROM {input} WHERE ingested_at >= {since}");
+                for key in partitions(ctx, m, sql).await? {
+                    first_new.insert(key, None);
+                }
+            }
+        }
+        present.extend(partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {input}")).await?);
+    }
+    let stored_sql = match order {
+        Some(o) => format!(
+            "SELECT {cols}, max(\"{o}\") AS \"last_{o}\" FROM {} GROUP BY {cols}",
+            m.name
+        ),
+        None => format!("SELECT DISTINCT {cols} FROM {}", m.name),
+    };
+    let mut out = Changes::default();
+    let mut stored = BTreeSet::new();
+    let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();
+    for b in collect(ctx, &stored_sql).await.map_err(df_err(m))? {
+        let mut extend = Vec::with_capacity(b.num_rows());
+        for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
+            let mut yes = false;
+            if let (Some(Some(first)), Some(_)) = (first_new.get(&key), order) {
+                let last =
+                    ScalarValue::try_from_array(b.column(n), r).map_err(|e| e.to_string())?;
+                if !last.is_null() && first.partial_cmp(&last) == Some(Ordering::Greater) {
+                    yes = true;
+                    first_new.remove(&key);
+                    groups
+                        .entry(literal(&last))
+                        .or_default()
+                        .insert(key.clone());
+                }
+            }
+            extend.push(yes);
+            stored.insert(key);
+        }
+        if extend.iter().any(|e| *e) {
+            let mask = BooleanArray::from(extend);
+            out.after.push(
+                datafusion::arrow::compute::filter_record_batch(&b, &mask)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    if let Some(o) = order.filter(|_| !groups.is_empty()) {
+        let terms: Vec<String> = groups
+            .iter()
+            .map(|(last, parts)| {
+                format!(
+                    "({} AND \"{o}\" > {last})",
+                    predicate(&m.partition_by, parts)
+                )
+            })
+            .collect();
+        out.appended = Some(terms.join(" OR "));
+    }
+    out.recompute = first_new.into_keys().collect();
+    out.recompute.extend(stored.difference(&present).cloned());
+    Ok(out)
+}
+
+/// The table as it would be after publishing `rows`: the stored rows outside `replaced`, cast to
+/// the model's columns, and `rows`.
+async fn candidate(
+    ctx: &SessionContext,
+    m: &Model,
+    schema: &SchemaRef,
+    replaced: Option<&str>,
+    rows: Vec<RecordBatch>,
+) -> Result<Arc<dyn TableProvider>, String> {
+    let err = df_err(m);
+    let stored = ctx.table_provider(m.name.to_string()).await.map_err(&err)?;
+    let mut kept = ctx.read_table(stored).map_err(&err)?;
+    if let Some(p) = replaced {
+        let e = kept.parse_sql_expr(p).map_err(&err)?;
+        // Delta's replace-where deletes the rows where the predicate is true: the rest stays.
+        kept = kept.filter(e.is_not_true()).map_err(&err)?;
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if !kept.schema().has_column_with_unqualified_name(f.name()) {
+                return Err(format!(
+                    "stored {} has no column {}: run with --full-refresh",
+                    m.name,
+                    f.name()
+                ));
+            }
+            Ok(cast(ident(f.name()), f.data_type().clone()).alias(f.name()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let new = ctx
+        .read_table(Arc::new(
+            mem_table(ctx, schema.clone(), rows).map_err(&err)?,
+        ))
+        .map_err(&err)?;
+    let all = kept
+        .select(columns)
+        .map_err(&err)?
+        .union(new)
+        .map_err(&err)?;
+    Ok(all.into_view())
+}
+
 /// Records what a build of `m` (started at `started`) read, after it published.
 pub(super) async fn record_state(
     lake: &Lake,
@@ -150,14 +361,14 @@ pub(super) async fn record_state(
         .map_err(|e| e.to_string())
 }
 
-/// An incremental build. `Ok(None)`: the model needs a full build (it never built, or an
-/// unpartitioned input changed).
+/// An incremental build. `Ok(None)`: the model needs a full build (it never built, its files
+/// changed, or an unpartitioned input changed).
 pub(super) async fn build_incremental(
     lake: &Lake,
     ctx: &SessionContext,
     m: &Model,
     inputs: &[TableName],
-    custom: Option<&Vec<(std::path::PathBuf, String)>>,
+    custom: &Custom,
     reference: chrono::NaiveDate,
 ) -> Result<Option<usize>, String> {
     let started = Lake::now();
@@ -166,50 +377,40 @@ pub(super) async fn build_incremental(
         return Ok(None);
     };
     let classified = classify(lake, ctx, m, inputs).await?;
-    if classified
+    if let Some((k, _)) = classified
         .fingerprints
         .iter()
-        .any(|(k, v)| previous.inputs.get(k) != Some(v))
+        .find(|(k, v)| previous.inputs.get(*k) != Some(v))
     {
-        tracing::info!(model = %m.name, "an unpartitioned input changed: full build");
+        tracing::info!(model = %m.name, changed = %k, "full build: an unpartitioned input or the model's files changed");
         return Ok(None);
     }
-    let cols = m
-        .partition_by
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let since = format!(
-        "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
-        built_at.timestamp_micros()
-    );
-    let mut changed = BTreeSet::new();
-    let mut present = BTreeSet::new();
-    for input in &classified.partitioned {
-        let sql = format!("SELECT DISTINCT {cols} FROM {input} WHERE ingested_at >= {since}");
-        changed.extend(partitions(ctx, m, sql).await?);
-        present.extend(partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {input}")).await?);
-    }
-    let stored = partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {}", m.name)).await?;
-    changed.extend(stored.difference(&present).cloned());
-    if changed.is_empty() {
+    let changes = changes(ctx, m, &classified.partitioned, built_at).await?;
+    if changes.recompute.is_empty() && changes.after.is_empty() {
         record_state(lake, ctx, m, inputs, started).await?;
         return Ok(Some(0));
     }
-    tracing::info!(model = %m.name, partitions = changed.len(), "recomputing changed partitions");
-    let pred = predicate(&m.partition_by, &changed);
+    let appending: usize = changes.after.iter().map(RecordBatch::num_rows).sum();
+    tracing::info!(
+        model = %m.name,
+        recomputed = changes.recompute.len(),
+        appended = appending,
+        "incremental build: partitions recomputed and extended"
+    );
     let body = m.sql.trim().trim_end_matches(';');
-    let window = collect(
-        ctx,
-        &format!("SELECT * FROM ({body}) AS model WHERE {pred}"),
-    )
-    .await
-    .map_err(df_err(m))?;
-    let kept = collect(ctx, &format!("SELECT * FROM {} WHERE NOT ({pred})", m.name))
+    let replaced =
+        (!changes.recompute.is_empty()).then(|| predicate(&m.partition_by, &changes.recompute));
+    let mut rows = match &replaced {
+        Some(pred) => collect(
+            ctx,
+            &format!("SELECT * FROM ({body}) AS model WHERE {pred}"),
+        )
         .await
-        .map_err(df_err(m))?;
-    let schema = match window.first() {
+        .map_err(df_err(m))?,
+        None => Vec::new(),
+    };
+    // The rows' own schema (the plan's may differ in nullability); appended rows conform to it.
+    let schema = match rows.first() {
         Some(b) => b.schema(),
         None => ctx
             .sql(body)
@@ -219,35 +420,38 @@ pub(super) async fn build_incremental(
             .inner()
             .clone(),
     };
-    let mut candidate = Vec::with_capacity(kept.len() + window.len());
-    for b in kept {
-        let cols = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                let c = b.column_by_name(f.name()).ok_or(format!(
-                    "stored {} has no column {}: run with --full-refresh",
-                    m.name,
-                    f.name()
-                ))?;
-                datafusion::arrow::compute::cast(c, f.data_type()).map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        candidate.push(RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?);
-    }
-    candidate.extend(window.iter().cloned());
-    stage_and_audit(ctx, m, custom, reference, schema.clone(), candidate).await?;
-    let rows: usize = window.iter().map(RecordBatch::num_rows).sum();
-    let batches = if window.is_empty() {
+    let appended_after = match &m.append {
+        Some(a) if appending > 0 => {
+            rows.extend(
+                super::append::rows(ctx, a, &m.partition_by, &schema, changes.after).await?,
+            );
+            Some(a.order_by.clone())
+        }
+        _ => None,
+    };
+    let inc = Increment {
+        candidate: candidate(ctx, m, &schema, replaced.as_deref(), rows.clone()).await?,
+        schema: schema.clone(),
+        rows,
+        appended_after,
+    };
+    audit_increment(ctx, m, custom, reference, &inc).await?;
+    let count: usize = inc.rows.iter().map(RecordBatch::num_rows).sum();
+    let mode = match (replaced, changes.appended) {
+        (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
+        (Some(r), None) => WriteMode::ReplaceWhere(r),
+        (None, _) => WriteMode::Append,
+    };
+    let batches = if inc.rows.is_empty() {
         vec![RecordBatch::new_empty(schema)]
     } else {
-        window
+        inc.rows
     };
-    lake.write(&m.name, batches, WriteMode::ReplaceWhere(pred))
+    lake.write(&m.name, batches, mode)
         .await
         .map_err(|e| e.to_string())?;
     record_state(lake, ctx, m, inputs, started).await?;
-    Ok(Some(rows))
+    Ok(Some(count))
 }
 
 #[cfg(test)]

@@ -23,12 +23,15 @@
 //! version visible, prints sample offending rows, and skips every model downstream. Custom tests
 //! are files in `sql/tests/`: a query that must return no rows.
 
+mod append;
+mod audit;
 pub mod build;
 pub mod dag;
 pub mod docs;
 pub mod evaluate;
 mod incremental;
 pub mod seeds;
+mod session;
 pub mod spec;
 
 pub use build::{BuildOptions, BuildReport, ModelOutcome, build};

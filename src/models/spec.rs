@@ -146,6 +146,38 @@ pub struct Model {
     pub partition_by: Vec<String>,
     /// Tags (`-- tags: a, b`), for `--select tag:a`.
     pub tags: Vec<String>,
+    /// The append query of an incremental model (`-- append_sql: append/<name>.sql`).
+    pub append: Option<Append>,
+}
+
+/// How an incremental model appends new rows instead of recomputing a partition (`-- append_sql:
+/// append/asset_daily.sql`, a path under the models folder).
+///
+/// A partition whose only input changes since the last build are rows after its last stored
+/// value of the order column (the one `unique_key` column not in `partition_by`, e.g. `date`) is
+/// extended by this query instead of recomputed: it reads the engine's table
+/// `append_after(<partition columns>, last_<order column>)` — one row per such partition, with
+/// its last stored value — and must return the model's rows after it, the same rows a full build
+/// would give (e.g. continuing a running maximum from the stored last row). Rows depending on
+/// later ones (a centred window, a partition-wide statistic) cannot be appended: such a model
+/// must not declare an append query. Any other change (a late day, a revision, a new partition)
+/// recomputes the partition as before; `tests/it/incremental.rs` checks that the result equals a
+/// full refresh on random update sequences.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The append query's file.
+    pub path: PathBuf,
+    /// Its SQL.
+    pub sql: String,
+    /// The order column (`unique_key` minus `partition_by`).
+    pub order_by: String,
+}
+
+impl Append {
+    /// The name of the column of `append_after` holding a partition's last stored order value.
+    pub fn last_column(&self) -> String {
+        format!("last_{}", self.order_by)
+    }
 }
 
 fn args(raw: &str) -> Vec<String> {
@@ -202,8 +234,9 @@ fn parse_test(spec: &str) -> Result<DataTest, String> {
 }
 
 /// Header keys a model file may set (`-- key: value`).
-pub const HEADER_KEYS: [&str; 7] = [
+pub const HEADER_KEYS: [&str; 8] = [
     "materialized",
+    "append_sql",
     "description",
     "unique_key",
     "partition_by",
@@ -267,7 +300,9 @@ impl Model {
             unique_key: Vec::new(),
             partition_by: Vec::new(),
             tags: Vec::new(),
+            append: None,
         };
+        let mut append_line = None;
         for (i, line) in sql.lines().enumerate() {
             let Some(comment) = line.trim().strip_prefix("--") else {
                 if line.trim().is_empty() {
@@ -299,6 +334,7 @@ impl Model {
                 "unique_key" => model.unique_key = args(value),
                 "tags" => model.tags = args(value),
                 "partition_by" => model.partition_by = args(value),
+                "append_sql" => append_line = Some((i + 1, value.to_string())),
                 "time_column" | "lookback_days" => {
                     return Err(invalid(
                         i + 1,
@@ -328,7 +364,42 @@ impl Model {
                     .into(),
             ));
         }
+        if let Some((line, file)) = append_line {
+            model.append = Some(model.read_append(&file).map_err(|m| invalid(line, m))?);
+        }
         Ok(model)
+    }
+
+    /// Reads the append query `file`, relative to the models folder (the parent of the model's
+    /// `staging/` or `marts/` folder).
+    fn read_append(&self, file: &str) -> Result<Append, String> {
+        if self.materialized != Materialized::Incremental {
+            return Err("`append_sql` needs `-- materialized: incremental`".into());
+        }
+        let order: Vec<&String> = self
+            .unique_key
+            .iter()
+            .filter(|k| !self.partition_by.contains(k))
+            .collect();
+        let [order_by] = order.as_slice() else {
+            return Err(format!(
+                "`append_sql` needs exactly one unique_key column outside partition_by (the order \
+                 new rows arrive in, e.g. date); here: {order:?}"
+            ));
+        };
+        let root = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."));
+        let path = root.join(file);
+        let sql = std::fs::read_to_string(&path)
+            .map_err(|e| format!("append_sql {}: {e}", path.display()))?;
+        Ok(Append {
+            path,
+            sql,
+            order_by: order_by.to_string(),
+        })
     }
 }
 

@@ -261,7 +261,135 @@ fn rows_batch(
     .unwrap()
 }
 
-async fn build_asset_daily(lake: &Lake, full_refresh: bool) {
+/// Per symbol, its real rows in date order.
+fn rows_by_symbol(
+    all: &[datafusion::arrow::array::RecordBatch],
+) -> std::collections::BTreeMap<String, Vec<RowRef>> {
+    let mut by_symbol: std::collections::BTreeMap<String, Vec<RowRef>> = Default::default();
+    for (bi, b) in all.iter().enumerate() {
+        let syms = macrolake::lake::column_as::<datafusion::arrow::array::StringArray>(
+            b,
+            0,
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        for r in 0..b.num_rows() {
+            by_symbol
+                .entry(syms.value(r).to_string())
+                .or_default()
+                .push(RowRef { batch: bi, row: r });
+        }
+    }
+    by_symbol
+}
+
+/// The actions of a table's newest commit: (files added, rows added, files removed).
+fn last_commit(lake: &Path, table: &str) -> (usize, i64, usize) {
+    let log = lake.join(table.replace('.', "/")).join("_delta_log");
+    let newest = walk(&log)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    let (mut added, mut rows, mut removed) = (0, 0, 0);
+    for line in std::fs::read_to_string(&newest).unwrap().lines() {
+        let action: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(add) = action.get("add") {
+            added += 1;
+            let stats: serde_json::Value =
+                serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            rows += stats["numRecords"].as_i64().unwrap();
+        }
+        if action.get("remove").is_some() {
+            removed += 1;
+        }
+    }
+    (added, rows, removed)
+}
+
+/// Cost in proportion to new data: a nightly new day per symbol is appended (the commit adds
+/// one file of exactly the new rows and removes none, so no stored row is read back or
+/// rewritten); a revision recomputes its symbol only; both at once in one commit. After each,
+/// the table equals a full refresh.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_day_is_appended_and_a_revision_recomputes_only_its_symbol() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let by_symbol = rows_by_symbol(&all);
+    let prices = TableName::staging("prices_daily");
+    let mode = || WriteMode::merge_on(&["symbol", "date", "source"]);
+    let (inc_dir, full_dir) = (dir.path().join("inc"), dir.path().join("full"));
+    let inc = Lake::open(inc_dir.to_str().unwrap(), false).unwrap();
+    let full = Lake::open(full_dir.to_str().unwrap(), false).unwrap();
+    let land = |picks: Vec<(RowRef, f64)>| {
+        let batch = rows_batch(&all, &picks, Lake::now());
+        let (inc, full, prices) = (&inc, &full, &prices);
+        async move {
+            for lake in [inc, full] {
+                lake.write(prices, vec![batch.clone()], mode())
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    // Builds both; the rows the incremental build computed.
+    let same = || async {
+        let rows = build_asset_daily(&inc, false).await;
+        build_asset_daily(&full, true).await;
+        assert_eq!(
+            table_text(&inc, "marts.asset_daily").await,
+            table_text(&full, "marts.asset_daily").await,
+            "incremental differs from a full refresh"
+        );
+        rows
+    };
+    // Every symbol but its last two days.
+    let upto = |n: usize| -> Vec<(RowRef, f64)> {
+        by_symbol
+            .values()
+            .flat_map(|rows| rows[..rows.len() - n].iter().map(|r| (*r, 1.0)))
+            .collect()
+    };
+    land(upto(2)).await;
+    same().await;
+    // The next day of every symbol: appended.
+    let day = |back: usize| -> Vec<(RowRef, f64)> {
+        by_symbol
+            .values()
+            .map(|rows| (rows[rows.len() - back], 1.0))
+            .collect()
+    };
+    land(day(2)).await;
+    assert_eq!(same().await, by_symbol.len());
+    let symbols = by_symbol.len() as i64;
+    assert_eq!(
+        last_commit(&inc_dir, "marts.asset_daily"),
+        (1, symbols, 0),
+        "the new day is one appended file of one row per symbol"
+    );
+    // A revision of an old close of one symbol: that symbol is recomputed, nothing else.
+    let (sym, rows) = by_symbol.iter().next().unwrap();
+    land(vec![(rows[5], 1.01)]).await;
+    assert_eq!(same().await, rows.len() - 1, "only {sym} is recomputed");
+    let (_, _, removed) = last_commit(&inc_dir, "marts.asset_daily");
+    assert!(
+        removed >= 1,
+        "the revised symbol's stored rows are replaced"
+    );
+    // A new day for every symbol and a revision of another: one commit does both.
+    let (other, other_rows) = by_symbol.iter().nth(1).unwrap();
+    let mut picks = day(1);
+    picks.push((other_rows[7], 0.98));
+    land(picks).await;
+    assert_eq!(
+        same().await,
+        other_rows.len() + by_symbol.len() - 1,
+        "{other} recomputed whole, one new row for each other symbol"
+    );
+}
+
+/// Builds `marts.asset_daily`; returns the rows it computed and published.
+async fn build_asset_daily(lake: &Lake, full_refresh: bool) -> usize {
     let options = BuildOptions {
         sql_dir: &repo().join("sql"),
         selector: Some("asset_daily"),
@@ -273,6 +401,7 @@ async fn build_asset_daily(lake: &Lake, full_refresh: bool) {
     };
     let report = build(lake, &[], &options).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems());
+    report.outcomes[0].rows
 }
 
 async fn table_text(lake: &Lake, t: &str) -> String {
@@ -296,22 +425,7 @@ async fn table_text(lake: &Lake, t: &str) -> String {
 async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
     let dir = tempfile::tempdir().unwrap();
     let all = real_rows(dir.path()).await;
-    // Per symbol, its real rows in date order.
-    let mut by_symbol: std::collections::BTreeMap<String, Vec<RowRef>> = Default::default();
-    for (bi, b) in all.iter().enumerate() {
-        let syms = macrolake::lake::column_as::<datafusion::arrow::array::StringArray>(
-            b,
-            0,
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )
-        .unwrap();
-        for r in 0..b.num_rows() {
-            by_symbol
-                .entry(syms.value(r).to_string())
-                .or_default()
-                .push(RowRef { batch: bi, row: r });
-        }
-    }
+    let by_symbol = rows_by_symbol(&all);
     assert_eq!(by_symbol.len(), 4, "symbols: {:?}", by_symbol.keys());
     let cases: u64 = std::env::var("MACROLAKE_PROPTEST_CASES")
         .ok()

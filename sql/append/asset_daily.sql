@@ -1,0 +1,55 @@
+-- The append query of marts.asset_daily (its header names it with `-- append_sql:`): the days
+-- after each symbol's last stored day, for the symbols whose only new input rows are such days.
+-- The engine provides append_after(symbol, last_date). The running high continues from the stored
+-- last row: its ath_close is the highest close up to last_date, so the maximum over it and the
+-- new closes is the maximum over the whole history, and its close is the previous close of the
+-- first new day. The result must equal the model's rows for those days (tests/it/incremental.rs
+-- compares with full refreshes); keep the two files in step.
+WITH ranked AS (
+    SELECT
+        p.symbol, p.date, p.close, p.available_at,
+        row_number() OVER (
+            PARTITION BY p.symbol, p.date
+            ORDER BY CASE p.source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END, p.source
+        ) AS pick
+    FROM staging.prices_daily p
+    JOIN append_after a ON a.symbol = p.symbol
+    WHERE p.date > a.last_date
+),
+roles AS (
+    SELECT symbol, min(role) AS role FROM seeds.asset_roles GROUP BY symbol
+),
+continued AS (
+    -- the stored last row of each symbol, carrying its all-time high
+    SELECT t.symbol, t.date, t.close, t.available_at, t.ath_close AS high_so_far, t.history_start, true AS stored
+    FROM marts.asset_daily t
+    JOIN append_after a ON a.symbol = t.symbol AND t.date = a.last_date
+    UNION ALL
+    SELECT symbol, date, close, available_at, close AS high_so_far, CAST(NULL AS DATE) AS history_start, false AS stored
+    FROM ranked WHERE pick = 1
+),
+highs AS (
+    SELECT
+        symbol, date, close, available_at, stored,
+        close / lag(close) OVER (PARTITION BY symbol ORDER BY date) - 1 AS daily_return,
+        max(high_so_far) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ath_close,
+        max(high_so_far) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_high,
+        min(history_start) OVER (PARTITION BY symbol) AS history_start
+    FROM continued
+)
+SELECT
+    h.symbol,
+    coalesce(r.role, 'other') AS role,
+    h.date,
+    h.close,
+    h.daily_return,
+    h.ath_close,
+    (h.close / h.ath_close - 1) * 100 AS drawdown_pct,
+    coalesce(h.close > h.prior_high, false) AS is_new_high,
+    h.history_start,
+    h.available_at,
+    known_on(h.available_at) AS known_on
+FROM highs h
+LEFT JOIN roles r ON r.symbol = h.symbol
+WHERE NOT h.stored
+ORDER BY h.symbol, h.date

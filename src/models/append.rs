@@ -1,0 +1,135 @@
+//! Running an incremental model's append query (`-- append_sql:`, see [`super::spec::Append`]):
+//! the engine binds `append_after` to the partitions to extend and their last stored order value,
+//! runs the query, conforms its rows to the model's columns and checks that each one extends a
+//! listed partition after its last stored row, so an append never rewrites or duplicates a
+//! stored row.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+
+use super::session::{collect, mem_table};
+use super::spec::Append;
+
+/// The name the append query reads its partitions from.
+pub const AFTER_TABLE: &str = "append_after";
+/// The name the check binds the appended rows to.
+const ROWS_TABLE: &str = "append_rows";
+
+/// The append query's new rows for the partitions in `after` (rows of `append_after`).
+pub(super) async fn rows(
+    ctx: &SessionContext,
+    a: &Append,
+    partition_by: &[String],
+    schema: &SchemaRef,
+    after: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, String> {
+    let err =
+        |e: datafusion::error::DataFusionError| format!("{}: DataFusion: {e}", a.path.display());
+    let after_schema = after[0].schema();
+    let table = mem_table(ctx, after_schema, after).map_err(err)?;
+    ctx.deregister_table(AFTER_TABLE).map_err(err)?;
+    ctx.register_table(AFTER_TABLE, Arc::new(table))
+        .map_err(err)?;
+    let result = async {
+        let out = collect(ctx, &a.sql).await.map_err(err)?;
+        let out = conform(a, schema, out)?;
+        check(ctx, a, partition_by, schema, &out).await?;
+        Ok(out)
+    }
+    .await;
+    ctx.deregister_table(AFTER_TABLE).map_err(err)?;
+    result
+}
+
+/// The rows with the model's columns, in its order and types.
+fn conform(
+    a: &Append,
+    schema: &SchemaRef,
+    out: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, String> {
+    out.into_iter()
+        .map(|b| {
+            if b.num_columns() != schema.fields().len() {
+                return Err(format!(
+                    "{}: the append query returns {} columns, the model {} ({})",
+                    a.path.display(),
+                    b.num_columns(),
+                    schema.fields().len(),
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let cols = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let c = b.column_by_name(f.name()).ok_or(format!(
+                        "{}: the append query returns no column {} (the model does)",
+                        a.path.display(),
+                        f.name()
+                    ))?;
+                    datafusion::arrow::compute::cast(c, f.data_type())
+                        .map_err(|e| format!("{}: column {}: {e}", a.path.display(), f.name()))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            RecordBatch::try_new(schema.clone(), cols)
+                .map_err(|e| format!("{}: {e}", a.path.display()))
+        })
+        .collect()
+}
+
+/// Fails unless every row belongs to a partition of `append_after` and comes after its last
+/// stored order value.
+async fn check(
+    ctx: &SessionContext,
+    a: &Append,
+    partition_by: &[String],
+    schema: &SchemaRef,
+    out: &[RecordBatch],
+) -> Result<(), String> {
+    let err =
+        |e: datafusion::error::DataFusionError| format!("{}: DataFusion: {e}", a.path.display());
+    let table = mem_table(ctx, schema.clone(), out.to_vec()).map_err(err)?;
+    ctx.deregister_table(ROWS_TABLE).map_err(err)?;
+    ctx.register_table(ROWS_TABLE, Arc::new(table))
+        .map_err(err)?;
+    let on: Vec<String> = partition_by
+        .iter()
+        .map(|c| format!("o.\"{c}\" = a.\"{c}\""))
+        .collect();
+    let shown: Vec<String> = partition_by
+        .iter()
+        .chain([&a.order_by])
+        .map(|c| format!("o.\"{c}\""))
+        .collect();
+    let (order, last) = (&a.order_by, a.last_column());
+    let sql = format!(
+        "SELECT {}, a.\"{last}\" FROM {ROWS_TABLE} o LEFT JOIN {AFTER_TABLE} a ON {} \
+         WHERE a.\"{last}\" IS NULL OR o.\"{order}\" IS NULL OR o.\"{order}\" <= a.\"{last}\" LIMIT 5",
+        shown.join(", "),
+        on.join(" AND ")
+    );
+    let bad = collect(ctx, &sql).await;
+    ctx.deregister_table(ROWS_TABLE).map_err(err)?;
+    let bad = bad.map_err(err)?;
+    if bad.iter().all(|b| b.num_rows() == 0) {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: the append query returned rows that do not come after their partition's last stored \
+         row (it must return only rows of the partitions in {AFTER_TABLE}, after its {last}); \
+         up to 5:\n{}",
+        a.path.display(),
+        pretty_format_batches(&bad)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    ))
+}

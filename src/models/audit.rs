@@ -1,0 +1,215 @@
+//! Data tests, the audit of write-audit-publish: a model's declared tests (`-- test:`) and the
+//! custom tests attached to it run against the rows about to be published, bound under the
+//! model's name; nothing is committed unless every one passes.
+//!
+//! An incremental build audits in two parts. A test whose outcome on the whole table follows from
+//! its outcome on the new rows — a row-by-row condition, or uniqueness of keys that include the
+//! partition (and the order column when rows were appended after each partition's last stored
+//! one) — runs over the new rows only: the stored rows passed the same tests when they were
+//! published (a change to the model's file makes a full build). The others (relationships,
+//! freshness, custom tests) run over the table as it would be: the stored rows that stay plus
+//! the new ones.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::SessionContext;
+
+use super::session::{collect, mem_table, register};
+use super::spec::{DataTest, Model};
+
+/// Custom tests attached to a model: (file, SQL).
+pub(super) type Custom = [(std::path::PathBuf, String)];
+
+/// Named queries returning offending rows: the given declared tests, then the custom tests.
+fn checks<'a>(
+    model: &Model,
+    tests: impl Iterator<Item = &'a (usize, DataTest)>,
+    custom: &Custom,
+    reference: chrono::NaiveDate,
+) -> Vec<(String, String)> {
+    let relation = model.name.to_string();
+    let mut out: Vec<(String, String)> = tests
+        .map(|(line, t)| {
+            (
+                format!("{}:{line} {}", model.path.display(), t.name()),
+                t.failing_rows_sql(&relation, reference),
+            )
+        })
+        .collect();
+    out.extend(
+        custom
+            .iter()
+            .map(|(p, sql)| (p.display().to_string(), sql.clone())),
+    );
+    out
+}
+
+/// Runs checks; returns the failures, each with up to five offending rows.
+async fn run_checks(ctx: &SessionContext, checks: Vec<(String, String)>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, sql) in checks {
+        let clock = Instant::now();
+        let outcome = collect(
+            ctx,
+            &format!(
+                "SELECT * FROM ({}) LIMIT 5",
+                sql.trim().trim_end_matches(';')
+            ),
+        )
+        .await;
+        tracing::debug!(test = %name, seconds = clock.elapsed().as_secs_f64(), "data test ran");
+        match outcome {
+            Ok(rows) if rows.iter().all(|b| b.num_rows() == 0) => {}
+            Ok(rows) => {
+                let shown = pretty_format_batches(&rows)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                failures.push(format!(
+                    "test {name} failed; offending rows (up to 5):\n{shown}"
+                ));
+            }
+            Err(e) => failures.push(format!("test {name} could not run: {e}")),
+        }
+    }
+    failures
+}
+
+/// Audits what the model's name is bound to now: every declared test and every custom test
+/// attached to the model. Returns the failures.
+pub(super) async fn audit(
+    ctx: &SessionContext,
+    model: &Model,
+    custom: &Custom,
+    reference: chrono::NaiveDate,
+) -> Vec<String> {
+    run_checks(ctx, checks(model, model.tests.iter(), custom, reference)).await
+}
+
+fn not_published(m: &Model, failures: Vec<String>) -> Result<(), String> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} not published (the previous version stays visible):\n{}",
+            m.name,
+            failures.join("\n")
+        ))
+    }
+}
+
+/// Puts the candidate rows in the session in place of the model (nothing is published) and runs
+/// its tests against them.
+pub(super) async fn stage_and_audit(
+    ctx: &SessionContext,
+    m: &Model,
+    custom: &Custom,
+    reference: chrono::NaiveDate,
+    schema: SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<(), String> {
+    let mem = mem_table(ctx, schema, rows).map_err(|e| e.to_string())?;
+    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
+    not_published(m, audit(ctx, m, custom, reference).await)
+}
+
+/// Whether `test` passing on the new rows of an incremental build means it passes on the whole
+/// table. `appended_after`: the order column, when rows were appended after each partition's
+/// last stored row (rather than whole partitions recomputed).
+fn decided_by_new_rows(
+    test: &DataTest,
+    partition_by: &[String],
+    appended_after: Option<&str>,
+) -> bool {
+    match test {
+        DataTest::NotNull(_) | DataTest::AcceptedRange { .. } => true,
+        // A condition with a subquery may look at other rows.
+        DataTest::NoRowsWhere(cond) => !cond.to_ascii_lowercase().contains("select"),
+        DataTest::Unique(cols) => {
+            partition_by.iter().all(|p| cols.contains(p))
+                && appended_after.is_none_or(|o| cols.iter().any(|c| c == o))
+        }
+        DataTest::Relationships { .. } | DataTest::Freshness { .. } => false,
+    }
+}
+
+/// The rows an incremental build would publish.
+pub(super) struct Increment {
+    /// Schema of the new rows.
+    pub schema: SchemaRef,
+    /// The recomputed partitions' rows and the appended rows.
+    pub rows: Vec<RecordBatch>,
+    /// The table as it would be: stored rows that stay, plus `rows`.
+    pub candidate: Arc<dyn TableProvider>,
+    /// The order column, when rows were appended after each partition's last stored one.
+    pub appended_after: Option<String>,
+}
+
+/// Audits an incremental build (see the module's doc). Leaves the model's name bound to the
+/// candidate table, so models downstream in the same build read what is being published.
+pub(super) async fn audit_increment(
+    ctx: &SessionContext,
+    m: &Model,
+    custom: &Custom,
+    reference: chrono::NaiveDate,
+    inc: &Increment,
+) -> Result<(), String> {
+    type Tests<'a> = Vec<&'a (usize, DataTest)>;
+    let (local, whole): (Tests, Tests) = m
+        .tests
+        .iter()
+        .partition(|(_, t)| decided_by_new_rows(t, &m.partition_by, inc.appended_after.as_deref()));
+    let mem = mem_table(ctx, inc.schema.clone(), inc.rows.clone()).map_err(|e| e.to_string())?;
+    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
+    let mut failures = run_checks(ctx, checks(m, local.into_iter(), &[], reference)).await;
+    register(ctx, &m.name, inc.candidate.clone()).map_err(|e| e.to_string())?;
+    failures.extend(run_checks(ctx, checks(m, whole.into_iter(), custom, reference)).await);
+    not_published(m, failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_row_by_row_tests_and_covering_keys_are_decided_by_new_rows() {
+        let p = ["symbol".to_string()];
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let unique = DataTest::Unique(cols(&["symbol", "date"]));
+        assert!(decided_by_new_rows(&unique, &p, None));
+        assert!(decided_by_new_rows(&unique, &p, Some("date")));
+        // Keys without the order column can collide with a stored row of the same partition.
+        assert!(!decided_by_new_rows(
+            &DataTest::Unique(cols(&["symbol"])),
+            &p,
+            Some("date")
+        ));
+        // Keys without the partition can collide with another partition's rows.
+        assert!(!decided_by_new_rows(
+            &DataTest::Unique(cols(&["date"])),
+            &p,
+            None
+        ));
+        assert!(decided_by_new_rows(
+            &DataTest::NotNull(cols(&["close"])),
+            &p,
+            Some("date")
+        ));
+        let fresh = DataTest::Freshness {
+            column: "date".into(),
+            max_age_days: 7,
+        };
+        assert!(!decided_by_new_rows(&fresh, &p, None));
+        let sub = DataTest::NoRowsWhere("close > (SELECT max(close) FROM marts.x)".into());
+        assert!(!decided_by_new_rows(&sub, &p, None));
+        assert!(decided_by_new_rows(
+            &DataTest::NoRowsWhere("close < 0".into()),
+            &p,
+            None
+        ));
+    }
+}
