@@ -36,8 +36,10 @@ newest AS (
 -- The table runs to the newest day the lake knows anything the product shows, so that a day
 -- with new prices but no new liquidity print still has its row (with each input's as-of).
 newest_known AS (
-    SELECT known_on(available_at) AS known_on FROM staging.prices_daily
-    UNION ALL SELECT known_on(available_at) FROM staging.tga_daily
+    -- known_on is non-decreasing in available_at: the newest day is known_on(max(available_at)),
+    -- one call instead of one per price row
+    SELECT known_on(max(available_at)) AS known_on FROM staging.prices_daily
+    UNION ALL SELECT known_on(max(available_at)) FROM staging.tga_daily
     UNION ALL SELECT known_on FROM feeds
 ),
 bounds AS (

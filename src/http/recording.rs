@@ -100,6 +100,10 @@ pub struct ReplayIndex {
     /// Recordings by URL without any query parameter that some request may treat as a window
     /// parameter: filled lazily per request since only the request knows its window params.
     all: Vec<(Url, Recording)>,
+    /// Per set of window parameters: `method key-without-them` → index in `all`, built on the
+    /// first request with that set (a linear scan per request made replaying 2,000 symbols
+    /// quadratic).
+    by_window: std::sync::Mutex<HashMap<Vec<String>, std::sync::Arc<HashMap<String, usize>>>>,
 }
 
 impl ReplayIndex {
@@ -174,13 +178,23 @@ impl ReplayIndex {
             return Ok(rec);
         }
         if !window.is_empty() {
-            let wanted = match_key(url, window);
-            if let Some((_, rec)) = self
-                .all
-                .iter()
-                .find(|(u, r)| r.meta.method == method && match_key(u, window) == wanted)
-            {
-                return Ok(rec);
+            let index = {
+                let mut cache = self.by_window.lock().unwrap_or_else(|e| e.into_inner());
+                cache
+                    .entry(window.to_vec())
+                    .or_insert_with(|| {
+                        let mut keys = HashMap::new();
+                        for (i, (u, r)) in self.all.iter().enumerate() {
+                            // The first recording of a key wins, as the scan this replaces did.
+                            keys.entry(format!("{} {}", r.meta.method, match_key(u, window)))
+                                .or_insert(i);
+                        }
+                        std::sync::Arc::new(keys)
+                    })
+                    .clone()
+            };
+            if let Some(&i) = index.get(&format!("{method} {}", match_key(url, window))) {
+                return Ok(&self.all[i].1);
             }
         }
         Err(HttpError::NoRecording {

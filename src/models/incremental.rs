@@ -385,7 +385,12 @@ pub(super) async fn build_incremental(
         tracing::info!(model = %m.name, changed = %k, "full build: an unpartitioned input or the model's files changed");
         return Ok(None);
     }
+    let clock = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(model = %m.name, step = what, seconds = clock.elapsed().as_secs_f64(), "incremental build");
+    };
     let changes = changes(ctx, m, &classified.partitioned, built_at).await?;
+    lap("changes found");
     if changes.recompute.is_empty() && changes.after.is_empty() {
         record_state(lake, ctx, m, inputs, started).await?;
         return Ok(Some(0));
@@ -429,6 +434,7 @@ pub(super) async fn build_incremental(
         }
         _ => None,
     };
+    lap("new rows computed");
     let inc = Increment {
         candidate: candidate(ctx, m, &schema, replaced.as_deref(), rows.clone()).await?,
         schema: schema.clone(),
@@ -436,6 +442,7 @@ pub(super) async fn build_incremental(
         appended_after,
     };
     audit_increment(ctx, m, custom, reference, &inc).await?;
+    lap("audited");
     let count: usize = inc.rows.iter().map(RecordBatch::num_rows).sum();
     let mode = match (replaced, changes.appended) {
         (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
@@ -450,6 +457,7 @@ pub(super) async fn build_incremental(
     lake.write(&m.name, batches, mode)
         .await
         .map_err(|e| e.to_string())?;
+    lap("published");
     record_state(lake, ctx, m, inputs, started).await?;
     Ok(Some(count))
 }

@@ -5,7 +5,8 @@
 //!
 //! ```sql
 //! -- description: Fed total assets minus TGA minus ON RRP, one row per calendar day
-//! -- materialized: table            (table | view | incremental, with unique_key and partition_by)
+//! -- materialized: table            (table | view | incremental, with unique_key and partition_by,
+//!                                      and optionally append_sql: append/<name>.sql)
 //! -- column date: calendar day
 //! -- test: unique(date)
 //! -- test: not_null(date, net_liquidity_musd)

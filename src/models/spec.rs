@@ -453,6 +453,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn append_sql_needs_an_incremental_model_one_order_column_and_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["marts", "append"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("append/m.sql"), "SELECT 2").unwrap();
+        let path = dir.path().join("marts/m.sql");
+        let parse = |header: &str| {
+            Model::parse(TableName::marts("m"), &path, &format!("{header}\nSELECT 1"))
+                .map_err(|e| e.to_string())
+        };
+        let inc = "-- materialized: incremental\n-- partition_by: symbol\n";
+        let m = parse(&format!(
+            "{inc}-- unique_key: symbol, date\n-- append_sql: append/m.sql"
+        ))
+        .unwrap();
+        let a = m.append.unwrap();
+        assert_eq!((a.order_by.as_str(), a.sql.as_str()), ("date", "SELECT 2"));
+        assert_eq!(a.last_column(), "last_date");
+        let err = parse("-- append_sql: append/m.sql").unwrap_err();
+        assert!(
+            err.ends_with(":1: `append_sql` needs `-- materialized: incremental`"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{inc}-- unique_key: symbol, date, source\n-- append_sql: append/m.sql"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains(":4: `append_sql` needs exactly one unique_key column"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{inc}-- unique_key: symbol, date\n-- append_sql: append/gone.sql"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains(":4: append_sql ") && err.contains("gone.sql"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn header_parses() {
         let sql = "-- description: d\n-- materialized: view\n-- column a: the a\n-- test: unique(a, b)\n-- test: relationships(s, staging.p.symbol)\nSELECT 1 AS a\n-- test: ignored(after the header)\n";
         let m = Model::parse(TableName::marts("m"), Path::new("m.sql"), sql).unwrap();

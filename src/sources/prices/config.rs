@@ -96,6 +96,9 @@ pub struct PricesConfig {
     /// earliest data — Yahoo is asked from 1900-01-01 ([`super::YAHOO_EARLIEST`]), Stooq and
     /// FRED without a start parameter, Coinbase from [`super::COINBASE_EARLIEST`].
     pub start_date: Option<NaiveDate>,
+    /// Most symbols fetched at once (each host's own limit, `[http] max_concurrent_per_host`,
+    /// still applies). Rows land in the configured order whatever order the answers come in.
+    pub concurrency: usize,
 }
 
 impl Default for PricesConfig {
@@ -125,6 +128,7 @@ impl Default for PricesConfig {
                 .expect("valid"),
             lookback_days: 7,
             start_date: None,
+            concurrency: 8,
         }
     }
 }

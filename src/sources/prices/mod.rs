@@ -11,6 +11,7 @@
 pub mod config;
 pub mod parse;
 
+use futures::StreamExt;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -343,8 +344,17 @@ impl Source for Prices {
                 source_name: NAME,
                 error,
             })?;
-        for sym in &self.config.symbols {
-            match self.fetch_symbol(ctx, sym, &marks).await {
+        let results: Vec<Result<Fetched, SourceError>> =
+            futures::stream::iter(self.config.symbols.iter().cloned())
+                .map(|sym| {
+                    let marks = &marks;
+                    async move { self.fetch_symbol(ctx, &sym, marks).await }
+                })
+                .buffered(self.config.concurrency.max(1))
+                .collect()
+                .await;
+        for r in results {
+            match r {
                 Ok(f) => fetched.push(f),
                 Err(e) => report.failures.push(e),
             }
