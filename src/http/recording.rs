@@ -92,6 +92,9 @@ pub fn match_key(url: &Url, drop_params: &[String]) -> String {
     url.to_string()
 }
 
+/// Window parameter names → (`method key`) → index of the recording.
+type WindowKeys = HashMap<Vec<String>, std::sync::Arc<HashMap<String, usize>>>;
+
 /// Every recording under a replay directory, indexed for lookup.
 #[derive(Debug, Default)]
 pub struct ReplayIndex {
@@ -103,7 +106,7 @@ pub struct ReplayIndex {
     /// Per set of window parameters: `method key-without-them` → index in `all`, built on the
     /// first request with that set (a linear scan per request made replaying 2,000 symbols
     /// quadratic).
-    by_window: std::sync::Mutex<HashMap<Vec<String>, std::sync::Arc<HashMap<String, usize>>>>,
+    by_window: std::sync::Mutex<WindowKeys>,
 }
 
 impl ReplayIndex {

@@ -45,6 +45,55 @@ pub(super) async fn rows(
     result
 }
 
+/// Plans the append query against an empty `append_after` shaped after the model's columns
+/// (`schema`): a SQL error, or columns other than the model's, stop the build before anything
+/// is written.
+pub(super) async fn plan(
+    ctx: &SessionContext,
+    a: &Append,
+    partition_by: &[String],
+    schema: &SchemaRef,
+) -> Result<(), String> {
+    let field = |name: &str| {
+        schema
+            .field_with_name(name)
+            .map(|f| f.as_ref().clone())
+            .map_err(|_| format!("the model has no column {name}"))
+    };
+    let mut fields = partition_by
+        .iter()
+        .map(|c| field(c))
+        .collect::<Result<Vec<_>, String>>()?;
+    fields.push(field(&a.order_by)?.with_name(a.last_column()));
+    let after = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    let err = |e: datafusion::error::DataFusionError| format!("DataFusion: {e}");
+    let table = mem_table(ctx, after, Vec::new()).map_err(err)?;
+    ctx.deregister_table(AFTER_TABLE).map_err(err)?;
+    ctx.register_table(AFTER_TABLE, Arc::new(table))
+        .map_err(err)?;
+    let planned = ctx.sql(&a.sql).await;
+    ctx.deregister_table(AFTER_TABLE).map_err(err)?;
+    let names = |s: &datafusion::arrow::datatypes::Schema| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
+    let got = names(planned.map_err(err)?.schema().as_arrow());
+    let want = names(schema);
+    let mut sorted = (got.clone(), want.clone());
+    sorted.0.sort();
+    sorted.1.sort();
+    if sorted.0 != sorted.1 {
+        return Err(format!(
+            "the append query returns columns ({}), the model ({})",
+            got.join(", "),
+            want.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// The rows with the model's columns, in its order and types.
 fn conform(
     a: &Append,

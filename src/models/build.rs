@@ -251,8 +251,18 @@ pub async fn build(
             if test_only && existing.contains(&m.name) {
                 continue;
             }
-            register(&ctx, &m.name, plan.into_view())
+            register(&ctx, &m.name, plan.clone().into_view())
                 .map_err(|e| planning_error(m, e.to_string()))?;
+        }
+        // The append query plans against the model (stored, or as just planned).
+        if let Some(a) = &m.append {
+            super::append::plan(&ctx, a, &m.partition_by, plan.schema().inner())
+                .await
+                .map_err(|message| ModelError::Invalid {
+                    path: a.path.clone(),
+                    line: 1,
+                    message,
+                })?;
         }
     }
     // Custom tests attach to the last model (in build order) they reference.

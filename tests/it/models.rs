@@ -189,6 +189,11 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
     assert!(out.contains("no_percent_series.sql failed"), "{out}");
 }
 
+/// An incremental model with an append query (`append/a.sql`, written by each case).
+const APPENDING: &str = "-- materialized: incremental\n-- unique_key: series_id, n\n\
+    -- partition_by: series_id\n-- append_sql: append/a.sql\n\
+    SELECT series_id, 1 AS n FROM staging.fred_series";
+
 #[test]
 fn cycles_unknown_tables_and_bad_sql_fail_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,6 +233,23 @@ fn cycles_unknown_tables_and_bad_sql_fail_before_anything_is_written() {
                 ("marts/z.sql", "SELECT nope FROM marts.ok"),
             ],
             "z.sql:1: DataFusion",
+        ),
+        (
+            vec![
+                ("marts/a.sql", APPENDING),
+                ("append/a.sql", "SELECT series_id FROM append_after"),
+            ],
+            "append/a.sql:1: the append query returns columns (series_id), the model (series_id, n)",
+        ),
+        (
+            vec![
+                ("marts/a.sql", APPENDING),
+                (
+                    "append/a.sql",
+                    "SELECT series_id, nope AS n FROM append_after",
+                ),
+            ],
+            "append/a.sql:1: DataFusion",
         ),
     ];
     for (i, (files, expected)) in cases.iter().enumerate() {
