@@ -142,7 +142,7 @@ async fn every_row_is_reproduced_from_the_inputs_known_that_day() {
 /// A copy of `sql/` with one model's text replaced (`from` must occur in it).
 fn altered_sql(dir: &Path, model: &str, from: &str, to: &str) -> std::path::PathBuf {
     let sql = dir.join("sql");
-    for sub in ["marts", "seeds"] {
+    for sub in ["marts", "seeds", "append"] {
         std::fs::create_dir_all(sql.join(sub)).unwrap();
         for e in std::fs::read_dir(repo().join("sql").join(sub)).unwrap() {
             let p = e.unwrap().path();
