@@ -31,6 +31,67 @@ pub fn register(ctx: &SessionContext) {
     ));
     ctx.register_udf(json_build_object());
     ctx.register_udf(pg_like_escape());
+    ctx.register_udf(current_setting());
+}
+
+/// Server-wide settings `current_setting(name)` answers: what no session can change here.
+const SERVER_SETTINGS: &[(&str, &str)] = &[
+    ("server_version_num", "160006"),
+    ("server_version", "16.6"),
+    ("server_encoding", "UTF8"),
+    ("max_identifier_length", "63"),
+    ("integer_datetimes", "on"),
+    ("block_size", "8192"),
+    ("is_superuser", "off"),
+    ("transaction_read_only", "on"),
+    ("default_transaction_read_only", "on"),
+];
+
+/// `current_setting(name)` for the server-wide settings (Grafana reads `server_version_num`
+/// this way). A setting a session may `SET` (search_path, TimeZone, …) is not answered here —
+/// a function cannot see the connection — so it is an error that points to `SHOW`.
+fn current_setting() -> ScalarUDF {
+    create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let names = args[0].to_array(1)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Execution("current_setting takes text".into()))?;
+            let mut out = StringBuilder::new();
+            for i in 0..names.len() {
+                if names.is_null(i) {
+                    out.append_null();
+                    continue;
+                }
+                let name = names.value(i).to_ascii_lowercase();
+                match SERVER_SETTINGS.iter().find(|(n, _)| *n == name) {
+                    Some((_, v)) => out.append_value(v),
+                    None if super::settings::ALLOWED.iter().any(|(n, _)| *n == name) => {
+                        return Err(DataFusionError::Execution(format!(
+                            "current_setting('{name}') is per connection: use SHOW {name}"
+                        )));
+                    }
+                    None => {
+                        return Err(DataFusionError::Execution(format!(
+                            "unrecognized configuration parameter \"{name}\""
+                        )));
+                    }
+                }
+            }
+            let out: ArrayRef = Arc::new(out.finish());
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(_) => {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                }
+                ColumnarValue::Array(_) => ColumnarValue::Array(out),
+            })
+        }),
+    )
 }
 
 /// A LIKE pattern escaped with `esc` rewritten to backslash escapes (DataFusion's only escape).
@@ -254,6 +315,33 @@ fn json_build_object() -> ScalarUDF {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn current_setting_answers_server_settings_and_points_sessions_to_show() {
+        let ctx = super::SessionContext::new();
+        super::register(&ctx);
+        let run = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move { ctx.sql(sql).await?.collect().await }
+        };
+        let rows = run("SELECT current_setting('server_version_num')::int/100 AS v")
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 1600 |"), "{text}");
+        let err = run("SELECT current_setting('search_path')")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("use SHOW search_path"), "{err}");
+        let err = run("SELECT current_setting('no_such')").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unrecognized configuration parameter \"no_such\""),
+            "{err}"
+        );
+    }
+
     #[test]
     fn like_patterns_with_another_escape_become_backslash_escaped() {
         assert_eq!(super::like_pattern("pg/_%", '/'), "pg\\_%");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Real clients against the binary `cargo test` just built (target/debug/macrolake): psql and
-# SQLAlchemy + psycopg over `macrolake serve` with TLS. Needs .ci/setup first. Exits non-zero
+# Real clients against the binary `cargo test` just built (target/debug/macrolake): psql,
+# SQLAlchemy + psycopg, pgjdbc, psqlODBC, node-postgres and Grafana's and Metabase's catalog
+# queries over `macrolake serve` with TLS. Needs .ci/setup first. Exits non-zero
 # on the first failure, saying what failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +24,7 @@ step "a lake from the bundled snapshot"
 
 step "macrolake serve with TLS and one user"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$WORK/server.key" -out "$WORK/server.crt" 2>/dev/null
 cat >"$WORK/macrolake.toml" <<TOML
 [models]
@@ -67,6 +69,22 @@ echo "psql: \\dt, \\d, query, version(), COPY refused, wrong password refused"
 step "SQLAlchemy + psycopg (what Superset runs when a dataset is added)"
 MACROLAKE_PG_URL="postgresql+psycopg://bi:$CI_BI_PASSWORD@$ADDR/macrolake?sslmode=require" \
   "$PY" tests/clients/bi_clients.py
+
+# The drivers BI tools ship, each verifying the server's certificate.
+export MACROLAKE_CA="$WORK/server.crt"
+step "pgjdbc (Metabase, DBeaver, Tableau)"
+java -cp /usr/share/java/postgresql.jar tests/clients/Jdbc.java || fail "pgjdbc (tests/clients/Jdbc.java)"
+
+step "psqlODBC through pyodbc (Excel, Power BI's gateway)"
+"$PY" tests/clients/odbc_client.py || fail "psqlODBC (tests/clients/odbc_client.py)"
+
+step "node-postgres"
+NODE_PATH=target/ci-node/node_modules node tests/clients/node_pg.cjs \
+  || fail "node-postgres (tests/clients/node_pg.cjs)"
+
+step "Grafana's and Metabase's catalog queries"
+MACROLAKE_PG_URL="postgresql://bi:$CI_BI_PASSWORD@$ADDR/macrolake?sslmode=require" \
+  "$PY" tests/clients/catalog_queries.py || fail "catalog queries (tests/clients/catalog_queries.py)"
 
 step "Python deltalake, polars, pyarrow and DuckDB read the same rows as macrolake sql"
 mkdir -p "$WORK/ref"
