@@ -8,8 +8,8 @@ the seeds, the models in build order, the daily cut-off, where `macrolake serve`
    CSVs, `known_on` as a macro with the same cut-off, then runs each model's SQL as written,
    `COPY (...) TO` Parquet, timed. A model whose SQL DuckDB cannot run is reported with the
    error, never rewritten.
-2. PostgreSQL (Debian's server, `initdb` in the work folder, loopback only): loads the marts the
-   dashboard reads with COPY, adds the indexes a DBA would (date; symbol, date), ANALYZE.
+2. PostgreSQL (Debian's server, `initdb` in the work folder, or under the system temporary
+   folder when run as root, loopback only): loads the marts the dashboard reads with COPY, adds the indexes a DBA would (date; symbol, date), ANALYZE.
 3. The dashboard queries, over pgwire with psycopg, against both servers: warm-up, then `runs`
    timed executions each (fetching every row); p50/p95 per server. Both servers must return the
    same number of rows, or the run fails.
@@ -148,14 +148,17 @@ class Postgres:
 
     def __init__(self, work):
         self.bin = pg_bin()
-        self.root = tempfile.mkdtemp(prefix="pg-", dir=work)
-        self.data = os.path.join(self.root, "data")
-        self.port = free_port()
         self.as_user = []
         if os.geteuid() == 0:
+            # The cluster lives under the system temporary folder: `postgres` cannot reach a
+            # checkout under a private folder (e.g. one made by `mktemp -d`, mode 0700).
+            self.root = tempfile.mkdtemp(prefix="macrolake-bench-pg-")
             shutil.chown(self.root, "postgres", "postgres")
-            os.chmod(work, 0o755)
             self.as_user = ["runuser", "-u", "postgres", "--"]
+        else:
+            self.root = tempfile.mkdtemp(prefix="pg-", dir=work)
+        self.data = os.path.join(self.root, "data")
+        self.port = free_port()
 
     def run(self, *args):
         subprocess.run(self.as_user + list(args), check=True, stdout=subprocess.DEVNULL)
@@ -170,6 +173,7 @@ class Postgres:
             self.run(f"{self.bin}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
         except subprocess.CalledProcessError:
             pass
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def dsn(self):
         return f"host=127.0.0.1 port={self.port} user=bench dbname=postgres"
