@@ -109,6 +109,10 @@ pub enum Command {
         /// Folder of job files.
         #[arg(long, default_value = "schedules", value_name = "DIR")]
         dir: PathBuf,
+        /// Serve the status page on ADDR (users and TLS from [serve]) [default: [serve]
+        /// http_listen, else none].
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
         /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<String>,
@@ -125,6 +129,10 @@ pub enum Command {
         /// Address to listen on [default: [serve] listen, else 127.0.0.1:5433].
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Also serve the status page (runs, freshness, chart, lineage, downloads) on ADDR, e.g.
+        /// 127.0.0.1:8080 [default: [serve] http_listen, else none]. Same users and TLS.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
     },
     /// Compact each table's small files into large ones (a new version with the same rows).
     Optimize {
@@ -354,20 +362,24 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Daemon {
             dir,
+            http,
             metrics_listen,
             lease_ttl_secs,
             holder,
         } => {
             let args = crate::schedule::commands::DaemonArgs {
                 dir: &dir,
+                http,
                 metrics_listen: metrics_listen.as_deref(),
                 lease_ttl_secs,
                 holder,
             };
             crate::schedule::commands::daemon(&app, args).await
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, http } => {
             let listen = listen.unwrap_or_else(|| app.config.serve.listen.clone());
+            let shutdown = crate::schedule::commands::shutdown_on_signals();
+            crate::web::start(&app, http, shutdown.clone()).await?;
             let server =
                 crate::serve::Server::bind(&app.lake, app.views(), &app.config.serve, &listen)
                     .await?;
@@ -386,9 +398,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                     "no TLS"
                 }
             );
-            server
-                .run(crate::schedule::commands::shutdown_on_signals())
-                .await;
+            server.run(shutdown).await;
             eprintln!("server stopped");
             Ok(())
         }

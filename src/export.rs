@@ -283,36 +283,75 @@ pub fn resolve(input: &str, tables: &[(String, String)]) -> Result<(String, Stri
     })
 }
 
-/// Exports the tables named in `args` and returns one entry per file, in the order given.
-pub async fn export(app: &App, args: &ExportArgs) -> Result<Vec<Exported>, ExportError> {
-    let destination = Destination::parse(&args.to, app.config.lake.allow_http)?;
-    let session = app
-        .session(args.as_of.as_ref())
-        .await
-        .map_err(|e| ExportError::Lake {
-            source: Box::new(e),
-        })?;
+/// One table encoded in memory, as `export` would write it.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The table, `zone.name`.
+    pub table: String,
+    /// Its rows.
+    pub rows: usize,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Resolves `inputs` to tables (each once, in the order given) in one session, so they are all
+/// read from the same lake versions.
+async fn select(
+    app: &App,
+    inputs: &[String],
+    as_of: Option<&AsOf>,
+) -> Result<(crate::lake::QuerySession, Vec<(String, String)>), ExportError> {
+    let session = app.session(as_of).await.map_err(|e| ExportError::Lake {
+        source: Box::new(e),
+    })?;
     let tables = exportable_tables(&session.ctx).await?;
     let mut selected: Vec<(String, String)> = Vec::new();
-    for input in &args.models {
+    for input in inputs {
         let table = resolve(input, &tables)?;
         if !selected.contains(&table) {
             selected.push(table);
         }
     }
+    Ok((session, selected))
+}
+
+/// Reads one table, sorted, and encodes it.
+async fn encode_one(
+    ctx: &datafusion::prelude::SessionContext,
+    (zone, name): &(String, String),
+    format: ExportFormat,
+) -> Result<Encoded, ExportError> {
+    let table = format!("{zone}.{name}");
+    let batches = read_sorted(ctx, zone, name).await?;
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let bytes =
+        query::encode(&batches, format.query_format()).map_err(|source| ExportError::Encode {
+            table: table.clone(),
+            format,
+            source,
+        })?;
+    Ok(Encoded { table, rows, bytes })
+}
+
+/// One table (`liquidity_vs_risk` or `zone.table`) encoded in memory exactly as `export` writes
+/// it (the status page's downloads).
+pub async fn encode_table(
+    app: &App,
+    input: &str,
+    format: ExportFormat,
+) -> Result<Encoded, ExportError> {
+    let (session, selected) = select(app, &[input.to_string()], None).await?;
+    encode_one(&session.ctx, &selected[0], format).await
+}
+
+/// Exports the tables named in `args` and returns one entry per file, in the order given.
+pub async fn export(app: &App, args: &ExportArgs) -> Result<Vec<Exported>, ExportError> {
+    let destination = Destination::parse(&args.to, app.config.lake.allow_http)?;
+    let (session, selected) = select(app, &args.models, args.as_of.as_ref()).await?;
     destination.prepare(&args.to)?;
     let mut written = Vec::new();
-    for (zone, name) in selected {
-        let table = format!("{zone}.{name}");
-        let batches = read_sorted(&session.ctx, &zone, &name).await?;
-        let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        let bytes = query::encode(&batches, args.format.query_format()).map_err(|source| {
-            ExportError::Encode {
-                table: table.clone(),
-                format: args.format,
-                source,
-            }
-        })?;
+    for table in &selected {
+        let Encoded { table, rows, bytes } = encode_one(&session.ctx, table, args.format).await?;
         let size = bytes.len() as u64;
         let file_name = format!("{table}.{}", args.format.extension());
         let location = destination.write(&file_name, bytes).await?;

@@ -32,3 +32,4 @@ pub mod query;
 pub mod schedule;
 pub mod serve;
 pub mod sources;
+pub mod web;

@@ -241,11 +241,23 @@ pub struct Rendered {
     pub bytes: u64,
 }
 
-/// Draws the chart `args` describes and writes it.
-pub async fn chart(app: &App, args: &ChartArgs) -> Result<Rendered, ChartError> {
-    let format = ImageFormat::for_path(&args.out).ok_or_else(|| ChartError::UnsupportedFormat {
-        path: args.out.clone(),
-    })?;
+/// An image drawn in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drawn {
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// The first day drawn (the first day of the range the mart has).
+    pub from: NaiveDate,
+    /// The last day drawn (the last day of the range the mart has).
+    pub to: NaiveDate,
+    /// Days in the range with a row in the mart.
+    pub days: usize,
+    /// Divergence spans shaded.
+    pub divergence_spans: usize,
+}
+
+/// Draws the chart `args` describes in `format`, in memory (`args.out` only names it in errors).
+pub async fn draw(app: &App, args: &ChartArgs, format: ImageFormat) -> Result<Drawn, ChartError> {
     let size_ok = |v: u32| (200..=10_000).contains(&v);
     if !size_ok(args.width) || !size_ok(args.height) {
         return Err(ChartError::BadSize {
@@ -269,6 +281,21 @@ pub async fn chart(app: &App, args: &ChartArgs) -> Result<Rendered, ChartError> 
         path: args.out.clone(),
         message,
     })?;
+    Ok(Drawn {
+        bytes,
+        from,
+        to,
+        days: data.dates.len(),
+        divergence_spans: data.divergence_spans().len(),
+    })
+}
+
+/// Draws the chart `args` describes and writes it.
+pub async fn chart(app: &App, args: &ChartArgs) -> Result<Rendered, ChartError> {
+    let format = ImageFormat::for_path(&args.out).ok_or_else(|| ChartError::UnsupportedFormat {
+        path: args.out.clone(),
+    })?;
+    let drawn = draw(app, args, format).await?;
     let write_err = |source| ChartError::Write {
         path: args.out.clone(),
         source,
@@ -276,15 +303,15 @@ pub async fn chart(app: &App, args: &ChartArgs) -> Result<Rendered, ChartError> 
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(write_err)?;
     }
-    crate::query::write_atomic(&args.out, &bytes).map_err(write_err)?;
+    crate::query::write_atomic(&args.out, &drawn.bytes).map_err(write_err)?;
     Ok(Rendered {
         path: args.out.clone(),
         format,
-        from,
-        to,
-        days: data.dates.len(),
-        divergence_spans: data.divergence_spans().len(),
-        bytes: bytes.len() as u64,
+        from: drawn.from,
+        to: drawn.to,
+        days: drawn.days,
+        divergence_spans: drawn.divergence_spans,
+        bytes: drawn.bytes.len() as u64,
     })
 }
 

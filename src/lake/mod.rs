@@ -344,6 +344,21 @@ impl Lake {
         Ok(self.load(table, None).await?.version())
     }
 
+    /// When the table's newest version was committed (its Delta log entry's timestamp); `None`
+    /// when the table does not exist or the commit carries no time.
+    pub async fn last_commit(&self, table: &TableName) -> Result<Option<DateTime<Utc>>> {
+        use futures::StreamExt;
+        if !self.exists(table).await? {
+            return Ok(None);
+        }
+        let delta = self.load(table, None).await?;
+        let mut history = delta.history(Some(1));
+        Ok(match history.next().await {
+            Some(Ok(commit)) => commit.timestamp.and_then(DateTime::from_timestamp_millis),
+            _ => None,
+        })
+    }
+
     /// The table's newest version, reading only the log after `known` (a version seen before):
     /// a listing of the log's tail, not a snapshot. Without `known`, or when that commit is no
     /// longer in the log, the table is loaded as in [`Lake::version`].

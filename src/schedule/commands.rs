@@ -254,6 +254,8 @@ fn print_summary(report: &JobReport) {
 pub struct DaemonArgs<'a> {
     /// Folder of job files.
     pub dir: &'a Path,
+    /// Address of the status page (`--http`), else `[serve] http_listen`.
+    pub http: Option<String>,
     /// Address for `/metrics`.
     pub metrics_listen: Option<&'a str>,
     /// Lease time-to-live.
@@ -283,6 +285,7 @@ pub async fn daemon(app: &App, args: DaemonArgs<'_>) -> Result<(), AppError> {
         Arc::new(SystemClock),
         shutdown.clone(),
     );
+    crate::web::start(app, args.http, shutdown.clone()).await?;
     if let Some(addr) = args.metrics_listen {
         let (bound, _) = super::metrics::serve(addr, daemon.metrics(), shutdown.clone()).await?;
         tracing::info!("metrics on http://{bound}/metrics");

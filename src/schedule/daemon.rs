@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use futures::StreamExt;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -472,14 +471,7 @@ pub async fn refresh_table_metrics(lake: &Lake, metrics: &Metrics) {
     };
     let mut times = Vec::new();
     for table in tables {
-        let Ok(delta) = lake.load(&table, None).await else {
-            continue;
-        };
-        let mut history = delta.history(Some(1));
-        if let Some(Ok(commit)) = history.next().await
-            && let Some(ms) = commit.timestamp
-            && let Some(at) = DateTime::from_timestamp_millis(ms)
-        {
+        if let Ok(Some(at)) = lake.last_commit(&table).await {
             times.push((table.to_string(), at));
         }
     }

@@ -12,6 +12,7 @@
 //! users_file = "/run/secrets/macrolake-users"  # lines "name:password"; must be mode 0600 or 0400
 //! login_delay_base_ms = 100         # wait after a failed login, doubling per failure …
 //! login_delay_max_ms = 5000         # … up to this (per user and per client address)
+//! http_listen = "127.0.0.1:8080"    # the status page (serve and daemon); unset = none
 //!
 //! [[serve.users]]
 //! name = "bi"
@@ -62,6 +63,10 @@ pub struct ServeConfig {
     pub login_delay_base_ms: u64,
     /// The longest wait after failed logins.
     pub login_delay_max_ms: u64,
+    /// Address of the status page (runs, freshness, the chart, lineage, downloads) that
+    /// `macrolake serve` and `macrolake daemon` start beside their main job; `--http` overrides.
+    /// Unset: no status page. It uses these users and this TLS certificate.
+    pub http_listen: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -79,6 +84,7 @@ impl Default for ServeConfig {
             refresh_secs: 10,
             login_delay_base_ms: 100,
             login_delay_max_ms: 5000,
+            http_listen: None,
         }
     }
 }

@@ -47,6 +47,23 @@ impl Users {
             .collect();
         Self { salted }
     }
+
+    /// Whether `password` is `user`'s (for the status page's login; the wire protocol uses
+    /// SCRAM). Compares in constant time; an unknown user costs the same hashing.
+    pub fn verify(&self, user: &str, password: &str) -> bool {
+        let (salt, expected, known) = match self.salted.get(user) {
+            Some((salt, hash)) => (salt.as_slice(), hash.as_slice(), true),
+            None => (&[0u8; 16][..], &[0u8; 32][..], false),
+        };
+        let hash = gen_salted_password(password, salt, ITERATIONS);
+        let same = hash.len() == expected.len()
+            && hash
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        known && same
+    }
 }
 
 #[async_trait]

@@ -80,7 +80,8 @@ pub enum ServeError {
     },
 }
 
-fn load_tls(cert: &Path, key: &Path) -> Result<pgwire::tokio::TlsAcceptor, ServeError> {
+/// The TLS acceptor for a PEM certificate chain and private key (also used by the status page).
+pub fn load_tls(cert: &Path, key: &Path) -> Result<pgwire::tokio::TlsAcceptor, ServeError> {
     use tokio_rustls::rustls;
     let tls_err = |path: &Path, message: String| ServeError::Tls {
         path: path.display().to_string(),
