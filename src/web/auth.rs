@@ -110,7 +110,8 @@ impl Auth {
                 "POST /login takes a form (application/x-www-form-urlencoded)\n",
             );
         }
-        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
         let (user, password) = (field("user"), field("password"));
         let next = safe_next(field("next"));
@@ -144,10 +145,7 @@ impl Auth {
     /// `POST /logout`: ends the session and goes to the login form.
     pub fn logout(&self, headers: &HeaderMap, secure: bool) -> Response<Body> {
         if let Some(token) = cookie(headers, COOKIE) {
-            self.sessions
-                .lock()
-                .expect("sessions lock")
-                .remove(&token);
+            self.sessions.lock().expect("sessions lock").remove(&token);
         }
         let mut r = redirect("/login");
         set_cookie(&mut r, "", 0, secure);
@@ -268,7 +266,13 @@ mod tests {
     #[test]
     fn next_never_leaves_the_site() {
         assert_eq!(safe_next("/runs/abc?x=1"), "/runs/abc?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "", "\\\\evil", "/\\evil"] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "",
+            "\\\\evil",
+            "/\\evil",
+        ] {
             assert_eq!(safe_next(bad), "/", "{bad}");
         }
     }
@@ -277,7 +281,10 @@ mod tests {
     fn cookies_and_basic_headers_are_read() {
         let h = headers(&[("cookie", "a=1; macrolake_session=tok; b=2")]);
         assert_eq!(cookie(&h, COOKIE).as_deref(), Some("tok"));
-        assert_eq!(cookie(&headers(&[("cookie", "macrolake_session=")]), COOKIE), None);
+        assert_eq!(
+            cookie(&headers(&[("cookie", "macrolake_session=")]), COOKIE),
+            None
+        );
         let h = headers(&[("authorization", "Basic YW5hOnB3OndpdGg6Y29sb25z")]);
         assert_eq!(basic(&h), Some(("ana".into(), "pw:with:colons".into())));
         assert_eq!(basic(&headers(&[("authorization", "Bearer x")])), None);
@@ -289,17 +296,32 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let form = headers(&[("content-type", "application/x-www-form-urlencoded")]);
         let r = a
-            .login(&form, b"user=ana&password=wrong&next=%2Ffreshness", ip, true)
+            .login(
+                &form,
+                b"user=ana&password=wrong&next=%2Ffreshness",
+                ip,
+                true,
+            )
             .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(r.headers().get(header::SET_COOKIE).is_none());
         let r = a
-            .login(&form, b"user=ana&password=pw%3Awith%3Acolons&next=%2Ffreshness", ip, true)
+            .login(
+                &form,
+                b"user=ana&password=pw%3Awith%3Acolons&next=%2Ffreshness",
+                ip,
+                true,
+            )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(r.headers()[header::LOCATION], "/freshness");
-        let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Secure"));
+        let set = r.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Secure")
+        );
         let token = set.split(';').next().unwrap().to_string();
         let with = headers(&[("cookie", &token)]);
         assert_eq!(a.check(&with, ip).await, Check::User("ana".into()));

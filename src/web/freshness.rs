@@ -166,7 +166,10 @@ mod tests {
         assert_eq!(entry(Some(8), Some(7)).state(), "stale");
         assert_eq!(entry(None, Some(7)).state(), "stale");
         assert_eq!(entry(Some(900), None).state(), "none");
-        assert_eq!(parse_day("2026-06-05T00:00:00Z"), NaiveDate::from_ymd_opt(2026, 6, 5));
+        assert_eq!(
+            parse_day("2026-06-05T00:00:00Z"),
+            NaiveDate::from_ymd_opt(2026, 6, 5)
+        );
         assert_eq!(parse_day(""), None);
     }
 }

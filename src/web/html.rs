@@ -17,7 +17,7 @@ tr.failed td,td.failed,.bad{background:#fde2e1;color:#8a1c14}\
 td.ok,.good{background:#e3f4e6;color:#1d5e2a}td.skipped,td.interrupted,.warn{background:#fff3cd;color:#7a5b00}\
 td.none{color:#8a93a6}pre{white-space:pre-wrap;margin:0;max-width:900px}\
 .muted{color:#6b7690}form.inline{display:inline}svg{max-width:100%;height:auto}\
-a{color:#1f5fbf}code{background:#eef1f5;padding:0 3px}";
+#newest-rows td{white-space:nowrap}a{color:#1f5fbf}code{background:#eef1f5;padding:0 3px}";
 
 /// The pages in the navigation bar: (path, label).
 pub const NAV: [(&str, &str); 5] = [

@@ -133,11 +133,9 @@ impl WebServer {
                 let http = hyper::server::conn::http1::Builder::new();
                 let served = match tls {
                     Some(acceptor) => {
-                        let accepted = tokio::time::timeout(
-                            Duration::from_secs(10),
-                            acceptor.accept(socket),
-                        )
-                        .await;
+                        let accepted =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket))
+                                .await;
                         match accepted {
                             Ok(Ok(stream)) => {
                                 let io = hyper_util::rt::TokioIo::new(stream);
@@ -170,7 +168,6 @@ pub async fn start(
         return Ok(());
     };
     let web = WebServer::bind(app.clone(), &addr).await?;
-    tracing::info!(url = %web.url(), "status page started");
     eprintln!("status page on {} (users from [serve])", web.url());
     tokio::spawn(web.run(shutdown));
     Ok(())

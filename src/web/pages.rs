@@ -38,7 +38,13 @@ impl Cx<'_> {
     }
 
     /// An HTML page in the frame.
-    pub fn html(&self, status: StatusCode, title: &str, active: &str, body: &str) -> Response<Body> {
+    pub fn html(
+        &self,
+        status: StatusCode,
+        title: &str,
+        active: &str,
+        body: &str,
+    ) -> Response<Body> {
         respond(
             status,
             "text/html; charset=utf-8",
@@ -108,11 +114,19 @@ struct Run {
 
 impl Run {
     fn started(&self) -> Option<DateTime<Utc>> {
-        self.head.iter().chain(&self.steps).filter_map(|r| r.started).min()
+        self.head
+            .iter()
+            .chain(&self.steps)
+            .filter_map(|r| r.started)
+            .min()
     }
 
     fn ended(&self) -> Option<DateTime<Utc>> {
-        self.head.iter().chain(&self.steps).filter_map(|r| r.ended).max()
+        self.head
+            .iter()
+            .chain(&self.steps)
+            .filter_map(|r| r.ended)
+            .max()
     }
 
     /// The run's own status, else the worst of its steps.
@@ -151,13 +165,19 @@ impl Run {
 }
 
 fn timestamp(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The newest `limit` runs (or the one with `id`), newest first.
 async fn load_runs(cx: &Cx<'_>, limit: usize, id: Option<&str>) -> Result<Vec<Run>, AppError> {
     let app = &cx.state.app;
-    if !app.lake.exists(&crate::lake::TableName::meta("runs")).await? {
+    if !app
+        .lake
+        .exists(&crate::lake::TableName::meta("runs"))
+        .await?
+    {
         return Ok(Vec::new());
     }
     let filter = match id {
@@ -167,16 +187,26 @@ async fn load_runs(cx: &Cx<'_>, limit: usize, id: Option<&str>) -> Result<Vec<Ru
     let sql = format!(
         "WITH r AS (SELECT run_id, min(started_at) AS s FROM meta.runs {filter} GROUP BY run_id \
          ORDER BY s DESC LIMIT {limit}) \
-         SELECT m.run_id, m.kind, m.job, coalesce(m.target, ''), m.status, \
-         CAST(m.rows_written AS VARCHAR), coalesce(m.error, ''), \
-         CAST(m.started_at AS VARCHAR), CAST(m.ended_at AS VARCHAR), \
-         coalesce(CAST(m.attempt AS VARCHAR), '') \
+         SELECT m.run_id, m.kind, m.job, coalesce(m.target, '') AS target_text, m.status, \
+         CAST(m.rows_written AS VARCHAR) AS rows_text, coalesce(m.error, '') AS error_text, \
+         CAST(m.started_at AS VARCHAR) AS started_text, CAST(m.ended_at AS VARCHAR) AS ended_text, \
+         coalesce(CAST(m.attempt AS VARCHAR), '') AS attempt_text \
          FROM meta.runs m JOIN r ON m.run_id = r.run_id ORDER BY r.s DESC, m.started_at"
     );
     let mut runs: Vec<Run> = Vec::new();
     for v in render_rows(&app.query(&sql, None).await?) {
-        let [run_id, kind, job, target, status, rows, error, started, ended, attempt] =
-            <[String; 10]>::try_from(v).map_err(|_| AppError::Query(bad_shape()))?;
+        let [
+            run_id,
+            kind,
+            job,
+            target,
+            status,
+            rows,
+            error,
+            started,
+            ended,
+            attempt,
+        ] = <[String; 10]>::try_from(v).map_err(|_| AppError::Query(bad_shape()))?;
         let row = Row {
             run_id,
             kind,
@@ -280,10 +310,7 @@ async fn runs(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
         let href = format!("/runs/{}", run.id);
         let error = match run.error() {
             Some(e) => Cell {
-                html: format!(
-                    "<a href=\"{href}#error\">{}</a>",
-                    escape(&first_line(e))
-                ),
+                html: format!("<a href=\"{href}#error\">{}</a>", escape(&first_line(e))),
                 class: "",
             },
             None => Cell::default(),
@@ -318,8 +345,7 @@ async fn runs(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
         table(
             "runs",
             &[
-                "run", "kind", "part of", "started", "duration", "status", "steps", "rows",
-                "error"
+                "run", "kind", "part of", "started", "duration", "status", "steps", "rows", "error"
             ],
             &rows
         )
@@ -333,7 +359,11 @@ async fn run(cx: &Cx<'_>, id: &str) -> Result<Response<Body>, AppError> {
         return Ok(cx.error(StatusCode::NOT_FOUND, "/", &format!("no run {id:?}")));
     }
     let Some(run) = load_runs(cx, 1, Some(id)).await?.into_iter().next() else {
-        return Ok(cx.error(StatusCode::NOT_FOUND, "/", &format!("no run {id} in meta.runs")));
+        return Ok(cx.error(
+            StatusCode::NOT_FOUND,
+            "/",
+            &format!("no run {id} in meta.runs"),
+        ));
     };
     let mut body = format!(
         "<p>{} <strong>{}</strong> started {}, took {}, wrote {} row(s). Run id <code>{}</code>.</p>",
@@ -372,7 +402,11 @@ async fn run(cx: &Cx<'_>, id: &str) -> Result<Response<Body>, AppError> {
         };
         rows.push((
             vec![
-                Cell::text(if s.target.is_empty() { "(whole run)" } else { &s.target }),
+                Cell::text(if s.target.is_empty() {
+                    "(whole run)"
+                } else {
+                    &s.target
+                }),
                 Cell::text(&s.kind),
                 Cell::num(&s.attempt),
                 status_cell(&s.status),
@@ -386,7 +420,9 @@ async fn run(cx: &Cx<'_>, id: &str) -> Result<Response<Body>, AppError> {
     }
     body.push_str(&table(
         "steps",
-        &["step", "kind", "attempt", "status", "started", "duration", "rows", "error"],
+        &[
+            "step", "kind", "attempt", "status", "started", "duration", "rows", "error",
+        ],
         &rows,
     ));
     if run.head.as_ref().is_some_and(|h| h.kind == "job") {
@@ -440,7 +476,8 @@ async fn fresh(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
                     Cell::text(&e.table),
                     Cell::num(&e.rows),
                     Cell::text(&e.newest.map(|d| d.to_string()).unwrap_or_default()),
-                    Cell::num(&e.age_days.map(|a| a.to_string()).unwrap_or_default()),
+                    // Newer than the reference day (a replayed past day) counts as age 0.
+                    Cell::num(&e.age_days.map(|a| a.max(0).to_string()).unwrap_or_default()),
                     Cell::class(word, class),
                     Cell::text(&limit),
                     Cell::num(&e.version),
@@ -537,7 +574,11 @@ async fn download(cx: &Cx<'_>, file: &str) -> Response<Body> {
         Err(e @ crate::export::ExportError::UnknownTable { .. }) => {
             cx.error(StatusCode::NOT_FOUND, "/downloads", &e.to_string())
         }
-        Err(e) => cx.error(StatusCode::INTERNAL_SERVER_ERROR, "/downloads", &e.to_string()),
+        Err(e) => cx.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "/downloads",
+            &e.to_string(),
+        ),
     }
 }
 
@@ -554,7 +595,11 @@ mod tests {
             target: String::new(),
             status: status.into(),
             rows: 2,
-            error: if status == "failed" { "boom\nmore".into() } else { String::new() },
+            error: if status == "failed" {
+                "boom\nmore".into()
+            } else {
+                String::new()
+            },
             started: t(start),
             ended: t(end),
             attempt: String::new(),

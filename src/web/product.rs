@@ -128,6 +128,9 @@ pub async fn product(cx: &Cx<'_>) -> Response<Body> {
     };
     let body = format!(
         "{form}{chart}<h2>The newest {NEWEST_ROWS} rows of <code>marts.liquidity_vs_risk</code></h2>\
+         <p class=\"muted\">The table runs to the newest day any input is known. An empty cell is a \
+         value not yet published for that day or older than its age limit (each carried value's \
+         <code>_as_of</code> column says from which day it is).</p>\
          <div style=\"overflow-x:auto\">{rows}</div>"
     );
     cx.html(status, title, "/product", &body)
@@ -135,9 +138,8 @@ pub async fn product(cx: &Cx<'_>) -> Response<Body> {
 
 /// The mart's newest rows, every column, newest first.
 async fn newest_rows(cx: &Cx<'_>) -> Result<String, AppError> {
-    let sql = format!(
-        "SELECT * FROM marts.liquidity_vs_risk ORDER BY date DESC LIMIT {NEWEST_ROWS}"
-    );
+    let sql =
+        format!("SELECT * FROM marts.liquidity_vs_risk ORDER BY date DESC LIMIT {NEWEST_ROWS}");
     let batches = cx.state.app.query(&sql, None).await?;
     let Some(schema) = batches.first().map(|b| b.schema()) else {
         return Ok("<p>No rows.</p>".into());
@@ -178,10 +180,15 @@ fn graph(cx: &Cx<'_>) -> Result<(Graph, Vec<crate::models::Model>), AppError> {
 /// The newest build of each model: (status, started, rows).
 async fn last_builds(cx: &Cx<'_>) -> Result<Vec<[String; 4]>, AppError> {
     let app = &cx.state.app;
-    if !app.lake.exists(&crate::lake::TableName::meta("runs")).await? {
+    if !app
+        .lake
+        .exists(&crate::lake::TableName::meta("runs"))
+        .await?
+    {
         return Ok(Vec::new());
     }
-    let sql = "SELECT target, status, CAST(started_at AS VARCHAR), CAST(rows_written AS VARCHAR) \
+    let sql = "SELECT target, status, CAST(started_at AS VARCHAR) AS started_text, \
+               CAST(rows_written AS VARCHAR) AS rows_text \
                FROM (SELECT *, row_number() OVER (PARTITION BY target ORDER BY started_at DESC) AS n \
                FROM meta.runs WHERE kind = 'build' AND target LIKE '%.%') WHERE n = 1";
     Ok(render_rows(&app.query(sql, None).await?)
@@ -218,7 +225,13 @@ pub async fn lineage(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
         g.svg(),
         table(
             "models",
-            &["model", "materialized", "description", "last build", "built at"],
+            &[
+                "model",
+                "materialized",
+                "description",
+                "last build",
+                "built at"
+            ],
             &rows
         )
     );
@@ -229,7 +242,11 @@ pub async fn lineage(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
 pub async fn model(cx: &Cx<'_>, name: &str) -> Response<Body> {
     match model_page(cx, name).await {
         Ok(r) => r,
-        Err(e) => cx.error(StatusCode::INTERNAL_SERVER_ERROR, "/lineage", &e.to_string()),
+        Err(e) => cx.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "/lineage",
+            &e.to_string(),
+        ),
     }
 }
 
@@ -273,28 +290,21 @@ async fn model_page(cx: &Cx<'_>, name: &str) -> Result<Response<Body>, AppError>
         n = escape(name)
     );
     // Column types from the stored table (what a client sees); docs from the model's header.
-    let stored = cx
-        .state
-        .app
-        .query(&format!("SELECT * FROM {name} LIMIT 0"), None)
-        .await;
-    let fields: Vec<(String, String)> = match &stored {
-        Ok(b) => b
-            .first()
-            .map(|b| {
-                b.schema()
-                    .fields()
-                    .iter()
-                    .map(|f| (f.name().clone(), f.data_type().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Err(_) => m
-            .columns
-            .iter()
-            .map(|(c, _)| (c.clone(), "(not built yet)".into()))
-            .collect(),
-    };
+    let session = cx.state.app.session(None).await?;
+    let fields: Vec<(String, String)> =
+        match session.ctx.sql(&format!("SELECT * FROM {name}")).await {
+            Ok(df) => df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().to_string()))
+                .collect(),
+            Err(_) => m
+                .columns
+                .iter()
+                .map(|(c, _)| (c.clone(), "(not built yet)".into()))
+                .collect(),
+        };
     let rows: Vec<(Vec<Cell>, &'static str)> = fields
         .iter()
         .map(|(c, t)| {
@@ -324,12 +334,16 @@ async fn model_page(cx: &Cx<'_>, name: &str) -> Result<Response<Body>, AppError>
 /// The model's last builds and tests from `meta.runs`.
 async fn recent_builds(cx: &Cx<'_>, name: &str) -> Result<String, AppError> {
     let app = &cx.state.app;
-    if !app.lake.exists(&crate::lake::TableName::meta("runs")).await? {
+    if !app
+        .lake
+        .exists(&crate::lake::TableName::meta("runs"))
+        .await?
+    {
         return Ok(String::new());
     }
     let sql = format!(
-        "SELECT run_id, kind, status, CAST(started_at AS VARCHAR), CAST(rows_written AS VARCHAR), \
-         coalesce(error, '') FROM meta.runs WHERE kind IN ('build', 'test') AND target = '{}' \
+        "SELECT run_id, kind, status, CAST(started_at AS VARCHAR) AS started_text, \
+         CAST(rows_written AS VARCHAR) AS rows_text, coalesce(error, '') AS error_text FROM meta.runs WHERE kind IN ('build', 'test') AND target = '{}' \
          ORDER BY started_at DESC LIMIT 10",
         name.replace('\'', "''")
     );
@@ -352,6 +366,10 @@ async fn recent_builds(cx: &Cx<'_>, name: &str) -> Result<String, AppError> {
         .collect();
     Ok(format!(
         "<h2>Last builds and tests</h2>{}",
-        table("builds", &["started", "kind", "status", "rows", "error"], &rows)
+        table(
+            "builds",
+            &["started", "kind", "status", "rows", "error"],
+            &rows
+        )
     ))
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real clients against the binary `cargo test` just built (target/debug/macrolake): psql,
 # SQLAlchemy + psycopg, pgjdbc, psqlODBC, node-postgres and Grafana's and Metabase's catalog
-# queries over `macrolake serve` with TLS. Needs .ci/setup first. Exits non-zero
+# queries over `macrolake serve` with TLS, and its status page in headless Chromium. Needs .ci/setup first. Exits non-zero
 # on the first failure, saying what failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,7 +38,7 @@ password_env = "CI_BI_PASSWORD"
 TOML
 export CI_BI_PASSWORD="ci-$RANDOM-$RANDOM"
 "$BIN" --lake "$WORK/lake" --config "$WORK/macrolake.toml" serve --listen 127.0.0.1:0 \
-  2>"$WORK/serve.log" &
+  --http 127.0.0.1:0 2>"$WORK/serve.log" &
 PIDS+=($!)
 for _ in $(seq 100); do
   grep -q "on postgresql://" "$WORK/serve.log" && break
@@ -85,6 +85,15 @@ NODE_PATH=target/ci-node/node_modules node tests/clients/node_pg.cjs \
 step "Grafana's and Metabase's catalog queries"
 MACROLAKE_PG_URL="postgresql://bi:$CI_BI_PASSWORD@$ADDR/macrolake?sslmode=require" \
   "$PY" tests/clients/catalog_queries.py || fail "catalog queries (tests/clients/catalog_queries.py)"
+
+step "the status page in headless Chromium (playwright-core)"
+WEB=$(grep -o "status page on https://[0-9.:]*/" "$WORK/serve.log" | head -1 | sed 's#status page on ##')
+[ -n "$WEB" ] || { cat "$WORK/serve.log"; fail "no status page URL (TLS expected)"; }
+"$BIN" --lake "$WORK/lake" sql --format csv \
+  "select * from marts.liquidity_vs_risk order by date" >"$WORK/lvr-browser.csv"
+MACROLAKE_WEB=$WEB MACROLAKE_WEB_PASSWORD=$CI_BI_PASSWORD MACROLAKE_REF_CSV="$WORK/lvr-browser.csv" \
+  MACROLAKE_SHOTS=target/web-screenshots NODE_PATH=target/ci-node/node_modules \
+  node tests/clients/browser.cjs || fail "status page in Chromium (tests/clients/browser.cjs)"
 
 step "Python deltalake, polars, pyarrow and DuckDB read the same rows as macrolake sql"
 mkdir -p "$WORK/ref"

@@ -29,3 +29,4 @@ mod secrets;
 mod serve;
 mod sources;
 mod vintages;
+mod web;

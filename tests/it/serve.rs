@@ -27,6 +27,8 @@ pub struct Server {
     child: Child,
     /// host:port
     pub addr: String,
+    /// The status page's URL, when `--http` was given.
+    pub web: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,6 +53,11 @@ impl Drop for Server {
 
 /// Starts `macrolake serve` on port 0 over `lake` with user `bi` and extra `[serve]` lines.
 pub fn start(lake: &Path, serve_extra: &str) -> Server {
+    start_with(lake, serve_extra, &[])
+}
+
+/// [`start`] with extra arguments to `serve` (e.g. `--http 127.0.0.1:0`).
+pub fn start_with(lake: &Path, serve_extra: &str, args: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("macrolake.toml");
     std::fs::write(
@@ -68,16 +75,21 @@ pub fn start(lake: &Path, serve_extra: &str) -> Server {
         .arg("--config")
         .arg(&cfg)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
+    let mut web = None;
     let addr = loop {
         let Some(Ok(line)) = lines.next() else {
             panic!("server exited: {}", seen.join("\n"));
         };
+        if let Some(rest) = line.split("status page on ").nth(1) {
+            web = rest.split_whitespace().next().map(str::to_string);
+        }
         if let Some(rest) = line.split("on postgresql://").nth(1) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
@@ -87,6 +99,7 @@ pub fn start(lake: &Path, serve_extra: &str) -> Server {
     Server {
         child,
         addr,
+        web,
         _dir: dir,
     }
 }
