@@ -50,7 +50,8 @@ async fn the_status_page_needs_a_login_and_shows_runs_freshness_chart_lineage_an
         .args(["ingest", "fred"]));
     assert_ne!(code, 0, "an ingest with no recordings must fail: {err}");
 
-    let server = start_with(&lake, "", &["--http", "127.0.0.1:0"]);
+    let models = format!("[models]\ndir = {:?}\n", repo().join("sql"));
+    let server = start_with(&lake, &models, &["--http", "127.0.0.1:0"]);
     let base = server
         .web
         .clone()
