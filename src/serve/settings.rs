@@ -47,6 +47,40 @@ pub const ALLOWED: &[(&str, Option<&str>)] = &[
     ("lc_time", None),
 ];
 
+/// What `SHOW` answers for a setting the connection has not set: PostgreSQL's defaults for this
+/// server (datafusion-postgres would answer an empty string; Metabase reads its default time zone
+/// with `SHOW timezone`).
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("timezone", "UTC"),
+    ("client_encoding", "UTF8"),
+    ("standard_conforming_strings", "on"),
+    ("lc_messages", "C"),
+    ("lc_monetary", "C"),
+    ("lc_numeric", "C"),
+    ("lc_time", "C"),
+    ("client_min_messages", "notice"),
+    ("default_transaction_isolation", "read committed"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+];
+
+/// Before datafusion-postgres answers `SHOW <name>` from the connection's settings, puts the
+/// default there when the connection set none.
+fn default_for_show(statement: &Statement, client: &mut dyn HookClient) {
+    let Statement::ShowVariable { variable } = statement else {
+        return;
+    };
+    let [name] = variable.as_slice() else {
+        return;
+    };
+    let name = name.value.to_lowercase();
+    if let Some((_, value)) = DEFAULTS.iter().find(|(n, _)| *n == name)
+        && !client.metadata().contains_key(&name)
+    {
+        client.metadata_mut().insert(name, (*value).to_string());
+    }
+}
+
 /// Where `statement_timeout` is kept (read by the handler and by datafusion-postgres).
 const TIMEOUT_KEY: &str = "statement_timeout_ms";
 
@@ -261,6 +295,7 @@ impl QueryHook for SessionSettings {
         _: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        default_for_show(statement, client);
         Some(apply(statement, client).await?.map(Response::Execution))
     }
 
@@ -286,6 +321,7 @@ impl QueryHook for SessionSettings {
         _: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        default_for_show(statement, client);
         Some(apply(statement, client).await?.map(Response::Execution))
     }
 }

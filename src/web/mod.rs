@@ -16,6 +16,7 @@
 //! server's. TLS comes from `[serve] tls_cert`/`tls_key`. No JavaScript: forms and links only.
 
 pub mod auth;
+pub mod downloads;
 pub mod freshness;
 pub mod html;
 pub mod lineage;

@@ -1,16 +1,12 @@
-//! The status page's pages: runs, one run, freshness and downloads (the product and lineage
-//! pages are in [`super::product`]).
-
-use std::collections::HashMap;
+//! The status page's routes and its pages of runs, one run and freshness (the product and
+//! lineage pages are in [`super::product`], downloads in [`super::downloads`]).
 
 use chrono::{DateTime, Utc};
-use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::html::{Cell, escape, page, table};
-use super::{Body, State, freshness, product, respond};
+use super::{Body, State, downloads, freshness, product, respond};
 use crate::app::AppError;
-use crate::export::ExportFormat;
 use crate::query::render_rows;
 
 /// Runs shown on the runs page unless `?limit=` says otherwise.
@@ -72,14 +68,14 @@ pub async fn route(cx: &Cx<'_>, path: &str) -> Response<Body> {
         "/product" => return product::product(cx).await,
         "/chart.svg" => return product::chart_svg(cx).await,
         "/lineage" => product::lineage(cx).await,
-        "/downloads" => downloads(cx).await,
+        "/downloads" => downloads::list(cx).await,
         _ => {
             if let Some(id) = path.strip_prefix("/runs/") {
                 run(cx, id).await
             } else if let Some(name) = path.strip_prefix("/lineage/") {
                 return product::model(cx, name).await;
             } else if let Some(file) = path.strip_prefix("/download/") {
-                return download(cx, file).await;
+                return downloads::file(cx, file).await;
             } else {
                 return cx.error(StatusCode::NOT_FOUND, "", &format!("no page at {path}"));
             }
@@ -510,76 +506,6 @@ async fn fresh(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
         )
     );
     Ok(cx.html(StatusCode::OK, "Freshness", "/freshness", &body))
-}
-
-/// `/downloads`: every table as CSV or Parquet.
-async fn downloads(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
-    let batches = cx.state.app.status().await?;
-    let rows: Vec<(Vec<Cell>, &'static str)> = render_rows(&batches)
-        .into_iter()
-        .filter_map(|r| {
-            let (table, rows) = (r.first()?.clone(), r.get(1)?.clone());
-            let links = Cell {
-                html: format!(
-                    "<a href=\"/download/{t}.csv\">CSV</a> · <a href=\"/download/{t}.parquet\">Parquet</a>",
-                    t = escape(&table)
-                ),
-                class: "",
-            };
-            Some((vec![Cell::text(&table), Cell::num(&rows), links], ""))
-        })
-        .collect();
-    let body = format!(
-        "<p class=\"muted\">Files as <code>macrolake export</code> writes them: rows sorted, CSV \
-         with a header, ISO dates and RFC 3339 times; Parquet with the lake's types.</p>{}",
-        table("downloads", &["table", "rows", "download"], &rows)
-    );
-    Ok(cx.html(StatusCode::OK, "Downloads", "/downloads", &body))
-}
-
-/// `/download/<zone.table>.<csv|parquet>`.
-async fn download(cx: &Cx<'_>, file: &str) -> Response<Body> {
-    let formats: HashMap<&str, (ExportFormat, &str)> = [
-        ("csv", (ExportFormat::Csv, "text/csv; charset=utf-8")),
-        (
-            "parquet",
-            (ExportFormat::Parquet, "application/vnd.apache.parquet"),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let Some((name, (format, content_type))) = file
-        .rsplit_once('.')
-        .and_then(|(name, ext)| Some((name, *formats.get(ext)?)))
-    else {
-        return cx.error(
-            StatusCode::NOT_FOUND,
-            "/downloads",
-            &format!("{file}: name a table and .csv or .parquet, e.g. /download/marts.liquidity_vs_risk.csv"),
-        );
-    };
-    match crate::export::encode_table(&cx.state.app, name, format).await {
-        Ok(encoded) => {
-            let mut r = respond(StatusCode::OK, content_type, encoded.bytes);
-            let disposition = format!(
-                "attachment; filename=\"{}.{}\"",
-                encoded.table,
-                format.extension()
-            );
-            if let Ok(v) = HeaderValue::from_str(&disposition) {
-                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-            }
-            r
-        }
-        Err(e @ crate::export::ExportError::UnknownTable { .. }) => {
-            cx.error(StatusCode::NOT_FOUND, "/downloads", &e.to_string())
-        }
-        Err(e) => cx.error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "/downloads",
-            &e.to_string(),
-        ),
-    }
 }
 
 #[cfg(test)]

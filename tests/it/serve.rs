@@ -295,6 +295,19 @@ async fn real_client_reads_marts_and_catalogs() {
         first_value(&c.simple_query("SHOW server_version").await.unwrap()),
         "16.6"
     );
+    // SHOW of a setting the connection did not set answers PostgreSQL's default, in both
+    // protocols (Metabase reads `SHOW timezone` with a prepared statement); a SET wins.
+    assert_eq!(
+        first_value(&c.simple_query("SHOW timezone").await.unwrap()),
+        "UTC"
+    );
+    let tz: String = c.query_one("SHOW timezone", &[]).await.unwrap().get(0);
+    assert_eq!(tz, "UTC");
+    c.simple_query("SET TimeZone = 'America/New_York'")
+        .await
+        .unwrap();
+    let tz: String = c.query_one("SHOW timezone", &[]).await.unwrap().get(0);
+    assert_eq!(tz, "America/New_York");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
