@@ -80,8 +80,8 @@ pub enum ServeError {
     },
 }
 
-/// The TLS acceptor for a PEM certificate chain and private key (also used by the status page).
-pub fn load_tls(cert: &Path, key: &Path) -> Result<pgwire::tokio::TlsAcceptor, ServeError> {
+/// The TLS acceptor for a PEM certificate chain and private key.
+fn load_tls(cert: &Path, key: &Path) -> Result<pgwire::tokio::TlsAcceptor, ServeError> {
     use tokio_rustls::rustls;
     let tls_err = |path: &Path, message: String| ServeError::Tls {
         path: path.display().to_string(),
@@ -106,6 +106,20 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<pgwire::tokio::TlsAcceptor, S
     .with_single_cert(certs, key_der)
     .map_err(|e| tls_err(key, e.to_string()))?;
     Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS acceptor `[serve] tls_cert`/`tls_key` ask for (both or neither), for the Postgres
+/// server and the status page.
+pub fn tls_acceptor(
+    config: &ServeConfig,
+) -> Result<Option<pgwire::tokio::TlsAcceptor>, ServeError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(load_tls(cert, key)?)),
+        (None, None) => Ok(None),
+        _ => Err(ServeError::Config {
+            message: "tls_cert and tls_key go together: set both or neither".into(),
+        }),
+    }
 }
 
 /// A PostgreSQL `ErrorResponse` sent before startup, for refusing a connection.
@@ -148,15 +162,7 @@ impl Server {
         listen: &str,
     ) -> Result<Self, ServeError> {
         let credentials = config.credentials()?;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(load_tls(cert, key)?),
-            (None, None) => None,
-            _ => {
-                return Err(ServeError::Config {
-                    message: "tls_cert and tls_key go together: set both or neither".into(),
-                });
-            }
-        };
+        let tls = tls_acceptor(config)?;
         let catalog = Arc::new(
             catalog::LiveCatalog::build(
                 lake,

@@ -66,15 +66,7 @@ impl WebServer {
     pub async fn bind(app: App, addr: &str) -> Result<Self, ServeError> {
         let config = &app.config.serve;
         let credentials = config.credentials()?;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::serve::load_tls(cert, key)?),
-            (None, None) => None,
-            _ => {
-                return Err(ServeError::Config {
-                    message: "tls_cert and tls_key go together: set both or neither".into(),
-                });
-            }
-        };
+        let tls = crate::serve::tls_acceptor(config)?;
         let auth = auth::Auth::new(
             &credentials,
             Duration::from_millis(config.login_delay_base_ms),

@@ -33,6 +33,19 @@ impl Cx<'_> {
             .filter(|v| !v.is_empty())
     }
 
+    /// Rows of a query over `meta.runs`, as text; none while the lake has no run history yet.
+    pub async fn runs_query(&self, sql: &str) -> Result<Vec<Vec<String>>, AppError> {
+        let app = &self.state.app;
+        if !app
+            .lake
+            .exists(&crate::lake::TableName::meta("runs"))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        Ok(render_rows(&app.query(sql, None).await?))
+    }
+
     /// An HTML page in the frame.
     pub fn html(
         &self,
@@ -168,14 +181,6 @@ fn timestamp(s: &str) -> Option<DateTime<Utc>> {
 
 /// The newest `limit` runs (or the one with `id`), newest first.
 async fn load_runs(cx: &Cx<'_>, limit: usize, id: Option<&str>) -> Result<Vec<Run>, AppError> {
-    let app = &cx.state.app;
-    if !app
-        .lake
-        .exists(&crate::lake::TableName::meta("runs"))
-        .await?
-    {
-        return Ok(Vec::new());
-    }
     let filter = match id {
         Some(id) => format!("WHERE run_id = '{id}'"),
         None => String::new(),
@@ -190,7 +195,7 @@ async fn load_runs(cx: &Cx<'_>, limit: usize, id: Option<&str>) -> Result<Vec<Ru
          FROM meta.runs m JOIN r ON m.run_id = r.run_id ORDER BY r.s DESC, m.started_at"
     );
     let mut runs: Vec<Run> = Vec::new();
-    for v in render_rows(&app.query(&sql, None).await?) {
+    for v in cx.runs_query(&sql).await? {
         let [
             run_id,
             kind,

@@ -179,19 +179,13 @@ fn graph(cx: &Cx<'_>) -> Result<(Graph, Vec<crate::models::Model>), AppError> {
 
 /// The newest build of each model: (status, started, rows).
 async fn last_builds(cx: &Cx<'_>) -> Result<Vec<[String; 4]>, AppError> {
-    let app = &cx.state.app;
-    if !app
-        .lake
-        .exists(&crate::lake::TableName::meta("runs"))
-        .await?
-    {
-        return Ok(Vec::new());
-    }
     let sql = "SELECT target, status, CAST(started_at AS VARCHAR) AS started_text, \
                CAST(rows_written AS VARCHAR) AS rows_text \
                FROM (SELECT *, row_number() OVER (PARTITION BY target ORDER BY started_at DESC) AS n \
                FROM meta.runs WHERE kind = 'build' AND target LIKE '%.%') WHERE n = 1";
-    Ok(render_rows(&app.query(sql, None).await?)
+    Ok(cx
+        .runs_query(sql)
+        .await?
         .into_iter()
         .filter_map(|r| <[String; 4]>::try_from(r).ok())
         .collect())
@@ -333,21 +327,15 @@ async fn model_page(cx: &Cx<'_>, name: &str) -> Result<Response<Body>, AppError>
 
 /// The model's last builds and tests from `meta.runs`.
 async fn recent_builds(cx: &Cx<'_>, name: &str) -> Result<String, AppError> {
-    let app = &cx.state.app;
-    if !app
-        .lake
-        .exists(&crate::lake::TableName::meta("runs"))
-        .await?
-    {
-        return Ok(String::new());
-    }
     let sql = format!(
         "SELECT run_id, kind, status, CAST(started_at AS VARCHAR) AS started_text, \
          CAST(rows_written AS VARCHAR) AS rows_text, coalesce(error, '') AS error_text FROM meta.runs WHERE kind IN ('build', 'test') AND target = '{}' \
          ORDER BY started_at DESC LIMIT 10",
         name.replace('\'', "''")
     );
-    let rows: Vec<(Vec<Cell>, &'static str)> = render_rows(&app.query(&sql, None).await?)
+    let rows: Vec<(Vec<Cell>, &'static str)> = cx
+        .runs_query(&sql)
+        .await?
         .into_iter()
         .filter_map(|r| <[String; 6]>::try_from(r).ok())
         .map(|[id, kind, status, started, rows, error]| {
