@@ -61,15 +61,6 @@ pub enum AppError {
         /// The errors, one per line.
         summary: String,
     },
-    /// `macrolake export` failed.
-    #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
-    /// `macrolake chart` failed.
-    #[error(transparent)]
-    Chart(#[from] crate::chart::ChartError),
-    /// `macrolake bench` failed.
-    #[error(transparent)]
-    Bench(#[from] crate::bench::BenchError),
 }
 
 /// The application context.

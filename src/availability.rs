@@ -26,6 +26,7 @@
 //! A connector that knows better (e.g. the time it read a page) writes `available_at` itself;
 //! [`stamp`] leaves such a column alone. Tables without a rule get no column.
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
@@ -35,8 +36,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::lake::TableName;
-use crate::lake::watermarks::days_to_date;
+use crate::lake::name::TableName;
 
 const NEW_YORK: Tz = chrono_tz::America::New_York;
 
@@ -215,11 +215,7 @@ pub fn stamp(table: &TableName, batch: RecordBatch) -> Result<RecordBatch, Avail
                 return None;
             }
             let what = whats.map(|w| w.value(i)).unwrap_or("");
-            Some(
-                rule(what)
-                    .apply(days_to_date(dates.value(i)))
-                    .timestamp_micros(),
-            )
+            Some(rule(what).apply(dates.value_as_date(i)?).timestamp_micros())
         })
         .collect();
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -301,7 +297,7 @@ pub fn known_on_udf(cutoff: Cutoff) -> datafusion::logical_expr::ScalarUDF {
                 .iter()
                 .map(|v| {
                     v.and_then(DateTime::from_timestamp_micros)
-                        .map(|at| crate::lake::watermarks::date_to_days(cutoff.known_on(at)))
+                        .map(|at| Date32Type::from_naive_date(cutoff.known_on(at)))
                 })
                 .collect();
             Ok(if scalar {
@@ -366,7 +362,7 @@ mod tests {
             Field::new("series_id", DataType::Utf8, false),
             Field::new("date", DataType::Date32, false),
         ]));
-        let days = crate::lake::watermarks::date_to_days(d("2026-05-27"));
+        let days = Date32Type::from_naive_date(d("2026-05-27"));
         let batch = RecordBatch::try_new(
             schema,
             vec![

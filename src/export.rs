@@ -20,8 +20,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
-use crate::app::{App, AppError};
-use crate::lake::AsOf;
+use crate::lake::{AsOf, QuerySession};
 use crate::query::{self, Format};
 
 /// The zones (SQL schemas) whose tables can be exported.
@@ -110,12 +109,12 @@ pub enum ExportError {
         /// Why it cannot be used and what to do.
         message: String,
     },
-    /// The lake could not be opened for reading.
+    /// The lake's catalog could not be read.
     #[error("cannot read the lake: {source}")]
     Lake {
-        /// The application's error.
+        /// The query's error.
         #[source]
-        source: Box<AppError>,
+        source: Box<query::QueryError>,
     },
     /// Reading a table failed.
     #[error("reading {table} failed: {source}")]
@@ -294,16 +293,12 @@ pub struct Encoded {
     pub bytes: Vec<u8>,
 }
 
-/// Resolves `inputs` to tables (each once, in the order given) in one session, so they are all
+/// Resolves `inputs` to tables of `session` (each once, in the order given), so they are all
 /// read from the same lake versions.
 async fn select(
-    app: &App,
+    session: &QuerySession,
     inputs: &[String],
-    as_of: Option<&AsOf>,
-) -> Result<(crate::lake::QuerySession, Vec<(String, String)>), ExportError> {
-    let session = app.session(as_of).await.map_err(|e| ExportError::Lake {
-        source: Box::new(e),
-    })?;
+) -> Result<Vec<(String, String)>, ExportError> {
     let tables = exportable_tables(&session.ctx).await?;
     let mut selected: Vec<(String, String)> = Vec::new();
     for input in inputs {
@@ -312,7 +307,7 @@ async fn select(
             selected.push(table);
         }
     }
-    Ok((session, selected))
+    Ok(selected)
 }
 
 /// Reads one table, sorted, and encodes it.
@@ -336,18 +331,24 @@ async fn encode_one(
 /// One table (`liquidity_vs_risk` or `zone.table`) encoded in memory exactly as `export` writes
 /// it (the status page's downloads).
 pub async fn encode_table(
-    app: &App,
+    session: &QuerySession,
     input: &str,
     format: ExportFormat,
 ) -> Result<Encoded, ExportError> {
-    let (session, selected) = select(app, &[input.to_string()], None).await?;
+    let selected = select(session, &[input.to_string()]).await?;
     encode_one(&session.ctx, &selected[0], format).await
 }
 
-/// Exports the tables named in `args` and returns one entry per file, in the order given.
-pub async fn export(app: &App, args: &ExportArgs) -> Result<Vec<Exported>, ExportError> {
-    let destination = Destination::parse(&args.to, app.config.lake.allow_http)?;
-    let (session, selected) = select(app, &args.models, args.as_of.as_ref()).await?;
+/// Exports the tables named in `args` from `session` (opened as of `args.as_of`) and returns one
+/// entry per file, in the order given. `allow_http`: plain-HTTP object stores are allowed
+/// (`[lake] allow_http`).
+pub async fn export(
+    session: &QuerySession,
+    allow_http: bool,
+    args: &ExportArgs,
+) -> Result<Vec<Exported>, ExportError> {
+    let destination = Destination::parse(&args.to, allow_http)?;
+    let selected = select(session, &args.models).await?;
     destination.prepare(&args.to)?;
     let mut written = Vec::new();
     for table in &selected {
@@ -363,17 +364,6 @@ pub async fn export(app: &App, args: &ExportArgs) -> Result<Vec<Exported>, Expor
         });
     }
     Ok(written)
-}
-
-/// `macrolake export`: exports and prints one line per file (location, rows, bytes).
-pub async fn run(app: &App, args: ExportArgs) -> Result<(), AppError> {
-    for file in export(app, &args).await? {
-        println!(
-            "{}  {} rows  {} bytes",
-            file.location, file.rows, file.bytes
-        );
-    }
-    Ok(())
 }
 
 /// Every `(zone, name)` in the session that can be exported, sorted.
@@ -392,7 +382,7 @@ async fn exportable_tables(
     .map_err(|e| match e {
         query::QueryError::Sql(source) => read_err(source),
         other => ExportError::Lake {
-            source: Box::new(other.into()),
+            source: Box::new(other),
         },
     })?;
     Ok(query::render_rows(&batches)

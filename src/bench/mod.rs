@@ -227,7 +227,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
 fn phase_err(phase: &str) -> impl Fn(crate::app::AppError) -> BenchError + '_ {
     move |e| BenchError::Phase {
         phase: phase.to_string(),
-        message: crate::cli::error_text(&e),
+        message: crate::http::redact::error_text(&e),
     }
 }
 

@@ -17,8 +17,9 @@ use chrono::{Months, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type};
 
-use crate::app::{App, AppError};
+use crate::lake::QuerySession;
 use crate::lake::{AsOf, TableName};
+use crate::query::QueryError;
 
 /// The mart charts read.
 const MART: &str = "liquidity_vs_risk";
@@ -145,9 +146,9 @@ pub enum ChartError {
     /// Reading the lake failed.
     #[error("reading marts.{MART} failed: {source}")]
     Read {
-        /// The application's error.
+        /// The query's error.
         #[source]
-        source: Box<AppError>,
+        source: Box<QueryError>,
     },
     /// The mart's columns are not what the chart reads.
     #[error(
@@ -256,8 +257,14 @@ pub struct Drawn {
     pub divergence_spans: usize,
 }
 
-/// Draws the chart `args` describes in `format`, in memory (`args.out` only names it in errors).
-pub async fn draw(app: &App, args: &ChartArgs, format: ImageFormat) -> Result<Drawn, ChartError> {
+/// Draws the chart `args` describes in `format`, in memory (`args.out` only names it in errors),
+/// from `session` (opened as of `args.as_of`) over the lake at `lake` (named in errors).
+pub async fn draw(
+    session: &QuerySession,
+    lake: &str,
+    args: &ChartArgs,
+    format: ImageFormat,
+) -> Result<Drawn, ChartError> {
     let size_ok = |v: u32| (200..=10_000).contains(&v);
     if !size_ok(args.width) || !size_ok(args.height) {
         return Err(ChartError::BadSize {
@@ -268,7 +275,7 @@ pub async fn draw(app: &App, args: &ChartArgs, format: ImageFormat) -> Result<Dr
     if !font::register() {
         return Err(ChartError::Font);
     }
-    let (from, to, data) = load(app, args).await?;
+    let (from, to, data) = load(session, lake, args).await?;
     let bytes = render::render(
         &data,
         from,
@@ -290,12 +297,16 @@ pub async fn draw(app: &App, args: &ChartArgs, format: ImageFormat) -> Result<Dr
     })
 }
 
-/// Draws the chart `args` describes and writes it.
-pub async fn chart(app: &App, args: &ChartArgs) -> Result<Rendered, ChartError> {
+/// Draws the chart `args` describes from `session` and writes it.
+pub async fn chart(
+    session: &QuerySession,
+    lake: &str,
+    args: &ChartArgs,
+) -> Result<Rendered, ChartError> {
     let format = ImageFormat::for_path(&args.out).ok_or_else(|| ChartError::UnsupportedFormat {
         path: args.out.clone(),
     })?;
-    let drawn = draw(app, args, format).await?;
+    let drawn = draw(session, lake, args, format).await?;
     let write_err = |source| ChartError::Write {
         path: args.out.clone(),
         source,
@@ -315,47 +326,25 @@ pub async fn chart(app: &App, args: &ChartArgs) -> Result<Rendered, ChartError> 
     })
 }
 
-/// `macrolake chart`: draws, writes, and prints one line saying what.
-pub async fn run(app: &App, args: ChartArgs) -> Result<(), AppError> {
-    let r = chart(app, &args).await?;
-    println!(
-        "{}  {}x{} {:?}  {} to {} ({} days, {} divergence span(s) shaded)  {} bytes",
-        r.path.display(),
-        args.width,
-        args.height,
-        r.format,
-        r.from,
-        r.to,
-        r.days,
-        r.divergence_spans,
-        r.bytes
-    );
-    Ok(())
-}
-
 /// Reads the range's rows (defaults filled in from the mart) and returns the first and last
 /// day the mart has in it, with the data.
 async fn load(
-    app: &App,
+    session: &QuerySession,
+    lake: &str,
     args: &ChartArgs,
 ) -> Result<(NaiveDate, NaiveDate, ChartData), ChartError> {
-    let read_err = |e: AppError| ChartError::Read {
+    let read_err = |e: QueryError| ChartError::Read {
         source: Box::new(e),
     };
-    let session = app.session(args.as_of.as_ref()).await.map_err(read_err)?;
     let mart = TableName::marts(MART);
     if !session.tables.iter().any(|(t, _)| *t == mart) {
         return Err(ChartError::NoMart {
-            lake: app.lake.root().to_string(),
+            lake: lake.to_string(),
         });
     }
     let query = |sql: String| {
         let ctx = session.ctx.clone();
-        async move {
-            crate::query::collect(&ctx, &sql)
-                .await
-                .map_err(|e| read_err(e.into()))
-        }
+        async move { crate::query::collect(&ctx, &sql).await.map_err(read_err) }
     };
     // The default end is the newest day with a value on every line drawn (the mart itself runs to
     // the newest day any input is known, where some lines may have no value yet).
@@ -373,7 +362,7 @@ async fn load(
         (None, Some((_, last))) => last,
         (None, None) => {
             return Err(ChartError::EmptyMart {
-                lake: app.lake.root().to_string(),
+                lake: lake.to_string(),
             });
         }
     };

@@ -135,6 +135,23 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
     }
 }
 
+/// An error as one line for the user: its message, then each cause in its source chain that the
+/// text does not already contain (most of our errors embed their cause, and DataFusion's
+/// contexts repeat theirs), with secrets redacted. Each cause is printed once.
+pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    redact(&text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

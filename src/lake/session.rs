@@ -1,6 +1,7 @@
 //! A DataFusion session over the lake: every table registered as `staging.<t>`, `marts.<t>`,
 //! `meta.<t>`, optionally as of a past version or time, plus the SQL views connectors define.
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -208,7 +209,7 @@ fn truncate(
         return Ok(provider);
     }
     let known = crate::availability::known_on_udf(cutoff).call(vec![col("available_at")]);
-    let day = datafusion::scalar::ScalarValue::Date32(Some(super::watermarks::date_to_days(day)));
+    let day = datafusion::scalar::ScalarValue::Date32(Some(Date32Type::from_naive_date(day)));
     let df = ctx.read_table(provider)?.filter(known.lt_eq(lit(day)))?;
     Ok(df.into_view())
 }

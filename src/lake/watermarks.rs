@@ -1,6 +1,7 @@
 //! Per-source high-water marks: `meta.watermarks` [source, key] → newest date landed.
 //! A nightly run asks upstream only from the watermark minus a look-back window.
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,16 +13,6 @@ use super::{Lake, LakeError, Result, TableName, WriteMode, column_as};
 
 fn table() -> TableName {
     TableName::meta("watermarks")
-}
-
-/// Days since 1970-01-01 (Arrow's `Date32`).
-pub fn date_to_days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-}
-
-/// Inverse of [`date_to_days`].
-pub fn days_to_date(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days as i64)
 }
 
 impl Lake {
@@ -69,8 +60,8 @@ impl Lake {
             let keys: StringArray = column_as(&batch, 0, &DataType::Utf8)?;
             let dates: Date32Array = column_as(&batch, 1, &DataType::Date32)?;
             for i in 0..batch.num_rows() {
-                if !dates.is_null(i) {
-                    out.insert(keys.value(i).to_string(), days_to_date(dates.value(i)));
+                if let Some(day) = dates.value_as_date(i).filter(|_| !dates.is_null(i)) {
+                    out.insert(keys.value(i).to_string(), day);
                 }
             }
         }
@@ -103,7 +94,7 @@ impl Lake {
             )),
             Arc::new(Date32Array::from(
                 keys.iter()
-                    .map(|k| date_to_days(marks[*k]))
+                    .map(|k| Date32Type::from_naive_date(marks[*k]))
                     .collect::<Vec<_>>(),
             )),
             crate::lake::ingested_at_column(keys.len(), now),

@@ -19,12 +19,13 @@ use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
 use super::catalog::server_version;
 use super::config::Credential;
 use super::guard::{Guard, Refusal};
+use super::pg_error as error;
 
 const ITERATIONS: usize = 4096;
 
@@ -82,15 +83,6 @@ impl AuthSource for Users {
             }
         }
     }
-}
-
-/// A PostgreSQL error.
-pub fn error(severity: &str, code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        severity.into(),
-        code.into(),
-        message,
-    )))
 }
 
 fn timeout_error() -> PgWireError {

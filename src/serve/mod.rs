@@ -122,24 +122,34 @@ pub fn tls_acceptor(
     }
 }
 
-/// A PostgreSQL `ErrorResponse` sent before startup, for refusing a connection.
+/// A PostgreSQL error to return from a handler or hook.
+pub fn pg_error(severity: &str, code: &str, message: String) -> pgwire::error::PgWireError {
+    pgwire::error::PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+        severity.into(),
+        code.into(),
+        message,
+    )))
+}
+
+/// A PostgreSQL `ErrorResponse` sent before startup, for refusing a connection (encoded by
+/// pgwire).
 fn fatal_message(code: &str, message: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (tag, value) in [
-        (b'S', "FATAL"),
-        (b'V', "FATAL"),
-        (b'C', code),
-        (b'M', message),
-    ] {
-        body.push(tag);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
+    use pgwire::messages::Message;
+    let response = pgwire::messages::response::ErrorResponse::new(vec![
+        (b'S', "FATAL".into()),
+        (b'V', "FATAL".into()),
+        (b'C', code.into()),
+        (b'M', message.into()),
+    ]);
+    let mut buf = bytes::BytesMut::new();
+    match response.encode(&mut buf) {
+        Ok(()) => buf.to_vec(),
+        // Only a message over pgwire's size limit fails; ours are one short line.
+        Err(e) => {
+            tracing::warn!("cannot encode the refusal: {e}");
+            Vec::new()
+        }
     }
-    body.push(0);
-    let mut out = vec![b'E'];
-    out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    out
 }
 
 /// A server ready to accept clients.

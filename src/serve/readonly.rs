@@ -37,7 +37,7 @@ fn options() -> SQLOptions {
 /// Refuses a plan that would write, define or change the engine (42501).
 pub fn verify(plan: &LogicalPlan) -> PgWireResult<()> {
     options().verify_plan(plan).map_err(|e| {
-        super::handler::error(
+        super::pg_error(
             "ERROR",
             "42501",
             format!("permission denied: this server is read-only ({e})"),

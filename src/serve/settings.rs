@@ -169,7 +169,7 @@ fn timeout_ms(value: &str) -> Option<u64> {
 }
 
 fn error(code: &str, message: String) -> pgwire::error::PgWireError {
-    super::handler::error("ERROR", code, message)
+    super::pg_error("ERROR", code, message)
 }
 
 /// Stores `var = value` in the connection's metadata.

@@ -58,7 +58,17 @@ pub async fn file(cx: &Cx<'_>, file: &str) -> Response<Body> {
             &format!("{file}: name a table and .csv or .parquet, e.g. /download/marts.liquidity_vs_risk.csv"),
         );
     };
-    match crate::export::encode_table(&cx.state.app, name, format).await {
+    let encoded = match cx.state.app.session(None).await {
+        Ok(session) => crate::export::encode_table(&session, name, format).await,
+        Err(e) => {
+            return cx.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/downloads",
+                &e.to_string(),
+            );
+        }
+    };
+    match encoded {
         Ok(encoded) => {
             let mut r = respond(StatusCode::OK, content_type, encoded.bytes);
             let disposition = format!(

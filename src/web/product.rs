@@ -11,7 +11,7 @@ use super::lineage::Graph;
 use super::pages::Cx;
 use super::{Body, respond};
 use crate::app::AppError;
-use crate::chart::{ChartArgs, ChartError, ChartMode, ImageFormat};
+use crate::chart::{ChartArgs, ChartError, ChartMode, Drawn, ImageFormat};
 use crate::query::render_rows;
 
 /// Rows of the mart shown under the chart.
@@ -51,6 +51,18 @@ fn chart_status(e: &ChartError) -> StatusCode {
     }
 }
 
+/// The chart for `args` as SVG; an error is its HTTP status and message.
+async fn draw_svg(cx: &Cx<'_>, args: &ChartArgs) -> Result<Drawn, (StatusCode, String)> {
+    let app = &cx.state.app;
+    let session = app
+        .session(args.as_of.as_ref())
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    crate::chart::draw(&session, app.lake.root().as_str(), args, ImageFormat::Svg)
+        .await
+        .map_err(|e| (chart_status(&e), e.to_string()))
+}
+
 /// The SVG document without its XML declaration, to inline in HTML.
 fn inline_svg(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -66,9 +78,9 @@ pub async fn chart_svg(cx: &Cx<'_>) -> Response<Body> {
         Ok(a) => a,
         Err(m) => return cx.error(StatusCode::BAD_REQUEST, "/product", &m),
     };
-    match crate::chart::draw(&cx.state.app, &args, ImageFormat::Svg).await {
+    match draw_svg(cx, &args).await {
         Ok(d) => respond(StatusCode::OK, "image/svg+xml", d.bytes),
-        Err(e) => cx.error(chart_status(&e), "/product", &e.to_string()),
+        Err((status, message)) => cx.error(status, "/product", &message),
     }
 }
 
@@ -79,32 +91,31 @@ pub async fn product(cx: &Cx<'_>) -> Response<Body> {
         Ok(a) => a,
         Err(m) => return cx.error(StatusCode::BAD_REQUEST, "/product", &m),
     };
-    let (status, chart, from, to) =
-        match crate::chart::draw(&cx.state.app, &args, ImageFormat::Svg).await {
-            Ok(d) => (
-                StatusCode::OK,
-                format!(
-                    "<figure id=\"chart\">{}<figcaption class=\"muted\">{} to {}: {} day(s), {} \
+    let (status, chart, from, to) = match draw_svg(cx, &args).await {
+        Ok(d) => (
+            StatusCode::OK,
+            format!(
+                "<figure id=\"chart\">{}<figcaption class=\"muted\">{} to {}: {} day(s), {} \
                      divergence span(s) shaded.</figcaption></figure>",
-                    inline_svg(&d.bytes),
-                    d.from,
-                    d.to,
-                    d.days,
-                    d.divergence_spans
-                ),
-                d.from.to_string(),
-                d.to.to_string(),
+                inline_svg(&d.bytes),
+                d.from,
+                d.to,
+                d.days,
+                d.divergence_spans
             ),
-            Err(e) => (
-                chart_status(&e),
-                format!(
-                    "<p class=\"bad\" id=\"error\">{}</p>",
-                    escape(&crate::http::redact::redact(&e.to_string()))
-                ),
-                cx.param("from").unwrap_or_default(),
-                cx.param("to").unwrap_or_default(),
+            d.from.to_string(),
+            d.to.to_string(),
+        ),
+        Err((status, message)) => (
+            status,
+            format!(
+                "<p class=\"bad\" id=\"error\">{}</p>",
+                escape(&crate::http::redact::redact(&message))
             ),
-        };
+            cx.param("from").unwrap_or_default(),
+            cx.param("to").unwrap_or_default(),
+        ),
+    };
     let dual = args.mode == ChartMode::DualAxis;
     let form = format!(
         "<form method=\"get\" action=\"/product\" id=\"range\">\

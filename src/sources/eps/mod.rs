@@ -27,9 +27,11 @@
 mod cells;
 pub mod config;
 pub mod parse;
+pub mod row;
 pub mod sector;
 pub mod vendor;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +47,6 @@ use parse::Edition;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::{HttpError, Request};
-use crate::lake::watermarks::date_to_days;
 use crate::lake::{LakeError, TableName, WriteMode};
 
 const NAME: &str = "eps";
@@ -103,7 +104,7 @@ fn batch(rows: &[Row], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> 
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| date_to_days(r.as_of_date))
+                .map(|r| Date32Type::from_naive_date(r.as_of_date))
                 .collect::<Vec<_>>(),
         )),
         text(|r| &r.index),

@@ -34,48 +34,12 @@ use chrono::{Datelike, NaiveDate};
 
 use super::cells::{Sheet, is_blank, norm_str, to_date};
 pub use super::cells::{cell_name, date_label};
+pub use super::row::{
+    Edition, EpsRow, OPERATING_EPS, OPERATING_PE, PEG, PROJECTED_GROWTH_PCT, REPORTED_EPS,
+};
 
 /// The sheet every row comes from.
 pub const SHEET: &str = "ESTIMATES&PEs";
-
-/// Operating EPS ($ per index share).
-pub const OPERATING_EPS: &str = "operating_eps";
-/// As-reported (GAAP) EPS ($ per index share).
-pub const REPORTED_EPS: &str = "reported_eps";
-/// Estimated operating P/E for the year in `period`.
-pub const OPERATING_PE: &str = "operating_pe";
-/// Projected annual EPS growth over five years, in percent.
-pub const PROJECTED_GROWTH_PCT: &str = "projected_growth_pct";
-/// P/E divided by projected growth.
-pub const PEG: &str = "peg";
-
-/// One value of one edition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpsRow {
-    /// `SP500`, `SP400`, `SP600` (or a vendor's index).
-    pub index: String,
-    /// `2026` (calendar year), `2026Q1` (calendar quarter) or `5Y`.
-    pub period: String,
-    /// What the value is (see the constants of this module).
-    pub kind: &'static str,
-    /// The value.
-    pub value: f64,
-    /// Whether it is an estimate rather than a reported actual.
-    pub is_estimate: bool,
-    /// Where it was read: `ESTIMATES&PEs!I142`.
-    pub origin: String,
-}
-
-/// One parsed workbook edition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Edition {
-    /// The date the edition is as of.
-    pub as_of_date: NaiveDate,
-    /// The cell the date was read from.
-    pub as_of_cell: String,
-    /// Its values.
-    pub rows: Vec<EpsRow>,
-}
 
 /// Parses a workbook's bytes. Errors name the sheet and cell where the layout was not as expected.
 pub fn workbook(body: &[u8]) -> Result<Edition, String> {

@@ -16,7 +16,7 @@ use calamine::{Data, Range};
 use chrono::NaiveDate;
 
 use super::cells::{Sheet, is_blank, to_date};
-use super::parse::{EpsRow, OPERATING_EPS, REPORTED_EPS};
+use super::row::{EpsRow, OPERATING_EPS, REPORTED_EPS};
 
 /// The sheet's name.
 pub const SECTOR_SHEET: &str = "SECTOR EPS";

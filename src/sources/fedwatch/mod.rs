@@ -23,6 +23,7 @@
 
 pub mod method;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +36,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use serde::Deserialize;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
-use crate::lake::watermarks::{date_to_days, days_to_date};
 use crate::lake::{LakeError, TableName, column_as};
 
 const NAME: &str = "fedwatch";
@@ -174,11 +174,13 @@ impl Fedwatch {
                 let rates: Float64Array = column_as(&b, 2, &DataType::Float64)?;
                 let contracts: StringArray = column_as(&b, 3, &DataType::Utf8)?;
                 for i in 0..b.num_rows() {
-                    let entry = curves.entry(days_to_date(dates.value(i))).or_default();
-                    entry
-                        .0
-                        .entry(days_to_date(months.value(i)))
-                        .or_insert(rates.value(i));
+                    let (Some(day), Some(month)) =
+                        (dates.value_as_date(i), months.value_as_date(i))
+                    else {
+                        continue;
+                    };
+                    let entry = curves.entry(day).or_default();
+                    entry.0.entry(month).or_insert(rates.value(i));
                     entry.1.insert(contracts.value(i).to_string());
                 }
             }
@@ -192,9 +194,12 @@ impl Fedwatch {
                 let dates: Date32Array = column_as(&b, 1, &DataType::Date32)?;
                 let values: Float64Array = column_as(&b, 2, &DataType::Float64)?;
                 for i in 0..b.num_rows() {
+                    let Some(day) = dates.value_as_date(i) else {
+                        continue;
+                    };
                     fred.entry(ids.value(i).to_string())
                         .or_default()
-                        .insert(days_to_date(dates.value(i)), values.value(i));
+                        .insert(day, values.value(i));
                 }
             }
         }
@@ -362,8 +367,10 @@ impl Source for Fedwatch {
                     .unwrap_or_default();
                 for (k, o) in priced.iter().enumerate() {
                     for (l, p) in &o.probabilities {
-                        probs.as_of.push(date_to_days(day));
-                        probs.meeting.push(date_to_days(o.meeting_date));
+                        probs.as_of.push(Date32Type::from_naive_date(day));
+                        probs
+                            .meeting
+                            .push(Date32Type::from_naive_date(o.meeting_date));
                         probs.index.push(k as i64 + 1);
                         probs.low.push(*l);
                         probs.prob.push((p * 1e9).round() / 1e9);
@@ -402,8 +409,10 @@ impl Source for Fedwatch {
             } else {
                 why_no_futures
             };
-            proxies.as_of.push(date_to_days(day));
-            proxies.next_meeting.push(next.map(date_to_days));
+            proxies.as_of.push(Date32Type::from_naive_date(day));
+            proxies
+                .next_meeting
+                .push(next.map(Date32Type::from_naive_date));
             proxies.effr.push(effr_now);
             proxies.dgs1.push(dgs1);
             proxies.dgs2.push(dgs2);

@@ -24,6 +24,7 @@
 pub mod config;
 pub mod parse;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -40,7 +41,6 @@ pub use config::FomcConfig;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::watermarks::{date_to_days, days_to_date};
 use crate::lake::{Lake, LakeError, TableName, WriteMode, column_as};
 
 const NAME: &str = "fomc";
@@ -322,9 +322,14 @@ pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeErr
         let labels: StringArray = column_as(&b, 5, &DataType::Utf8)?;
         let avail = timestamps(&b, 6)?;
         for i in 0..b.num_rows() {
+            let (Some(meeting_date), Some(meeting_start_date)) =
+                (dates.value_as_date(i), starts.value_as_date(i))
+            else {
+                continue;
+            };
             rows.push(PageRow {
-                meeting_date: days_to_date(dates.value(i)),
-                meeting_start_date: days_to_date(starts.value(i)),
+                meeting_date,
+                meeting_start_date,
                 has_sep: sep.value(i),
                 kind: kinds.value(i).to_string(),
                 panel_year: (!years.is_null(i)).then(|| years.value(i)),
@@ -353,9 +358,12 @@ async fn read_calendar(lake: &Lake) -> Result<Option<Vec<CalendarMeeting>>, Lake
         let sources: StringArray = column_as(&b, 5, &DataType::Utf8)?;
         let avail = timestamps(&b, 6)?;
         for i in 0..b.num_rows() {
+            let Some(meeting_date) = dates.value_as_date(i) else {
+                continue;
+            };
             rows.push(CalendarMeeting {
-                meeting_date: days_to_date(dates.value(i)),
-                meeting_start_date: (!starts.is_null(i)).then(|| days_to_date(starts.value(i))),
+                meeting_date,
+                meeting_start_date: starts.value_as_date(i).filter(|_| !starts.is_null(i)),
                 has_sep: (!sep.is_null(i)).then(|| sep.value(i)),
                 scheduled: scheduled.value(i),
                 kind: kinds.value(i).to_string(),
@@ -448,12 +456,12 @@ fn page_batch(rows: &[PageRow], run_at: DateTime<Utc>) -> Result<RecordBatch, La
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| date_to_days(r.meeting_date))
+                .map(|r| Date32Type::from_naive_date(r.meeting_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| date_to_days(r.meeting_start_date))
+                .map(|r| Date32Type::from_naive_date(r.meeting_start_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(BooleanArray::from(
@@ -488,12 +496,12 @@ fn calendar_batch(
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| date_to_days(r.meeting_date))
+                .map(|r| Date32Type::from_naive_date(r.meeting_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| r.meeting_start_date.map(date_to_days))
+                .map(|r| r.meeting_start_date.map(Date32Type::from_naive_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(BooleanArray::from(

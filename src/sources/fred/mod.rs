@@ -15,6 +15,7 @@ pub mod config;
 pub mod guard;
 pub mod parse;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -30,7 +31,6 @@ use parse::{Observation, SeriesMeta};
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::watermarks::date_to_days;
 use crate::lake::{Lake, LakeError, TableName, ViewDef, WriteMode, column_as};
 
 const NAME: &str = "fred";
@@ -328,7 +328,7 @@ fn observations_batch(
         let factor = unit.as_deref().and_then(catalog::musd_factor);
         let seen_on = f.fetched_at.date_naive();
         for o in &f.observations {
-            let day = date_to_days(o.date);
+            let day = Date32Type::from_naive_date(o.date);
             if let Some(stored) = latest.get(&(f.id.clone(), day))
                 && stored.map(f64::to_bits) == o.value.map(f64::to_bits)
             {
@@ -339,8 +339,10 @@ fn observations_batch(
             values.push(o.value);
             units.push(unit.clone());
             musd.push(o.value.zip(factor).map(|(v, k)| v * k));
-            rt_start.push(date_to_days(o.realtime_start.unwrap_or(seen_on)));
-            rt_end.push(o.realtime_end.map(date_to_days));
+            rt_start.push(Date32Type::from_naive_date(
+                o.realtime_start.unwrap_or(seen_on),
+            ));
+            rt_end.push(o.realtime_end.map(Date32Type::from_naive_date));
             sources.push(f.source);
         }
     }
@@ -391,7 +393,7 @@ fn series_batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch
         };
         NaiveDate::parse_from_str(raw, "%Y-%m-%d")
             .ok()
-            .map(date_to_days)
+            .map(Date32Type::from_naive_date)
     };
     let columns: Vec<ArrayRef> = vec![
         text(&|f| Some(f.id.clone())),

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod parse;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -32,7 +33,6 @@ use parse::Settle;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::watermarks::date_to_days;
 use crate::lake::{LakeError, TableName};
 
 const NAME: &str = "futures";
@@ -79,12 +79,12 @@ fn batch(rows: &[(Settle, String)], run_at: DateTime<Utc>) -> Result<RecordBatch
         )),
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|(s, _)| s.contract_month.map(date_to_days))
+                .map(|(s, _)| s.contract_month.map(Date32Type::from_naive_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|(s, _)| date_to_days(s.date))
+                .map(|(s, _)| Date32Type::from_naive_date(s.date))
                 .collect::<Vec<_>>(),
         )),
         f(|s| s.open),

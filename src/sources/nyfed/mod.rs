@@ -18,6 +18,7 @@
 pub mod config;
 pub mod parse;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -31,7 +32,6 @@ use parse::{Cents, OperationRow, SomaRow};
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::watermarks::date_to_days;
 use crate::lake::{LakeError, TableName, ViewDef};
 
 const NAME: &str = "nyfed";
@@ -133,7 +133,7 @@ fn operations_batch(
     let date = |f: fn(&OperationRow) -> Option<NaiveDate>| -> ArrayRef {
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| f(r).map(date_to_days))
+                .map(|r| f(r).map(Date32Type::from_naive_date))
                 .collect::<Vec<_>>(),
         ))
     };
@@ -182,7 +182,7 @@ fn soma_batch(rows: &[SomaRow], run_at: DateTime<Utc>) -> Result<RecordBatch, La
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|r| date_to_days(r.as_of_date))
+                .map(|r| Date32Type::from_naive_date(r.as_of_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(

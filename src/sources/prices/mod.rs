@@ -11,6 +11,7 @@
 pub mod config;
 pub mod parse;
 
+use datafusion::arrow::datatypes::Date32Type;
 use futures::StreamExt;
 use std::sync::Arc;
 
@@ -23,7 +24,6 @@ use parse::Bar;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::watermarks::date_to_days;
 use crate::lake::{LakeError, TableName};
 
 const NAME: &str = "prices";
@@ -98,7 +98,7 @@ pub fn batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch, L
         )),
         Arc::new(Date32Array::from(
             rows.iter()
-                .map(|(_, b)| date_to_days(b.date))
+                .map(|(_, b)| Date32Type::from_naive_date(b.date))
                 .collect::<Vec<_>>(),
         )),
         f64s(|b| b.open),

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod parse;
 
+use datafusion::arrow::datatypes::Date32Type;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +18,6 @@ use parse::TgaDay;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::watermarks::date_to_days;
 use crate::lake::{LakeError, TableName};
 
 const NAME: &str = "treasury";
@@ -67,7 +67,7 @@ fn batch(days: &[TgaDay], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeErro
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             days.iter()
-                .map(|d| date_to_days(d.record_date))
+                .map(|d| Date32Type::from_naive_date(d.record_date))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(vec!["TGA"; n])),
