@@ -11,6 +11,7 @@
 //! 2. a field in [`SourcesConfig`] and an arm in [`SourceKind`];
 //! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
 
+pub mod csv_line;
 pub mod eps;
 pub mod fedwatch;
 pub mod fomc;

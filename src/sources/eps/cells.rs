@@ -1,6 +1,6 @@
 //! Reading cells of a calamine sheet: labels, numbers, dates, `A1` names.
 
-use calamine::{Data, Range};
+use calamine::{Data, DataType, Range};
 use chrono::NaiveDate;
 
 /// Text of a label: trimmed, spaces collapsed, upper case.
@@ -40,25 +40,17 @@ pub fn date_label(s: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
 }
 
-fn serial_date(serial: f64) -> Option<NaiveDate> {
-    (20_000.0..80_000.0).contains(&serial).then(|| {
-        NaiveDate::from_ymd_opt(1899, 12, 30).expect("valid")
-            + chrono::Duration::days(serial as i64)
-    })
-}
-
-/// A cell as a date: a date-formatted serial, a bare serial, an ISO text or a quarter label.
+/// A cell as a date: a date-formatted serial, a bare serial in the plausible range (1954 to
+/// 2119, so a value is not taken for a date), an ISO text or a quarter label. Serials are
+/// converted by calamine (the 1900 and 1904 epochs).
 pub fn to_date(v: &Data) -> Option<NaiveDate> {
     match v {
-        Data::DateTime(dt) if dt.is_datetime() => {
-            let (y, m, d, ..) = dt.to_ymd_hms_milli();
-            NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32)
-        }
-        Data::Float(f) => serial_date(*f),
-        Data::Int(i) => serial_date(*i as f64),
-        Data::DateTimeIso(s) => NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok(),
+        Data::Float(f) if !(20_000.0..80_000.0).contains(f) => None,
+        Data::Int(i) if !(20_000..80_000).contains(i) => None,
+        // A duration, not a date.
+        Data::DateTime(dt) if !dt.is_datetime() => None,
         Data::String(s) => date_label(s),
-        _ => None,
+        _ => v.as_date(),
     }
 }
 

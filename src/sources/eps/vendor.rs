@@ -1,8 +1,8 @@
 //! Vendor estimate CSV files (the `vendor_dir` drop folder): EPS estimates that are not
 //! published free, such as a bank's Russell 2000 forward EPS, typed in or exported by the user.
 //!
-//! Schema (UTF-8, comma-separated, one record per line, one header line, fields trimmed and
-//! optionally double-quoted, blank lines ignored):
+//! Schema (UTF-8, comma-separated, one header line, one record per line (a double-quoted field
+//! may hold a line break), fields trimmed and optionally double-quoted, blank lines ignored):
 //!
 //! ```text
 //! as_of_date,index,period,eps,kind,source
@@ -157,30 +157,32 @@ fn row(fields: &[&str], line: usize) -> Result<VendorRow, String> {
     })
 }
 
-/// Validates one file's text; the first problem found is returned with its line.
+/// Validates one file's text; the first problem found is returned with its line (where its
+/// record starts: a quoted field may span lines).
 pub fn parse(text: &str) -> Result<Vec<VendorRow>, RowError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = Vec::new();
     let mut seen: HashMap<Key, usize> = HashMap::new();
     let mut header_seen = false;
-    // Line by line (not one CSV stream), so every error names the file's own line number.
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = record.map_err(|e| RowError {
+            line: e
+                .position()
+                .map_or(1, |p| crate::sources::csv_line::line_of(text, p)),
+            message: format!("not valid CSV: {e}"),
+        })?;
+        let line = record
+            .position()
+            .map_or(1, |p| crate::sources::csv_line::line_of(text, p));
+        // A line of spaces only (the reader itself skips empty lines).
+        if record.len() == 1 && record[0].is_empty() {
             continue;
         }
-        let record = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(raw.as_bytes())
-            .records()
-            .next()
-            .unwrap_or_else(|| Ok(csv::StringRecord::new()))
-            .map_err(|e| RowError {
-                line,
-                message: format!("not valid CSV: {e}"),
-            })?;
         let fields: Vec<&str> = record.iter().collect();
         if !header_seen {
             let lower: Vec<String> = fields.iter().map(|f| f.to_ascii_lowercase()).collect();
@@ -246,6 +248,26 @@ mod tests {
             ("2027Q1", -1.5, "forward_eps")
         );
         assert_eq!(rows[2].period, "NTM");
+    }
+
+    #[test]
+    fn a_quoted_field_may_span_lines_and_later_lines_keep_their_numbers() {
+        let e = parse(&format!(
+            "{HEAD}2026-02-13,RUT,2026,98.4,operating_eps,examplebank\n\n\"2026-02-13\",\"RU\nT\",2026,1,operating_eps,b\n2026-02-13,RUT,2027,1,operating_eps,b\n\r\nbad\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, 4, "the record starting on line 4: {e:?}");
+        assert!(e.message.contains("index \"RU\\nT\""), "{e:?}");
+        let e = parse(&format!(
+            "{HEAD}\"2026-02-13\",RUT,2026,98.4,\"operating_eps\",\"example\nbank\"\n\n\nbad\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, 2, "{e:?}");
+        let rows = parse(&format!(
+            "{HEAD}2026-02-13,RUT,2026,98.4,operating_eps,b\n\"2026-02-13\",RUT,2027,1,operating_eps,b\n\n\n2026-02-13,RUT,2028,1,operating_eps,b\n"
+        ))
+        .unwrap();
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 6]);
     }
 
     #[test]

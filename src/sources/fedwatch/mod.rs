@@ -70,17 +70,26 @@ pub fn proxy_table() -> TableName {
     TableName::staging("policy_proxy")
 }
 
-/// Parses the FOMC calendar CSV (first column: decision date).
+/// Parses the FOMC calendar CSV (a header, then the decision date in the first column; errors
+/// name the line).
 pub fn parse_meetings(text: &str) -> Result<Vec<NaiveDate>, String> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let field = line.split(',').next().unwrap_or("").trim();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("not valid CSV: {e}"))?;
+        let field = record.get(0).unwrap_or("");
         if field.is_empty() {
             continue;
         }
+        let line = record
+            .position()
+            .map_or(0, |p| crate::sources::csv_line::line_of(text, p));
         out.push(
             NaiveDate::parse_from_str(field, "%Y-%m-%d")
-                .map_err(|_| format!("line {}: {field:?} is not a date", i + 1))?,
+                .map_err(|_| format!("line {line}: {field:?} is not a date"))?,
         );
     }
     out.sort();
@@ -523,6 +532,19 @@ mod tests {
             parse_meetings("meeting_date\n2025-13-01\n")
                 .unwrap_err()
                 .contains("line 2")
+        );
+        assert!(
+            parse_meetings("meeting_date\n2025-01-29\n\n\n2025-13-01\n")
+                .unwrap_err()
+                .contains("line 5")
+        );
+        // Quoted fields, commas inside them, and a quoted line break in a later column.
+        assert_eq!(
+            parse_meetings(
+                "meeting_date,label\n\"2026-01-28\",\"Jan 27-28,\n2026\"\n2026-03-18,x\n"
+            )
+            .unwrap(),
+            [d("2026-01-28"), d("2026-03-18")]
         );
     }
 }
