@@ -126,9 +126,11 @@ impl Lake {
         views: &[ViewDef],
         known_on: Option<NaiveDate>,
     ) -> Result<QuerySession> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
+        // Planning errors carry the SQL's line and column (a model's error names its line).
+        config.options_mut().sql_parser.collect_spans = true;
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(crate::availability::known_on_udf(self.cutoff));
         let catalog = ctx.catalog("datafusion").expect("default catalog exists");

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
 use super::dag::{self, line_of};
@@ -128,31 +130,26 @@ fn select(
     Ok(chosen)
 }
 
-pub(super) fn planning_error(model: &Model, message: String) -> ModelError {
-    // Point at the line of the first quoted name DataFusion complains about, when there is one.
-    let named = message
-        .split("No field named ")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| c.is_whitespace() || c == ',').next())
-        .map(|n| n.trim_end_matches('.').to_string());
-    let quoted = named.or_else(|| {
-        message
-            .split(['\'', '"', '`'])
-            .nth(1)
-            .map(|q| q.to_string())
-    });
-    let quoted = quoted.map(|q| {
-        q.trim_matches('"')
-            .rsplit('.')
-            .next()
-            .unwrap_or(&q)
-            .to_string()
-    });
-    let line = quoted.map(|q| line_of(&model.sql, &q)).unwrap_or(1);
+/// A model's SQL failed to plan or run: the error with the model's file and the line DataFusion
+/// points at (its diagnostic's span, else the line of the unknown column it names).
+pub(super) fn planning_error(model: &Model, e: &DataFusionError) -> ModelError {
+    let line = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|span| span.start.line as usize)
+        .filter(|line| *line > 0)
+        .or_else(|| match e.find_root() {
+            DataFusionError::SchemaError(schema, _) => match schema.as_ref() {
+                SchemaError::FieldNotFound { field, .. } => Some(line_of(&model.sql, &field.name)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or(1);
     ModelError::Invalid {
         path: model.path.clone(),
         line,
-        message: format!("DataFusion: {message}"),
+        message: format!("DataFusion: {e}"),
     }
 }
 
@@ -243,16 +240,12 @@ pub async fn build(
     // errors stop the build before anything is written.
     for (i, _) in &order {
         let m = &models[*i];
-        let plan = ctx
-            .sql(&m.sql)
-            .await
-            .map_err(|e| planning_error(m, e.to_string()))?;
+        let plan = ctx.sql(&m.sql).await.map_err(|e| planning_error(m, &e))?;
         if !existing.contains(&m.name) || test_only {
             if test_only && existing.contains(&m.name) {
                 continue;
             }
-            register(&ctx, &m.name, plan.clone().into_view())
-                .map_err(|e| planning_error(m, e.to_string()))?;
+            register(&ctx, &m.name, plan.clone().into_view()).map_err(|e| planning_error(m, &e))?;
         }
         // The append query plans against the model (stored, or as just planned).
         if let Some(a) = &m.append {

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::visit_relations;
+use datafusion::sql::sqlparser::ast::{Statement, visit_relations};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::{Model, ModelError};
 use crate::lake::TableName;
@@ -19,30 +20,33 @@ pub fn line_of(text: &str, needle: &str) -> usize {
         .unwrap_or(1)
 }
 
+/// A model's statements; a syntax error names the line of the token the parser stopped at (the
+/// last line when the statement ended too early).
+fn parse(model: &Model) -> Result<Vec<Statement>, ModelError> {
+    let invalid = |line: u64, message: String| ModelError::Invalid {
+        path: model.path.clone(),
+        line: (line as usize).max(1),
+        message: format!("SQL syntax error: {message}"),
+    };
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, &model.sql)
+        .tokenize_with_location()
+        .map_err(|e| invalid(e.location.line, e.to_string()))?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    parser.parse_statements().map_err(|e| {
+        let at = parser.peek_token_ref();
+        let line = if at.token == Token::EOF {
+            model.sql.trim_end().lines().count() as u64
+        } else {
+            at.span.start.line
+        };
+        invalid(line, e.to_string())
+    })
+}
+
 /// The lake tables (`staging.x`, `marts.y`, `meta.z`) a model's SQL reads.
 pub fn references(model: &Model) -> Result<Vec<TableName>, ModelError> {
-    let statements = Parser::parse_sql(&GenericDialect {}, &model.sql).map_err(|e| {
-        let message = e.to_string();
-        // sqlparser reports "… at Line: 12, Column: 5"
-        let line = message
-            .split("Line: ")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            // "found: EOF" has no position: the statement ended too early, on its last line.
-            .unwrap_or_else(|| {
-                if message.contains("EOF") {
-                    model.sql.trim_end().lines().count().max(1)
-                } else {
-                    1
-                }
-            });
-        ModelError::Invalid {
-            path: model.path.clone(),
-            line,
-            message: format!("SQL syntax error: {message}"),
-        }
-    })?;
+    let statements = parse(model)?;
     if statements.len() != 1 {
         return Err(ModelError::Invalid {
             path: model.path.clone(),
@@ -210,5 +214,22 @@ mod tests {
             err.starts_with("sql/marts/s.sql:3: SQL syntax error"),
             "{err}"
         );
+        // The line of the token the parser stopped at, and a tokenizer error's own line.
+        for (sql, line) in [
+            (
+                "SELECT a,\n  b\nFROM staging.x\nWHERE a = = 1\nORDER BY a",
+                4,
+            ),
+            ("SELECT a\nFROM staging.x\nGROUP a", 3),
+            ("SELECT a\nFROM staging.x\nWHERE b = 'open", 3),
+        ] {
+            let err = order(&[model("s", sql)], &BTreeSet::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("sql/marts/s.sql:{line}: SQL syntax error")),
+                "{sql:?}: {err}"
+            );
+        }
     }
 }

@@ -30,27 +30,21 @@ pub async fn evaluate(
     let ctx = session.ctx;
     for (i, _) in whole_order(&models, &existing)? {
         let m = &models[i];
-        let plan = ctx
-            .sql(&m.sql)
-            .await
-            .map_err(|e| planning_error(m, e.to_string()))?;
+        let plan = ctx.sql(&m.sql).await.map_err(|e| planning_error(m, &e))?;
         let provider: Arc<dyn datafusion::catalog::TableProvider> =
             if m.materialized == Materialized::View {
                 plan.into_view()
             } else {
                 let rows = collect(&ctx, &m.sql)
                     .await
-                    .map_err(|e| planning_error(m, e.to_string()))?;
+                    .map_err(|e| planning_error(m, &e))?;
                 let schema = match rows.first() {
                     Some(b) => b.schema(),
                     None => plan.schema().inner().clone(),
                 };
-                Arc::new(
-                    MemTable::try_new(schema, vec![rows])
-                        .map_err(|e| planning_error(m, e.to_string()))?,
-                )
+                Arc::new(MemTable::try_new(schema, vec![rows]).map_err(|e| planning_error(m, &e))?)
             };
-        register(&ctx, &m.name, provider).map_err(|e| planning_error(m, e.to_string()))?;
+        register(&ctx, &m.name, provider).map_err(|e| planning_error(m, &e))?;
     }
     Ok(ctx)
 }

@@ -7,7 +7,9 @@ use datafusion::arrow::array::{Array, ArrayRef, Int32Array, StringArray, StringB
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
+use datafusion::common::cast::as_string_array;
 use datafusion::error::DataFusionError;
+use datafusion::functions::utils::make_scalar_function;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
@@ -51,46 +53,36 @@ const SERVER_SETTINGS: &[(&str, &str)] = &[
 /// this way). A setting a session may `SET` (search_path, TimeZone, …) is not answered here —
 /// a function cannot see the connection — so it is an error that points to `SHOW`.
 fn current_setting() -> ScalarUDF {
+    let f = |args: &[ArrayRef]| -> Result<ArrayRef, DataFusionError> {
+        let names = as_string_array(&args[0])?;
+        let mut out = StringBuilder::new();
+        for name in names {
+            let Some(name) = name.map(str::to_ascii_lowercase) else {
+                out.append_null();
+                continue;
+            };
+            match SERVER_SETTINGS.iter().find(|(n, _)| *n == name) {
+                Some((_, v)) => out.append_value(v),
+                None if super::settings::ALLOWED.iter().any(|(n, _)| *n == name) => {
+                    return Err(DataFusionError::Execution(format!(
+                        "current_setting('{name}') is per connection: use SHOW {name}"
+                    )));
+                }
+                None => {
+                    return Err(DataFusionError::Execution(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    )));
+                }
+            }
+        }
+        Ok(Arc::new(out.finish()))
+    };
     create_udf(
         "current_setting",
         vec![DataType::Utf8],
         DataType::Utf8,
         Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let names = args[0].to_array(1)?;
-            let names = names
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| DataFusionError::Execution("current_setting takes text".into()))?;
-            let mut out = StringBuilder::new();
-            for i in 0..names.len() {
-                if names.is_null(i) {
-                    out.append_null();
-                    continue;
-                }
-                let name = names.value(i).to_ascii_lowercase();
-                match SERVER_SETTINGS.iter().find(|(n, _)| *n == name) {
-                    Some((_, v)) => out.append_value(v),
-                    None if super::settings::ALLOWED.iter().any(|(n, _)| *n == name) => {
-                        return Err(DataFusionError::Execution(format!(
-                            "current_setting('{name}') is per connection: use SHOW {name}"
-                        )));
-                    }
-                    None => {
-                        return Err(DataFusionError::Execution(format!(
-                            "unrecognized configuration parameter \"{name}\""
-                        )));
-                    }
-                }
-            }
-            let out: ArrayRef = Arc::new(out.finish());
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(_) => {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                }
-                ColumnarValue::Array(_) => ColumnarValue::Array(out),
-            })
-        }),
+        Arc::new(make_scalar_function(f, vec![])),
     )
 }
 
@@ -117,49 +109,27 @@ pub fn like_pattern(pattern: &str, esc: char) -> String {
 
 /// `pg_like_escape(pattern, escape_char)`, used by the `LIKE … ESCAPE` rewrite.
 fn pg_like_escape() -> ScalarUDF {
+    let f = |args: &[ArrayRef]| -> Result<ArrayRef, DataFusionError> {
+        let (patterns, escapes) = (as_string_array(&args[0])?, as_string_array(&args[1])?);
+        let out: StringArray = patterns
+            .iter()
+            .zip(escapes)
+            .map(|(pattern, escape)| {
+                let pattern = pattern?;
+                Some(match escape.and_then(|e| e.chars().next()) {
+                    Some(esc) => like_pattern(pattern, esc),
+                    None => pattern.to_string(),
+                })
+            })
+            .collect();
+        Ok(Arc::new(out))
+    };
     create_udf(
         "pg_like_escape",
         vec![DataType::Utf8, DataType::Utf8],
         DataType::Utf8,
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let rows = args
-                .iter()
-                .find_map(|a| match a {
-                    ColumnarValue::Array(a) => Some(a.len()),
-                    _ => None,
-                })
-                .unwrap_or(1);
-            let text = |a: &ColumnarValue| -> Result<ArrayRef, DataFusionError> {
-                Ok(cast(&a.to_array(rows)?, &DataType::Utf8)?)
-            };
-            let (patterns, escapes) = (text(&args[0])?, text(&args[1])?);
-            let (patterns, escapes) = (
-                patterns
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("Utf8"),
-                escapes
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("Utf8"),
-            );
-            let out: StringArray = (0..rows)
-                .map(|i| {
-                    (!patterns.is_null(i)).then(|| match escapes.value(i).chars().next() {
-                        Some(esc) if !escapes.is_null(i) => like_pattern(patterns.value(i), esc),
-                        _ => patterns.value(i).to_string(),
-                    })
-                })
-                .collect();
-            Ok(
-                if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                } else {
-                    ColumnarValue::Array(Arc::new(out))
-                },
-            )
-        }),
+        Arc::new(make_scalar_function(f, vec![])),
     )
 }
 
@@ -199,38 +169,26 @@ fn to_regtype() -> ScalarUDF {
         ("uuid", 2950),
         ("jsonb", 3802),
     ];
+    let f = |args: &[ArrayRef]| -> Result<ArrayRef, DataFusionError> {
+        let lookup = |name: &str| {
+            let name = name
+                .trim()
+                .trim_start_matches("pg_catalog.")
+                .to_ascii_lowercase();
+            TYPES.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
+        };
+        let out: Int32Array = as_string_array(&args[0])?
+            .iter()
+            .map(|name| name.and_then(lookup))
+            .collect();
+        Ok(Arc::new(out))
+    };
     create_udf(
         "to_regtype",
         vec![DataType::Utf8],
         DataType::Int32,
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let lookup = |name: &str| {
-                let name = name
-                    .trim()
-                    .trim_start_matches("pg_catalog.")
-                    .to_ascii_lowercase();
-                TYPES.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
-            };
-            let strings = args[0].to_array(1)?;
-            let strings = strings
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| DataFusionError::Execution("to_regtype takes text".into()))?;
-            let out: Int32Array = (0..strings.len())
-                .map(|i| {
-                    (!strings.is_null(i))
-                        .then(|| lookup(strings.value(i)))
-                        .flatten()
-                })
-                .collect();
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(_) => {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                }
-                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
-            })
-        }),
+        Arc::new(make_scalar_function(f, vec![])),
     )
 }
 
@@ -238,77 +196,50 @@ fn json_quote(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+/// Whether a value of this type is written as a JSON number or boolean (else a string).
+fn json_bare(t: &DataType) -> bool {
+    t.is_numeric() || *t == DataType::Boolean
+}
+
 /// `json_build_object(k1, v1, k2, v2, …)` as JSON text.
 fn json_build_object() -> ScalarUDF {
+    let f = |args: &[ArrayRef]| -> Result<ArrayRef, DataFusionError> {
+        if !args.len().is_multiple_of(2) {
+            return Err(DataFusionError::Execution(
+                "json_build_object takes key/value pairs".into(),
+            ));
+        }
+        let columns = args
+            .iter()
+            .map(|a| Ok((cast(a, &DataType::Utf8)?, !json_bare(a.data_type()))))
+            .collect::<Result<Vec<_>, DataFusionError>>()?;
+        let rows = args.first().map_or(1, |a| a.len());
+        let mut out = StringBuilder::new();
+        for row in 0..rows {
+            let mut parts = Vec::new();
+            for pair in columns.chunks(2) {
+                let text = |(a, _): &(ArrayRef, bool)| -> Result<Option<String>, DataFusionError> {
+                    let s = as_string_array(a)?;
+                    Ok((!s.is_null(row)).then(|| s.value(row).to_string()))
+                };
+                let key = json_quote(&text(&pair[0])?.unwrap_or_default());
+                let value = match text(&pair[1])? {
+                    None => "null".to_string(),
+                    Some(v) if pair[1].1 => json_quote(&v),
+                    Some(v) => v,
+                };
+                parts.push(format!("{key}: {value}"));
+            }
+            out.append_value(format!("{{{}}}", parts.join(", ")));
+        }
+        Ok(Arc::new(out.finish()))
+    };
     ScalarUDF::from(
         datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
             "json_build_object",
             Signature::variadic_any(Volatility::Immutable),
             DataType::Utf8,
-            Arc::new(|args: &[ColumnarValue]| {
-                if !args.len().is_multiple_of(2) {
-                    return Err(DataFusionError::Execution(
-                        "json_build_object takes key/value pairs".into(),
-                    ));
-                }
-                let rows = args
-                    .iter()
-                    .find_map(|a| match a {
-                        ColumnarValue::Array(a) => Some(a.len()),
-                        _ => None,
-                    })
-                    .unwrap_or(1);
-                let columns: Vec<(ArrayRef, bool)> = args
-                    .iter()
-                    .map(|a| {
-                        let array = a.to_array(rows)?;
-                        let quoted = !matches!(
-                            array.data_type(),
-                            DataType::Boolean
-                                | DataType::Int8
-                                | DataType::Int16
-                                | DataType::Int32
-                                | DataType::Int64
-                                | DataType::UInt8
-                                | DataType::UInt16
-                                | DataType::UInt32
-                                | DataType::UInt64
-                                | DataType::Float32
-                                | DataType::Float64
-                        );
-                        Ok((cast(&array, &DataType::Utf8)?, quoted))
-                    })
-                    .collect::<Result<_, DataFusionError>>()?;
-                let mut out = StringBuilder::new();
-                for row in 0..rows {
-                    let mut parts = Vec::new();
-                    for pair in columns.chunks(2) {
-                        let text = |(a, _): &(ArrayRef, bool)| {
-                            let s = a
-                                .as_any()
-                                .downcast_ref::<StringArray>()
-                                .expect("cast to Utf8");
-                            (!s.is_null(row)).then(|| s.value(row).to_string())
-                        };
-                        let key = json_quote(&text(&pair[0]).unwrap_or_default());
-                        let value = match text(&pair[1]) {
-                            None => "null".to_string(),
-                            Some(v) if pair[1].1 => json_quote(&v),
-                            Some(v) => v,
-                        };
-                        parts.push(format!("{key}: {value}"));
-                    }
-                    out.append_value(format!("{{{}}}", parts.join(", ")));
-                }
-                let out = out.finish();
-                Ok(
-                    if rows == 1 && args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-                        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                    } else {
-                        ColumnarValue::Array(Arc::new(out))
-                    },
-                )
-            }),
+            Arc::new(make_scalar_function(f, vec![])),
         ),
     )
 }
