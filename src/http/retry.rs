@@ -33,19 +33,25 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Exponential backoff, the one formula of every retry and delay here (HTTP retries, job
+/// retries, the login throttle): `base` doubled `n` times, at most `cap`.
+pub fn exponential(base: Duration, n: u32, cap: Duration) -> Duration {
+    base.saturating_mul(1u32 << n.min(20)).min(cap)
+}
+
 impl RetryPolicy {
-    /// The wait before retry number `attempt` (0-based) when upstream gave no `Retry-After`.
+    /// The wait before retry number `attempt` (0-based) when upstream gave no `Retry-After`:
+    /// uniform in [0, the exponential step] ("full jitter").
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let step = self
-            .backoff_base_ms
-            .saturating_mul(1u64 << attempt.min(20))
-            .min(self.backoff_cap_ms);
-        let jittered = if step == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=step)
-        };
-        Duration::from_millis(jittered)
+        let step = exponential(
+            Duration::from_millis(self.backoff_base_ms),
+            attempt,
+            Duration::from_millis(self.backoff_cap_ms),
+        );
+        if step.is_zero() {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(rand::rng().random_range(0..=step.as_millis() as u64))
     }
 }
 

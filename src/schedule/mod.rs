@@ -303,10 +303,10 @@ impl Default for Retries {
 impl Retries {
     /// The wait before retry `n` (0-based).
     pub fn wait(&self, n: u32) -> std::time::Duration {
-        std::time::Duration::from_secs(
-            self.base_secs
-                .saturating_mul(1u64 << n.min(20))
-                .min(self.cap_secs),
+        crate::http::retry::exponential(
+            std::time::Duration::from_secs(self.base_secs),
+            n,
+            std::time::Duration::from_secs(self.cap_secs),
         )
     }
 }

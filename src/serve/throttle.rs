@@ -65,8 +65,7 @@ impl LoginThrottle {
         if failures == 0 {
             return Duration::ZERO;
         }
-        let factor = 1u32 << (failures - 1).min(20);
-        self.base.saturating_mul(factor).min(self.max)
+        crate::http::retry::exponential(self.base, failures - 1, self.max)
     }
 
     /// Records a failed login.
