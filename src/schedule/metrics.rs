@@ -18,7 +18,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -240,73 +242,95 @@ impl Metrics {
     }
 }
 
+/// Answers one request: `GET /metrics`, `GET /healthz`; 404 for other paths, 405 for other
+/// methods.
+fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".into()),
+        (&Method::GET, _) => (StatusCode::NOT_FOUND, "text/plain", "try /metrics\n".into()),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
 /// Serves `GET /metrics` on `addr` until `shutdown` turns true; returns the bound address.
 pub async fn serve(
     addr: &str,
     metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ScheduleError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ScheduleError::Listen {
-            addr: addr.into(),
-            source,
-        })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| ScheduleError::Listen {
-            addr: addr.into(),
-            source,
-        })?;
-    let task = tokio::spawn(async move {
-        loop {
-            let conn = tokio::select! {
-                c = listener.accept() => c,
-                _ = shutdown.wait_for(|s| *s) => break,
-            };
-            let Ok((mut socket, _)) = conn else { continue };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut len = 0;
-                // Read the request head (enough for the request line) with a time limit.
-                let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                    while len < buf.len() {
-                        match socket.read(&mut buf[len..]).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => len += n,
-                        }
-                        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                if read.is_err() {
-                    return;
-                }
-                let head = String::from_utf8_lossy(&buf[..len]);
-                let mut parts = head.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let path = path.split('?').next().unwrap_or("");
-                let (status, ctype, body) = match (method, path) {
-                    ("GET", "/metrics") => (
-                        "200 OK",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        metrics.render(),
-                    ),
-                    ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".into()),
-                    ("GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".into()),
-                    _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
+    let listen_err = |source| ScheduleError::Listen {
+        addr: addr.into(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+    let bound = listener.local_addr().map_err(listen_err)?;
+    let handler = move |req: Request<Incoming>, _peer| {
+        let response = respond(&metrics, &req);
+        async move { response }
+    };
+    let task = tokio::spawn(crate::web::server::serve(
+        "metrics", listener, None, handler, shutdown,
+    ));
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_metrics_and_health_and_refuses_the_rest() {
+        let metrics = Arc::new(Metrics::new(Utc::now()));
+        metrics.skipped("nightly", 2);
+        let (stop, shutdown) = watch::channel(false);
+        let (addr, task) = serve("127.0.0.1:0", metrics, shutdown).await.unwrap();
+        let client = reqwest::Client::new();
+        let get = |path: &str| client.get(format!("http://{addr}{path}")).send();
+        // Two requests on one kept-alive connection, as Prometheus scrapes.
+        for _ in 0..2 {
+            let r = get("/metrics").await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
+            let text = r.text().await.unwrap();
+            assert!(text.contains("macrolake_up 1"), "{text}");
+            assert!(
+                text.contains("macrolake_job_runs_total{job=\"nightly\",status=\"skipped\"} 2"),
+                "{text}"
+            );
+        }
+        assert_eq!(get("/healthz").await.unwrap().text().await.unwrap(), "ok\n");
+        assert_eq!(get("/nope").await.unwrap().status(), 404);
+        let post = client
+            .post(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 405);
+        stop.send(true).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the server stops on shutdown")
+            .unwrap();
+    }
 }

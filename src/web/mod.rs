@@ -22,8 +22,8 @@ pub mod html;
 pub mod lineage;
 pub mod pages;
 pub mod product;
+pub mod server;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,49 +104,13 @@ impl WebServer {
     }
 
     /// Serves until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let (socket, peer) = tokio::select! {
-                a = self.listener.accept() => match a {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("status page: accept failed: {e}");
-                        continue;
-                    }
-                },
-                _ = shutdown.wait_for(|s| *s) => break,
-            };
-            let state = self.state.clone();
-            let tls = self.tls.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
-                });
-                let http = hyper::server::conn::http1::Builder::new();
-                let served = match tls {
-                    Some(acceptor) => {
-                        let accepted =
-                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket))
-                                .await;
-                        match accepted {
-                            Ok(Ok(stream)) => {
-                                let io = hyper_util::rt::TokioIo::new(stream);
-                                http.serve_connection(io, service).await
-                            }
-                            _ => return,
-                        }
-                    }
-                    None => {
-                        let io = hyper_util::rt::TokioIo::new(socket);
-                        http.serve_connection(io, service).await
-                    }
-                };
-                if let Err(e) = served {
-                    tracing::debug!(%peer, "status page connection ended: {e}");
-                }
-            });
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let state = self.state;
+        let handler = move |req, peer| {
+            let state = state.clone();
+            async move { handle(&state, req, peer).await }
+        };
+        server::serve("status page", self.listener, self.tls, handler, shutdown).await;
     }
 }
 
