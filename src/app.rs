@@ -34,17 +34,6 @@ pub enum AppError {
         /// How many were selected.
         total: usize,
     },
-    /// A job file is invalid or missing.
-    #[error(transparent)]
-    Schedule(#[from] crate::schedule::ScheduleError),
-    /// A job step failed; later steps were skipped.
-    #[error("job {job} failed: {error}")]
-    JobFailed {
-        /// The job.
-        job: String,
-        /// The failing step's error.
-        error: String,
-    },
     /// The Postgres-wire server failed to start.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),

@@ -94,8 +94,8 @@ pub struct ModelsConfig {
 
 impl ModelsConfig {
     /// The configured cut-off (defaults filled in); an error names the bad value.
-    pub fn cutoff(&self) -> Result<crate::availability::Cutoff, ConfigError> {
-        let mut cutoff = crate::availability::Cutoff::default();
+    pub fn cutoff(&self) -> Result<crate::lake::availability::Cutoff, ConfigError> {
+        let mut cutoff = crate::lake::availability::Cutoff::default();
         if let Some(t) = &self.cutoff {
             cutoff.time = chrono::NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| {
                 ConfigError::Invalid {

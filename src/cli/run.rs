@@ -25,6 +25,9 @@ pub enum CliError {
     /// `macrolake bench` failed.
     #[error(transparent)]
     Bench(#[from] crate::bench::BenchError),
+    /// A job command (`run`, `daemon`, `schedules`, the jobs of `status`) failed.
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
 }
 
 /// Runs a parsed command line.
@@ -42,7 +45,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Export(args) => export(&app, args).await,
         Command::Chart(args) => chart(&app, args).await,
-        command => Ok(app_command(&mut app, command).await?),
+        command => app_command(&mut app, command).await,
     }
 }
 
@@ -60,15 +63,15 @@ fn build_app(g: &GlobalArgs) -> Result<App, AppError> {
     App::new(config, g.lake.as_deref(), mode)
 }
 
-/// The commands whose errors are the application's.
-async fn app_command(app: &mut App, command: Command) -> Result<(), AppError> {
+/// The commands over the app.
+async fn app_command(app: &mut App, command: Command) -> Result<(), CliError> {
     use crate::schedule::commands as jobs;
     match command {
-        Command::Ingest(args) => ingest(app, args).await,
-        Command::Sql(args) => sql(app, args).await,
-        Command::Build(args) => models(app, args, false).await,
-        Command::Test(args) => models(app, args, true).await,
-        Command::Schedules { dir } => jobs::list(&dir, &app.sql_dir),
+        Command::Ingest(args) => Ok(ingest(app, args).await?),
+        Command::Sql(args) => Ok(sql(app, args).await?),
+        Command::Build(args) => Ok(models(app, args, false).await?),
+        Command::Test(args) => Ok(models(app, args, true).await?),
+        Command::Schedules { dir } => Ok(jobs::list(&dir, &app.sql_dir)?),
         Command::Run {
             job,
             dir,
@@ -82,7 +85,7 @@ async fn app_command(app: &mut App, command: Command) -> Result<(), AppError> {
                 (true, true) => jobs::BreakLease::Confirmed,
             };
             app.until = until;
-            jobs::run_now(app, &dir, &job, break_lease).await
+            Ok(jobs::run_now(app, &dir, &job, break_lease).await?)
         }
         Command::Daemon {
             dir,
@@ -98,29 +101,27 @@ async fn app_command(app: &mut App, command: Command) -> Result<(), AppError> {
                 lease_ttl_secs,
                 holder,
             };
-            jobs::daemon(app, args).await
+            Ok(jobs::daemon(app, args).await?)
         }
-        Command::Serve { listen, http } => serve(app, listen, http).await,
+        Command::Serve { listen, http } => Ok(serve(app, listen, http).await?),
         Command::Optimize {
             tables,
             target_size_mb,
-        } => optimize(app, &tables, target_size_mb).await,
+        } => Ok(optimize(app, &tables, target_size_mb).await?),
         Command::Vacuum {
             tables,
             retention_hours,
             dry_run,
             allow_short_retention,
-        } => {
-            vacuum(
-                app,
-                &tables,
-                retention_hours,
-                dry_run,
-                allow_short_retention,
-            )
-            .await
-        }
-        Command::Docs { sql_dir, out } => docs(app, sql_dir, &out).await,
+        } => Ok(vacuum(
+            app,
+            &tables,
+            retention_hours,
+            dry_run,
+            allow_short_retention,
+        )
+        .await?),
+        Command::Docs { sql_dir, out } => Ok(docs(app, sql_dir, &out).await?),
         Command::Status { dir } => status(app, &dir).await,
         Command::Export(_) | Command::Chart(_) | Command::Bench(_) => {
             unreachable!("run() handles the commands with their own errors")
@@ -219,7 +220,7 @@ async fn docs(app: &App, sql_dir: Option<PathBuf>, out: &Path) -> Result<(), App
 }
 
 /// `macrolake status`: every table, then every job's last run and next tick.
-async fn status(app: &App, dir: &Path) -> Result<(), AppError> {
+async fn status(app: &App, dir: &Path) -> Result<(), CliError> {
     let batches = app.status().await?;
     if batches.is_empty() {
         println!(
@@ -227,9 +228,9 @@ async fn status(app: &App, dir: &Path) -> Result<(), AppError> {
             app.lake.root()
         );
     } else {
-        query::emit(&batches, Format::Table, None)?;
+        query::emit(&batches, Format::Table, None).map_err(AppError::from)?;
     }
-    crate::schedule::commands::status(app, dir).await
+    Ok(crate::schedule::commands::status(app, dir).await?)
 }
 
 /// `macrolake export`: exports and prints one line per file (location, rows, bytes).

@@ -15,9 +15,11 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, sort_to_indices, take_record_batch};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{Expr, SessionContext, col, lit};
 use deltalake::DeltaTable;
@@ -79,6 +81,17 @@ fn within(ranges: &[(String, ScalarValue, ScalarValue)], alias: Option<&str>) ->
         .reduce(Expr::and)
 }
 
+/// Nothing written: the table stays at `version`.
+fn unchanged(version: Option<u64>) -> WriteOutcome {
+    WriteOutcome {
+        rows: 0,
+        version,
+        committed: false,
+    }
+}
+
+/// MERGEs `batches` into `current` on `keys`: rows equal to a stored row (every column but
+/// `ignore`) are dropped first, and nothing is committed when none is left.
 pub(super) async fn merge(
     table: &TableName,
     current: DeltaTable,
@@ -88,198 +101,227 @@ pub(super) async fn merge(
 ) -> Result<WriteOutcome> {
     let version = current.version();
     let Some(first) = batches.first() else {
-        return Ok(WriteOutcome {
-            rows: 0,
-            version,
-            committed: false,
-        });
+        return Ok(unchanged(version));
     };
     let schema = first.schema();
-    let data_err = |message: String| LakeError::Data {
-        table: table.clone(),
-        message,
+    let m = Merge {
+        table,
+        schema: &schema,
     };
-    let incoming = concat_batches(&schema, &batches).map_err(|e| data_err(e.to_string()))?;
+    let incoming = concat_batches(&schema, &batches).map_err(|e| m.data_err(e.to_string()))?;
     if incoming.num_rows() == 0 {
-        return Ok(WriteOutcome {
-            rows: 0,
-            version,
-            committed: false,
-        });
+        return Ok(unchanged(version));
     }
-    for key in keys {
-        let idx = schema
-            .index_of(key)
-            .map_err(|_| data_err(format!("merge key {key} is not a column")))?;
-        if incoming.column(idx).null_count() > 0 {
-            return Err(data_err(format!("merge key {key} has NULL values")));
-        }
-    }
-    let compared: Vec<&str> = schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .filter(|name| !ignore.iter().any(|i| i == name))
+    m.check_keys(&incoming, keys)?;
+    let compared: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| !ignore.contains(schema.field(*i).name()))
         .collect();
-    let key_idx: Vec<usize> = keys
-        .iter()
-        .map(|k| schema.index_of(k).expect("checked above"))
-        .collect();
-    let cmp_idx: Vec<usize> = compared
-        .iter()
-        .map(|c| schema.index_of(c).expect("from schema"))
-        .collect();
-
-    let converter = |idx: &[usize]| {
-        RowConverter::new(
-            idx.iter()
-                .map(|i| SortField::new(schema.field(*i).data_type().clone()))
-                .collect(),
-        )
-        .map_err(|e| data_err(e.to_string()))
-    };
-
-    // Duplicate keys in the input make MERGE ambiguous: refuse them with the offending key.
-    let key_rows = converter(&key_idx)?
-        .convert_columns(
-            &key_idx
-                .iter()
-                .map(|i| incoming.column(*i).clone())
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| data_err(e.to_string()))?;
-    let mut seen = HashSet::new();
-    for (row, r) in key_rows.iter().enumerate() {
-        if !seen.insert(r.as_ref().to_vec()) {
-            let shown: Vec<String> = key_idx
-                .iter()
-                .map(|i| {
-                    datafusion::arrow::util::display::array_value_to_string(
-                        incoming.column(*i),
-                        row,
-                    )
-                    .unwrap_or_default()
-                })
-                .collect();
-            return Err(data_err(format!(
-                "duplicate merge key ({}) = ({})",
-                keys.join(", "),
-                shown.join(", ")
-            )));
-        }
-    }
-
-    // What is stored now within the incoming keys' ranges, in the incoming rows' types.
+    // What is stored now within the incoming keys' ranges, compared with the incoming rows.
     let ranges = key_ranges(&incoming, keys);
     let ctx = SessionContext::new();
-    current
-        .update_datafusion_session(&ctx.state())
-        .map_err(|source| LakeError::Delta {
-            table: table.clone(),
-            action: "scan",
-            source: Box::new(source),
-        })?;
-    let provider = current
-        .table_provider()
-        .await
-        .map_err(|source| LakeError::DataFusion {
-            context: format!("scanning {table} for merge"),
-            source: Box::new(source),
-        })?;
-    let df_err = |source| LakeError::DataFusion {
-        context: format!("reading {table} for merge"),
-        source: Box::new(source),
-    };
-    let mut scan = ctx.read_table(provider).map_err(df_err)?;
-    if let Some(range) = within(&ranges, None) {
-        scan = scan.filter(range).map_err(df_err)?;
-    }
-    let stored = scan
-        .select(
-            compared
-                .iter()
-                .map(|c| col(format!("\"{c}\"")))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(df_err)?
-        .collect()
-        .await
-        .map_err(df_err)?;
-    let cmp_conv = converter(&cmp_idx)?;
-    let mut known = HashSet::new();
-    for batch in &stored {
-        let cols = cmp_idx
-            .iter()
-            .enumerate()
-            .map(|(j, i)| cast(batch.column(j), schema.field(*i).data_type()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| data_err(format!("stored column types differ from the new rows: {e}")))?;
-        let rows = cmp_conv
-            .convert_columns(&cols)
-            .map_err(|e| data_err(e.to_string()))?;
-        known.extend(rows.iter().map(|r| r.as_ref().to_vec()));
-    }
-    let incoming_rows = cmp_conv
-        .convert_columns(
-            &cmp_idx
-                .iter()
-                .map(|i| incoming.column(*i).clone())
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| data_err(e.to_string()))?;
-    let changed: Vec<u32> = incoming_rows
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !known.contains(r.as_ref()))
-        .map(|(i, _)| i as u32)
-        .collect();
+    let stored = m.stored(&ctx, &current, &ranges, &compared).await?;
+    let changed = m.changed(&incoming, &stored, &compared)?;
     if changed.is_empty() {
-        return Ok(WriteOutcome {
-            rows: 0,
-            version,
-            committed: false,
-        });
+        return Ok(unchanged(version));
     }
-    let changed_batch = take_record_batch(&incoming, &UInt32Array::from(changed))
-        .map_err(|e| data_err(e.to_string()))?;
-    let rows = changed_batch.num_rows();
-
-    let source = ctx.read_batch(changed_batch).map_err(df_err)?;
-    let predicate = keys
-        .iter()
-        .map(|k| col(format!("target.\"{k}\"")).eq(col(format!("source.\"{k}\""))))
-        .chain(within(&ranges, Some("target")))
-        .reduce(|a, b| a.and(b))
-        .ok_or_else(|| data_err("merge needs at least one key column".into()))?;
-    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let delta_err = |source| LakeError::Delta {
-        table: table.clone(),
-        action: "merge",
-        source: Box::new(source),
-    };
-    let (merged, _metrics) = current
-        .merge(source, predicate)
-        .with_source_alias("source")
-        .with_target_alias("target")
-        .when_matched_update(|u| {
-            columns.iter().fold(u, |u, c| {
-                u.update(c.as_str(), col(format!("source.\"{c}\"")))
-            })
-        })
-        .map_err(delta_err)?
-        .when_not_matched_insert(|i| {
-            columns
-                .iter()
-                .fold(i, |i, c| i.set(c.as_str(), col(format!("source.\"{c}\""))))
-        })
-        .map_err(delta_err)?
-        .await
-        .map_err(delta_err)?;
+    let changed = take_record_batch(&incoming, &UInt32Array::from(changed))
+        .map_err(|e| m.data_err(e.to_string()))?;
+    let rows = changed.num_rows();
+    let merged = m.apply(&ctx, current, changed, keys, &ranges).await?;
     Ok(WriteOutcome {
         rows,
         version: merged.version(),
         committed: true,
     })
+}
+
+/// One MERGE's table and incoming schema, for its steps and their errors.
+struct Merge<'a> {
+    table: &'a TableName,
+    schema: &'a SchemaRef,
+}
+
+impl Merge<'_> {
+    fn data_err(&self, message: String) -> LakeError {
+        LakeError::Data {
+            table: self.table.clone(),
+            message,
+        }
+    }
+
+    fn df_err(&self, source: datafusion::error::DataFusionError) -> LakeError {
+        LakeError::DataFusion {
+            context: format!("reading {} for merge", self.table),
+            source: Box::new(source),
+        }
+    }
+
+    /// Arrow's row format of the columns `idx` of `columns` (typed as the incoming schema's).
+    fn rows(&self, idx: &[usize], columns: &[ArrayRef]) -> Result<Rows> {
+        RowConverter::new(
+            idx.iter()
+                .map(|i| SortField::new(self.schema.field(*i).data_type().clone()))
+                .collect(),
+        )
+        .and_then(|c| c.convert_columns(columns))
+        .map_err(|e| self.data_err(e.to_string()))
+    }
+
+    /// Refuses NULL or duplicate keys (a duplicate makes MERGE ambiguous), naming the key.
+    fn check_keys(&self, incoming: &RecordBatch, keys: &[String]) -> Result<()> {
+        let mut key_idx = Vec::new();
+        for key in keys {
+            let idx = self
+                .schema
+                .index_of(key)
+                .map_err(|_| self.data_err(format!("merge key {key} is not a column")))?;
+            if incoming.column(idx).null_count() > 0 {
+                return Err(self.data_err(format!("merge key {key} has NULL values")));
+            }
+            key_idx.push(idx);
+        }
+        let columns: Vec<ArrayRef> = key_idx
+            .iter()
+            .map(|i| incoming.column(*i).clone())
+            .collect();
+        let mut seen = HashSet::new();
+        for (row, r) in self.rows(&key_idx, &columns)?.iter().enumerate() {
+            if !seen.insert(r.as_ref().to_vec()) {
+                let shown: Vec<String> = columns
+                    .iter()
+                    .map(|c| array_value_to_string(c, row).unwrap_or_default())
+                    .collect();
+                return Err(self.data_err(format!(
+                    "duplicate merge key ({}) = ({})",
+                    keys.join(", "),
+                    shown.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored rows within `ranges`, columns `compared` only, cast to the incoming types.
+    async fn stored(
+        &self,
+        ctx: &SessionContext,
+        current: &DeltaTable,
+        ranges: &[(String, ScalarValue, ScalarValue)],
+        compared: &[usize],
+    ) -> Result<Vec<Vec<ArrayRef>>> {
+        current
+            .update_datafusion_session(&ctx.state())
+            .map_err(|source| LakeError::Delta {
+                table: self.table.clone(),
+                action: "scan",
+                source: Box::new(source),
+            })?;
+        let provider = current.table_provider().await.map_err(|e| self.df_err(e))?;
+        let mut scan = ctx.read_table(provider).map_err(|e| self.df_err(e))?;
+        if let Some(range) = within(ranges, None) {
+            scan = scan.filter(range).map_err(|e| self.df_err(e))?;
+        }
+        let names = compared
+            .iter()
+            .map(|i| col(format!("\"{}\"", self.schema.field(*i).name())));
+        let stored = scan
+            .select(names.collect::<Vec<_>>())
+            .map_err(|e| self.df_err(e))?
+            .collect()
+            .await
+            .map_err(|e| self.df_err(e))?;
+        stored
+            .iter()
+            .map(|batch| {
+                compared
+                    .iter()
+                    .enumerate()
+                    .map(|(j, i)| cast(batch.column(j), self.schema.field(*i).data_type()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        self.data_err(format!("stored column types differ from the new rows: {e}"))
+                    })
+            })
+            .collect()
+    }
+
+    /// Indices of the incoming rows equal to no stored row (NULL-aware, via the row format).
+    fn changed(
+        &self,
+        incoming: &RecordBatch,
+        stored: &[Vec<ArrayRef>],
+        compared: &[usize],
+    ) -> Result<Vec<u32>> {
+        let mut known = HashSet::new();
+        for columns in stored {
+            known.extend(
+                self.rows(compared, columns)?
+                    .iter()
+                    .map(|r| r.as_ref().to_vec()),
+            );
+        }
+        let columns: Vec<ArrayRef> = compared
+            .iter()
+            .map(|i| incoming.column(*i).clone())
+            .collect();
+        Ok(self
+            .rows(compared, &columns)?
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !known.contains(r.as_ref()))
+            .map(|(i, _)| i as u32)
+            .collect())
+    }
+
+    /// Delta's MERGE of `changed` on `keys` (plus the key ranges, so file statistics prune):
+    /// matched rows are updated, the others inserted.
+    async fn apply(
+        &self,
+        ctx: &SessionContext,
+        current: DeltaTable,
+        changed: RecordBatch,
+        keys: &[String],
+        ranges: &[(String, ScalarValue, ScalarValue)],
+    ) -> Result<DeltaTable> {
+        let source = ctx.read_batch(changed).map_err(|e| self.df_err(e))?;
+        let predicate = keys
+            .iter()
+            .map(|k| col(format!("target.\"{k}\"")).eq(col(format!("source.\"{k}\""))))
+            .chain(within(ranges, Some("target")))
+            .reduce(|a, b| a.and(b))
+            .ok_or_else(|| self.data_err("merge needs at least one key column".into()))?;
+        let columns: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let delta_err = |source| LakeError::Delta {
+            table: self.table.clone(),
+            action: "merge",
+            source: Box::new(source),
+        };
+        let source_col = |c: &String| col(format!("source.\"{c}\""));
+        let (merged, _metrics) = current
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .when_matched_update(|u| {
+                columns
+                    .iter()
+                    .fold(u, |u, c| u.update(c.as_str(), source_col(c)))
+            })
+            .map_err(delta_err)?
+            .when_not_matched_insert(|i| {
+                columns
+                    .iter()
+                    .fold(i, |i, c| i.set(c.as_str(), source_col(c)))
+            })
+            .map_err(delta_err)?
+            .await
+            .map_err(delta_err)?;
+        Ok(merged)
+    }
 }
 
 #[cfg(test)]

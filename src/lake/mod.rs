@@ -14,6 +14,7 @@
 //! a predicate's rows) or MERGEs on a natural key. A write that fails before its commit leaves
 //! the table at its previous version; the data files it wrote are never referenced.
 
+pub mod availability;
 pub mod maintain;
 mod merge;
 pub mod model_state;
@@ -150,7 +151,7 @@ pub struct WriteOutcome {
 pub struct Lake {
     root: Url,
     store: Arc<dyn ObjectStore>,
-    cutoff: crate::availability::Cutoff,
+    cutoff: availability::Cutoff,
 }
 
 impl fmt::Debug for Lake {
@@ -184,13 +185,13 @@ impl Lake {
     }
 
     /// The same lake with another daily cut-off for `known_on(available_at)` in SQL.
-    pub fn with_cutoff(mut self, cutoff: crate::availability::Cutoff) -> Self {
+    pub fn with_cutoff(mut self, cutoff: availability::Cutoff) -> Self {
         self.cutoff = cutoff;
         self
     }
 
     /// The daily cut-off marts use (default 18:30 New York).
-    pub fn cutoff(&self) -> crate::availability::Cutoff {
+    pub fn cutoff(&self) -> availability::Cutoff {
         self.cutoff
     }
 
@@ -319,11 +320,11 @@ impl Lake {
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        // Every staged row says when it became public (crate::availability).
+        // Every staged row says when it became public (availability).
         let batches = if table.zone == Zone::Staging {
             let stamped = batches
                 .into_iter()
-                .map(|b| crate::availability::stamp(table, b))
+                .map(|b| availability::stamp(table, b))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| LakeError::Data {
                     table: table.clone(),

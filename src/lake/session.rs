@@ -132,7 +132,7 @@ impl Lake {
         // Planning errors carry the SQL's line and column (a model's error names its line).
         config.options_mut().sql_parser.collect_spans = true;
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_udf(crate::availability::known_on_udf(self.cutoff));
+        ctx.register_udf(crate::lake::availability::known_on_udf(self.cutoff));
         let catalog = ctx.catalog("datafusion").expect("default catalog exists");
         let mut schemas = Vec::new();
         for zone in Zone::ALL {
@@ -204,13 +204,13 @@ fn truncate(
     ctx: &SessionContext,
     provider: Arc<dyn datafusion::catalog::TableProvider>,
     day: NaiveDate,
-    cutoff: crate::availability::Cutoff,
+    cutoff: crate::lake::availability::Cutoff,
 ) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
     use datafusion::prelude::{col, lit};
     if provider.schema().index_of("available_at").is_err() {
         return Ok(provider);
     }
-    let known = crate::availability::known_on_udf(cutoff).call(vec![col("available_at")]);
+    let known = crate::lake::availability::known_on_udf(cutoff).call(vec![col("available_at")]);
     let day = datafusion::scalar::ScalarValue::Date32(Some(Date32Type::from_naive_date(day)));
     let df = ctx.read_table(provider)?.filter(known.lt_eq(lit(day)))?;
     Ok(df.into_view())

@@ -9,11 +9,12 @@ use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
+use super::ScheduleError;
 use super::daemon::{Daemon, SystemClock};
 use super::lease::{Acquire, Coordinator, default_holder};
 use super::runner::{JobReport, Observer, RunContext, StepReport};
 use super::{Job, Step, load_all};
-use crate::app::{App, AppError};
+use crate::app::App;
 use crate::lake::runs::RunStatus;
 
 /// Shows a run's progress: a spinner per step on a terminal, plain lines otherwise (stderr).
@@ -123,7 +124,7 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
     rx
 }
 
-fn load_checked(dir: &Path, sql_dir: &Path) -> Result<Vec<Job>, AppError> {
+fn load_checked(dir: &Path, sql_dir: &Path) -> Result<Vec<Job>, ScheduleError> {
     let jobs = load_all(dir)?;
     for job in &jobs {
         job.check_models(sql_dir)?;
@@ -132,7 +133,7 @@ fn load_checked(dir: &Path, sql_dir: &Path) -> Result<Vec<Job>, AppError> {
 }
 
 /// `macrolake schedules`.
-pub fn list(dir: &Path, sql_dir: &Path) -> Result<(), AppError> {
+pub fn list(dir: &Path, sql_dir: &Path) -> Result<(), ScheduleError> {
     let now = Utc::now();
     for job in load_checked(dir, sql_dir)? {
         println!(
@@ -172,7 +173,7 @@ pub async fn run_now(
     dir: &Path,
     name: &str,
     break_lease: BreakLease,
-) -> Result<(), AppError> {
+) -> Result<(), ScheduleError> {
     let job = super::find(dir, name)?;
     job.check_models(&app.sql_dir)?;
     // The same lease as the daemon's: a hand run never overlaps a scheduled one.
@@ -182,11 +183,10 @@ pub async fn run_now(
         taken = match break_lease {
             BreakLease::No => Acquire::Held(held),
             BreakLease::Unconfirmed => {
-                return Err(super::ScheduleError::ConfirmBreak {
+                return Err(ScheduleError::ConfirmBreak {
                     job: job.name,
                     held: Box::new(held),
-                }
-                .into());
+                });
             }
             BreakLease::Confirmed => coord.break_lease(&job.name, Utc::now()).await?,
         };
@@ -194,11 +194,10 @@ pub async fn run_now(
     let lease = match taken {
         Acquire::Acquired(lease) => lease,
         Acquire::Held(held) => {
-            return Err(super::ScheduleError::Busy {
+            return Err(ScheduleError::Busy {
                 job: job.name,
                 held: Box::new(held),
-            }
-            .into());
+            });
         }
     };
     if let Some(old) = &lease.took_over {
@@ -220,7 +219,7 @@ pub async fn run_now(
     print_summary(&report);
     match (report.status, report.error) {
         (RunStatus::Ok, _) => Ok(()),
-        (_, error) => Err(AppError::JobFailed {
+        (_, error) => Err(ScheduleError::JobFailed {
             job: job.name,
             error: error.unwrap_or_default(),
         }),
@@ -265,7 +264,7 @@ pub struct DaemonArgs<'a> {
 }
 
 /// `macrolake daemon`: runs until SIGTERM/SIGINT.
-pub async fn daemon(app: &App, args: DaemonArgs<'_>) -> Result<(), AppError> {
+pub async fn daemon(app: &App, args: DaemonArgs<'_>) -> Result<(), ScheduleError> {
     let jobs = load_checked(args.dir, &app.sql_dir)?;
     if jobs.iter().all(|j| !j.file.enabled) {
         tracing::warn!(dir = %args.dir.display(), "no enabled jobs: the daemon will only idle");
@@ -299,7 +298,7 @@ pub async fn daemon(app: &App, args: DaemonArgs<'_>) -> Result<(), AppError> {
 }
 
 /// The jobs part of `macrolake status`: last run of each job and its next ticks.
-pub async fn status(app: &App, dir: &Path) -> Result<(), AppError> {
+pub async fn status(app: &App, dir: &Path) -> Result<(), ScheduleError> {
     let jobs = load_all(dir)?;
     if jobs.is_empty() {
         return Ok(());

@@ -124,121 +124,114 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let m = self.lock();
-        let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{labels} {value}");
-            }
-        };
-        family(
+        let mut out = Exposition::default();
+        out.family(
             "macrolake_up",
             "gauge",
             "1 while the macrolake daemon runs.",
-            vec![("macrolake_up".into(), 1.0)],
-        );
-        family(
+        )
+        .sample("", &[], 1.0);
+        out.family(
             "macrolake_daemon_start_time_seconds",
             "gauge",
             "When the daemon started (Unix time).",
-            vec![("macrolake_daemon_start_time_seconds".into(), m.started)],
-        );
-        family(
+        )
+        .sample("", &[], m.started);
+        let f = out.family(
             "macrolake_job_runs_total",
             "counter",
             "Job runs by outcome (ok, failed, skipped, interrupted).",
-            m.runs
-                .iter()
-                .map(|((job, status), n)| {
-                    (
-                        format!(
-                            "macrolake_job_runs_total{{job=\"{}\",status=\"{}\"}}",
-                            label(job),
-                            label(status)
-                        ),
-                        *n as f64,
-                    )
-                })
-                .collect(),
         );
-        let per_job = |name: &str, map: &BTreeMap<String, f64>| -> Vec<(String, f64)> {
-            map.iter()
-                .map(|(job, v)| (format!("{name}{{job=\"{}\"}}", label(job)), *v))
-                .collect()
-        };
-        family(
-            "macrolake_job_last_success_timestamp_seconds",
-            "gauge",
-            "End of the last successful run of each job (Unix time).",
-            per_job(
-                "macrolake_job_last_success_timestamp_seconds",
-                &m.last_success,
-            ),
-        );
-        family(
-            "macrolake_job_next_tick_timestamp_seconds",
-            "gauge",
-            "Next scheduled tick of each job (Unix time).",
-            per_job("macrolake_job_next_tick_timestamp_seconds", &m.next_tick),
-        );
+        for ((job, status), n) in &m.runs {
+            f.sample("", &[("job", job), ("status", status)], *n as f64);
+        }
         let running: BTreeMap<String, f64> = m
             .running
             .iter()
             .map(|(j, r)| (j.clone(), if *r { 1.0 } else { 0.0 }))
             .collect();
-        family(
-            "macrolake_job_running",
-            "gauge",
-            "1 while a run of the job is in progress in this daemon.",
-            per_job("macrolake_job_running", &running),
-        );
-        let mut steps = Vec::new();
-        for ((job, step), (sum, count)) in &m.step_seconds {
-            let l = format!("job=\"{}\",step=\"{}\"", label(job), label(step));
-            steps.push((format!("macrolake_step_duration_seconds_sum{{{l}}}"), *sum));
-            steps.push((
-                format!("macrolake_step_duration_seconds_count{{{l}}}"),
-                *count as f64,
-            ));
+        for (name, help, values) in [
+            (
+                "macrolake_job_last_success_timestamp_seconds",
+                "End of the last successful run of each job (Unix time).",
+                &m.last_success,
+            ),
+            (
+                "macrolake_job_next_tick_timestamp_seconds",
+                "Next scheduled tick of each job (Unix time).",
+                &m.next_tick,
+            ),
+            (
+                "macrolake_job_running",
+                "1 while a run of the job is in progress in this daemon.",
+                &running,
+            ),
+        ] {
+            let f = out.family(name, "gauge", help);
+            for (job, v) in values {
+                f.sample("", &[("job", job)], *v);
+            }
         }
-        family(
+        let f = out.family(
             "macrolake_step_duration_seconds",
             "summary",
             "Time spent per job step, over all attempts and retry waits.",
-            steps,
         );
-        family(
+        for ((job, step), (sum, count)) in &m.step_seconds {
+            let labels = [("job", job.as_str()), ("step", step.as_str())];
+            f.sample("_sum", &labels, *sum);
+            f.sample("_count", &labels, *count as f64);
+        }
+        let f = out.family(
             "macrolake_rows_ingested_total",
             "counter",
             "Rows written by ingest steps, per source.",
-            m.rows
-                .iter()
-                .map(|(s, n)| {
-                    (
-                        format!("macrolake_rows_ingested_total{{source=\"{}\"}}", label(s)),
-                        *n as f64,
-                    )
-                })
-                .collect(),
         );
-        family(
+        for (source, n) in &m.rows {
+            f.sample("", &[("source", source)], *n as f64);
+        }
+        let f = out.family(
             "macrolake_table_last_success_timestamp_seconds",
             "gauge",
             "Time of the last commit to each lake table (Unix time).",
-            m.tables
-                .iter()
-                .map(|(t, v)| {
-                    (
-                        format!(
-                            "macrolake_table_last_success_timestamp_seconds{{table=\"{}\"}}",
-                            label(t)
-                        ),
-                        *v,
-                    )
-                })
-                .collect(),
         );
-        out
+        for (table, v) in &m.tables {
+            f.sample("", &[("table", table)], *v);
+        }
+        out.text
+    }
+}
+
+/// Text being written in the exposition format; `family` starts a metric, `sample` adds a line
+/// to the current one.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+    name: String,
+}
+
+impl Exposition {
+    /// Starts the metric `name` with its `# HELP` and `# TYPE` lines.
+    fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        self.name = name.to_string();
+        self
+    }
+
+    /// One sample of the current metric: `suffix` (`_sum`, `_count`) after its name, labels
+    /// escaped.
+    fn sample(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+            .collect();
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
+        let _ = writeln!(self.text, "{}{suffix}{labels} {value}", self.name);
+        self
     }
 }
 

@@ -45,7 +45,8 @@ use crate::sources::SourceKind;
 pub use crontab::{CronError, Crontab};
 pub use ticks::Misfire;
 
-/// Errors reading job files. Each names the file, the field and the bad value.
+/// Errors of jobs: reading job files (each names the file, the field and the bad value), leases,
+/// and the job commands.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     /// The file cannot be read.
@@ -153,6 +154,26 @@ pub enum ScheduleError {
         /// The jobs there.
         known: String,
     },
+    /// A job step failed; later steps were skipped.
+    #[error("job {job} failed: {error}")]
+    JobFailed {
+        /// The job.
+        job: String,
+        /// The failing step's error.
+        error: String,
+    },
+    /// The daemon's status page could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    /// Reading the lake for `status` failed.
+    #[error(transparent)]
+    App(Box<crate::app::AppError>),
+}
+
+impl From<crate::app::AppError> for ScheduleError {
+    fn from(e: crate::app::AppError) -> Self {
+        Self::App(Box::new(e))
+    }
 }
 
 /// One step of a job.

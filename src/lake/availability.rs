@@ -36,7 +36,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::lake::name::TableName;
+use super::name::TableName;
 
 const NEW_YORK: Tz = chrono_tz::America::New_York;
 
