@@ -232,29 +232,20 @@ impl App {
             for e in &errors {
                 tracing::error!(source = %kind, error = %e, "source failed");
             }
-            records.push(RunRecord {
-                scheduled_for: None,
-                attempt: None,
-                run_id: run_id.clone(),
-                kind: "ingest".into(),
-                job: "ingest".into(),
-                target: Some(kind.to_string()),
-                started_at: started,
-                ended_at: Lake::now(),
-                status: if errors.is_empty() {
-                    RunStatus::Ok
-                } else {
-                    RunStatus::Failed
-                },
-                rows_written: rows as i64,
-                error: (!errors.is_empty()).then(|| {
-                    errors
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }),
+            let error = (!errors.is_empty()).then(|| {
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
+            records.push(ingest_record(
+                &run_id,
+                Some(kind.to_string()),
+                started,
+                rows as i64,
+                error,
+            ));
             outcomes.push(SourceOutcome {
                 kind,
                 rows,
@@ -263,23 +254,15 @@ impl App {
             });
         }
         let failed = outcomes.iter().filter(|o| !o.errors.is_empty()).count();
-        records.push(RunRecord {
-            scheduled_for: None,
-            attempt: None,
-            run_id,
-            kind: "run".into(),
-            job: "ingest".into(),
-            target: None,
-            started_at: run_at,
-            ended_at: Lake::now(),
-            status: if failed == 0 {
-                RunStatus::Ok
-            } else {
-                RunStatus::Failed
-            },
-            rows_written: outcomes.iter().map(|o| o.rows as i64).sum(),
-            error: (failed > 0).then(|| format!("{failed} source(s) failed")),
-        });
+        let mut run = ingest_record(
+            &run_id,
+            None,
+            run_at,
+            outcomes.iter().map(|o| o.rows as i64).sum(),
+            (failed > 0).then(|| format!("{failed} source(s) failed")),
+        );
+        run.kind = "run".into();
+        records.push(run);
         self.lake.record_runs(&records).await?;
         Ok(outcomes)
     }
@@ -327,5 +310,33 @@ impl App {
         }
         let sql = format!("{} ORDER BY 1", parts.join(" UNION ALL "));
         Ok(crate::query::collect(&session.ctx, &sql).await?)
+    }
+}
+
+/// A `meta.runs` row of `macrolake ingest` ending now: one source's (`target`), or the whole
+/// run's; failed when there is an `error`.
+fn ingest_record(
+    run_id: &str,
+    target: Option<String>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    rows_written: i64,
+    error: Option<String>,
+) -> RunRecord {
+    RunRecord {
+        scheduled_for: None,
+        attempt: None,
+        run_id: run_id.to_string(),
+        kind: "ingest".into(),
+        job: "ingest".into(),
+        target,
+        started_at,
+        ended_at: Lake::now(),
+        status: if error.is_none() {
+            RunStatus::Ok
+        } else {
+            RunStatus::Failed
+        },
+        rows_written,
+        error,
     }
 }

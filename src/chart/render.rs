@@ -251,17 +251,9 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Draws the whole chart on `root`.
-fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    data: &ChartData,
-    from: NaiveDate,
-    to: NaiveDate,
-    mode: ChartMode,
-    split_strokes: bool,
-) -> Result<(), String> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(err)?;
+/// The three lines in `mode` (rebased, or liquidity in $ trillion on the left axis) and the
+/// legend's entries.
+fn lines_and_legend(data: &ChartData, mode: ChartMode) -> ([Line; 3], Vec<(String, Mark)>) {
     let dates = &data.dates;
     let liquidity = match mode {
         ChartMode::Normalised => rebase(&data.net_liquidity_musd),
@@ -315,6 +307,26 @@ fn draw<DB: DrawingBackend>(
         },
         Mark::Shade,
     ));
+    (lines, legend)
+}
+
+/// Draws the whole chart on `root`.
+///
+/// Long on purpose: plotters' chart context with a secondary axis is a generic type (backend
+/// and two coordinate systems) that helpers would have to spell out in full, so the axes, the
+/// shading and the lines are drawn here in order.
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    from: NaiveDate,
+    to: NaiveDate,
+    mode: ChartMode,
+    split_strokes: bool,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (lines, legend) = lines_and_legend(data, mode);
+    let dates = &data.dates;
     let (width, full_height) = root.dim_in_pixel();
     let rows = legend_rows(root, &legend)?;
     let legend_height = rows.len() as u32 * LEGEND_ROW + 8;

@@ -201,28 +201,47 @@ pub(super) fn whole_order(
     dag::order(models, &anything)
 }
 
+impl ModelOutcome {
+    /// Its `meta.runs` row (`kind`: build or test) ending now.
+    fn record(
+        &self,
+        run_id: &str,
+        kind: &str,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> RunRecord {
+        RunRecord {
+            scheduled_for: None,
+            attempt: None,
+            run_id: run_id.to_string(),
+            kind: kind.into(),
+            job: kind.into(),
+            target: Some(self.name.to_string()),
+            started_at,
+            ended_at: Lake::now(),
+            status: self.status,
+            rows_written: self.rows as i64,
+            error: self.message.clone(),
+        }
+    }
+}
+
+/// Custom tests (`sql/tests/*.sql`) by the index of the model they attach to.
+type Attached = BTreeMap<usize, Vec<(std::path::PathBuf, String)>>;
+
 /// Builds (or, with `test_only`, only audits the published) models.
 pub async fn build(
     lake: &Lake,
     views: &[ViewDef],
     options: &BuildOptions<'_>,
 ) -> Result<BuildReport, ModelError> {
-    let BuildOptions {
-        sql_dir,
-        selector,
-        dry_run,
-        test_only,
-        reference_date,
-        full_refresh,
-    } = options.clone();
-    let (models, custom) = discover(sql_dir)?;
+    let (models, custom) = discover(options.sql_dir)?;
     let session = lake.session(None, views).await?;
-    let existing = readable(&session, views, sql_dir).await?;
+    let existing = readable(&session, views, options.sql_dir).await?;
     // Select on the whole project's graph (cycles are errors anywhere), then validate and plan
     // only the selected models: an unselected model's missing input does not block the rest.
     let whole = whole_order(&models, &existing)?;
-    let picked = select(&whole, &models, selector).map_err(|m| ModelError::Invalid {
-        path: sql_dir.to_path_buf(),
+    let picked = select(&whole, &models, options.selector).map_err(|m| ModelError::Invalid {
+        path: options.sql_dir.to_path_buf(),
         line: 0,
         message: m,
     })?;
@@ -233,23 +252,89 @@ pub async fn build(
         .map(|(_, m)| m)
         .collect();
     let order = dag::order(&models, &existing)?;
-    let chosen: BTreeSet<usize> = (0..models.len()).collect();
     let ctx = session.ctx.clone();
+    plan_all(&ctx, &models, &order, &existing, options.test_only).await?;
+    let attached = attach_custom(&custom, &models, &order)?;
+    let mut report = BuildReport::default();
+    if options.dry_run {
+        report.outcomes = order
+            .iter()
+            .map(|(i, _)| ModelOutcome {
+                name: models[*i].name.clone(),
+                status: RunStatus::Ok,
+                rows: 0,
+                seconds: 0.0,
+                message: Some("planned (dry run)".into()),
+            })
+            .collect();
+        return Ok(report);
+    }
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let kind = if options.test_only { "test" } else { "build" };
+    let mut broken: BTreeSet<TableName> = BTreeSet::new();
+    let mut records = Vec::new();
+    for (i, refs) in &order {
+        let m = &models[*i];
+        let started = Lake::now();
+        let clock = Instant::now();
+        let mut outcome = ModelOutcome {
+            name: m.name.clone(),
+            status: RunStatus::Ok,
+            rows: 0,
+            seconds: 0.0,
+            message: None,
+        };
+        let result = match refs.iter().find(|r| broken.contains(r)) {
+            Some(up) => Err((
+                RunStatus::Skipped,
+                format!("upstream {up} failed or was skipped"),
+            )),
+            None => {
+                let incremental = existing.contains(&m.name) && !options.full_refresh;
+                run_model(lake, &ctx, m, refs, attached.get(i), options, incremental)
+                    .await
+                    .map_err(|message| (RunStatus::Failed, message))
+            }
+        };
+        match result {
+            Ok(rows) => outcome.rows = rows,
+            Err((status, message)) => {
+                broken.insert(m.name.clone());
+                outcome.status = status;
+                outcome.message = Some(message);
+            }
+        }
+        outcome.seconds = clock.elapsed().as_secs_f64();
+        records.push(outcome.record(&run_id, kind, started));
+        report.outcomes.push(outcome);
+    }
+    lake.record_runs(&records).await?;
+    Ok(report)
+}
 
-    // Plan every model first (downstream ones against their upstreams' plans): SQL and planning
-    // errors stop the build before anything is written.
-    for (i, _) in &order {
+/// Plans every model in `order` (downstream ones against their upstreams' plans), and each
+/// append query: SQL and planning errors stop the build before anything is written.
+async fn plan_all(
+    ctx: &SessionContext,
+    models: &[Model],
+    order: &[(usize, Vec<TableName>)],
+    existing: &BTreeSet<TableName>,
+    test_only: bool,
+) -> Result<(), ModelError> {
+    for (i, _) in order {
         let m = &models[*i];
         let plan = ctx.sql(&m.sql).await.map_err(|e| planning_error(m, &e))?;
-        if !existing.contains(&m.name) || test_only {
-            if test_only && existing.contains(&m.name) {
+        if existing.contains(&m.name) {
+            // Tests read the published table; its append query is not run.
+            if test_only {
                 continue;
             }
-            register(&ctx, &m.name, plan.clone().into_view()).map_err(|e| planning_error(m, &e))?;
+        } else {
+            register(ctx, &m.name, plan.clone().into_view()).map_err(|e| planning_error(m, &e))?;
         }
         // The append query plans against the model (stored, or as just planned).
         if let Some(a) = &m.append {
-            super::append::plan(&ctx, a, &m.partition_by, plan.schema().inner())
+            super::append::plan(ctx, a, &m.partition_by, plan.schema().inner())
                 .await
                 .map_err(|message| ModelError::Invalid {
                     path: a.path.clone(),
@@ -258,9 +343,17 @@ pub async fn build(
                 })?;
         }
     }
-    // Custom tests attach to the last model (in build order) they reference.
-    let mut attached: BTreeMap<usize, Vec<(std::path::PathBuf, String)>> = BTreeMap::new();
-    for (path, sql) in &custom {
+    Ok(())
+}
+
+/// Attaches each custom test to the last model (in build order) it references.
+fn attach_custom(
+    custom: &[(std::path::PathBuf, String)],
+    models: &[Model],
+    order: &[(usize, Vec<TableName>)],
+) -> Result<Attached, ModelError> {
+    let mut attached = Attached::new();
+    for (path, sql) in custom {
         let probe = Model::parse(TableName::marts("custom_test"), path, sql)?;
         let refs = dag::references(&probe)?;
         if let Some((i, _)) = order
@@ -274,88 +367,33 @@ pub async fn build(
                 .push((path.clone(), sql.clone()));
         }
     }
-    let mut report = BuildReport::default();
-    if dry_run {
-        for (i, _) in order.iter().filter(|(i, _)| chosen.contains(i)) {
-            report.outcomes.push(ModelOutcome {
-                name: models[*i].name.clone(),
-                status: RunStatus::Ok,
-                rows: 0,
-                seconds: 0.0,
-                message: Some("planned (dry run)".into()),
-            });
-        }
-        return Ok(report);
+    Ok(attached)
+}
+
+/// Builds one model (or, with `test_only`, audits the published one); `Err` is the message.
+async fn run_model(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    refs: &[TableName],
+    custom: Option<&Vec<(std::path::PathBuf, String)>>,
+    options: &BuildOptions<'_>,
+    incremental: bool,
+) -> Result<usize, String> {
+    if options.test_only {
+        run_tests_only(ctx, m, custom, options.reference_date).await
+    } else {
+        build_one(
+            lake,
+            ctx,
+            m,
+            refs,
+            custom,
+            options.reference_date,
+            incremental,
+        )
+        .await
     }
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let mut broken: BTreeSet<TableName> = BTreeSet::new();
-    let mut records = Vec::new();
-    for (i, refs) in order.iter().filter(|(i, _)| chosen.contains(i)) {
-        let m = &models[*i];
-        let started = Lake::now();
-        let clock = Instant::now();
-        let mut outcome = ModelOutcome {
-            name: m.name.clone(),
-            status: RunStatus::Ok,
-            rows: 0,
-            seconds: 0.0,
-            message: None,
-        };
-        if let Some(up) = refs.iter().find(|r| broken.contains(r)) {
-            outcome.status = RunStatus::Skipped;
-            outcome.message = Some(format!("upstream {up} failed or was skipped"));
-        } else {
-            let result = if test_only {
-                run_tests_only(&ctx, m, attached.get(i), reference_date).await
-            } else {
-                build_one(
-                    lake,
-                    &ctx,
-                    m,
-                    refs,
-                    attached.get(i),
-                    reference_date,
-                    existing.contains(&m.name) && !full_refresh,
-                )
-                .await
-            };
-            match result {
-                Ok(rows) => outcome.rows = rows,
-                Err(message) => {
-                    outcome.status = RunStatus::Failed;
-                    outcome.message = Some(message);
-                }
-            }
-        }
-        if outcome.status != RunStatus::Ok {
-            broken.insert(m.name.clone());
-        }
-        outcome.seconds = clock.elapsed().as_secs_f64();
-        records.push(RunRecord {
-            scheduled_for: None,
-            attempt: None,
-            run_id: run_id.clone(),
-            kind: if test_only {
-                "test".into()
-            } else {
-                "build".into()
-            },
-            job: if test_only {
-                "test".into()
-            } else {
-                "build".into()
-            },
-            target: Some(m.name.to_string()),
-            started_at: started,
-            ended_at: Lake::now(),
-            status: outcome.status,
-            rows_written: outcome.rows as i64,
-            error: outcome.message.clone(),
-        });
-        report.outcomes.push(outcome);
-    }
-    lake.record_runs(&records).await?;
-    Ok(report)
 }
 
 async fn run_tests_only(

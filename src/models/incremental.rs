@@ -194,25 +194,23 @@ fn earliest(a: Option<ScalarValue>, b: Option<ScalarValue>) -> Option<ScalarValu
     }
 }
 
-async fn changes(
+/// Per partition with rows ingested into `partitioned` since `since`: the smallest order value
+/// among those rows (`None`: it cannot be appended to); and every partition present in them.
+async fn new_in_inputs(
     ctx: &SessionContext,
     m: &Model,
     partitioned: &[TableName],
-    built_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Changes, String> {
+    cols: &str,
+    since: &str,
+) -> Result<
+    (
+        BTreeMap<Partition, Option<ScalarValue>>,
+        BTreeSet<Partition>,
+    ),
+    String,
+> {
     let n = m.partition_by.len();
-    let cols = m
-        .partition_by
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let since = format!(
-        "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
-        built_at.timestamp_micros()
-    );
     let order = m.append.as_ref().map(|a| a.order_by.as_str());
-    // Partition → the smallest order value among its rows ingested since (None: cannot append).
     let mut first_new: BTreeMap<Partition, Option<ScalarValue>> = BTreeMap::new();
     let mut present = BTreeSet::new();
     for input in partitioned {
@@ -245,6 +243,29 @@ async fn changes(
         }
         present.extend(partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {input}")).await?);
     }
+    Ok((first_new, present))
+}
+
+/// What changed in the inputs since the build at `built_at`, against the stored model.
+async fn changes(
+    ctx: &SessionContext,
+    m: &Model,
+    partitioned: &[TableName],
+    built_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Changes, String> {
+    let n = m.partition_by.len();
+    let cols = m
+        .partition_by
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let since = format!(
+        "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        built_at.timestamp_micros()
+    );
+    let order = m.append.as_ref().map(|a| a.order_by.as_str());
+    let (mut first_new, present) = new_in_inputs(ctx, m, partitioned, &cols, &since).await?;
     let stored_sql = match order {
         Some(o) => format!(
             "SELECT {cols}, max(\"{o}\") AS \"last_{o}\" FROM {} GROUP BY {cols}",
@@ -361,40 +382,22 @@ pub(super) async fn record_state(
         .map_err(|e| e.to_string())
 }
 
-/// An incremental build. `Ok(None)`: the model needs a full build (it never built, its files
-/// changed, or an unpartitioned input changed).
-pub(super) async fn build_incremental(
-    lake: &Lake,
-    ctx: &SessionContext,
-    m: &Model,
-    inputs: &[TableName],
-    custom: &Custom,
-    reference: chrono::NaiveDate,
-) -> Result<Option<usize>, String> {
-    let started = Lake::now();
-    let previous = lake.model_state(&m.name).await.map_err(|e| e.to_string())?;
-    let Some(built_at) = previous.built_at else {
-        return Ok(None);
-    };
-    let classified = classify(lake, ctx, m, inputs).await?;
-    if let Some((k, _)) = classified
-        .fingerprints
-        .iter()
-        .find(|(k, v)| previous.inputs.get(*k) != Some(v))
-    {
-        tracing::info!(model = %m.name, changed = %k, "full build: an unpartitioned input or the model's files changed");
-        return Ok(None);
-    }
-    let clock = std::time::Instant::now();
-    let lap = |what: &str| {
-        tracing::debug!(model = %m.name, step = what, seconds = clock.elapsed().as_secs_f64(), "incremental build");
-    };
-    let changes = changes(ctx, m, &classified.partitioned, built_at).await?;
-    lap("changes found");
-    if changes.recompute.is_empty() && changes.after.is_empty() {
-        record_state(lake, ctx, m, inputs, started).await?;
-        return Ok(Some(0));
-    }
+/// The rows an incremental build publishes, and what they replace.
+struct NewRows {
+    /// The recomputed partitions' rows, then the appended rows.
+    rows: Vec<RecordBatch>,
+    /// Their schema (the computed rows' own: the plan's may differ in nullability).
+    schema: SchemaRef,
+    /// The predicate of the recomputed partitions, when there are any.
+    replaced: Option<String>,
+    /// The predicate of the appended rows, when there are any.
+    appended: Option<String>,
+    /// The append query's order column, when rows were appended.
+    appended_after: Option<String>,
+}
+
+/// Computes the recomputed partitions' rows and the appended rows of `changes`.
+async fn new_rows(ctx: &SessionContext, m: &Model, changes: Changes) -> Result<NewRows, String> {
     let appending: usize = changes.after.iter().map(RecordBatch::num_rows).sum();
     tracing::info!(
         model = %m.name,
@@ -434,6 +437,56 @@ pub(super) async fn build_incremental(
         }
         _ => None,
     };
+    Ok(NewRows {
+        rows,
+        schema,
+        replaced,
+        appended: changes.appended,
+        appended_after,
+    })
+}
+
+/// An incremental build. `Ok(None)`: the model needs a full build (it never built, its files
+/// changed, or an unpartitioned input changed).
+pub(super) async fn build_incremental(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    inputs: &[TableName],
+    custom: &Custom,
+    reference: chrono::NaiveDate,
+) -> Result<Option<usize>, String> {
+    let started = Lake::now();
+    let previous = lake.model_state(&m.name).await.map_err(|e| e.to_string())?;
+    let Some(built_at) = previous.built_at else {
+        return Ok(None);
+    };
+    let classified = classify(lake, ctx, m, inputs).await?;
+    if let Some((k, _)) = classified
+        .fingerprints
+        .iter()
+        .find(|(k, v)| previous.inputs.get(*k) != Some(v))
+    {
+        tracing::info!(model = %m.name, changed = %k, "full build: an unpartitioned input or the model's files changed");
+        return Ok(None);
+    }
+    let clock = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(model = %m.name, step = what, seconds = clock.elapsed().as_secs_f64(), "incremental build");
+    };
+    let changes = changes(ctx, m, &classified.partitioned, built_at).await?;
+    lap("changes found");
+    if changes.recompute.is_empty() && changes.after.is_empty() {
+        record_state(lake, ctx, m, inputs, started).await?;
+        return Ok(Some(0));
+    }
+    let NewRows {
+        rows,
+        schema,
+        replaced,
+        appended,
+        appended_after,
+    } = new_rows(ctx, m, changes).await?;
     lap("new rows computed");
     let inc = Increment {
         candidate: candidate(ctx, m, &schema, replaced.as_deref(), rows.clone()).await?,
@@ -444,7 +497,7 @@ pub(super) async fn build_incremental(
     audit_increment(ctx, m, custom, reference, &inc).await?;
     lap("audited");
     let count: usize = inc.rows.iter().map(RecordBatch::num_rows).sum();
-    let mode = match (replaced, changes.appended) {
+    let mode = match (replaced, appended) {
         (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
         (Some(r), None) => WriteMode::ReplaceWhere(r),
         (None, _) => WriteMode::Append,

@@ -154,40 +154,68 @@ impl Daemon {
         Ok(actions)
     }
 
+    /// Records `ticks` of `name` as skipped for `reason` and moves its last tick past them.
+    async fn skip(
+        &mut self,
+        name: &str,
+        ticks: Vec<DateTime<Utc>>,
+        reason: String,
+    ) -> Result<Action, ScheduleError> {
+        runner::record_skipped(&self.lake, name, &ticks, &reason).await?;
+        self.metrics.skipped(name, ticks.len());
+        if let Some(newest) = ticks.last() {
+            self.coord.set_last_tick(name, *newest).await?;
+        }
+        Ok(Action::Skipped {
+            job: name.to_string(),
+            ticks,
+            reason,
+        })
+    }
+
+    /// Ticks that came due while a run of `job` is still going: queued or skipped by its
+    /// `overlap`.
+    async fn overlapping(
+        &mut self,
+        job: &Job,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Action>, ScheduleError> {
+        let name = job.name.clone();
+        let Some(r) = self.running.get_mut(&name) else {
+            return Ok(None);
+        };
+        let due = ticks_between(&job.schedule, job.tz, r.until, now);
+        let Some(newest) = due.last().copied() else {
+            return Ok(None);
+        };
+        r.until = newest;
+        Ok(Some(match job.file.overlap {
+            Overlap::Queue => {
+                self.queued.entry(name.clone()).or_default().extend(&due);
+                Action::Queued {
+                    job: name,
+                    ticks: due,
+                }
+            }
+            Overlap::Skip => {
+                let reason = "the previous run was still going (overlap = skip)".to_string();
+                self.skip(&name, due, reason).await?
+            }
+        }))
+    }
+
     async fn poll_job(
         &mut self,
         job: &Job,
         now: DateTime<Utc>,
     ) -> Result<Option<Action>, ScheduleError> {
         let name = job.name.clone();
-        if let Some(r) = self.running.get_mut(&name)
-            && !r.handle.is_finished()
+        if self
+            .running
+            .get(&name)
+            .is_some_and(|r| !r.handle.is_finished())
         {
-            let due = ticks_between(&job.schedule, job.tz, r.until, now);
-            let Some(newest) = due.last().copied() else {
-                return Ok(None);
-            };
-            r.until = newest;
-            return Ok(Some(match job.file.overlap {
-                Overlap::Queue => {
-                    self.queued.entry(name.clone()).or_default().extend(&due);
-                    Action::Queued {
-                        job: name,
-                        ticks: due,
-                    }
-                }
-                Overlap::Skip => {
-                    let reason = "the previous run was still going (overlap = skip)".to_string();
-                    runner::record_skipped(&self.lake, &name, &due, &reason).await?;
-                    self.metrics.skipped(&name, due.len());
-                    self.coord.set_last_tick(&name, newest).await?;
-                    Action::Skipped {
-                        job: name,
-                        ticks: due,
-                        reason,
-                    }
-                }
-            }));
+            return self.overlapping(job, now).await;
         }
         let floor = self.running.remove(&name).map(|r| r.until);
         let queued = self.queued.remove(&name).unwrap_or_default();
@@ -227,19 +255,12 @@ impl Daemon {
         run.sort();
         run.dedup();
         let mut action = None;
-        if let Some(newest) = plan.skip.last().copied() {
+        if !plan.skip.is_empty() {
             let reason = format!(
                 "missed: no daemon was running at the tick (misfire = {})",
                 format!("{:?}", job.file.misfire).to_lowercase()
             );
-            runner::record_skipped(&self.lake, &name, &plan.skip, &reason).await?;
-            self.metrics.skipped(&name, plan.skip.len());
-            self.coord.set_last_tick(&name, newest).await?;
-            action = Some(Action::Skipped {
-                job: name.clone(),
-                ticks: plan.skip.clone(),
-                reason,
-            });
+            action = Some(self.skip(&name, plan.skip.clone(), reason).await?);
         }
         let Some(until) = run.last().copied() else {
             self.coord.release(lease, self.clock.now()).await?;

@@ -119,79 +119,135 @@ enum Attempt {
 }
 
 /// Runs `job` once and records it. `Err` only when `meta.runs` cannot be written.
-pub async fn run_job(job: &Job, mut cx: RunContext<'_>) -> Result<JobReport, ScheduleError> {
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let started_at = Lake::now();
-    let job_deadline = job
-        .file
-        .job_timeout_secs
-        .map(|s| (s, Instant::now() + Duration::from_secs(s)));
-    let record = |kind: &str,
-                  target: Option<String>,
-                  started: DateTime<Utc>,
-                  status: RunStatus,
-                  rows: i64,
-                  attempt: Option<i32>,
-                  error: Option<String>| RunRecord {
-        run_id: run_id.clone(),
-        kind: kind.into(),
-        job: job.name.clone(),
-        target,
-        scheduled_for: cx.scheduled_for,
-        attempt,
-        started_at: started,
-        ended_at: Lake::now(),
-        status,
-        rows_written: rows,
-        error,
+pub async fn run_job(job: &Job, cx: RunContext<'_>) -> Result<JobReport, ScheduleError> {
+    let mut run = JobRun {
+        job,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        deadline: job
+            .file
+            .job_timeout_secs
+            .map(|s| (s, Instant::now() + Duration::from_secs(s))),
+        cx,
     };
+    let started_at = Lake::now();
     let mut steps = Vec::new();
     let mut ended: Option<(RunStatus, String)> = None;
     for (index, step) in job.file.steps.iter().enumerate() {
         let label = format!("{}. {}", index + 1, step.label());
-        if ended.is_none() && *cx.shutdown.borrow() {
+        if ended.is_none() && *run.cx.shutdown.borrow() {
             ended = Some((
                 RunStatus::Interrupted,
                 "shutdown requested; no further steps started".into(),
             ));
         }
-        if let Some((status, _)) = &ended {
-            let why = match status {
-                RunStatus::Interrupted => "not started: the daemon is shutting down",
-                _ => "not started: an earlier step failed",
-            };
-            let skipped = StepReport {
-                kind: step.kind(),
-                label: label.clone(),
-                status: RunStatus::Skipped,
-                attempts: 0,
-                seconds: 0.0,
-                rows: 0,
-                targets: Vec::new(),
-                error: Some(why.into()),
-            };
-            cx.lake
-                .record_runs(&[record(
-                    step.kind(),
-                    Some(label),
-                    Lake::now(),
-                    RunStatus::Skipped,
-                    0,
-                    None,
-                    Some(why.into()),
-                )])
-                .await?;
-            cx.observer.step_finished(index, &skipped);
-            steps.push(skipped);
-            continue;
+        let report = match &ended {
+            Some((status, _)) => run.skip(step, label, *status).await?,
+            None => {
+                let report = run.step(index, step, label).await?;
+                if let Some(error) = &report.error {
+                    ended = Some((report.status, format!("step {}: {error}", report.label)));
+                }
+                report
+            }
+        };
+        run.cx.observer.step_finished(index, &report);
+        steps.push(report);
+    }
+    let (status, error) = match ended {
+        None => (RunStatus::Ok, None),
+        Some((s, e)) => (s, Some(e)),
+    };
+    let rows = steps.iter().map(|s| s.rows).sum();
+    let record = run.record("job", None, started_at, (status, rows, error.clone()), None);
+    run.cx.lake.record_runs(&[record]).await?;
+    Ok(JobReport {
+        run_id: run.run_id,
+        job: job.name.clone(),
+        scheduled_for: run.cx.scheduled_for,
+        status,
+        steps,
+        error,
+        started_at,
+        ended_at: Lake::now(),
+    })
+}
+
+/// One run of a job: its id, its deadline, and what it runs with.
+struct JobRun<'a, 'c> {
+    job: &'a Job,
+    run_id: String,
+    /// `job_timeout_secs` and the instant it runs out.
+    deadline: Option<(u64, Instant)>,
+    cx: RunContext<'c>,
+}
+
+impl JobRun<'_, '_> {
+    /// A `meta.runs` row of this run ending now: `(status, rows, error)` in `outcome`.
+    fn record(
+        &self,
+        kind: &str,
+        target: Option<String>,
+        started: DateTime<Utc>,
+        outcome: (RunStatus, i64, Option<String>),
+        attempt: Option<i32>,
+    ) -> RunRecord {
+        let (status, rows_written, error) = outcome;
+        RunRecord {
+            run_id: self.run_id.clone(),
+            kind: kind.into(),
+            job: self.job.name.clone(),
+            target,
+            scheduled_for: self.cx.scheduled_for,
+            attempt,
+            started_at: started,
+            ended_at: Lake::now(),
+            status,
+            rows_written,
+            error,
         }
+    }
+
+    /// A step not started because the run ended (`why`: shutdown or an earlier failure).
+    async fn skip(
+        &self,
+        step: &Step,
+        label: String,
+        why: RunStatus,
+    ) -> Result<StepReport, ScheduleError> {
+        let why = match why {
+            RunStatus::Interrupted => "not started: the daemon is shutting down",
+            _ => "not started: an earlier step failed",
+        };
+        let outcome = (RunStatus::Skipped, 0, Some(why.to_string()));
+        let record = self.record(step.kind(), Some(label.clone()), Lake::now(), outcome, None);
+        self.cx.lake.record_runs(&[record]).await?;
+        Ok(StepReport {
+            kind: step.kind(),
+            label,
+            status: RunStatus::Skipped,
+            attempts: 0,
+            seconds: 0.0,
+            rows: 0,
+            targets: Vec::new(),
+            error: Some(why.into()),
+        })
+    }
+
+    /// Runs a step with its retries, each attempt recorded; a failed or interrupted step's
+    /// report carries its error.
+    async fn step(
+        &mut self,
+        index: usize,
+        step: &Step,
+        label: String,
+    ) -> Result<StepReport, ScheduleError> {
         let clock = Instant::now();
         let mut attempt: u32 = 0;
         let outcome = loop {
             attempt += 1;
-            cx.observer.attempt_started(index, step, attempt);
+            self.cx.observer.attempt_started(index, step, attempt);
             let attempt_started = Lake::now();
-            let result = match run_attempt(job, step, cx.executor, job_deadline).await {
+            let result = match run_attempt(self.job, step, self.cx.executor, self.deadline).await {
                 Attempt::Done(r) => r,
                 Attempt::JobTimedOut(secs) => {
                     break Err((
@@ -200,31 +256,30 @@ pub async fn run_job(job: &Job, mut cx: RunContext<'_>) -> Result<JobReport, Sch
                     ));
                 }
             };
-            let (status, rows, error) = match &result {
+            let recorded = match &result {
                 Ok(out) => (RunStatus::Ok, out.rows, None),
                 Err(e) => (RunStatus::Failed, 0, Some(e.clone())),
             };
-            cx.lake
-                .record_runs(&[record(
-                    step.kind(),
-                    Some(label.clone()),
-                    attempt_started,
-                    status,
-                    rows,
-                    Some(attempt as i32),
-                    error,
-                )])
-                .await?;
+            let record = self.record(
+                step.kind(),
+                Some(label.clone()),
+                attempt_started,
+                recorded,
+                Some(attempt as i32),
+            );
+            self.cx.lake.record_runs(&[record]).await?;
             let error = match result {
                 Ok(out) => break Ok(out),
-                Err(e) if attempt > job.file.retries.count => break Err((e, RunStatus::Failed)),
+                Err(e) if attempt > self.job.file.retries.count => {
+                    break Err((e, RunStatus::Failed));
+                }
                 Err(e) => e,
             };
-            let wait = job.file.retries.wait(attempt - 1);
-            cx.observer.retrying(index, step, &error, wait);
+            let wait = self.job.file.retries.wait(attempt - 1);
+            self.cx.observer.retrying(index, step, &error, wait);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = cx.shutdown.wait_for(|stop| *stop) => {
+                _ = self.cx.shutdown.wait_for(|stop| *stop) => {
                     break Err((
                         format!("{error} (not retried: shutdown requested)"),
                         RunStatus::Interrupted,
@@ -232,61 +287,21 @@ pub async fn run_job(job: &Job, mut cx: RunContext<'_>) -> Result<JobReport, Sch
                 }
             }
         };
-        let seconds = clock.elapsed().as_secs_f64();
-        let report = match outcome {
-            Ok(out) => StepReport {
-                kind: step.kind(),
-                label,
-                status: RunStatus::Ok,
-                attempts: attempt,
-                seconds,
-                rows: out.rows,
-                targets: out.targets,
-                error: None,
-            },
-            Err((error, status)) => {
-                ended = Some((status, format!("step {label}: {error}")));
-                StepReport {
-                    kind: step.kind(),
-                    label,
-                    status,
-                    attempts: attempt,
-                    seconds,
-                    rows: 0,
-                    targets: Vec::new(),
-                    error: Some(error),
-                }
-            }
+        let (status, out, error) = match outcome {
+            Ok(out) => (RunStatus::Ok, out, None),
+            Err((error, status)) => (status, StepOutput::default(), Some(error)),
         };
-        cx.observer.step_finished(index, &report);
-        steps.push(report);
-    }
-    let (status, error) = match ended {
-        None => (RunStatus::Ok, None),
-        Some((s, e)) => (s, Some(e)),
-    };
-    let rows = steps.iter().map(|s| s.rows).sum();
-    cx.lake
-        .record_runs(&[record(
-            "job",
-            None,
-            started_at,
+        Ok(StepReport {
+            kind: step.kind(),
+            label,
             status,
-            rows,
-            None,
-            error.clone(),
-        )])
-        .await?;
-    Ok(JobReport {
-        run_id,
-        job: job.name.clone(),
-        scheduled_for: cx.scheduled_for,
-        status,
-        steps,
-        error,
-        started_at,
-        ended_at: Lake::now(),
-    })
+            attempts: attempt,
+            seconds: clock.elapsed().as_secs_f64(),
+            rows: out.rows,
+            targets: out.targets,
+            error,
+        })
+    }
 }
 
 /// One attempt under the tighter of the step timeout and what is left of the job timeout.

@@ -104,6 +104,8 @@ impl Sheet<'_> {
         ))
     }
 
+    /// The S&P 500's quarterly and yearly EPS: the table under the `QUARTER` header, its
+    /// `ESTIMATES` rows then its `ACTUALS` rows, newest quarter first.
     fn quarterly_table(&self) -> Result<Vec<EpsRow>, String> {
         let est = self
             .find_a(self.first_row(), |s| s == "ESTIMATES")
@@ -123,6 +125,36 @@ impl Sheet<'_> {
                     self.at(est, 0)
                 )
             })?;
+        let [q_op, q_ar, y_op, y_ar] = self.quarter_columns(head, est)?;
+        let quarters = self.quarter_rows(est, act)?;
+        let mut out = Vec::new();
+        for (row, (year, q), is_estimate) in quarters {
+            let mut emit = |col: u32, period: String, kind: &'static str| -> Result<(), String> {
+                if let Some(value) = self.number(row, col)? {
+                    out.push(EpsRow {
+                        index: "SP500".into(),
+                        period,
+                        kind,
+                        value,
+                        is_estimate,
+                        origin: self.at(row, col),
+                    });
+                }
+                Ok(())
+            };
+            emit(q_op, format!("{year}Q{q}"), OPERATING_EPS)?;
+            emit(q_ar, format!("{year}Q{q}"), REPORTED_EPS)?;
+            if q == 4 {
+                emit(y_op, year.to_string(), OPERATING_EPS)?;
+                emit(y_ar, year.to_string(), REPORTED_EPS)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The columns of quarterly operating and as-reported EPS, and of the yearly ones (right of
+    /// `12 MONTH`), found by their headers in rows `head..est`.
+    fn quarter_columns(&self, head: u32, est: u32) -> Result<[u32; 4], String> {
         let header = |col: u32| -> String {
             (head..est)
                 .filter_map(|r| self.text(r, col))
@@ -158,10 +190,17 @@ impl Sheet<'_> {
                 .map(|(c, _)| *c)
                 .ok_or_else(|| missing(&format!("'{word}' right of '12 MONTH'")))
         };
-        let (q_op, q_ar) = (quarterly("OPERATING")?, quarterly("AS REPORTED")?);
-        let (y_op, y_ar) = (yearly("OPERATING")?, yearly("AS REPORTED")?);
+        Ok([
+            quarterly("OPERATING")?,
+            quarterly("AS REPORTED")?,
+            yearly("OPERATING")?,
+            yearly("AS REPORTED")?,
+        ])
+    }
 
-        // (row, quarter, estimate?)
+    /// `(row, (year, quarter), is_estimate)` of every dated row under `ESTIMATES` (row `est`)
+    /// and `ACTUALS` (row `act`), checked to run back one quarter at a time.
+    fn quarter_rows(&self, est: u32, act: u32) -> Result<Vec<(u32, (i32, u32), bool)>, String> {
         let mut quarters: Vec<(u32, (i32, u32), bool)> = Vec::new();
         for row in est + 1..act {
             let label = self.get(row, 0);
@@ -197,29 +236,7 @@ impl Sheet<'_> {
                 ));
             }
         }
-        let mut out = Vec::new();
-        for (row, (year, q), is_estimate) in quarters {
-            let mut emit = |col: u32, period: String, kind: &'static str| -> Result<(), String> {
-                if let Some(value) = self.number(row, col)? {
-                    out.push(EpsRow {
-                        index: "SP500".into(),
-                        period,
-                        kind,
-                        value,
-                        is_estimate,
-                        origin: self.at(row, col),
-                    });
-                }
-                Ok(())
-            };
-            emit(q_op, format!("{year}Q{q}"), OPERATING_EPS)?;
-            emit(q_ar, format!("{year}Q{q}"), REPORTED_EPS)?;
-            if q == 4 {
-                emit(y_op, year.to_string(), OPERATING_EPS)?;
-                emit(y_ar, year.to_string(), REPORTED_EPS)?;
-            }
-        }
-        Ok(out)
+        Ok(quarters)
     }
 
     fn pe_block(&self) -> Result<Vec<EpsRow>, String> {

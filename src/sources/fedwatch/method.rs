@@ -193,6 +193,10 @@ type Known = BTreeMap<NaiveDate, (f64, String)>;
 /// anchor); `target_low_bps` the target range's lower bound in force on `as_of`; `effr` the newest
 /// effective rate published by `as_of`, used only as the first meeting's start rate when no
 /// contract gives one.
+///
+/// Long on purpose: the body follows the module doc's numbered steps in order (1. anchors,
+/// 2. backward, 3. forward, 4. the first meeting's start, then the outcomes), each marked with
+/// its number, so it can be checked against CME's description line by line.
 pub fn meeting_odds(
     as_of: NaiveDate,
     meetings: &[NaiveDate],

@@ -334,8 +334,9 @@ impl Source for Fedwatch {
         let lake_err = SourceError::lake(NAME);
         let meetings = self.meetings(ctx).await?;
         let inputs = self.inputs(ctx).await.map_err(&lake_err)?;
-        let effr = inputs.fred.get("EFFR");
-        let mut days: BTreeSet<NaiveDate> = effr
+        let mut days: BTreeSet<NaiveDate> = inputs
+            .fred
+            .get("EFFR")
             .map(|s| s.keys().copied().collect())
             .unwrap_or_default();
         days.extend(inputs.curves.keys().copied());
@@ -350,124 +351,161 @@ impl Source for Fedwatch {
             .filter(|d| ctx.window.contains(Some(start), *d))
         {
             let next = meetings.iter().find(|m| **m >= day).copied();
-            let effr_now = as_of(effr, day);
-            let low = latest_within(inputs.fred.get("DFEDTARL"), day, MAX_TARGET_AGE_DAYS)
-                .map(|(_, l)| (l * 100.0).round() as i64);
-            let published = published_effr(effr, day);
-            let curve = inputs.curves.get(&day);
-            let (priced, no_odds) = match (curve, low) {
-                (Some((c, _)), Some(low)) => {
-                    let p = method::meeting_odds(day, &meetings, c, low, published);
-                    let gap = p.gap.as_ref().map(ToString::to_string);
-                    (p.meetings, gap)
-                }
-                (None, _) => (Vec::new(), None),
-                (Some(_), None) => (
-                    Vec::new(),
-                    Some(format!(
-                        "no target range (DFEDTARL) dated within {MAX_TARGET_AGE_DAYS} days \
-                         before the day"
-                    )),
-                ),
-            };
+            let (priced, no_odds) = inputs.odds(day, &meetings);
+            // Odds when the futures price the next meeting; else the yield-curve proxy says why.
             if next.is_some() && priced.first().map(|o| o.meeting_date) == next {
-                let contracts = curve
-                    .map(|(_, names)| names.iter().cloned().collect::<Vec<_>>().join(","))
-                    .unwrap_or_default();
-                for (k, o) in priced.iter().enumerate() {
-                    for (l, p) in &o.probabilities {
-                        probs.as_of.push(Date32Type::from_naive_date(day));
-                        probs
-                            .meeting
-                            .push(Date32Type::from_naive_date(o.meeting_date));
-                        probs.index.push(k as i64 + 1);
-                        probs.low.push(*l);
-                        probs.prob.push((p * 1e9).round() / 1e9);
-                        probs.start.push(o.rate_start_pct);
-                        probs.end.push(o.rate_end_pct);
-                        probs.method.push(o.method.clone());
-                        probs.contracts.push(contracts.clone());
-                    }
-                }
-                continue;
+                probs.push_day(day, &priced, &inputs.contracts(day));
+            } else {
+                proxies.push_day(&inputs, day, next, no_odds);
             }
-            let dgs1 = as_of(inputs.fred.get("DGS1"), day);
-            let dgs2 = as_of(inputs.fred.get("DGS2"), day);
-            let fresh = |s: &str| {
-                inputs
-                    .fred
-                    .get(s)
-                    .and_then(|m| m.range(..=day).next_back())
-                    .is_some_and(|(d, _)| (day - *d).num_days() <= 7)
-            };
-            let (proxy, yield_pct) = match (dgs2, dgs1) {
-                (Some(y), _) if fresh("DGS2") => ("DGS2 - EFFR", Some(y)),
-                (_, Some(y)) if fresh("DGS1") => ("DGS1 - EFFR", Some(y)),
-                _ => ("none", None),
-            };
-            let why_no_futures = match (next, no_odds) {
-                (None, _) => "no upcoming FOMC meeting in the calendar".to_string(),
-                (Some(_), Some(gap)) => gap,
-                (Some(m), None) => format!(
-                    "no futures contract for the {} meeting month",
-                    m.format("%Y-%m")
-                ),
-            };
-            let reason = if proxy == "none" {
-                format!("{why_no_futures}; no 1- or 2-year yield within 7 days")
-            } else {
-                why_no_futures
-            };
-            proxies.as_of.push(Date32Type::from_naive_date(day));
-            proxies
-                .next_meeting
-                .push(next.map(Date32Type::from_naive_date));
-            proxies.effr.push(effr_now);
-            proxies.dgs1.push(dgs1);
-            proxies.dgs2.push(dgs2);
-            proxies.change_bp.push(
-                yield_pct
-                    .zip(effr_now)
-                    .map(|(y, e)| ((y - e) * 100.0 * 1e6).round() / 1e6),
-            );
-            proxies.proxy.push(proxy);
-            proxies.reason.push(reason);
         }
-        let mut report = SourceReport::default();
-        let prob_rows = probs.as_of.len();
-        let proxy_rows = proxies.as_of.len();
-        let writes = [
-            (
-                probabilities_table(),
-                probs.batch(ctx.run_at).map_err(&lake_err)?,
-                prob_rows,
-                &["as_of_date", "meeting_date", "target_low_bps"][..],
-            ),
-            (
-                proxy_table(),
-                proxies.batch(ctx.run_at).map_err(&lake_err)?,
-                proxy_rows,
-                &["as_of_date"][..],
-            ),
-        ];
-        for (table, batch, rows, keys) in writes {
-            // Both tables always exist after a run (the marts read both), even when one has no
-            // rows: e.g. a window where every day has odds writes no proxy row.
-            let mode = if rows == 0 && !ctx.lake.exists(&table).await.map_err(&lake_err)? {
-                crate::lake::WriteMode::Overwrite
-            } else {
-                ctx.window.write_mode(Some(start), "as_of_date", keys)
-            };
-            let written = ctx
-                .lake
-                .write(&table, vec![batch], mode)
-                .await
-                .map_err(&lake_err)?;
-            report.rows_written += written.rows;
-        }
+        let report = land(ctx, start, probs, proxies).await.map_err(&lake_err)?;
         tracing::info!(source = NAME, rows = report.rows_written, "computed");
         Ok(report)
     }
+}
+
+impl Inputs {
+    /// The meetings priced on `day`, or why there are none although the day has a curve.
+    fn odds(
+        &self,
+        day: NaiveDate,
+        meetings: &[NaiveDate],
+    ) -> (Vec<method::MeetingOdds>, Option<String>) {
+        let effr = self.fred.get("EFFR");
+        let low = latest_within(self.fred.get("DFEDTARL"), day, MAX_TARGET_AGE_DAYS)
+            .map(|(_, l)| (l * 100.0).round() as i64);
+        match (self.curves.get(&day), low) {
+            (Some((c, _)), Some(low)) => {
+                let p = method::meeting_odds(day, meetings, c, low, published_effr(effr, day));
+                let gap = p.gap.as_ref().map(ToString::to_string);
+                (p.meetings, gap)
+            }
+            (None, _) => (Vec::new(), None),
+            (Some(_), None) => (
+                Vec::new(),
+                Some(format!(
+                    "no target range (DFEDTARL) dated within {MAX_TARGET_AGE_DAYS} days \
+                     before the day"
+                )),
+            ),
+        }
+    }
+
+    /// The contracts of `day`'s curve, comma-separated.
+    fn contracts(&self, day: NaiveDate) -> String {
+        self.curves
+            .get(&day)
+            .map(|(_, names)| names.iter().cloned().collect::<Vec<_>>().join(","))
+            .unwrap_or_default()
+    }
+
+    /// Whether `series` has a value dated within 7 days before `day`.
+    fn fresh(&self, series: &str, day: NaiveDate) -> bool {
+        latest_within(self.fred.get(series), day, 7).is_some()
+    }
+}
+
+impl ProbRows {
+    /// One row per meeting and target range priced on `day`.
+    fn push_day(&mut self, day: NaiveDate, priced: &[method::MeetingOdds], contracts: &str) {
+        for (k, o) in priced.iter().enumerate() {
+            for (l, p) in &o.probabilities {
+                self.as_of.push(Date32Type::from_naive_date(day));
+                self.meeting
+                    .push(Date32Type::from_naive_date(o.meeting_date));
+                self.index.push(k as i64 + 1);
+                self.low.push(*l);
+                self.prob.push((p * 1e9).round() / 1e9);
+                self.start.push(o.rate_start_pct);
+                self.end.push(o.rate_end_pct);
+                self.method.push(o.method.clone());
+                self.contracts.push(contracts.to_string());
+            }
+        }
+    }
+}
+
+impl ProxyRows {
+    /// `day`'s proxy row: the 2-year (else 1-year) yield minus EFFR when one is fresh, and why
+    /// the futures gave no odds (`no_odds`, else the missing meeting or contract).
+    fn push_day(
+        &mut self,
+        inputs: &Inputs,
+        day: NaiveDate,
+        next: Option<NaiveDate>,
+        no_odds: Option<String>,
+    ) {
+        let effr_now = as_of(inputs.fred.get("EFFR"), day);
+        let dgs1 = as_of(inputs.fred.get("DGS1"), day);
+        let dgs2 = as_of(inputs.fred.get("DGS2"), day);
+        let (proxy, yield_pct) = match (dgs2, dgs1) {
+            (Some(y), _) if inputs.fresh("DGS2", day) => ("DGS2 - EFFR", Some(y)),
+            (_, Some(y)) if inputs.fresh("DGS1", day) => ("DGS1 - EFFR", Some(y)),
+            _ => ("none", None),
+        };
+        let why_no_futures = match (next, no_odds) {
+            (None, _) => "no upcoming FOMC meeting in the calendar".to_string(),
+            (Some(_), Some(gap)) => gap,
+            (Some(m), None) => format!(
+                "no futures contract for the {} meeting month",
+                m.format("%Y-%m")
+            ),
+        };
+        let reason = if proxy == "none" {
+            format!("{why_no_futures}; no 1- or 2-year yield within 7 days")
+        } else {
+            why_no_futures
+        };
+        self.as_of.push(Date32Type::from_naive_date(day));
+        self.next_meeting
+            .push(next.map(Date32Type::from_naive_date));
+        self.effr.push(effr_now);
+        self.dgs1.push(dgs1);
+        self.dgs2.push(dgs2);
+        self.change_bp.push(
+            yield_pct
+                .zip(effr_now)
+                .map(|(y, e)| ((y - e) * 100.0 * 1e6).round() / 1e6),
+        );
+        self.proxy.push(proxy);
+        self.reason.push(reason);
+    }
+}
+
+/// Writes both tables for the window from `start`. Both always exist after a run (the marts
+/// read both), even when one has no rows: e.g. a window where every day has odds writes no
+/// proxy row.
+async fn land(
+    ctx: &IngestContext,
+    start: NaiveDate,
+    probs: ProbRows,
+    proxies: ProxyRows,
+) -> Result<SourceReport, LakeError> {
+    let mut report = SourceReport::default();
+    let writes = [
+        (
+            probabilities_table(),
+            probs.as_of.len(),
+            probs.batch(ctx.run_at)?,
+            &["as_of_date", "meeting_date", "target_low_bps"][..],
+        ),
+        (
+            proxy_table(),
+            proxies.as_of.len(),
+            proxies.batch(ctx.run_at)?,
+            &["as_of_date"][..],
+        ),
+    ];
+    for (table, rows, batch, keys) in writes {
+        let mode = if rows == 0 && !ctx.lake.exists(&table).await? {
+            crate::lake::WriteMode::Overwrite
+        } else {
+            ctx.window.write_mode(Some(start), "as_of_date", keys)
+        };
+        report.rows_written += ctx.lake.write(&table, vec![batch], mode).await?.rows;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
