@@ -223,6 +223,7 @@ impl Lake {
     }
 
     fn builder(&self, table: &TableName) -> Result<DeltaTableBuilder> {
+        store::register_log_stores();
         let url = self.table_url(table);
         DeltaTableBuilder::from_url(url.clone())
             .map(|b| b.with_storage_backend(self.store.clone(), url))

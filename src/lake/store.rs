@@ -3,6 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use deltalake::DeltaResult;
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
@@ -12,6 +16,44 @@ use object_store::memory::InMemory;
 use url::Url;
 
 use super::LakeError;
+
+/// Cloud schemes whose Delta log goes through [`register_log_stores`].
+const CLOUD_SCHEMES: [&str; 7] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure"];
+
+/// Delta's log store for a table on an object store we built ([`store_for`]): commits are a
+/// conditional "create if absent" put of the next log entry (S3's `If-None-Match`, GCS's and
+/// Azure's preconditions), as delta-rs' own S3, GCS and Azure factories do — registered here so
+/// their crates (and the AWS SDK they pull in) are not built.
+struct ConditionalPutLogStores;
+
+impl LogStoreFactory for ConditionalPutLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+/// Registers the log store of every cloud scheme with delta-rs (once per process).
+pub(super) fn register_log_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let factories = logstore_factories();
+        for scheme in CLOUD_SCHEMES {
+            let url = Url::parse(&format!("{scheme}://")).expect("a scheme is a URL");
+            factories.insert(url, Arc::new(ConditionalPutLogStores));
+        }
+    });
+}
 
 /// Turns what a user typed (`./lake`, `/data/lake`, `file:///…`, `memory://`, `s3://bucket/p`,
 /// `gs://…`, `az://…`) into a normalised URL ending in `/`. Local paths are made absolute and

@@ -41,6 +41,9 @@ pub use super::row::{
 /// The sheet every row comes from.
 pub const SHEET: &str = "ESTIMATES&PEs";
 
+/// A row of the quarterly table: `(row, (year, quarter), is_estimate)`.
+type QuarterRow = (u32, (i32, u32), bool);
+
 /// Parses a workbook's bytes. Errors name the sheet and cell where the layout was not as expected.
 pub fn workbook(body: &[u8]) -> Result<Edition, String> {
     let mut wb =
@@ -200,8 +203,8 @@ impl Sheet<'_> {
 
     /// `(row, (year, quarter), is_estimate)` of every dated row under `ESTIMATES` (row `est`)
     /// and `ACTUALS` (row `act`), checked to run back one quarter at a time.
-    fn quarter_rows(&self, est: u32, act: u32) -> Result<Vec<(u32, (i32, u32), bool)>, String> {
-        let mut quarters: Vec<(u32, (i32, u32), bool)> = Vec::new();
+    fn quarter_rows(&self, est: u32, act: u32) -> Result<Vec<QuarterRow>, String> {
+        let mut quarters: Vec<QuarterRow> = Vec::new();
         for row in est + 1..act {
             let label = self.get(row, 0);
             if is_blank(label) {
