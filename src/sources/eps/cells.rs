@@ -47,8 +47,11 @@ pub fn to_date(v: &Data) -> Option<NaiveDate> {
     match v {
         Data::Float(f) if !(20_000.0..80_000.0).contains(f) => None,
         Data::Int(i) if !(20_000..80_000).contains(i) => None,
-        // A duration, not a date.
-        Data::DateTime(dt) if !dt.is_datetime() => None,
+        // A duration, not a date; or a serial outside Excel's dates (calamine's conversion
+        // panics far outside them).
+        Data::DateTime(dt) if !dt.is_datetime() || !(0.0..2_958_466.0).contains(&dt.as_f64()) => {
+            None
+        }
         Data::String(s) => date_label(s),
         _ => v.as_date(),
     }
