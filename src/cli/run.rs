@@ -213,7 +213,15 @@ async fn vacuum(
 /// `macrolake docs`: the model catalogue and lineage written under `out`.
 async fn docs(app: &App, sql_dir: Option<PathBuf>, out: &Path) -> Result<(), AppError> {
     let sql_dir = sql_dir.unwrap_or_else(|| app.sql_dir.clone());
-    for path in crate::models::docs::write_docs(&app.lake, &app.views(), &sql_dir, out).await? {
+    for path in crate::models::docs::write_docs(
+        &app.lake,
+        &app.views(),
+        &crate::sources::all_tables(&app.config.sources),
+        &sql_dir,
+        out,
+    )
+    .await?
+    {
         println!("wrote {}", path.display());
     }
     Ok(())

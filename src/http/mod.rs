@@ -29,6 +29,16 @@ use recording::ReplayIndex;
 use redact::redact_url;
 pub use retry::RetryPolicy;
 
+/// `path` resolved below `base` taken as a folder (a missing trailing slash is added first):
+/// `https://h/api` and `soma/summary.json` give `https://h/api/soma/summary.json`.
+pub fn below(base: &Url, path: &str) -> Url {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(path).expect("a relative path joins")
+}
+
 /// Errors of the HTTP engine. Every URL in them is already redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

@@ -20,6 +20,7 @@ mod merge;
 pub mod model_state;
 pub(crate) mod name;
 pub mod raw;
+pub mod row;
 pub mod runs;
 mod session;
 pub mod store;
@@ -36,6 +37,7 @@ use object_store::ObjectStore;
 use url::Url;
 
 pub use name::{TableName, Zone};
+pub use row::{INGESTED_AT, StagingRow, ingested_at_column};
 pub use session::{AsOf, QuerySession, ViewDef};
 
 /// Errors of the lake.
@@ -449,15 +451,4 @@ pub fn column_as<T: datafusion::arrow::array::Array + Clone + 'static>(
                 "column is not {data_type}"
             ))),
         })
-}
-
-/// The `ingested_at` column every staging row carries: the run's timestamp, `n` times.
-pub fn ingested_at_column(n: usize, run_at: DateTime<Utc>) -> datafusion::arrow::array::ArrayRef {
-    std::sync::Arc::new(
-        datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
-            run_at.timestamp_micros();
-            n
-        ])
-        .with_timezone("UTC"),
-    )
 }

@@ -5,12 +5,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{ModelError, dag, discover};
+use crate::lake::row::TableDoc;
 use crate::lake::{Lake, ViewDef};
 
-/// Writes `catalogue.md` (with an embedded Mermaid graph) and `lineage.mmd` under `out`.
+/// Writes `catalogue.md` (with an embedded Mermaid graph, and the staging tables the
+/// connectors declare) and `lineage.mmd` under `out`.
 pub async fn write_docs(
     lake: &Lake,
     views: &[ViewDef],
+    staging: &[TableDoc],
     sql_dir: &Path,
     out: &Path,
 ) -> Result<Vec<PathBuf>, ModelError> {
@@ -100,9 +103,38 @@ pub async fn write_docs(
     md.push_str(&graph);
     md.push_str("```\n\n");
     md.push_str(&body);
+    md.push_str(&staging_section(staging));
     let catalogue = out.join("catalogue.md");
     let lineage = out.join("lineage.mmd");
     std::fs::write(&catalogue, md).map_err(io(&catalogue))?;
     std::fs::write(&lineage, graph).map_err(io(&lineage))?;
     Ok(vec![catalogue, lineage])
+}
+
+/// The staging tables as the connectors declare them: key, and every column with its type,
+/// nullability and doc.
+fn staging_section(tables: &[TableDoc]) -> String {
+    let mut md = String::from(
+        "## Staging tables\n\nWritten by `macrolake ingest`, one per upstream feed, declared in \
+         the connectors' code (`staging_row!`).\n\n",
+    );
+    for t in tables {
+        let keys: Vec<String> = t.keys.iter().map(|k| format!("`{k}`")).collect();
+        let _ = writeln!(
+            md,
+            "### `{}`\n\nKey: {}.\n\n| column | type | null | description |\n|---|---|---|---|",
+            t.table,
+            keys.join(", ")
+        );
+        for c in &t.columns {
+            let null = if c.nullable { "yes" } else { "no" };
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {null} | {} |",
+                c.name, c.data_type, c.doc
+            );
+        }
+        md.push('\n');
+    }
+    md
 }

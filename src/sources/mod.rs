@@ -4,12 +4,16 @@
 //! A connector builds requests, parses bodies and says which staging tables it writes with which
 //! natural key; the engine does retries, replay and redaction, the lake does atomic writes.
 //!
-//! Adding a connector:
-//! 1. a module `sources/<name>/` with `config.rs` (serde struct, every field documented),
-//!    `parse.rs` (pure functions from real recorded bodies to rows, unit-tested on them) and
-//!    `mod.rs` (the [`Source`] impl);
-//! 2. a field in [`SourcesConfig`] and an arm in [`SourceKind`];
-//! 3. recorded bodies under `tests/fixtures/upstream/<host>/` with their provenance.
+//! Adding a connector touches only these (`refrates/` is the example to copy):
+//! 1. a folder `sources/<name>/` with `config.rs` (serde struct, every field documented),
+//!    `parse.rs` (its staging row declared with [`staging_row!`](crate::staging_row), and pure
+//!    functions from real recorded bodies to rows, unit-tested on them) and `mod.rs` (the
+//!    [`Source`] impl; an HTTP-pull upstream implements [`pull::Feed`] and lets the engine plan,
+//!    page, fetch, land and watermark);
+//! 2. a `pub mod <name>;` line and a line in the `connectors!` list below (kind, name, settings,
+//!    constructor): the kind, `SourceKind::ALL`, `[sources.<name>]` and `source_for` follow;
+//! 3. its recorded bodies under `tests/fixtures/upstream/<host>/` (and parse fixtures under
+//!    `tests/fixtures/bodies/<name>/`) with their provenance in the README beside them.
 
 pub mod csv_line;
 pub mod eps;
@@ -19,6 +23,8 @@ pub mod fred;
 pub mod futures;
 pub mod nyfed;
 pub mod prices;
+pub mod pull;
+pub mod refrates;
 pub mod treasury;
 
 #[cfg(test)]
@@ -31,6 +37,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use crate::http::{HttpEngine, HttpError, Request, Response};
+use crate::lake::row::TableDoc;
 use crate::lake::{Lake, LakeError, ViewDef};
 
 /// Errors of a connector. Each names the source and what it was fetching or parsing.
@@ -96,54 +103,77 @@ pub enum SourceError {
     },
 }
 
-/// The closed set of connectors. `macrolake ingest <name>` takes these names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SourceKind {
-    /// FRED (St. Louis Fed) series.
-    Fred,
-    /// U.S. Treasury Daily Treasury Statement: the TGA.
-    Treasury,
-    /// Daily asset prices (Yahoo, Coinbase, Stooq, FRED).
-    Prices,
-    /// 30-day fed funds futures (CME ZQ).
-    Futures,
-    /// FedWatch meeting probabilities computed from the futures (runs after them and after the
-    /// FOMC calendar).
-    Fedwatch,
-    /// The FOMC meeting calendar from the Federal Reserve Board's calendar page.
-    Fomc,
-    /// NY Fed Markets Data API: Treasury outright operations and SOMA holdings.
-    Nyfed,
-    /// EPS estimates: S&P DJI workbooks and vendor CSV files.
-    Eps,
+/// Declares the connectors, one line each: the kind (and its doc), its name (`macrolake ingest
+/// <name>`, `[sources.<name>]`), its settings type and how the connector is made from the
+/// settings. The kind enum, [`SourceKind::ALL`] (in declaration order, which is ingest order),
+/// [`SourcesConfig`] and [`source_for`] all come from this list.
+macro_rules! connectors {
+    ($(
+        $(#[doc = $doc:literal])*
+        $kind:ident $name:ident: $config:ty => |$c:ident| $make:expr;
+    )+) => {
+        /// The closed set of connectors. `macrolake ingest <name>` takes these names.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum SourceKind {
+            $( $(#[doc = $doc])* $kind, )+
+        }
+
+        impl SourceKind {
+            /// Every connector, in ingest order.
+            pub const ALL: [SourceKind; [$(SourceKind::$kind),+].len()] = [$(SourceKind::$kind),+];
+
+            /// The connector's name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( SourceKind::$kind => stringify!($name), )+
+                }
+            }
+        }
+
+        /// Connector settings (`[sources.*]` in `macrolake.toml`).
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct SourcesConfig {
+            $(
+                #[doc = concat!("`[sources.", stringify!($name), "]`: ")]
+                $(#[doc = $doc])*
+                pub $name: $config,
+            )+
+        }
+
+        /// The connector for a kind, from its configuration.
+        pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
+            match kind {
+                $( SourceKind::$kind => {
+                    let make = |$c: &SourcesConfig| -> Box<dyn Source> { Box::new($make) };
+                    make(config)
+                } )+
+            }
+        }
+    };
 }
 
-impl SourceKind {
-    /// Every connector, in ingest order.
-    pub const ALL: [SourceKind; 8] = [
-        SourceKind::Fred,
-        SourceKind::Treasury,
-        SourceKind::Nyfed,
-        SourceKind::Prices,
-        SourceKind::Futures,
-        SourceKind::Fomc,
-        SourceKind::Fedwatch,
-        SourceKind::Eps,
-    ];
-
-    /// The connector's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Fred => "fred",
-            SourceKind::Treasury => "treasury",
-            SourceKind::Prices => "prices",
-            SourceKind::Futures => "futures",
-            SourceKind::Fedwatch => "fedwatch",
-            SourceKind::Fomc => "fomc",
-            SourceKind::Nyfed => "nyfed",
-            SourceKind::Eps => "eps",
-        }
-    }
+connectors! {
+    /// FRED (St. Louis Fed) series.
+    Fred fred: fred::FredConfig => |c| fred::Fred::new(c.fred.clone());
+    /// U.S. Treasury Daily Treasury Statement: the TGA.
+    Treasury treasury: treasury::TreasuryConfig => |c| treasury::Treasury::new(c.treasury.clone());
+    /// NY Fed Markets Data API: Treasury outright operations and SOMA holdings.
+    Nyfed nyfed: nyfed::NyfedConfig => |c| nyfed::Nyfed::new(c.nyfed.clone());
+    /// NY Fed reference rates: SOFR (and TGCR, BGCR, EFFR, OBFR when configured).
+    Refrates refrates: refrates::RefratesConfig => |c| refrates::Refrates::new(c.refrates.clone());
+    /// Daily asset prices (Yahoo, Coinbase, Stooq, FRED).
+    Prices prices: prices::PricesConfig => |c| prices::Prices::new(c.prices.clone());
+    /// 30-day fed funds futures (CME ZQ).
+    Futures futures: futures::FuturesConfig => |c| futures::Futures::new(c.futures.clone());
+    /// The FOMC meeting calendar from the Federal Reserve Board's calendar page.
+    Fomc fomc: fomc::FomcConfig =>
+        |c| fomc::Fomc::new(c.fomc.clone(), c.fedwatch.meetings_csv.clone());
+    /// FedWatch meeting probabilities computed from the futures (runs after them and after the
+    /// FOMC calendar).
+    Fedwatch fedwatch: fedwatch::FedwatchConfig => |c| fedwatch::Fedwatch::new(c.fedwatch.clone());
+    /// EPS estimates: S&P DJI workbooks and vendor CSV files.
+    Eps eps: eps::EpsConfig => |c| eps::Eps::new(c.eps.clone());
 }
 
 impl fmt::Display for SourceKind {
@@ -163,28 +193,6 @@ impl std::str::FromStr for SourceKind {
                 format!("unknown source {s:?}; known sources: {}", names.join(", "))
             })
     }
-}
-
-/// Connector settings (`[sources.*]` in `macrolake.toml`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SourcesConfig {
-    /// FRED series (`[sources.fred]`).
-    pub fred: fred::FredConfig,
-    /// Daily Treasury Statement (`[sources.treasury]`).
-    pub treasury: treasury::TreasuryConfig,
-    /// Daily asset prices (`[sources.prices]`).
-    pub prices: prices::PricesConfig,
-    /// Fed funds futures (`[sources.futures]`).
-    pub futures: futures::FuturesConfig,
-    /// FedWatch step (`[sources.fedwatch]`).
-    pub fedwatch: fedwatch::FedwatchConfig,
-    /// FOMC calendar page (`[sources.fomc]`).
-    pub fomc: fomc::FomcConfig,
-    /// NY Fed Markets Data API (`[sources.nyfed]`).
-    pub nyfed: nyfed::NyfedConfig,
-    /// EPS estimates (`[sources.eps]`).
-    pub eps: eps::EpsConfig,
 }
 
 impl SourcesConfig {
@@ -417,6 +425,20 @@ pub struct SourceReport {
     pub failures: Vec<SourceError>,
 }
 
+impl SourceReport {
+    /// Adds one part's outcome (a series, a table, a rate): its rows, or its failure, logged;
+    /// the other parts still land.
+    pub fn record(&mut self, part: &str, result: Result<usize, SourceError>) {
+        match result {
+            Ok(rows) => self.rows_written += rows,
+            Err(e) => {
+                tracing::error!(part, error = %e, "part failed; the others still land");
+                self.failures.push(e);
+            }
+        }
+    }
+}
+
 /// One connector.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
@@ -424,27 +446,20 @@ pub trait Source: Send + Sync {
     fn kind(&self) -> SourceKind;
     /// Fetches, parses and lands its data.
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError>;
+    /// The staging tables it writes, as declared (schema, key, column docs).
+    fn tables(&self) -> Vec<TableDoc>;
     /// SQL views over its tables, registered in every query session.
     fn views(&self) -> Vec<ViewDef> {
         Vec::new()
     }
 }
 
-/// The connector for a kind, from its configuration.
-pub fn source_for(kind: SourceKind, config: &SourcesConfig) -> Box<dyn Source> {
-    match kind {
-        SourceKind::Fred => Box::new(fred::Fred::new(config.fred.clone())),
-        SourceKind::Treasury => Box::new(treasury::Treasury::new(config.treasury.clone())),
-        SourceKind::Prices => Box::new(prices::Prices::new(config.prices.clone())),
-        SourceKind::Futures => Box::new(futures::Futures::new(config.futures.clone())),
-        SourceKind::Fedwatch => Box::new(fedwatch::Fedwatch::new(config.fedwatch.clone())),
-        SourceKind::Fomc => Box::new(fomc::Fomc::new(
-            config.fomc.clone(),
-            config.fedwatch.meetings_csv.clone(),
-        )),
-        SourceKind::Nyfed => Box::new(nyfed::Nyfed::new(config.nyfed.clone())),
-        SourceKind::Eps => Box::new(eps::Eps::new(config.eps.clone())),
-    }
+/// Every staging table of every connector, as declared, in ingest order.
+pub fn all_tables(config: &SourcesConfig) -> Vec<TableDoc> {
+    SourceKind::ALL
+        .iter()
+        .flat_map(|k| source_for(*k, config).tables())
+        .collect()
 }
 
 /// Every view of every connector.

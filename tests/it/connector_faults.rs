@@ -92,7 +92,8 @@ async fn treasury_retries_a_503_and_a_malformed_page_keeps_the_version() {
         .unwrap();
     let err = out[0].errors[0].to_string();
     assert!(
-        err.contains("treasury page 1: malformed body") && err.contains("not the DTS JSON layout"),
+        err.contains("treasury DTS page 1: malformed body")
+            && err.contains("not the DTS JSON layout"),
         "{err}"
     );
     assert_eq!(

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use macrolake::app::App;
 use macrolake::config::Config;
 use macrolake::http::Mode;
-use macrolake::sources::nyfed::{operations_table, soma_table};
+use macrolake::lake::StagingRow;
+use macrolake::sources::nyfed::parse::{OperationRow, SomaRow};
 use macrolake::sources::{SourceKind, Window};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -456,8 +457,8 @@ async fn malformed_bodies_fail_clearly_and_keep_the_versions() {
         .unwrap();
     assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
     let versions = (
-        app.lake.version(&operations_table()).await.unwrap(),
-        app.lake.version(&soma_table()).await.unwrap(),
+        app.lake.version(&OperationRow::table()).await.unwrap(),
+        app.lake.version(&SomaRow::table()).await.unwrap(),
     );
     assert_eq!(versions, (Some(0), Some(0)));
 
@@ -484,8 +485,8 @@ async fn malformed_bodies_fail_clearly_and_keep_the_versions() {
     );
     assert_eq!(
         (
-            app.lake.version(&operations_table()).await.unwrap(),
-            app.lake.version(&soma_table()).await.unwrap(),
+            app.lake.version(&OperationRow::table()).await.unwrap(),
+            app.lake.version(&SomaRow::table()).await.unwrap(),
         ),
         versions,
         "versions unchanged"

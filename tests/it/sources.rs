@@ -21,7 +21,9 @@ fn every_source_lands_with_real_values_and_a_second_ingest_adds_nothing() {
     let lake = dir.path().join("lake");
     let (code, out, err) = ingest(dir.path(), &lake, &[]);
     assert_eq!(code, 0, "{out}\n{err}");
-    for source in ["fred", "treasury", "nyfed", "prices", "futures", "fedwatch"] {
+    for source in [
+        "fred", "treasury", "nyfed", "refrates", "prices", "futures", "fedwatch",
+    ] {
         assert!(
             out.lines()
                 .any(|l| l.starts_with(source) && l.contains(" ok ")),
@@ -37,6 +39,7 @@ fn every_source_lands_with_real_values_and_a_second_ingest_adds_nothing() {
         "tga_daily",
         "treasury_operations",
         "soma_holdings",
+        "reference_rates",
     ] {
         assert!(
             status.contains(&format!("staging.{table}")),
@@ -65,6 +68,21 @@ fn every_source_lands_with_real_values_and_a_second_ingest_adds_nothing() {
         zq.trim(),
         "contract,contract_month,implied_rate_pct\nZQ=F,2025-09-01,4.230003"
     );
+
+    // SOFR from the NY Fed: every published day 2018-04-03 .. 2026-06-04, the real 2024-06-03
+    // entry with its percentiles and volume.
+    let sofr = sql_csv(
+        dir.path(),
+        &lake,
+        "select rate_type, count(*) as n, min(effective_date) as first, max(effective_date) as last, \
+         sum(case when effective_date = '2024-06-03' then percent_rate end) as r, \
+         sum(case when effective_date = '2024-06-03' then volume_busd end) as v from staging.reference_rates group by 1",
+    );
+    assert_eq!(
+        sofr.trim(),
+        "rate_type,n,first,last,r,v\nSOFR,2041,2018-04-03,2026-06-04,5.35,1912.0"
+    );
+    declared_rows_are_what_the_lake_stores(dir.path(), &lake);
 
     let before = sql_csv(
         dir.path(),
@@ -174,4 +192,48 @@ fn since_touches_only_that_window() {
         "first,last,symbols\n2026-06-01,2026-07-13,9",
         "^RUT's and ^DJI's histories end in February 2026"
     );
+}
+
+/// `macrolake docs` lists every staging table as the connectors declare it; each must be exactly
+/// what the lake stores (column order, type, nullability), and every stored staging table must be
+/// declared.
+fn declared_rows_are_what_the_lake_stores(cwd: &std::path::Path, lake: &std::path::Path) {
+    let out = cwd.join("docs");
+    let (code, o, err) = run(on_snapshot(cwd, lake).arg("docs").arg("--out").arg(&out));
+    assert_eq!(code, 0, "{o}\n{err}");
+    let catalogue = std::fs::read_to_string(out.join("catalogue.md")).unwrap();
+    let staging = catalogue
+        .split("## Staging tables")
+        .nth(1)
+        .expect("a staging section");
+    let mut declared = Vec::new();
+    let mut table = String::new();
+    for line in staging.lines() {
+        if let Some(t) = line.strip_prefix("### `staging.") {
+            table = t.trim_end_matches('`').to_string();
+        } else if let Some(row) = line.strip_prefix("| `") {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let nullable = if cells[2] == "yes" { "YES" } else { "NO" };
+            let column = cells[0].trim_end_matches('`');
+            let row = format!("{table},{column},{},{nullable}", cells[1]);
+            declared.push(row.replace('"', ""));
+        }
+    }
+    let stored = sql_csv(
+        cwd,
+        lake,
+        "select c.table_name, c.column_name, c.data_type, c.is_nullable \
+         from information_schema.columns c join information_schema.tables t \
+         on c.table_schema = t.table_schema and c.table_name = t.table_name \
+         where c.table_schema = 'staging' and t.table_type = 'BASE TABLE'",
+    );
+    let mut stored: Vec<String> = stored.lines().skip(1).map(|l| l.replace('"', "")).collect();
+    declared.sort();
+    stored.sort();
+    assert!(
+        declared.len() > 100,
+        "every table's columns: {}",
+        declared.len()
+    );
+    assert_eq!(declared, stored, "declared rows vs stored schemas");
 }

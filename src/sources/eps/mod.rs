@@ -31,100 +31,27 @@ pub mod row;
 pub mod sector;
 pub mod vendor;
 
-use datafusion::arrow::datatypes::Date32Type;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::NaiveDate;
 
 pub use config::EpsConfig;
 use parse::Edition;
+use row::EstimateRow;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::{HttpError, Request};
-use crate::lake::{LakeError, TableName, WriteMode};
+use crate::lake::{StagingRow, TableName, WriteMode};
 
 const NAME: &str = "eps";
 
 /// The `source` of rows read from S&P DJI workbooks.
 pub const WORKBOOK_SOURCE: &str = vendor::RESERVED_SOURCE;
 
-/// The natural key of `staging.eps_estimates`.
-pub const KEYS: [&str; 5] = ["as_of_date", "index", "period", "kind", "source"];
-
 /// `staging.eps_estimates`.
 pub fn table() -> TableName {
-    TableName::staging("eps_estimates")
-}
-
-/// Schema of `staging.eps_estimates`.
-pub fn schema() -> SchemaRef {
-    let text = |name: &str| Field::new(name, DataType::Utf8, false);
-    Arc::new(Schema::new(vec![
-        Field::new("as_of_date", DataType::Date32, false),
-        text("index"),
-        text("period"),
-        text("kind"),
-        Field::new("value", DataType::Float64, false),
-        Field::new("is_estimate", DataType::Boolean, false),
-        text("source"),
-        text("file"),
-        text("origin"),
-        Field::new(
-            "ingested_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
-/// One row of `staging.eps_estimates`.
-#[derive(Debug, Clone, PartialEq)]
-struct Row {
-    as_of_date: NaiveDate,
-    index: String,
-    period: String,
-    kind: String,
-    value: f64,
-    is_estimate: bool,
-    source: String,
-    file: String,
-    origin: String,
-}
-
-fn batch(rows: &[Row], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-    let text = |f: fn(&Row) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|r| Date32Type::from_naive_date(r.as_of_date))
-                .collect::<Vec<_>>(),
-        )),
-        text(|r| &r.index),
-        text(|r| &r.period),
-        text(|r| &r.kind),
-        Arc::new(Float64Array::from(
-            rows.iter().map(|r| r.value).collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|r| r.is_estimate).collect::<Vec<_>>(),
-        )),
-        text(|r| &r.source),
-        text(|r| &r.file),
-        text(|r| &r.origin),
-        crate::lake::ingested_at_column(rows.len(), run_at),
-    ];
-    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
-        table: table(),
-        message: e.to_string(),
-    })
+    EstimateRow::table()
 }
 
 fn file_error(path: &Path, line: Option<usize>, message: impl Into<String>) -> SourceError {
@@ -250,7 +177,7 @@ impl Eps {
     }
 
     /// Every valid vendor file's rows; a file with a bad row goes to `failures` whole.
-    async fn vendor_rows(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<Row> {
+    async fn vendor_rows(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<EstimateRow> {
         let paths = match list_files(dir, "csv") {
             Ok(p) => p,
             Err(e) => {
@@ -290,7 +217,7 @@ impl Eps {
             }
             for r in rows {
                 taken.insert(r.key(), (name.clone(), r.line));
-                out.push(Row {
+                out.push(EstimateRow {
                     as_of_date: r.as_of_date,
                     index: r.index,
                     period: r.period,
@@ -308,7 +235,7 @@ impl Eps {
 }
 
 /// Workbook rows, one edition per as-of date (the first given wins; see the module doc).
-fn edition_rows(editions: Vec<(String, Edition)>) -> Vec<Row> {
+fn edition_rows(editions: Vec<(String, Edition)>) -> Vec<EstimateRow> {
     let mut by_date: BTreeMap<NaiveDate, (String, Edition)> = BTreeMap::new();
     for (file, edition) in editions {
         match by_date.get(&edition.as_of_date) {
@@ -330,7 +257,7 @@ fn edition_rows(editions: Vec<(String, Edition)>) -> Vec<Row> {
     by_date
         .into_values()
         .flat_map(|(file, e)| {
-            e.rows.into_iter().map(move |r| Row {
+            e.rows.into_iter().map(move |r| EstimateRow {
                 as_of_date: e.as_of_date,
                 index: r.index,
                 period: r.period,
@@ -349,6 +276,10 @@ fn edition_rows(editions: Vec<(String, Edition)>) -> Vec<Row> {
 impl Source for Eps {
     fn kind(&self) -> SourceKind {
         SourceKind::Eps
+    }
+
+    fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
+        vec![EstimateRow::doc()]
     }
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
@@ -372,15 +303,16 @@ impl Source for Eps {
         rows.retain(|r| ctx.window.contains(since, r.as_of_date));
         // A full refresh deletes what it does not rewrite: only when every input was read.
         let mode = if failures.is_empty() && !rows.is_empty() {
-            ctx.window.write_mode(since, "as_of_date", &KEYS)
+            ctx.window
+                .write_mode(since, "as_of_date", EstimateRow::KEYS)
         } else {
-            WriteMode::merge_on(&KEYS)
+            WriteMode::merge_on(EstimateRow::KEYS)
         };
         let written = ctx
             .lake
             .write(
                 &table(),
-                vec![batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?],
+                vec![EstimateRow::batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?],
                 mode,
             )
             .await

@@ -23,20 +23,16 @@
 
 pub mod method;
 
-use datafusion::arrow::datatypes::Date32Type;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Date32Array, Float64Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
-use crate::lake::{LakeError, TableName, column_as};
+use crate::lake::{LakeError, StagingRow, TableName, column_as};
 
 const NAME: &str = "fedwatch";
 
@@ -60,14 +56,68 @@ impl Default for FedwatchConfig {
     }
 }
 
-/// `staging.fedwatch_probabilities`.
-pub fn probabilities_table() -> TableName {
-    TableName::staging("fedwatch_probabilities")
+crate::staging_row! {
+    /// One row of `staging.fedwatch_probabilities`: the probability of one target range after
+    /// one meeting, as priced by the fed funds futures on one day.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ProbabilityRow in "fedwatch_probabilities"
+        keys [as_of_date, meeting_date, target_low_bps]
+    {
+        /// The day the futures settled (the odds are as of its close).
+        pub as_of_date: NaiveDate,
+        /// The FOMC decision day the odds are for.
+        pub meeting_date: NaiveDate,
+        /// 1 for the next meeting on or after `as_of_date`, 2 for the one after, …
+        pub meeting_index: i64,
+        /// Lower bound of the target range, in basis points (e.g. 425 for 4.25%).
+        pub target_low_bps: i64,
+        /// Upper bound of the target range, in basis points: `target_low_bps + 25`.
+        pub target_high_bps: i64,
+        /// Probability (0 to 1) that the range is in force after the meeting, rounded to 9
+        /// decimals.
+        pub probability: f64,
+        /// Rate in force before the meeting, in percent, on the futures' basis.
+        pub rate_start_pct: f64,
+        /// Expected rate after the meeting, in percent, on the futures' basis.
+        pub rate_end_pct: f64,
+        /// Where the start and end rates came from, e.g.
+        /// `start: back-solved from OCT 26; end: anchor NOV 26`.
+        pub method: String,
+        /// The contracts of the day's curve, comma-separated.
+        pub contracts: String,
+        /// Always `futures`.
+        pub source: &'static str,
+    }
 }
 
-/// `staging.policy_proxy`.
-pub fn proxy_table() -> TableName {
-    TableName::staging("policy_proxy")
+crate::staging_row! {
+    /// One row of `staging.policy_proxy`: a day whose futures do not price the next meeting,
+    /// with the yield-curve proxy and why there are no odds.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ProxyRow in "policy_proxy" keys [as_of_date] {
+        /// The day.
+        pub as_of_date: NaiveDate,
+        /// The next FOMC decision day on or after `as_of_date`; NULL when the calendar has none.
+        pub next_meeting_date: Option<NaiveDate>,
+        /// The newest effective fed funds rate (EFFR) dated on or before the day, in percent;
+        /// NULL when there is none.
+        pub effr_pct: Option<f64>,
+        /// The newest 1-year Treasury yield (DGS1) dated on or before the day, in percent; NULL
+        /// when there is none.
+        pub dgs1_pct: Option<f64>,
+        /// The newest 2-year Treasury yield (DGS2) dated on or before the day, in percent; NULL
+        /// when there is none.
+        pub dgs2_pct: Option<f64>,
+        /// The yield named by `proxy` minus `effr_pct`, in basis points, rounded to 6 decimals;
+        /// NULL when `proxy` is `none` or there is no EFFR.
+        pub priced_change_bp: Option<f64>,
+        /// `DGS2 - EFFR` (the 2-year yield is dated within 7 days before the day), else
+        /// `DGS1 - EFFR` (the 1-year is), else `none`.
+        pub proxy: &'static str,
+        /// Why the futures gave no odds for the day (and, when `proxy` is `none`, that no 1- or
+        /// 2-year yield is within 7 days).
+        pub reason: String,
+    }
 }
 
 /// Parses the FOMC calendar CSV (a header, then the decision date in the first column; errors
@@ -216,118 +266,14 @@ impl Fedwatch {
     }
 }
 
-#[derive(Default)]
-struct ProbRows {
-    as_of: Vec<i32>,
-    meeting: Vec<i32>,
-    index: Vec<i64>,
-    low: Vec<i64>,
-    prob: Vec<f64>,
-    start: Vec<f64>,
-    end: Vec<f64>,
-    method: Vec<String>,
-    contracts: Vec<String>,
-}
-
-#[derive(Default)]
-struct ProxyRows {
-    as_of: Vec<i32>,
-    next_meeting: Vec<Option<i32>>,
-    effr: Vec<Option<f64>>,
-    dgs1: Vec<Option<f64>>,
-    dgs2: Vec<Option<f64>>,
-    change_bp: Vec<Option<f64>>,
-    proxy: Vec<&'static str>,
-    reason: Vec<String>,
-}
-
-fn stamp(n: usize, run_at: DateTime<Utc>) -> ArrayRef {
-    crate::lake::ingested_at_column(n, run_at)
-}
-
-fn ts_field(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        false,
-    )
-}
-
-impl ProbRows {
-    fn batch(self, run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-        let n = self.as_of.len();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("as_of_date", DataType::Date32, false),
-            Field::new("meeting_date", DataType::Date32, false),
-            Field::new("meeting_index", DataType::Int64, false),
-            Field::new("target_low_bps", DataType::Int64, false),
-            Field::new("target_high_bps", DataType::Int64, false),
-            Field::new("probability", DataType::Float64, false),
-            Field::new("rate_start_pct", DataType::Float64, false),
-            Field::new("rate_end_pct", DataType::Float64, false),
-            Field::new("method", DataType::Utf8, false),
-            Field::new("contracts", DataType::Utf8, false),
-            Field::new("source", DataType::Utf8, false),
-            ts_field("ingested_at"),
-        ]));
-        let high: Vec<i64> = self.low.iter().map(|l| l + 25).collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Date32Array::from(self.as_of)),
-            Arc::new(Date32Array::from(self.meeting)),
-            Arc::new(Int64Array::from(self.index)),
-            Arc::new(Int64Array::from(self.low)),
-            Arc::new(Int64Array::from(high)),
-            Arc::new(Float64Array::from(self.prob)),
-            Arc::new(Float64Array::from(self.start)),
-            Arc::new(Float64Array::from(self.end)),
-            Arc::new(StringArray::from(self.method)),
-            Arc::new(StringArray::from(self.contracts)),
-            Arc::new(StringArray::from(vec!["futures"; n])),
-            stamp(n, run_at),
-        ];
-        RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
-            table: probabilities_table(),
-            message: e.to_string(),
-        })
-    }
-}
-
-impl ProxyRows {
-    fn batch(self, run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-        let n = self.as_of.len();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("as_of_date", DataType::Date32, false),
-            Field::new("next_meeting_date", DataType::Date32, true),
-            Field::new("effr_pct", DataType::Float64, true),
-            Field::new("dgs1_pct", DataType::Float64, true),
-            Field::new("dgs2_pct", DataType::Float64, true),
-            Field::new("priced_change_bp", DataType::Float64, true),
-            Field::new("proxy", DataType::Utf8, false),
-            Field::new("reason", DataType::Utf8, false),
-            ts_field("ingested_at"),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Date32Array::from(self.as_of)),
-            Arc::new(Date32Array::from(self.next_meeting)),
-            Arc::new(Float64Array::from(self.effr)),
-            Arc::new(Float64Array::from(self.dgs1)),
-            Arc::new(Float64Array::from(self.dgs2)),
-            Arc::new(Float64Array::from(self.change_bp)),
-            Arc::new(StringArray::from(self.proxy)),
-            Arc::new(StringArray::from(self.reason)),
-            stamp(n, run_at),
-        ];
-        RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
-            table: proxy_table(),
-            message: e.to_string(),
-        })
-    }
-}
-
 #[async_trait::async_trait]
 impl Source for Fedwatch {
     fn kind(&self) -> SourceKind {
         SourceKind::Fedwatch
+    }
+
+    fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
+        vec![ProbabilityRow::doc(), ProxyRow::doc()]
     }
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
@@ -345,7 +291,8 @@ impl Source for Fedwatch {
             .since
             .unwrap_or(self.config.start_date)
             .max(self.config.start_date);
-        let (mut probs, mut proxies) = (ProbRows::default(), ProxyRows::default());
+        let mut probs: Vec<ProbabilityRow> = Vec::new();
+        let mut proxies: Vec<ProxyRow> = Vec::new();
         for day in days
             .into_iter()
             .filter(|d| ctx.window.contains(Some(start), *d))
@@ -354,12 +301,14 @@ impl Source for Fedwatch {
             let (priced, no_odds) = inputs.odds(day, &meetings);
             // Odds when the futures price the next meeting; else the yield-curve proxy says why.
             if next.is_some() && priced.first().map(|o| o.meeting_date) == next {
-                probs.push_day(day, &priced, &inputs.contracts(day));
+                probs.extend(probability_rows(day, &priced, &inputs.contracts(day)));
             } else {
-                proxies.push_day(&inputs, day, next, no_odds);
+                proxies.push(proxy_row(&inputs, day, next, no_odds));
             }
         }
-        let report = land(ctx, start, probs, proxies).await.map_err(&lake_err)?;
+        let report = land(ctx, start, &probs, &proxies)
+            .await
+            .map_err(&lake_err)?;
         tracing::info!(source = NAME, rows = report.rows_written, "computed");
         Ok(report)
     }
@@ -406,70 +355,73 @@ impl Inputs {
     }
 }
 
-impl ProbRows {
-    /// One row per meeting and target range priced on `day`.
-    fn push_day(&mut self, day: NaiveDate, priced: &[method::MeetingOdds], contracts: &str) {
-        for (k, o) in priced.iter().enumerate() {
-            for (l, p) in &o.probabilities {
-                self.as_of.push(Date32Type::from_naive_date(day));
-                self.meeting
-                    .push(Date32Type::from_naive_date(o.meeting_date));
-                self.index.push(k as i64 + 1);
-                self.low.push(*l);
-                self.prob.push((p * 1e9).round() / 1e9);
-                self.start.push(o.rate_start_pct);
-                self.end.push(o.rate_end_pct);
-                self.method.push(o.method.clone());
-                self.contracts.push(contracts.to_string());
-            }
+/// One row per meeting and target range priced on `day`.
+fn probability_rows(
+    day: NaiveDate,
+    priced: &[method::MeetingOdds],
+    contracts: &str,
+) -> Vec<ProbabilityRow> {
+    let mut rows = Vec::new();
+    for (k, o) in priced.iter().enumerate() {
+        for (l, p) in &o.probabilities {
+            rows.push(ProbabilityRow {
+                as_of_date: day,
+                meeting_date: o.meeting_date,
+                meeting_index: k as i64 + 1,
+                target_low_bps: *l,
+                target_high_bps: l + 25,
+                probability: (p * 1e9).round() / 1e9,
+                rate_start_pct: o.rate_start_pct,
+                rate_end_pct: o.rate_end_pct,
+                method: o.method.clone(),
+                contracts: contracts.to_string(),
+                source: "futures",
+            });
         }
     }
+    rows
 }
 
-impl ProxyRows {
-    /// `day`'s proxy row: the 2-year (else 1-year) yield minus EFFR when one is fresh, and why
-    /// the futures gave no odds (`no_odds`, else the missing meeting or contract).
-    fn push_day(
-        &mut self,
-        inputs: &Inputs,
-        day: NaiveDate,
-        next: Option<NaiveDate>,
-        no_odds: Option<String>,
-    ) {
-        let effr_now = as_of(inputs.fred.get("EFFR"), day);
-        let dgs1 = as_of(inputs.fred.get("DGS1"), day);
-        let dgs2 = as_of(inputs.fred.get("DGS2"), day);
-        let (proxy, yield_pct) = match (dgs2, dgs1) {
-            (Some(y), _) if inputs.fresh("DGS2", day) => ("DGS2 - EFFR", Some(y)),
-            (_, Some(y)) if inputs.fresh("DGS1", day) => ("DGS1 - EFFR", Some(y)),
-            _ => ("none", None),
-        };
-        let why_no_futures = match (next, no_odds) {
-            (None, _) => "no upcoming FOMC meeting in the calendar".to_string(),
-            (Some(_), Some(gap)) => gap,
-            (Some(m), None) => format!(
-                "no futures contract for the {} meeting month",
-                m.format("%Y-%m")
-            ),
-        };
-        let reason = if proxy == "none" {
-            format!("{why_no_futures}; no 1- or 2-year yield within 7 days")
-        } else {
-            why_no_futures
-        };
-        self.as_of.push(Date32Type::from_naive_date(day));
-        self.next_meeting
-            .push(next.map(Date32Type::from_naive_date));
-        self.effr.push(effr_now);
-        self.dgs1.push(dgs1);
-        self.dgs2.push(dgs2);
-        self.change_bp.push(
-            yield_pct
-                .zip(effr_now)
-                .map(|(y, e)| ((y - e) * 100.0 * 1e6).round() / 1e6),
-        );
-        self.proxy.push(proxy);
-        self.reason.push(reason);
+/// `day`'s proxy row: the 2-year (else 1-year) yield minus EFFR when one is fresh, and why
+/// the futures gave no odds (`no_odds`, else the missing meeting or contract).
+fn proxy_row(
+    inputs: &Inputs,
+    day: NaiveDate,
+    next: Option<NaiveDate>,
+    no_odds: Option<String>,
+) -> ProxyRow {
+    let effr_now = as_of(inputs.fred.get("EFFR"), day);
+    let dgs1 = as_of(inputs.fred.get("DGS1"), day);
+    let dgs2 = as_of(inputs.fred.get("DGS2"), day);
+    let (proxy, yield_pct) = match (dgs2, dgs1) {
+        (Some(y), _) if inputs.fresh("DGS2", day) => ("DGS2 - EFFR", Some(y)),
+        (_, Some(y)) if inputs.fresh("DGS1", day) => ("DGS1 - EFFR", Some(y)),
+        _ => ("none", None),
+    };
+    let why_no_futures = match (next, no_odds) {
+        (None, _) => "no upcoming FOMC meeting in the calendar".to_string(),
+        (Some(_), Some(gap)) => gap,
+        (Some(m), None) => format!(
+            "no futures contract for the {} meeting month",
+            m.format("%Y-%m")
+        ),
+    };
+    let reason = if proxy == "none" {
+        format!("{why_no_futures}; no 1- or 2-year yield within 7 days")
+    } else {
+        why_no_futures
+    };
+    ProxyRow {
+        as_of_date: day,
+        next_meeting_date: next,
+        effr_pct: effr_now,
+        dgs1_pct: dgs1,
+        dgs2_pct: dgs2,
+        priced_change_bp: yield_pct
+            .zip(effr_now)
+            .map(|(y, e)| ((y - e) * 100.0 * 1e6).round() / 1e6),
+        proxy,
+        reason,
     }
 }
 
@@ -479,22 +431,22 @@ impl ProxyRows {
 async fn land(
     ctx: &IngestContext,
     start: NaiveDate,
-    probs: ProbRows,
-    proxies: ProxyRows,
+    probs: &[ProbabilityRow],
+    proxies: &[ProxyRow],
 ) -> Result<SourceReport, LakeError> {
     let mut report = SourceReport::default();
     let writes = [
         (
-            probabilities_table(),
-            probs.as_of.len(),
-            probs.batch(ctx.run_at)?,
-            &["as_of_date", "meeting_date", "target_low_bps"][..],
+            ProbabilityRow::table(),
+            probs.len(),
+            ProbabilityRow::batch(probs, ctx.run_at)?,
+            ProbabilityRow::KEYS,
         ),
         (
-            proxy_table(),
-            proxies.as_of.len(),
-            proxies.batch(ctx.run_at)?,
-            &["as_of_date"][..],
+            ProxyRow::table(),
+            proxies.len(),
+            ProxyRow::batch(proxies, ctx.run_at)?,
+            ProxyRow::KEYS,
         ),
     ];
     for (table, rows, batch, keys) in writes {

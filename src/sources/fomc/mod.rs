@@ -24,24 +24,22 @@
 pub mod config;
 pub mod parse;
 
-use datafusion::arrow::datatypes::Date32Type;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray,
+    Array, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use serde::Deserialize;
 
 pub use config::FomcConfig;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::{Lake, LakeError, TableName, WriteMode, column_as};
+use crate::lake::{Lake, LakeError, StagingRow, TableName, WriteMode, column_as};
 
 const NAME: &str = "fomc";
 const ITEM: &str = "FOMC calendar page";
@@ -54,78 +52,73 @@ pub const SEED_NAME: &str = "sql/seeds/fomc_meetings.csv";
 /// `kind` of a row an earlier fetch saw and the page no longer lists.
 pub const NO_LONGER_LISTED: &str = "no_longer_listed";
 
-/// `staging.fomc_meetings`: the page's entries.
-pub fn table() -> TableName {
-    TableName::staging("fomc_meetings")
+/// Whether an entry of this `kind` is a regularly scheduled meeting (the `scheduled` column).
+fn kind_is_scheduled(kind: &str) -> bool {
+    kind == "scheduled"
 }
 
-/// `staging.fomc_calendar`: the page merged over the seed.
-pub fn calendar_table() -> TableName {
-    TableName::staging("fomc_calendar")
+/// Whether an entry of this `kind` is a day a rate decision can be taken: a scheduled or an
+/// unscheduled meeting (the `is_decision` column).
+fn kind_is_decision(kind: &str) -> bool {
+    matches!(kind, "scheduled" | "unscheduled")
 }
 
-fn ts_field(name: &str, nullable: bool) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        nullable,
-    )
+crate::staging_row! {
+    /// One row of `staging.fomc_meetings`: one entry of the calendar page.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PageRow in "fomc_meetings" keys [meeting_date] {
+        /// Decision day: the last day of the meeting (the second day of a two-day meeting), or
+        /// the day of a one-day meeting or notation vote.
+        pub meeting_date: NaiveDate,
+        /// First day of the meeting (equals `meeting_date` for a one-day meeting or a vote).
+        pub meeting_start_date: NaiveDate,
+        /// Marked `*` on the page: associated with a Summary of Economic Projections.
+        pub has_sep: bool,
+        /// A regularly scheduled meeting: `kind = 'scheduled'`.
+        pub scheduled: bool,
+        /// What the entry is: `scheduled`, `unscheduled`, `notation_vote`, `cancelled` (or
+        /// another parenthesis of the page, spaces as `_`), or `no_longer_listed` for an entry an
+        /// earlier fetch saw that the page no longer lists.
+        pub kind: String,
+        /// The year panel the entry was read from; NULL for a meeting announced in a note below
+        /// the panels (e.g. January 2028).
+        pub panel_year: Option<i32>,
+        /// The cell (or note sentence) as written, e.g. `August 22 (notation vote)`.
+        pub label: String,
+        /// Where the row was read: `federalreserve.gov/monetarypolicy/fomccalendars.htm`.
+        pub source: &'static str,
+        /// When the entry became public (UTC): the end (23:59:59 New York) of the page's "Last
+        /// Update" day, or the fetch time if that is earlier or the page has no date; kept from
+        /// the first fetch that saw the row as it is.
+        pub available_at: DateTime<Utc>,
+    }
 }
 
-/// Schema of `staging.fomc_meetings`.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("meeting_date", DataType::Date32, false),
-        Field::new("meeting_start_date", DataType::Date32, false),
-        Field::new("has_sep", DataType::Boolean, false),
-        Field::new("scheduled", DataType::Boolean, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("panel_year", DataType::Int32, true),
-        Field::new("label", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        ts_field("available_at", false),
-        ts_field("ingested_at", false),
-    ]))
-}
-
-/// Schema of `staging.fomc_calendar`.
-pub fn calendar_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("meeting_date", DataType::Date32, false),
-        Field::new("meeting_start_date", DataType::Date32, true),
-        Field::new("has_sep", DataType::Boolean, true),
-        Field::new("scheduled", DataType::Boolean, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("is_decision", DataType::Boolean, false),
-        Field::new("source", DataType::Utf8, false),
-        ts_field("available_at", true),
-        ts_field("ingested_at", false),
-    ]))
-}
-
-/// One row of `staging.fomc_meetings`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageRow {
-    /// Decision day.
-    pub meeting_date: NaiveDate,
-    /// First day of the meeting.
-    pub meeting_start_date: NaiveDate,
-    /// Associated with a Summary of Economic Projections.
-    pub has_sep: bool,
-    /// What the entry is (see the module doc).
-    pub kind: String,
-    /// The year panel it was read from; `None` for a note.
-    pub panel_year: Option<i32>,
-    /// The cell as written.
-    pub label: String,
-    /// When it became public.
-    pub available_at: DateTime<Utc>,
-}
-
-impl PageRow {
-    /// A regularly scheduled meeting.
-    pub fn scheduled(&self) -> bool {
-        self.kind == "scheduled"
+crate::staging_row! {
+    /// One meeting of the merged calendar (`staging.fomc_calendar`): the page's entries merged
+    /// over the seed (see the module doc).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CalendarMeeting in "fomc_calendar" keys [meeting_date] {
+        /// Decision day.
+        pub meeting_date: NaiveDate,
+        /// First day of the meeting; NULL for a seed row.
+        pub meeting_start_date: Option<NaiveDate>,
+        /// Associated with a Summary of Economic Projections; NULL for a seed row.
+        pub has_sep: Option<bool>,
+        /// A regularly scheduled meeting (`false` for an unscheduled one, a notation vote, a
+        /// cancelled or no longer listed meeting).
+        pub scheduled: bool,
+        /// `scheduled`, `unscheduled`, `notation_vote`, `cancelled`, `no_longer_listed`, … (a
+        /// page row's `kind` in `fomc_meetings`; a seed row's is `scheduled` or `unscheduled`).
+        pub kind: String,
+        /// A day a rate decision can be taken: `kind` is `scheduled` or `unscheduled` (not a
+        /// notation vote, not a cancelled or withdrawn meeting).
+        pub is_decision: bool,
+        /// `federalreserve.gov/monetarypolicy/fomccalendars.htm` for a page row, or
+        /// `seed <file>: <the seed row's source>`.
+        pub source: String,
+        /// When it became public (UTC), as in `fomc_meetings`; NULL for a seed row.
+        pub available_at: Option<DateTime<Utc>>,
     }
 }
 
@@ -138,32 +131,6 @@ pub struct SeedRow {
     pub scheduled: bool,
     /// Where the date came from.
     pub source: String,
-}
-
-/// One meeting of the merged calendar (`staging.fomc_calendar`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CalendarMeeting {
-    /// Decision day.
-    pub meeting_date: NaiveDate,
-    /// First day (page rows only).
-    pub meeting_start_date: Option<NaiveDate>,
-    /// SEP flag (page rows only).
-    pub has_sep: Option<bool>,
-    /// A regularly scheduled meeting.
-    pub scheduled: bool,
-    /// `scheduled`, `unscheduled`, `notation_vote`, … (see the module doc).
-    pub kind: String,
-    /// The page's, or `seed <file>: <the seed row's source>`.
-    pub source: String,
-    /// When it became public (page rows only).
-    pub available_at: Option<DateTime<Utc>>,
-}
-
-impl CalendarMeeting {
-    /// A day a rate decision can be taken: a scheduled or unscheduled meeting.
-    pub fn is_decision(&self) -> bool {
-        matches!(self.kind.as_str(), "scheduled" | "unscheduled")
-    }
 }
 
 /// Parses a seed CSV (`meeting_date,scheduled,source`, one meeting a line). Errors name the line.
@@ -221,27 +188,31 @@ pub fn merge(seed_name: &str, seed: &[SeedRow], page: &[PageRow]) -> Vec<Calenda
         .filter(|s| {
             !panel_years.contains(&s.meeting_date.year()) && !page_days.contains(&s.meeting_date)
         })
-        .map(|s| CalendarMeeting {
-            meeting_date: s.meeting_date,
-            meeting_start_date: None,
-            has_sep: None,
-            scheduled: s.scheduled,
-            kind: if s.scheduled {
+        .map(|s| {
+            let kind = if s.scheduled {
                 "scheduled"
             } else {
                 "unscheduled"
+            };
+            CalendarMeeting {
+                meeting_date: s.meeting_date,
+                meeting_start_date: None,
+                has_sep: None,
+                scheduled: s.scheduled,
+                kind: kind.into(),
+                is_decision: kind_is_decision(kind),
+                source: format!("seed {seed_name}: {}", s.source),
+                available_at: None,
             }
-            .into(),
-            source: format!("seed {seed_name}: {}", s.source),
-            available_at: None,
         })
         .collect();
     out.extend(page.iter().map(|r| CalendarMeeting {
         meeting_date: r.meeting_date,
         meeting_start_date: Some(r.meeting_start_date),
         has_sep: Some(r.has_sep),
-        scheduled: r.scheduled(),
+        scheduled: r.scheduled,
         kind: r.kind.clone(),
+        is_decision: kind_is_decision(&r.kind),
         source: PAGE_SOURCE.into(),
         available_at: Some(r.available_at),
     }));
@@ -271,7 +242,7 @@ pub async fn decision_days(
     Ok(load_calendar(lake, seed_path)
         .await?
         .into_iter()
-        .filter(CalendarMeeting::is_decision)
+        .filter(|m| m.is_decision)
         .map(|m| m.meeting_date)
         .collect())
 }
@@ -309,7 +280,7 @@ fn micros(v: i64) -> DateTime<Utc> {
 pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeError> {
     let sql = "SELECT meeting_date, meeting_start_date, has_sep, kind, panel_year, label, available_at \
                FROM staging.fomc_meetings ORDER BY meeting_date";
-    let Some(batches) = query(lake, &table(), sql).await? else {
+    let Some(batches) = query(lake, &PageRow::table(), sql).await? else {
         return Ok(None);
     };
     let mut rows = Vec::new();
@@ -327,13 +298,16 @@ pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeErr
             else {
                 continue;
             };
+            let kind = kinds.value(i);
             rows.push(PageRow {
                 meeting_date,
                 meeting_start_date,
                 has_sep: sep.value(i),
-                kind: kinds.value(i).to_string(),
+                scheduled: kind_is_scheduled(kind),
+                kind: kind.to_string(),
                 panel_year: (!years.is_null(i)).then(|| years.value(i)),
                 label: labels.value(i).to_string(),
+                source: PAGE_SOURCE,
                 available_at: micros(avail.value(i)),
             });
         }
@@ -341,11 +315,12 @@ pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeErr
     Ok(Some(rows))
 }
 
-/// Every row of `staging.fomc_calendar` (without `ingested_at`); `None` when it does not exist.
+/// Every row of `staging.fomc_calendar` (without `ingested_at`; `is_decision` as its `kind`
+/// says); `None` when it does not exist.
 async fn read_calendar(lake: &Lake) -> Result<Option<Vec<CalendarMeeting>>, LakeError> {
     let sql = "SELECT meeting_date, meeting_start_date, has_sep, scheduled, kind, source, available_at \
                FROM staging.fomc_calendar ORDER BY meeting_date";
-    let Some(batches) = query(lake, &calendar_table(), sql).await? else {
+    let Some(batches) = query(lake, &CalendarMeeting::table(), sql).await? else {
         return Ok(None);
     };
     let mut rows = Vec::new();
@@ -361,12 +336,14 @@ async fn read_calendar(lake: &Lake) -> Result<Option<Vec<CalendarMeeting>>, Lake
             let Some(meeting_date) = dates.value_as_date(i) else {
                 continue;
             };
+            let kind = kinds.value(i);
             rows.push(CalendarMeeting {
                 meeting_date,
                 meeting_start_date: starts.value_as_date(i).filter(|_| !starts.is_null(i)),
                 has_sep: (!sep.is_null(i)).then(|| sep.value(i)),
                 scheduled: scheduled.value(i),
-                kind: kinds.value(i).to_string(),
+                kind: kind.to_string(),
+                is_decision: kind_is_decision(kind),
                 source: sources.value(i).to_string(),
                 available_at: (!avail.is_null(i)).then(|| micros(avail.value(i))),
             });
@@ -401,17 +378,22 @@ pub fn page_rows(
     let mut rows: Vec<PageRow> = page
         .meetings
         .iter()
-        .map(|m| PageRow {
-            meeting_date: m.meeting_date,
-            meeting_start_date: m.meeting_start_date,
-            has_sep: m.has_sep,
-            kind: m.kind.as_str(),
-            panel_year: match m.origin {
-                parse::Origin::Panel(y) => Some(y),
-                parse::Origin::Note => None,
-            },
-            label: m.label.clone(),
-            available_at,
+        .map(|m| {
+            let kind = m.kind.as_str();
+            PageRow {
+                meeting_date: m.meeting_date,
+                meeting_start_date: m.meeting_start_date,
+                has_sep: m.has_sep,
+                scheduled: kind_is_scheduled(&kind),
+                kind,
+                panel_year: match m.origin {
+                    parse::Origin::Panel(y) => Some(y),
+                    parse::Origin::Note => None,
+                },
+                label: m.label.clone(),
+                source: PAGE_SOURCE,
+                available_at,
+            }
         })
         .collect();
     let listed: BTreeSet<NaiveDate> = rows.iter().map(|r| r.meeting_date).collect();
@@ -427,6 +409,7 @@ pub fn page_rows(
             continue;
         }
         rows.push(PageRow {
+            scheduled: kind_is_scheduled(NO_LONGER_LISTED),
             kind: NO_LONGER_LISTED.into(),
             available_at: if old.kind == NO_LONGER_LISTED {
                 old.available_at
@@ -438,96 +421,6 @@ pub fn page_rows(
     }
     rows.sort_by_key(|r| r.meeting_date);
     rows
-}
-
-fn ts_array(values: Vec<Option<DateTime<Utc>>>) -> ArrayRef {
-    Arc::new(
-        TimestampMicrosecondArray::from(
-            values
-                .into_iter()
-                .map(|t| t.map(|t| t.timestamp_micros()))
-                .collect::<Vec<_>>(),
-        )
-        .with_timezone("UTC"),
-    )
-}
-
-fn page_batch(rows: &[PageRow], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|r| Date32Type::from_naive_date(r.meeting_date))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|r| Date32Type::from_naive_date(r.meeting_start_date))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|r| r.has_sep).collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(PageRow::scheduled).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int32Array::from(
-            rows.iter().map(|r| r.panel_year).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(vec![PAGE_SOURCE; rows.len()])),
-        ts_array(rows.iter().map(|r| Some(r.available_at)).collect()),
-        crate::lake::ingested_at_column(rows.len(), run_at),
-    ];
-    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
-        table: table(),
-        message: e.to_string(),
-    })
-}
-
-fn calendar_batch(
-    rows: &[CalendarMeeting],
-    run_at: DateTime<Utc>,
-) -> Result<RecordBatch, LakeError> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|r| Date32Type::from_naive_date(r.meeting_date))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|r| r.meeting_start_date.map(Date32Type::from_naive_date))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|r| r.has_sep).collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|r| r.scheduled).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter()
-                .map(CalendarMeeting::is_decision)
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>(),
-        )),
-        ts_array(rows.iter().map(|r| r.available_at).collect()),
-        crate::lake::ingested_at_column(rows.len(), run_at),
-    ];
-    RecordBatch::try_new(calendar_schema(), columns).map_err(|e| LakeError::Data {
-        table: calendar_table(),
-        message: e.to_string(),
-    })
 }
 
 /// The FOMC calendar connector.
@@ -549,6 +442,10 @@ impl Fomc {
 impl Source for Fomc {
     fn kind(&self) -> SourceKind {
         SourceKind::Fomc
+    }
+
+    fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
+        vec![PageRow::doc(), CalendarMeeting::doc()]
     }
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
@@ -576,15 +473,16 @@ impl Source for Fomc {
             WriteMode::Overwrite
         } else {
             WriteMode::Merge {
-                keys: vec!["meeting_date".into()],
+                keys: PageRow::KEYS.iter().map(|k| k.to_string()).collect(),
                 ignore: vec!["ingested_at".into(), "available_at".into()],
             }
         };
         let newest = rows.iter().map(|r| r.meeting_date).max();
-        let batch = page_batch(&rows, ctx.run_at).map_err(&lake_err)?;
+        let batch = PageRow::batch(&rows, ctx.run_at).map_err(&lake_err)?;
+        let table = PageRow::table();
         let mut report = SourceReport::default();
         report.rows_written += ctx
-            .land(NAME, &table(), batch, mode, (&table().name, newest))
+            .land(NAME, &table, batch, mode, (&table.name, newest))
             .await?;
 
         // The merged calendar, from what the lake now holds (kept available_at included).
@@ -597,8 +495,8 @@ impl Source for Fomc {
             let written = ctx
                 .lake
                 .write(
-                    &calendar_table(),
-                    vec![calendar_batch(&calendar, ctx.run_at).map_err(&lake_err)?],
+                    &CalendarMeeting::table(),
+                    vec![CalendarMeeting::batch(&calendar, ctx.run_at).map_err(&lake_err)?],
                     WriteMode::Overwrite,
                 )
                 .await
@@ -710,16 +608,16 @@ mod tests {
             .find(|m| m.meeting_date == d("2020-03-15"))
             .unwrap();
         assert_eq!(unscheduled.kind, "unscheduled");
-        assert!(unscheduled.is_decision());
+        assert!(unscheduled.is_decision);
         assert_eq!(unscheduled.source, "seed s.csv: old");
         let vote = cal
             .iter()
             .find(|m| m.meeting_date == d("2025-08-22"))
             .unwrap();
-        assert!(!vote.is_decision() && !vote.scheduled);
+        assert!(!vote.is_decision && !vote.scheduled);
         let decisions_2027 = cal
             .iter()
-            .filter(|m| m.meeting_date.year() == 2027 && m.is_decision())
+            .filter(|m| m.meeting_date.year() == 2027 && m.is_decision)
             .count();
         assert_eq!(decisions_2027, 8);
     }
@@ -732,9 +630,11 @@ mod tests {
             meeting_date: d("2027-06-16"),
             meeting_start_date: d("2027-06-15"),
             has_sep: true,
+            scheduled: true,
             kind: "scheduled".into(),
             panel_year: Some(2027),
             label: "June 15-16*".into(),
+            source: PAGE_SOURCE,
             available_at: "2026-01-01T00:00:00Z".parse().unwrap(),
         };
         let old_year = PageRow {
@@ -751,7 +651,7 @@ mod tests {
             .find(|r| r.meeting_date == d("2027-06-16"))
             .unwrap();
         assert_eq!(gone.kind, NO_LONGER_LISTED);
-        assert!(!gone.scheduled());
+        assert!(!gone.scheduled);
         assert_eq!(gone.available_at, now);
         assert!(
             rows.iter().all(|r| r.meeting_date != d("2020-12-16")),
@@ -760,7 +660,7 @@ mod tests {
         let cal = merge("s", &[], &rows);
         assert!(
             !cal.iter()
-                .any(|m| m.meeting_date == d("2027-06-16") && m.is_decision())
+                .any(|m| m.meeting_date == d("2027-06-16") && m.is_decision)
         );
     }
 

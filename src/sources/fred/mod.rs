@@ -15,15 +15,11 @@ pub mod config;
 pub mod guard;
 pub mod parse;
 
-use datafusion::arrow::datatypes::Date32Type;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::array::{Array, Date32Array, Float64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Date32Type};
 use futures::StreamExt;
 
 pub use config::FredConfig;
@@ -31,18 +27,66 @@ use parse::{Observation, SeriesMeta};
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::{Lake, LakeError, TableName, ViewDef, WriteMode, column_as};
+use crate::lake::{Lake, LakeError, StagingRow, TableName, ViewDef, WriteMode, column_as};
 
 const NAME: &str = "fred";
 
-/// `staging.fred_observations`.
-pub fn observations_table() -> TableName {
-    TableName::staging("fred_observations")
+crate::staging_row! {
+    /// One vintage of one observation of one series: a row of `staging.fred_observations`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ObservationRow in "fred_observations" keys [series_id, date, realtime_start] {
+        /// FRED series id, e.g. `WALCL`.
+        pub series_id: String,
+        /// Observation date (for weekly series: the day FRED dates the week by).
+        pub date: NaiveDate,
+        /// The value, in `units`; NULL where FRED has no value (`.` or a blank).
+        pub value: Option<f64>,
+        /// FRED's units of the series, e.g. `Millions of U.S. Dollars`, `Percent`; from the API's
+        /// metadata, else from macrolake's catalog of known series; NULL when neither knows.
+        pub units: Option<String>,
+        /// The value in millions of U.S. dollars (scaled from thousands, billions, trillions);
+        /// NULL for non-dollar units or no value.
+        pub value_musd: Option<f64>,
+        /// First day this value was current: the API's real-time start, or the fetch day (UTC)
+        /// for the keyless CSV.
+        pub realtime_start: NaiveDate,
+        /// Last day this value was current (API only; `9999-12-31` = still current); NULL for
+        /// the keyless CSV.
+        pub realtime_end: Option<NaiveDate>,
+        /// Where it came from: `fred_api` or `fredgraph_csv`.
+        pub source: &'static str,
+    }
 }
 
-/// `staging.fred_series`.
-pub fn series_table() -> TableName {
-    TableName::staging("fred_series")
+crate::staging_row! {
+    /// What is known about one series: a row of `staging.fred_series`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SeriesRow in "fred_series" keys [series_id] {
+        /// FRED series id, e.g. `WALCL`.
+        pub series_id: String,
+        /// FRED's title of the series.
+        pub title: Option<String>,
+        /// FRED's units, e.g. `Millions of U.S. Dollars`, `Percent`.
+        pub units: Option<String>,
+        /// FRED's frequency, e.g. `Weekly, As of Wednesday`.
+        pub frequency: Option<String>,
+        /// FRED's seasonal adjustment, e.g. `Not Seasonally Adjusted` (API only).
+        pub seasonal_adjustment: Option<String>,
+        /// Date of the series' first observation (API only).
+        pub observation_start: Option<NaiveDate>,
+        /// Date of the series' last observation (API only).
+        pub observation_end: Option<NaiveDate>,
+        /// When FRED last updated the series, UTC (API only).
+        pub last_updated: Option<DateTime<Utc>>,
+        /// Where the metadata came from: `fred_api`, or `macrolake_catalog` (the catalog of known
+        /// series, when no API key is set).
+        pub source: &'static str,
+    }
+}
+
+/// `staging.fred_observations`.
+pub fn observations_table() -> TableName {
+    ObservationRow::table()
 }
 
 /// The FRED connector.
@@ -273,25 +317,6 @@ impl Fred {
     }
 }
 
-/// Schema of `staging.fred_observations`.
-pub fn observations_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("series_id", DataType::Utf8, false),
-        Field::new("date", DataType::Date32, false),
-        Field::new("value", DataType::Float64, true),
-        Field::new("units", DataType::Utf8, true),
-        Field::new("value_musd", DataType::Float64, true),
-        Field::new("realtime_start", DataType::Date32, false),
-        Field::new("realtime_end", DataType::Date32, true),
-        Field::new("source", DataType::Utf8, false),
-        Field::new(
-            "ingested_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
 fn units_of(f: &Fetched) -> Option<String> {
     f.meta
         .as_ref()
@@ -299,33 +324,16 @@ fn units_of(f: &Fetched) -> Option<String> {
         .or_else(|| catalog::known(&f.id).map(|k| k.units.to_string()))
 }
 
-fn observations_batch(
+/// The `fred_observations` rows of the fetched series, without the observations whose value
+/// equals the newest stored vintage of their (series, date) in `latest`.
+fn observation_rows(
     series: &[Fetched],
     latest: &HashMap<(String, i32), Option<f64>>,
-    run_at: DateTime<Utc>,
-) -> Result<RecordBatch, LakeError> {
-    let (
-        mut ids,
-        mut dates,
-        mut values,
-        mut units,
-        mut musd,
-        mut rt_start,
-        mut rt_end,
-        mut sources,
-    ) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
+) -> Vec<ObservationRow> {
+    let mut rows = Vec::new();
     for f in series {
-        let unit = units_of(f);
-        let factor = unit.as_deref().and_then(catalog::musd_factor);
+        let units = units_of(f);
+        let factor = units.as_deref().and_then(catalog::musd_factor);
         let seen_on = f.fetched_at.date_naive();
         for o in &f.observations {
             let day = Date32Type::from_naive_date(o.date);
@@ -334,128 +342,62 @@ fn observations_batch(
             {
                 continue;
             }
-            ids.push(f.id.clone());
-            dates.push(day);
-            values.push(o.value);
-            units.push(unit.clone());
-            musd.push(o.value.zip(factor).map(|(v, k)| v * k));
-            rt_start.push(Date32Type::from_naive_date(
-                o.realtime_start.unwrap_or(seen_on),
-            ));
-            rt_end.push(o.realtime_end.map(Date32Type::from_naive_date));
-            sources.push(f.source);
+            rows.push(ObservationRow {
+                series_id: f.id.clone(),
+                date: o.date,
+                value: o.value,
+                units: units.clone(),
+                value_musd: o.value.zip(factor).map(|(v, k)| v * k),
+                realtime_start: o.realtime_start.unwrap_or(seen_on),
+                realtime_end: o.realtime_end,
+                source: f.source,
+            });
         }
     }
-    let n = ids.len();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(ids)),
-        Arc::new(Date32Array::from(dates)),
-        Arc::new(Float64Array::from(values)),
-        Arc::new(StringArray::from(units)),
-        Arc::new(Float64Array::from(musd)),
-        Arc::new(Date32Array::from(rt_start)),
-        Arc::new(Date32Array::from(rt_end)),
-        Arc::new(StringArray::from(sources)),
-        crate::lake::ingested_at_column(n, run_at),
-    ];
-    RecordBatch::try_new(observations_schema(), columns).map_err(|e| LakeError::Data {
-        table: observations_table(),
-        message: e.to_string(),
-    })
+    rows
 }
 
-fn series_batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("series_id", DataType::Utf8, false),
-        Field::new("title", DataType::Utf8, true),
-        Field::new("units", DataType::Utf8, true),
-        Field::new("frequency", DataType::Utf8, true),
-        Field::new("seasonal_adjustment", DataType::Utf8, true),
-        Field::new("observation_start", DataType::Date32, true),
-        Field::new("observation_end", DataType::Date32, true),
-        Field::new("last_updated", ts.clone(), true),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("ingested_at", ts, false),
-    ]));
-    let known = |f: &Fetched| catalog::known(&f.id);
-    let text = |g: &dyn Fn(&Fetched) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from(series.iter().map(g).collect::<Vec<_>>()))
-    };
+/// The `fred_series` row of each fetched series: the API's metadata, else the catalog's.
+fn series_rows(series: &[Fetched]) -> Vec<SeriesRow> {
     // First/last observation dates come from the API's metadata only: a windowed fetch cannot
     // tell them, and deriving them from it would change the row on every incremental run.
-    let meta_date = |f: &Fetched, last: bool| {
-        let m = f.meta.as_ref()?;
-        let raw = if last {
-            &m.observation_end
-        } else {
-            &m.observation_start
-        };
-        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-            .ok()
-            .map(Date32Type::from_naive_date)
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|f| Some(f.id.clone())),
-        text(&|f| {
-            f.meta
-                .as_ref()
-                .map(|m| m.title.clone())
-                .or_else(|| known(f).map(|k| k.title.to_string()))
-        }),
-        text(&|f| units_of(f)),
-        text(&|f| {
-            f.meta
-                .as_ref()
-                .map(|m| m.frequency.clone())
-                .or_else(|| known(f).map(|k| k.frequency.to_string()))
-        }),
-        text(&|f| f.meta.as_ref().and_then(|m| m.seasonal_adjustment.clone())),
-        Arc::new(Date32Array::from(
-            series
-                .iter()
-                .map(|f| meta_date(f, false))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            series
-                .iter()
-                .map(|f| meta_date(f, true))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(
-            TimestampMicrosecondArray::from(
-                series
-                    .iter()
-                    .map(|f| {
-                        f.meta
-                            .as_ref()
-                            .and_then(SeriesMeta::last_updated_utc)
-                            .map(|t| t.timestamp_micros())
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .with_timezone("UTC"),
-        ),
-        text(&|f| {
-            Some(if f.meta.is_some() {
-                "fred_api".into()
-            } else {
-                "macrolake_catalog".into()
-            })
-        }),
-        crate::lake::ingested_at_column(series.len(), run_at),
-    ];
-    RecordBatch::try_new(schema, columns).map_err(|e| LakeError::Data {
-        table: series_table(),
-        message: e.to_string(),
-    })
+    let meta_date = |raw: &str| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+    series
+        .iter()
+        .map(|f| {
+            let meta = f.meta.as_ref();
+            let known = catalog::known(&f.id);
+            SeriesRow {
+                series_id: f.id.clone(),
+                title: meta
+                    .map(|m| m.title.clone())
+                    .or_else(|| known.map(|k| k.title.to_string())),
+                units: units_of(f),
+                frequency: meta
+                    .map(|m| m.frequency.clone())
+                    .or_else(|| known.map(|k| k.frequency.to_string())),
+                seasonal_adjustment: meta.and_then(|m| m.seasonal_adjustment.clone()),
+                observation_start: meta.and_then(|m| meta_date(&m.observation_start)),
+                observation_end: meta.and_then(|m| meta_date(&m.observation_end)),
+                last_updated: meta.and_then(SeriesMeta::last_updated_utc),
+                source: if meta.is_some() {
+                    "fred_api"
+                } else {
+                    "macrolake_catalog"
+                },
+            }
+        })
+        .collect()
 }
 
 #[async_trait::async_trait]
 impl Source for Fred {
     fn kind(&self) -> SourceKind {
         SourceKind::Fred
+    }
+
+    fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
+        vec![ObservationRow::doc(), SeriesRow::doc()]
     }
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
@@ -513,7 +455,8 @@ impl Source for Fred {
         } else {
             stored
         };
-        let batch = observations_batch(&fetched, &latest, ctx.run_at).map_err(lake_err)?;
+        let batch = ObservationRow::batch(&observation_rows(&fetched, &latest), ctx.run_at)
+            .map_err(lake_err)?;
         let mode = if ctx.window.full_refresh {
             let ids: Vec<String> = fetched
                 .iter()
@@ -521,7 +464,7 @@ impl Source for Fred {
                 .collect();
             WriteMode::ReplaceWhere(format!("series_id IN ({})", ids.join(", ")))
         } else {
-            WriteMode::merge_on(&["series_id", "date", "realtime_start"])
+            WriteMode::merge_on(ObservationRow::KEYS)
         };
         let written = ctx
             .lake
@@ -529,13 +472,13 @@ impl Source for Fred {
             .await
             .map_err(lake_err)?;
         report.rows_written += written.rows;
-        let meta = series_batch(&fetched, ctx.run_at).map_err(lake_err)?;
+        let meta = SeriesRow::batch(&series_rows(&fetched), ctx.run_at).map_err(lake_err)?;
         let written = ctx
             .lake
             .write(
-                &series_table(),
+                &SeriesRow::table(),
                 vec![meta],
-                WriteMode::merge_on(&["series_id"]),
+                WriteMode::merge_on(SeriesRow::KEYS),
             )
             .await
             .map_err(lake_err)?;

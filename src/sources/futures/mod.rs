@@ -20,89 +20,22 @@
 pub mod config;
 pub mod parse;
 
-use datafusion::arrow::datatypes::Date32Type;
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
-use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{Datelike, NaiveDate, Weekday};
 
 pub use config::FuturesConfig;
 use parse::Settle;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::{LakeError, TableName};
+use crate::lake::{StagingRow, TableName};
 
 const NAME: &str = "futures";
 
 /// `staging.futures_daily`.
 pub fn table() -> TableName {
-    TableName::staging("futures_daily")
-}
-
-/// Schema of `staging.futures_daily`.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("contract", DataType::Utf8, false),
-        Field::new("contract_month", DataType::Date32, true),
-        Field::new("date", DataType::Date32, false),
-        Field::new("open", DataType::Float64, true),
-        Field::new("high", DataType::Float64, true),
-        Field::new("low", DataType::Float64, true),
-        Field::new("settle", DataType::Float64, false),
-        Field::new("implied_rate_pct", DataType::Float64, false),
-        Field::new("volume", DataType::Float64, true),
-        Field::new("open_interest", DataType::Float64, true),
-        Field::new("source", DataType::Utf8, false),
-        Field::new(
-            "ingested_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
-fn batch(rows: &[(Settle, String)], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-    let n = rows.len();
-    let f = |g: fn(&Settle) -> Option<f64>| -> ArrayRef {
-        Arc::new(Float64Array::from(
-            rows.iter().map(|(s, _)| g(s)).collect::<Vec<_>>(),
-        ))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|(s, _)| s.contract.as_str())
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|(s, _)| s.contract_month.map(Date32Type::from_naive_date))
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|(s, _)| Date32Type::from_naive_date(s.date))
-                .collect::<Vec<_>>(),
-        )),
-        f(|s| s.open),
-        f(|s| s.high),
-        f(|s| s.low),
-        f(|s| Some(s.settle)),
-        f(|s| Some(((100.0 - s.settle) * 1e6).round() / 1e6)),
-        f(|s| s.volume),
-        f(|s| s.open_interest),
-        Arc::new(StringArray::from(
-            rows.iter().map(|(_, src)| src.as_str()).collect::<Vec<_>>(),
-        )),
-        crate::lake::ingested_at_column(n, run_at),
-    ];
-    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
-        table: table(),
-        message: e.to_string(),
-    })
+    Settle::table()
 }
 
 /// The futures connector.
@@ -142,8 +75,10 @@ impl Futures {
                 high: b.high,
                 low: b.low,
                 settle: b.close,
+                implied_rate_pct: parse::implied_rate_pct(b.close),
                 volume: b.volume,
                 open_interest: None,
+                source: "yahoo".to_string(),
             })
             .collect())
     }
@@ -213,7 +148,7 @@ impl Futures {
             .map_err(|m| SourceError::parse(NAME, &item, &resp.url, None, m))
     }
 
-    fn vendor(&self, dir: &std::path::Path, report: &mut SourceReport) -> Vec<(Settle, String)> {
+    fn vendor(&self, dir: &std::path::Path, report: &mut SourceReport) -> Vec<Settle> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -243,7 +178,10 @@ impl Futures {
                 .map_err(|e| (0, e.to_string()))
                 .and_then(|t| parse::vendor_csv(&t))
             {
-                Ok(rows) => out.extend(rows.into_iter().map(|s| (s, format!("vendor:{name}")))),
+                Ok(rows) => out.extend(rows.into_iter().map(|s| Settle {
+                    source: format!("vendor:{name}"),
+                    ..s
+                })),
                 Err((line, message)) => report.failures.push(SourceError::parse(
                     NAME,
                     &format!("vendor file {name}"),
@@ -263,6 +201,10 @@ impl Source for Futures {
         SourceKind::Futures
     }
 
+    fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
+        vec![Settle::doc()]
+    }
+
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
         let mut report = SourceReport::default();
         let start = ctx
@@ -275,10 +217,10 @@ impl Source for Futures {
             .await?
             .unwrap_or(self.config.start_date);
         // Priority order: CME, vendor files, Yahoo's continuous series (a different contract code).
-        let mut rows: Vec<(Settle, String)> = Vec::new();
+        let mut rows: Vec<Settle> = Vec::new();
         if self.config.cme_enabled {
             match self.cme(ctx).await {
-                Ok(r) => rows.extend(r.into_iter().map(|s| (s, "cme".to_string()))),
+                Ok(r) => rows.extend(r),
                 Err(e) => report.failures.push(e),
             }
         }
@@ -289,19 +231,19 @@ impl Source for Futures {
         match self.yahoo(ctx, start).await {
             Ok(r) => {
                 newest_front = r.iter().map(|s| s.date).max();
-                rows.extend(r.into_iter().map(|s| (s, "yahoo".to_string())));
+                rows.extend(r);
             }
             Err(e) => report.failures.push(e),
         }
         let mut seen = HashSet::new();
-        rows.retain(|(s, _)| seen.insert((s.contract.clone(), s.date)));
+        rows.retain(|s| seen.insert((s.contract.clone(), s.date)));
         if rows.is_empty() {
             return Ok(report);
         }
-        let b = batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?;
+        let b = Settle::batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?;
         let mode = ctx
             .window
-            .write_mode(ctx.window.since, "date", &["contract", "date"]);
+            .write_mode(ctx.window.since, "date", Settle::KEYS);
         let written = ctx
             .lake
             .write(&table(), vec![b], mode)

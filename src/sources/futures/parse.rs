@@ -3,27 +3,40 @@
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
-/// One settlement of one contract on one day.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settle {
-    /// Contract code, e.g. `ZQZ25` (or the continuous `ZQ=F`).
-    pub contract: String,
-    /// First day of the delivery month (`None` for a continuous series).
-    pub contract_month: Option<NaiveDate>,
-    /// Trade date.
-    pub date: NaiveDate,
-    /// Open, high, low.
-    pub open: Option<f64>,
-    /// High.
-    pub high: Option<f64>,
-    /// Low.
-    pub low: Option<f64>,
-    /// Settlement (or close) price.
-    pub settle: f64,
-    /// Volume.
-    pub volume: Option<f64>,
-    /// Open interest.
-    pub open_interest: Option<f64>,
+crate::staging_row! {
+    /// One settlement of one contract on one day: a row of `staging.futures_daily`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Settle in "futures_daily" keys [contract, date] {
+        /// Contract code, e.g. `ZQZ25` (or the continuous front month `ZQ=F`).
+        pub contract: String,
+        /// First day of the delivery month (for `ZQ=F`: the trade date's own month).
+        pub contract_month: Option<NaiveDate>,
+        /// Trade date.
+        pub date: NaiveDate,
+        /// Opening price, in points (100 − rate); NULL when not published.
+        pub open: Option<f64>,
+        /// High price, in points (100 − rate); NULL when not published.
+        pub high: Option<f64>,
+        /// Low price, in points (100 − rate); NULL when not published.
+        pub low: Option<f64>,
+        /// Settlement price (Yahoo: the close), in points (100 − rate).
+        pub settle: f64,
+        /// Implied average fed funds rate over the delivery month, in percent: 100 − `settle`,
+        /// rounded to 6 decimals.
+        pub implied_rate_pct: f64,
+        /// Contracts traded that day; NULL when not published.
+        pub volume: Option<f64>,
+        /// Contracts open at the end of the day; NULL when not published.
+        pub open_interest: Option<f64>,
+        /// Where the row came from: `cme`, `vendor:<file name>` or `yahoo`.
+        pub source: String,
+    }
+}
+
+/// The implied rate of a settlement price, in percent: `100 − settle`, rounded to 6 decimals
+/// (the subtraction's float noise does not show).
+pub fn implied_rate_pct(settle: f64) -> f64 {
+    ((100.0 - settle) * 1e6).round() / 1e6
 }
 
 const MONTH_CODES: &[u8] = b"FGHJKMNQUVXZ";
@@ -91,7 +104,7 @@ struct CmeRow {
 /// every number a string — `A`/`B` suffixes for ask/bid quotes (`95.3050B`), `-` for none,
 /// thousands commas in volume and open interest — and a final `Total` row (skipped). A row
 /// without a settlement price is skipped; `"empty": true` or an empty list (a weekend, a
-/// holiday, a day not settled yet) gives no rows.
+/// holiday, a day not settled yet) gives no rows. Rows carry `source` = `cme`.
 pub fn cme_settlements(body: &[u8], trade_date: NaiveDate) -> Result<Vec<Settle>, String> {
     let body: CmeBody =
         serde_json::from_slice(body).map_err(|e| format!("not the CME settlements layout: {e}"))?;
@@ -125,15 +138,18 @@ pub fn cme_settlements(body: &[u8], trade_date: NaiveDate) -> Result<Vec<Settle>
             high: cme_number(&row.high),
             low: cme_number(&row.low),
             settle,
+            implied_rate_pct: implied_rate_pct(settle),
             volume: cme_number(&row.volume),
             open_interest: cme_number(&row.open_interest),
+            source: "cme".to_string(),
         });
     }
     Ok(out)
 }
 
 /// Parses one vendor CSV of per-contract history: header `trade_date,contract,settle` plus
-/// optional `volume,open_interest`; `contract` like `ZQZ25`. Errors name the line.
+/// optional `volume,open_interest`; `contract` like `ZQZ25`. Errors name the line. Rows carry
+/// `source` = `vendor`; the connector adds the file's name (`vendor:<file>`).
 pub fn vendor_csv(text: &str) -> Result<Vec<Settle>, (usize, String)> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| (1, e.to_string()))?.clone();
@@ -190,8 +206,10 @@ pub fn vendor_csv(text: &str) -> Result<Vec<Settle>, (usize, String)> {
             high: None,
             low: None,
             settle,
+            implied_rate_pct: implied_rate_pct(settle),
             volume: opt(v)?,
             open_interest: opt(oi)?,
+            source: "vendor".to_string(),
         });
     }
     Ok(out)
@@ -227,6 +245,11 @@ mod tests {
             ("ZQZ25", 96.115, Some(12345.0))
         );
         assert_eq!(rows[1].open, None);
+        assert_eq!(
+            (rows[0].implied_rate_pct, rows[0].source.as_str()),
+            (3.885, "cme"),
+            "100 - settle, without float noise"
+        );
         assert!(
             cme_settlements(body, d("2025-11-25"))
                 .unwrap_err()
@@ -307,6 +330,7 @@ mod tests {
         let rows = vendor_csv(ok).unwrap();
         assert_eq!(rows[1].contract, "ZQZ25");
         assert_eq!(rows[1].volume, None);
+        assert_eq!(rows[1].source, "vendor");
         assert_eq!(
             vendor_csv("trade_date,contract,settle\n2025-10-01,ZQX25,abc\n")
                 .unwrap_err()

@@ -1,7 +1,7 @@
 //! Parsers of HTTP bodies: FRED, the DTS, the NY Fed, Yahoo, Coinbase, Stooq, CME, the FOMC page.
 
 use super::*;
-use crate::sources::{fomc, fred, futures, nyfed, prices, treasury};
+use crate::sources::{fomc, fred, futures, nyfed, prices, refrates, treasury};
 
 const UP: &str = "upstream";
 
@@ -122,6 +122,30 @@ fn fuzz_nyfed_operations_and_soma() {
                 }
             }
             Err(e) => named("nyfed", e.line, &e.message)?,
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn fuzz_nyfed_reference_rates() {
+    let seeds = vec![
+        read("bodies/refrates/nyfed_sofr_2024-06-01_2024-06-06.json"),
+        shortened_json(
+            &format!(
+                "{UP}/markets.newyorkfed.org/api_rates_secured_sofr_search.json--startDate=2018-04-03_endDate=2026-06-04.body.json"
+            ),
+            12,
+        ),
+    ];
+    fuzz(256, seeds, |body| {
+        match refrates::parse::rates(body, "SOFR") {
+            Ok(rows) => {
+                let days: Vec<_> = rows.iter().map(|r| r.effective_date).collect();
+                strictly_sorted("effective dates", &days)?;
+                finite("rates", rows.iter().map(|r| Some(r.percent_rate)))?;
+            }
+            Err(e) => named("refrates", e.line, &e.message)?,
         }
         Ok(())
     });

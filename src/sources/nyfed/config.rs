@@ -32,11 +32,7 @@ impl Default for NyfedConfig {
 
 impl NyfedConfig {
     fn endpoint(&self, path: &str) -> Url {
-        let mut base = self.base_url.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        base.join(path).expect("a relative path joins")
+        crate::http::below(&self.base_url, path)
     }
 
     /// The Treasury operations search endpoint (results, with per-CUSIP details).

@@ -27,8 +27,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// US dollars in cents (exact; Arrow `Decimal128(20, 2)`).
-pub type Cents = i128;
+pub use crate::lake::row::Cents;
 
 /// A parse failure, with the body line when known.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,56 +58,63 @@ impl ParseError {
 /// [operation_id, cusip] stays non-NULL.
 pub const NO_CUSIP: &str = "";
 
-/// One row of `staging.treasury_operations`: one CUSIP of an operation, or the operation itself
-/// ([`NO_CUSIP`]) when the body lists no details. Operation-level fields repeat on every CUSIP row.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OperationRow {
-    /// `operationId`, e.g. `OR 121225 1`.
-    pub operation_id: String,
-    /// `details[].cusip`, or [`NO_CUSIP`].
-    pub cusip: String,
-    /// `operationDate`.
-    pub operation_date: NaiveDate,
-    /// `settlementDate`.
-    pub settlement_date: NaiveDate,
-    /// `operationType`, e.g. `Outright Bill Purchase`.
-    pub operation_type: String,
-    /// `operationDirection` as published (e.g. `P`/`S`).
-    pub operation_direction: Option<String>,
-    /// `auctionMethod`.
-    pub auction_method: Option<String>,
-    /// `auctionStatus` (e.g. `Results`).
-    pub auction_status: Option<String>,
-    /// `maturityRangeStart`.
-    pub maturity_range_start: Option<NaiveDate>,
-    /// `maturityRangeEnd`.
-    pub maturity_range_end: Option<NaiveDate>,
-    /// `totalParAmtSubmitted`, the operation's total.
-    pub total_par_submitted: Cents,
-    /// `totalParAmtAccepted`, the operation's total.
-    pub total_par_accepted: Cents,
-    /// `details[].securityDescription`.
-    pub security_description: Option<String>,
-    /// `details[].inclusionIndicator`.
-    pub inclusion_indicator: Option<String>,
-    /// `details[].parAmountSubmitted` (not published by every layout).
-    pub par_submitted: Option<Cents>,
-    /// `details[].parAmountAccepted`.
-    pub par_accepted: Option<Cents>,
-    /// `details[].weightedAvgAccptPrice` (a discount rate in % for bills).
-    pub weighted_avg_accepted_price: Option<f64>,
-    /// `details[].leastFavoriteAccptPrice` (a rate in % for bills).
-    pub least_favorable_accepted_price: Option<f64>,
-    /// `releaseTime` as published.
-    pub release_time: Option<String>,
-    /// `closeTime` as published.
-    pub close_time: Option<String>,
-    /// `note`.
-    pub note: Option<String>,
-    /// `lastUpdated` as published.
-    pub last_updated: Option<String>,
-    /// Derived: [`is_bill_purchase`] of the operation type.
-    pub is_bill_purchase: bool,
+/// The `source` of every row this connector writes.
+pub const SOURCE: &str = "nyfed_markets_api";
+
+crate::staging_row! {
+    /// One row of `staging.treasury_operations`: one CUSIP of an operation, or the operation itself
+    /// ([`NO_CUSIP`]) when the body lists no details. Operation-level fields repeat on every CUSIP row.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct OperationRow in "treasury_operations" keys [operation_id, cusip] {
+        /// `operationId`, e.g. `OR 121225 1`.
+        pub operation_id: String,
+        /// `details[].cusip`, or [`NO_CUSIP`].
+        pub cusip: String,
+        /// `operationDate`.
+        pub operation_date: NaiveDate,
+        /// `settlementDate`.
+        pub settlement_date: NaiveDate,
+        /// `operationType`, e.g. `Outright Bill Purchase`.
+        pub operation_type: String,
+        /// `operationDirection` as published (e.g. `P`/`S`).
+        pub operation_direction: Option<String>,
+        /// `auctionMethod`.
+        pub auction_method: Option<String>,
+        /// `auctionStatus` (e.g. `Results`).
+        pub auction_status: Option<String>,
+        /// `maturityRangeStart`.
+        pub maturity_range_start: Option<NaiveDate>,
+        /// `maturityRangeEnd`.
+        pub maturity_range_end: Option<NaiveDate>,
+        /// `totalParAmtSubmitted`, the operation's total.
+        pub total_par_submitted_usd: Cents,
+        /// `totalParAmtAccepted`, the operation's total.
+        pub total_par_accepted_usd: Cents,
+        /// `details[].securityDescription`.
+        pub security_description: Option<String>,
+        /// `details[].inclusionIndicator`.
+        pub inclusion_indicator: Option<String>,
+        /// `details[].parAmountSubmitted` (not published by every layout).
+        pub par_submitted_usd: Option<Cents>,
+        /// `details[].parAmountAccepted`.
+        pub par_accepted_usd: Option<Cents>,
+        /// `details[].weightedAvgAccptPrice` (a discount rate in % for bills).
+        pub weighted_avg_accepted_price: Option<f64>,
+        /// `details[].leastFavoriteAccptPrice` (a rate in % for bills).
+        pub least_favorable_accepted_price: Option<f64>,
+        /// `releaseTime` as published.
+        pub release_time: Option<String>,
+        /// `closeTime` as published.
+        pub close_time: Option<String>,
+        /// `note`.
+        pub note: Option<String>,
+        /// `lastUpdated` as published.
+        pub last_updated: Option<String>,
+        /// Derived: [`is_bill_purchase`] of the operation type.
+        pub is_bill_purchase: bool,
+        /// Where the row came from: `nyfed_markets_api`.
+        pub source: &'static str,
+    }
 }
 
 /// Whether an operation type is an outright purchase of Treasury bills (`Outright Bill
@@ -126,8 +132,8 @@ pub fn is_bill_purchase(operation_type: &str) -> bool {
 }
 
 /// Parses an amount of US dollars (`"8167000000"`, `"2045638704812.80"`, `"24542350120.9"`) into
-/// cents. At most 2 decimals and 18 integer digits; no exponent, no thousands separators.
-pub fn parse_cents(s: &str) -> Option<Cents> {
+/// a number of cents. At most 2 decimals and 18 integer digits; no exponent, no thousands separators.
+pub fn parse_cents(s: &str) -> Option<i128> {
     let (negative, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),
@@ -202,6 +208,7 @@ impl Fields<'_> {
         self.text(field)?
             .map(|s| {
                 parse_cents(&s)
+                    .map(Cents)
                     .ok_or_else(|| self.err(field, format!("{s:?} is not an amount of dollars")))
             })
             .transpose()
@@ -258,13 +265,14 @@ pub fn operations(body: &[u8]) -> Result<Vec<OperationRow>, ParseError> {
             auction_status: f.text("auctionStatus")?,
             maturity_range_start: f.date("maturityRangeStart")?,
             maturity_range_end: f.date("maturityRangeEnd")?,
-            total_par_submitted: f.required_usd("totalParAmtSubmitted")?,
-            total_par_accepted: f.required_usd("totalParAmtAccepted")?,
+            total_par_submitted_usd: f.required_usd("totalParAmtSubmitted")?,
+            total_par_accepted_usd: f.required_usd("totalParAmtAccepted")?,
             release_time: f.text("releaseTime")?,
             close_time: f.text("closeTime")?,
             note: f.text("note")?,
             last_updated: f.text("lastUpdated")?,
             operation_id,
+            source: SOURCE,
             ..Default::default()
         };
         let details = match op.get("details") {
@@ -285,8 +293,8 @@ pub fn operations(body: &[u8]) -> Result<Vec<OperationRow>, ParseError> {
                 cusip: df.required("cusip")?,
                 security_description: df.text("securityDescription")?,
                 inclusion_indicator: df.text("inclusionIndicator")?,
-                par_submitted: df.usd("parAmountSubmitted")?,
-                par_accepted: df.usd("parAmountAccepted")?,
+                par_submitted_usd: df.usd("parAmountSubmitted")?,
+                par_accepted_usd: df.usd("parAmountAccepted")?,
                 weighted_avg_accepted_price: df.price("weightedAvgAccptPrice")?,
                 least_favorable_accepted_price: df.price("leastFavoriteAccptPrice")?,
                 ..base.clone()
@@ -328,15 +336,19 @@ pub const SECURITY_TYPES: [&str; 9] = [
     "total",
 ];
 
-/// One row of `staging.soma_holdings`: one category on one as-of date.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SomaRow {
-    /// `asOfDate` (weekly, usually a Wednesday).
-    pub as_of_date: NaiveDate,
-    /// One of [`SECURITY_TYPES`].
-    pub security_type: &'static str,
-    /// Par (face) value held; `None` where the API gives `""`.
-    pub value: Option<Cents>,
+crate::staging_row! {
+    /// One row of `staging.soma_holdings`: one category on one as-of date.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SomaRow in "soma_holdings" keys [as_of_date, security_type] {
+        /// `asOfDate` (weekly, usually a Wednesday).
+        pub as_of_date: NaiveDate,
+        /// One of [`SECURITY_TYPES`].
+        pub security_type: &'static str,
+        /// Par (face) value held; `None` where the API gives `""`.
+        pub value_usd: Option<Cents>,
+        /// Where the row came from: `nyfed_markets_api`.
+        pub source: &'static str,
+    }
 }
 
 /// A parsed SOMA summary.
@@ -384,7 +396,8 @@ pub fn soma_summary(body: &[u8]) -> Result<SomaSummary, ParseError> {
             rows.push(SomaRow {
                 as_of_date,
                 security_type,
-                value: f.usd(security_type)?,
+                value_usd: f.usd(security_type)?,
+                source: SOURCE,
             });
         }
         for key in rec.keys() {
@@ -425,10 +438,10 @@ mod tests {
     }
 
     /// `$bn` with up to 9 decimals → cents, by string arithmetic (independent of `parse_cents`).
-    fn billions_to_cents(b: &str) -> i128 {
+    fn billions_to_cents(b: &str) -> Cents {
         let (int, frac) = b.split_once('.').unwrap_or((b, ""));
         let dollars = format!("{int}{frac:0<9}");
-        dollars.parse::<i128>().unwrap() * 100
+        Cents(dollars.parse::<i128>().unwrap() * 100)
     }
 
     fn op<'a>(rows: &'a [OperationRow], id: &str) -> &'a OperationRow {
@@ -449,9 +462,9 @@ mod tests {
             assert_eq!(r.is_bill_purchase, &rec[3] == "Outright Bill Purchase");
             assert_eq!(r.maturity_range_start, Some(d(&rec[5])));
             assert_eq!(r.maturity_range_end, Some(d(&rec[6])));
-            assert_eq!(r.total_par_submitted, billions_to_cents(&rec[7]));
-            assert_eq!(r.total_par_accepted, billions_to_cents(&rec[8]));
-            assert_eq!((r.cusip.as_str(), r.par_accepted), (NO_CUSIP, None));
+            assert_eq!(r.total_par_submitted_usd, billions_to_cents(&rec[7]));
+            assert_eq!(r.total_par_accepted_usd, billions_to_cents(&rec[8]));
+            assert_eq!((r.cusip.as_str(), r.par_accepted_usd), (NO_CUSIP, None));
             n += 1;
         }
         assert_eq!((n, rows.len()), (431, 431));
@@ -467,11 +480,15 @@ mod tests {
         assert_eq!(r.operation_date, d("2025-12-12"));
         assert_eq!(r.settlement_date, d("2025-12-15"));
         assert_eq!(
-            r.total_par_accepted,
-            8_167_000_000 * 100,
+            r.total_par_accepted_usd,
+            Cents(8_167_000_000 * 100),
             "$8.167bn accepted"
         );
-        assert_eq!(r.total_par_submitted, 27_458_000_000 * 100, "of $27.458bn");
+        assert_eq!(
+            r.total_par_submitted_usd,
+            Cents(27_458_000_000 * 100),
+            "of $27.458bn"
+        );
         assert_eq!(
             (r.maturity_range_start, r.maturity_range_end),
             (Some(d("2026-01-13")), Some(d("2026-04-09")))
@@ -486,7 +503,7 @@ mod tests {
             .iter()
             .filter(|r| r.is_bill_purchase)
             .filter(|r| (d("2025-12-12")..=d("2025-12-22")).contains(&r.operation_date))
-            .map(|r| r.total_par_accepted)
+            .map(|r| r.total_par_accepted_usd.0)
             .sum();
         assert_eq!(sum, 38_099_000_000 * 100);
         let sale = op(&rows, "OR 030708 1");
@@ -506,8 +523,8 @@ mod tests {
         let rows = operations(body).unwrap();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
-        assert_eq!(r.total_par_submitted, 27_458_000_000 * 100);
-        assert_eq!(r.total_par_accepted, 8_167_000_000 * 100);
+        assert_eq!(r.total_par_submitted_usd, Cents(27_458_000_000 * 100));
+        assert_eq!(r.total_par_accepted_usd, Cents(8_167_000_000 * 100));
         assert_eq!(r.auction_status.as_deref(), Some("Results"));
         assert_eq!((r.auction_method.as_ref(), r.note.as_ref()), (None, None));
         assert_eq!(r.cusip, NO_CUSIP);
@@ -568,16 +585,19 @@ mod tests {
         assert_eq!(rows.len(), 20, "20 CUSIPs, no operation-level row");
         assert!(
             rows.iter()
-                .all(|r| r.total_par_accepted == 931_000_000 * 100)
+                .all(|r| r.total_par_accepted_usd == Cents(931_000_000 * 100))
         );
         assert!(
             rows.iter()
                 .all(|r| r.cusip != NO_CUSIP && !r.is_bill_purchase)
         );
-        let accepted: i128 = rows.iter().filter_map(|r| r.par_accepted).sum();
+        let accepted: i128 = rows
+            .iter()
+            .filter_map(|r| r.par_accepted_usd.map(|c| c.0))
+            .sum();
         assert_eq!(accepted, 931_000_000 * 100, "CUSIPs add up to the total");
         let partial = rows.iter().find(|r| r.cusip == "912810QZ4").unwrap();
-        assert_eq!(partial.par_accepted, Some(52_000_000 * 100));
+        assert_eq!(partial.par_accepted_usd, Some(Cents(52_000_000 * 100)));
         assert_eq!(partial.weighted_avg_accepted_price, Some(101.949));
         assert_eq!(partial.least_favorable_accepted_price, Some(101.953125));
         assert_eq!(
@@ -587,16 +607,16 @@ mod tests {
         assert_eq!(partial.release_time.as_deref(), Some("10:15 AM"));
         let none = rows.iter().find(|r| r.cusip == "912810QA9").unwrap();
         assert_eq!(
-            (none.par_accepted, none.weighted_avg_accepted_price),
-            (Some(0), None),
+            (none.par_accepted_usd, none.weighted_avg_accepted_price),
+            (Some(Cents(0)), None),
             "zero accepted, price NA"
         );
-        assert_eq!(none.par_submitted, None, "not published per CUSIP");
+        assert_eq!(none.par_submitted_usd, None, "not published per CUSIP");
         // The same page before prices were final.
         let early = pomo_body().replacen("127.594", "Data is not yet available.", 1);
         let rows = operations(early.as_bytes()).unwrap();
         assert_eq!(rows[0].weighted_avg_accepted_price, None);
-        assert_eq!(rows[0].par_accepted, Some(6_000_000 * 100));
+        assert_eq!(rows[0].par_accepted_usd, Some(Cents(6_000_000 * 100)));
     }
 
     #[test]
@@ -665,7 +685,8 @@ mod tests {
                 .iter()
                 .find(|r| r.as_of_date == d(date) && r.security_type == ty)
                 .unwrap()
-                .value
+                .value_usd
+                .map(|c| c.0)
         };
         assert_eq!(v("2025-12-17", "bills"), Some(210_460_926_700 * 100));
         assert_eq!(v("2025-12-17", "mbs"), Some(2_045_638_704_812 * 100 + 80));

@@ -11,20 +11,15 @@
 pub mod config;
 pub mod parse;
 
-use datafusion::arrow::datatypes::Date32Type;
+use chrono::NaiveDate;
 use futures::StreamExt;
-use std::sync::Arc;
-
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use config::{PriceSource, PricesConfig, SymbolConfig};
 use parse::Bar;
 
 use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
 use crate::http::Request;
-use crate::lake::{LakeError, TableName};
+use crate::lake::StagingRow;
 
 const NAME: &str = "prices";
 /// Coinbase returns at most 300 candles per request.
@@ -40,30 +35,32 @@ pub const YAHOO_EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect
 /// open start is not possible there.
 pub const COINBASE_EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(2015, 1, 1).expect("valid date");
 
-/// `staging.prices_daily`.
-pub fn table() -> TableName {
-    TableName::staging("prices_daily")
-}
-
-/// Schema of `staging.prices_daily`.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("symbol", DataType::Utf8, false),
-        Field::new("date", DataType::Date32, false),
-        Field::new("open", DataType::Float64, true),
-        Field::new("high", DataType::Float64, true),
-        Field::new("low", DataType::Float64, true),
-        Field::new("close", DataType::Float64, false),
-        Field::new("adj_close", DataType::Float64, true),
-        Field::new("volume", DataType::Float64, true),
-        Field::new("currency", DataType::Utf8, true),
-        Field::new("source", DataType::Utf8, false),
-        Field::new(
-            "ingested_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
+crate::staging_row! {
+    /// One daily bar of one symbol from one source: a row of `staging.prices_daily`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PriceRow in "prices_daily" keys [symbol, date, source] {
+        /// The symbol as configured in `[sources.prices]`, e.g. `^GSPC`, `BTC-USD`.
+        pub symbol: String,
+        /// Trading day, in the exchange's own calendar (UTC days for crypto).
+        pub date: NaiveDate,
+        /// Opening price, in `currency`; NULL when the source gives none.
+        pub open: Option<f64>,
+        /// High price, in `currency`; NULL when the source gives none.
+        pub high: Option<f64>,
+        /// Low price, in `currency`; NULL when the source gives none.
+        pub low: Option<f64>,
+        /// Closing price, in `currency` (for a FRED source: the series' value).
+        pub close: f64,
+        /// Close adjusted for splits and dividends, in `currency`; NULL unless the source gives
+        /// it (Yahoo does).
+        pub adj_close: Option<f64>,
+        /// Volume traded (shares, contracts or coins, as the source counts); NULL when not given.
+        pub volume: Option<f64>,
+        /// Quote currency, e.g. `USD`.
+        pub currency: Option<String>,
+        /// The source the bar came from: `yahoo`, `coinbase`, `stooq` or `fred`.
+        pub source: &'static str,
+    }
 }
 
 /// One symbol's fetched bars.
@@ -78,49 +75,25 @@ pub struct Fetched {
     pub bars: Vec<Bar>,
 }
 
-/// Builds `prices_daily` rows (also used by the futures connector for Yahoo series).
-pub fn batch(series: &[Fetched], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
-    let rows: Vec<(&Fetched, &Bar)> = series
+/// The `prices_daily` rows of fetched series: one per bar, in order.
+fn rows(series: &[Fetched]) -> Vec<PriceRow> {
+    series
         .iter()
-        .flat_map(|f| f.bars.iter().map(move |b| (f, b)))
-        .collect();
-    let n = rows.len();
-    let f64s = |g: fn(&Bar) -> Option<f64>| -> ArrayRef {
-        Arc::new(Float64Array::from(
-            rows.iter().map(|(_, b)| g(b)).collect::<Vec<_>>(),
-        ))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|(f, _)| f.symbol.as_str())
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|(_, b)| Date32Type::from_naive_date(b.date))
-                .collect::<Vec<_>>(),
-        )),
-        f64s(|b| b.open),
-        f64s(|b| b.high),
-        f64s(|b| b.low),
-        f64s(|b| Some(b.close)),
-        f64s(|b| b.adj_close),
-        f64s(|b| b.volume),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|(f, _)| f.currency.clone())
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter().map(|(f, _)| f.source).collect::<Vec<_>>(),
-        )),
-        crate::lake::ingested_at_column(n, run_at),
-    ];
-    RecordBatch::try_new(schema(), columns).map_err(|e| LakeError::Data {
-        table: table(),
-        message: e.to_string(),
-    })
+        .flat_map(|f| {
+            f.bars.iter().map(move |b| PriceRow {
+                symbol: f.symbol.clone(),
+                date: b.date,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                adj_close: b.adj_close,
+                volume: b.volume,
+                currency: f.currency.clone(),
+                source: f.source,
+            })
+        })
+        .collect()
 }
 
 fn encode_path(symbol: &str) -> String {
@@ -332,6 +305,10 @@ impl Source for Prices {
         SourceKind::Prices
     }
 
+    fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
+        vec![PriceRow::doc()]
+    }
+
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
         let mut report = SourceReport::default();
         let mut fetched = Vec::new();
@@ -362,13 +339,14 @@ impl Source for Prices {
         if fetched.is_empty() {
             return Ok(report);
         }
-        let batch = batch(&fetched, ctx.run_at).map_err(SourceError::lake(NAME))?;
+        let batch =
+            PriceRow::batch(&rows(&fetched), ctx.run_at).map_err(SourceError::lake(NAME))?;
         let mode = ctx
             .window
-            .write_mode(ctx.window.since, "date", &["symbol", "date", "source"]);
+            .write_mode(ctx.window.since, "date", PriceRow::KEYS);
         let written = ctx
             .lake
-            .write(&table(), vec![batch], mode)
+            .write(&PriceRow::table(), vec![batch], mode)
             .await
             .map_err(SourceError::lake(NAME))?;
         report.rows_written = written.rows;

@@ -15,21 +15,29 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-/// One day's TGA figures, $ millions.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TgaDay {
-    /// Record date.
-    pub record_date: NaiveDate,
-    /// Opening balance.
-    pub open_musd: Option<f64>,
-    /// Closing balance.
-    pub close_musd: Option<f64>,
-    /// Total deposits (2022-04-18 layout on).
-    pub deposits_musd: Option<f64>,
-    /// Total withdrawals (2022-04-18 layout on).
-    pub withdrawals_musd: Option<f64>,
-    /// Which layout the day came in: `federal_reserve_account`, `tga_account`, `tga_open_close`.
-    pub layout: &'static str,
+crate::staging_row! {
+    /// One day of the Treasury General Account from the Daily Treasury Statement, $ millions.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct TgaDay in "tga_daily" keys [record_date, account] {
+        /// Record date of the statement (a business day).
+        pub record_date: NaiveDate,
+        /// The account: always `TGA`.
+        pub account: &'static str,
+        /// Opening balance, $ millions.
+        pub open_balance_musd: Option<f64>,
+        /// Closing balance, $ millions (NULL before 2022-04-18 for some days: the statement
+        /// printed only the opening balance).
+        pub close_balance_musd: Option<f64>,
+        /// Total deposits (Table II), $ millions; from the 2022-04-18 layout on.
+        pub deposits_musd: Option<f64>,
+        /// Total withdrawals (Table II), $ millions; from the 2022-04-18 layout on.
+        pub withdrawals_musd: Option<f64>,
+        /// Which layout the day came in: `federal_reserve_account`, `tga_account`,
+        /// `tga_open_close`.
+        pub layout: &'static str,
+        /// Where the row came from: `fiscaldata_dts`.
+        pub source: &'static str,
+    }
 }
 
 /// One page as parsed.
@@ -107,21 +115,24 @@ pub fn page(body: &[u8]) -> Result<Page, String> {
         let label = row.account_type.trim();
         let day = days.entry(date).or_insert_with(|| TgaDay {
             record_date: date,
+            account: "TGA",
+            source: "fiscaldata_dts",
             ..Default::default()
         });
         match label {
             "Federal Reserve Account" => {
-                (day.open_musd, day.close_musd, day.layout) =
+                (day.open_balance_musd, day.close_balance_musd, day.layout) =
                     (open, close, "federal_reserve_account");
             }
             "Treasury General Account (TGA)" => {
-                (day.open_musd, day.close_musd, day.layout) = (open, close, "tga_account");
+                (day.open_balance_musd, day.close_balance_musd, day.layout) =
+                    (open, close, "tga_account");
             }
             "Treasury General Account (TGA) Opening Balance" => {
-                (day.open_musd, day.layout) = (open, "tga_open_close");
+                (day.open_balance_musd, day.layout) = (open, "tga_open_close");
             }
             "Treasury General Account (TGA) Closing Balance" => {
-                (day.close_musd, day.layout) = (open.or(close), "tga_open_close");
+                (day.close_balance_musd, day.layout) = (open.or(close), "tga_open_close");
             }
             "Total TGA Deposits (Table II)" => day.deposits_musd = open,
             "Total TGA Withdrawals (Table II) (-)" => day.withdrawals_musd = open,
@@ -169,13 +180,13 @@ mod tests {
         assert_eq!(p.days.len(), 5);
         let first = &p.days[0];
         assert_eq!(first.record_date, d("2025-07-07"));
-        assert_eq!(first.open_musd, Some(313162.0));
-        assert_eq!(first.close_musd, Some(332482.0));
+        assert_eq!(first.open_balance_musd, Some(313162.0));
+        assert_eq!(first.close_balance_musd, Some(332482.0));
         assert_eq!(first.deposits_musd, Some(38702.0));
         assert_eq!(first.withdrawals_musd, Some(19382.0));
         assert_eq!(first.layout, "tga_open_close");
         assert_eq!(
-            p.days[1].open_musd,
+            p.days[1].open_balance_musd,
             Some(332482.0),
             "opening = previous closing"
         );
@@ -197,11 +208,11 @@ mod tests {
             "unknown columns are fine; SFP rows skipped"
         );
         assert_eq!(
-            (p.days[0].layout, p.days[0].open_musd),
+            (p.days[0].layout, p.days[0].open_balance_musd),
             ("federal_reserve_account", Some(173745.0))
         );
         assert_eq!(
-            (p.days[1].layout, p.days[1].close_musd),
+            (p.days[1].layout, p.days[1].close_balance_musd),
             ("tga_account", None)
         );
         assert_eq!(p.next_page, Some(3));

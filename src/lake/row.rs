@@ -1,0 +1,387 @@
+//! Staging rows declared once: a Rust struct written through [`staging_row!`](crate::staging_row)
+//! gives its table's Arrow schema, its batch builder, its natural key and its column docs, so the
+//! three can never drift apart. The column every staging row carries, `ingested_at` (the run's
+//! timestamp, used by incremental models and by "no change → no commit" merges), is declared
+//! here and nowhere else.
+//!
+//! Rust types map to Arrow columns through [`Cell`]: `String`/`&'static str` → `Utf8`, `f64` →
+//! `Float64`, `i64` → `Int64`, `i32` → `Int32`, `bool` → `Boolean`, `NaiveDate` → `Date32`,
+//! `DateTime<Utc>` → `Timestamp(µs, UTC)`, [`Cents`] → `Decimal128(20, 2)`; `Option<T>` is the
+//! nullable column of `T`, every other type is `NOT NULL`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
+
+use super::{LakeError, TableName};
+
+/// The name of the column every staging row ends with.
+pub const INGESTED_AT: &str = "ingested_at";
+
+/// What [`INGESTED_AT`] holds, for the docs.
+const INGESTED_AT_DOC: &str = "When the run that wrote this row started (UTC); every row a run \
+     writes carries the same value. Not part of a row's identity: a re-ingest that changes \
+     nothing else makes no commit.";
+
+/// The Arrow type of `ingested_at` (and of every other UTC timestamp column).
+pub fn utc_timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The `ingested_at` field: non-null, microseconds, UTC.
+pub fn ingested_at_field() -> Field {
+    Field::new(INGESTED_AT, utc_timestamp(), false)
+}
+
+/// The `ingested_at` column: the run's timestamp, `n` times.
+pub fn ingested_at_column(n: usize, run_at: DateTime<Utc>) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n]).with_timezone("UTC"),
+    )
+}
+
+/// A US-dollar amount in cents, stored as `DECIMAL(20, 2)` (exact, no float rounding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cents(pub i128);
+
+/// A Rust value that is one cell of an Arrow column.
+pub trait Cell {
+    /// Whether the column takes NULLs (only `Option<T>` does).
+    const NULLABLE: bool;
+    /// The column's Arrow type.
+    fn data_type() -> DataType;
+    /// The column made of these cells, in order.
+    fn column<'a>(cells: impl Iterator<Item = &'a Self>) -> Result<ArrayRef, ArrowError>
+    where
+        Self: 'a;
+}
+
+/// Implements [`Cell`] for a type and its `Option`, given the Arrow type, the array type and how
+/// one value becomes the array's native value.
+macro_rules! cell {
+    ($t:ty, $dt:expr, $array:ty, |$v:ident| $native:expr) => {
+        cell!(@one $t, false, $dt, $array, |c: &$t| { let $v = c; Some($native) });
+        cell!(@one Option<$t>, true, $dt, $array, |c: &Option<$t>| c.as_ref().map(|$v| $native));
+    };
+    (@one $t:ty, $nullable:expr, $dt:expr, $array:ty, $conv:expr) => {
+        impl Cell for $t {
+            const NULLABLE: bool = $nullable;
+            fn data_type() -> DataType {
+                $dt
+            }
+            fn column<'a>(cells: impl Iterator<Item = &'a Self>) -> Result<ArrayRef, ArrowError>
+            where
+                Self: 'a,
+            {
+                let array: $array = cells.map($conv).collect();
+                Ok(Arc::new(array))
+            }
+        }
+    };
+}
+
+cell!(String, DataType::Utf8, StringArray, |v| v.as_str());
+cell!(&'static str, DataType::Utf8, StringArray, |v| *v);
+cell!(f64, DataType::Float64, Float64Array, |v| *v);
+cell!(i64, DataType::Int64, Int64Array, |v| *v);
+cell!(i32, DataType::Int32, Int32Array, |v| *v);
+cell!(bool, DataType::Boolean, BooleanArray, |v| *v);
+cell!(NaiveDate, DataType::Date32, Date32Array, |v| {
+    Date32Type::from_naive_date(*v)
+});
+
+/// Cells whose array needs a setting after it is built (a time zone, a precision).
+macro_rules! adjusted_cell {
+    ($t:ty, $dt:expr, $array:ty, |$v:ident| $native:expr, |$a:ident| $adjust:expr) => {
+        adjusted_cell!(@one $t, false, $dt, $array, |c: &$t| { let $v = c; Some($native) }, |$a| $adjust);
+        adjusted_cell!(@one Option<$t>, true, $dt, $array, |c: &Option<$t>| c.as_ref().map(|$v| $native), |$a| $adjust);
+    };
+    (@one $t:ty, $nullable:expr, $dt:expr, $array:ty, $conv:expr, |$a:ident| $adjust:expr) => {
+        impl Cell for $t {
+            const NULLABLE: bool = $nullable;
+            fn data_type() -> DataType {
+                $dt
+            }
+            fn column<'a>(cells: impl Iterator<Item = &'a Self>) -> Result<ArrayRef, ArrowError>
+            where
+                Self: 'a,
+            {
+                let $a: $array = cells.map($conv).collect();
+                Ok(Arc::new($adjust))
+            }
+        }
+    };
+}
+
+adjusted_cell!(
+    DateTime<Utc>,
+    utc_timestamp(),
+    TimestampMicrosecondArray,
+    |v| v.timestamp_micros(),
+    |a| a.with_timezone("UTC")
+);
+adjusted_cell!(
+    Cents,
+    DataType::Decimal128(20, 2),
+    Decimal128Array,
+    |v| v.0,
+    |a| a.with_precision_and_scale(20, 2)?
+);
+
+/// One documented column of a staging table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDoc {
+    /// Column name.
+    pub name: &'static str,
+    /// Arrow type, as DataFusion prints it.
+    pub data_type: String,
+    /// Whether it takes NULLs.
+    pub nullable: bool,
+    /// What it holds (the field's doc comment).
+    pub doc: String,
+}
+
+/// A staging table's documentation: name, natural key and columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDoc {
+    /// The table.
+    pub table: TableName,
+    /// Its natural key (the MERGE key).
+    pub keys: &'static [&'static str],
+    /// Every column, `ingested_at` last.
+    pub columns: Vec<ColumnDoc>,
+}
+
+/// A row of a staging table, declared with [`staging_row!`](crate::staging_row).
+pub trait StagingRow: Sized {
+    /// The table's name in the `staging` zone.
+    const TABLE: &'static str;
+    /// The natural key: at most one row per key value.
+    const KEYS: &'static [&'static str];
+    /// The declared columns (without `ingested_at`): name and doc comment.
+    const DOCS: &'static [(&'static str, &'static str)];
+    /// The declared fields, in order (without `ingested_at`).
+    fn fields() -> Vec<Field>;
+    /// One array per declared field, built from the rows.
+    fn arrays(rows: &[Self]) -> Result<Vec<ArrayRef>, ArrowError>;
+
+    /// `staging.<TABLE>`.
+    fn table() -> TableName {
+        TableName::staging(Self::TABLE)
+    }
+
+    /// The table's schema: the declared fields, then `ingested_at`.
+    fn schema() -> SchemaRef {
+        let mut fields = Self::fields();
+        fields.push(ingested_at_field());
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The rows as one batch, stamped with the run's timestamp.
+    fn batch(rows: &[Self], run_at: DateTime<Utc>) -> Result<RecordBatch, LakeError> {
+        let data = |e: ArrowError| LakeError::Data {
+            table: Self::table(),
+            message: e.to_string(),
+        };
+        let mut columns = Self::arrays(rows).map_err(data)?;
+        columns.push(ingested_at_column(rows.len(), run_at));
+        RecordBatch::try_new(Self::schema(), columns).map_err(data)
+    }
+
+    /// The table's documentation, from the declaration.
+    fn doc() -> TableDoc {
+        let declared = Self::DOCS
+            .iter()
+            .copied()
+            .chain([(INGESTED_AT, INGESTED_AT_DOC)]);
+        let columns = Self::schema()
+            .fields()
+            .iter()
+            .zip(declared)
+            .map(|(f, (name, doc))| ColumnDoc {
+                name,
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+                doc: doc.split_whitespace().collect::<Vec<_>>().join(" "),
+            })
+            .collect();
+        TableDoc {
+            table: Self::table(),
+            keys: Self::KEYS,
+            columns,
+        }
+    }
+}
+
+/// The Arrow field of a declared column of type `T`.
+pub fn field<T: Cell>(name: &str) -> Field {
+    Field::new(name, T::data_type(), T::NULLABLE)
+}
+
+/// Declares a staging table's row: a struct whose fields, in order, are the table's columns
+/// (`ingested_at` is added after them), with its table name and natural key.
+///
+/// ```ignore
+/// macrolake::staging_row! {
+///     /// One settlement of one contract.
+///     #[derive(Debug, Clone, PartialEq)]
+///     pub struct SettleRow in "futures_daily" keys [contract, date] {
+///         /// Contract code, e.g. `ZQZ25`.
+///         pub contract: String,
+///         /// Trade date.
+///         pub date: chrono::NaiveDate,
+///         /// Settlement price; NULL when not published.
+///         pub settle: Option<f64>,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! staging_row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident in $table:literal keys [$($key:ident),+ $(,)?] {
+            $(
+                $(#[doc = $doc:literal])*
+                $fvis:vis $field:ident : $ty:ty
+            ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( $(#[doc = $doc])* $fvis $field: $ty, )+
+        }
+
+        impl $crate::lake::row::StagingRow for $name {
+            const TABLE: &'static str = $table;
+            const KEYS: &'static [&'static str] = &[$(stringify!($key)),+];
+            const DOCS: &'static [(&'static str, &'static str)] =
+                &[$( (stringify!($field), concat!($($doc, "\n",)* "")) ),+];
+            fn fields() -> Vec<datafusion::arrow::datatypes::Field> {
+                vec![$( $crate::lake::row::field::<$ty>(stringify!($field)) ),+]
+            }
+            fn arrays(
+                rows: &[Self],
+            ) -> Result<Vec<datafusion::arrow::array::ArrayRef>, datafusion::arrow::error::ArrowError> {
+                Ok(vec![$( <$ty as $crate::lake::row::Cell>::column(rows.iter().map(|r| &r.$field))? ),+])
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Array;
+
+    crate::staging_row! {
+        /// A row with one column of each kind.
+        #[derive(Debug, Clone)]
+        struct Probe in "probe" keys [id, day] {
+            /// The id.
+            /// Second line.
+            id: String,
+            /// The day.
+            day: NaiveDate,
+            /// Maybe a value.
+            value: Option<f64>,
+            /// An amount.
+            amount: Option<Cents>,
+            /// A flag.
+            flag: bool,
+            /// A constant label.
+            label: &'static str,
+            /// A count.
+            n: i64,
+            /// A time.
+            at: Option<DateTime<Utc>>,
+        }
+    }
+
+    fn probe(id: &str, value: Option<f64>) -> Probe {
+        Probe {
+            id: id.into(),
+            day: NaiveDate::from_ymd_opt(2026, 6, 5).unwrap(),
+            value,
+            amount: value.map(|v| Cents((v * 100.0) as i128)),
+            flag: value.is_some(),
+            label: "x",
+            n: 3,
+            at: None,
+        }
+    }
+
+    #[test]
+    fn schema_follows_the_declaration_with_ingested_at_last() {
+        let s = Probe::schema();
+        let cols: Vec<(&str, String, bool)> = s
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    f.name().as_str(),
+                    f.data_type().to_string(),
+                    f.is_nullable(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            cols,
+            vec![
+                ("id", "Utf8".to_string(), false),
+                ("day", "Date32".to_string(), false),
+                ("value", "Float64".to_string(), true),
+                ("amount", "Decimal128(20, 2)".to_string(), true),
+                ("flag", "Boolean".to_string(), false),
+                ("label", "Utf8".to_string(), false),
+                ("n", "Int64".to_string(), false),
+                ("at", utc_timestamp().to_string(), true),
+                ("ingested_at", utc_timestamp().to_string(), false),
+            ]
+        );
+        assert_eq!(Probe::KEYS, &["id", "day"]);
+        assert_eq!(Probe::table().to_string(), "staging.probe");
+    }
+
+    #[test]
+    fn batch_holds_the_values_and_the_run_stamp() {
+        let run_at = DateTime::parse_from_rfc3339("2026-06-05T22:00:00Z")
+            .unwrap()
+            .to_utc();
+        let b = Probe::batch(&[probe("a", Some(1.25)), probe("b", None)], run_at).unwrap();
+        assert_eq!(b.num_rows(), 2);
+        let amount = b
+            .column(3)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        assert_eq!(amount.value_as_string(0), "1.25");
+        assert!(amount.is_null(1));
+        let day = b.column(1).as_any().downcast_ref::<Date32Array>().unwrap();
+        assert_eq!(day.value_as_date(1), NaiveDate::from_ymd_opt(2026, 6, 5));
+        let stamp = b
+            .column(8)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(stamp.value(1), run_at.timestamp_micros());
+        assert_eq!(Probe::batch(&[], run_at).unwrap().num_rows(), 0);
+    }
+
+    #[test]
+    fn docs_come_from_the_field_comments() {
+        let d = Probe::doc();
+        assert_eq!(d.columns.len(), 9);
+        assert_eq!(d.columns[0].name, "id");
+        assert_eq!(d.columns[0].doc, "The id. Second line.");
+        assert_eq!(d.columns[3].data_type, "Decimal128(20, 2)");
+        assert_eq!(d.columns[8].name, "ingested_at");
+        assert!(d.columns[8].doc.starts_with("When the run"));
+        assert!(!d.columns[8].nullable);
+    }
+}
