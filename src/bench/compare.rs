@@ -92,9 +92,8 @@ struct NamedSql {
     sql: String,
 }
 
-/// Writes the manifest, starts `macrolake serve` on the lake, runs the script, and returns what
-/// it wrote (DuckDB per model, queries per server, versions).
-pub async fn run(app: &App, order: &[String], options: &Options<'_>) -> Result<Value, BenchError> {
+/// Every Delta table of the lake with the Parquet files of its current version.
+async fn table_files(app: &App) -> Result<Vec<TableFiles>, BenchError> {
     let fail = |m: String| BenchError::Compare(m);
     let mut tables = Vec::new();
     for name in app.lake.tables().await.map_err(|e| fail(e.to_string()))? {
@@ -113,6 +112,14 @@ pub async fn run(app: &App, order: &[String], options: &Options<'_>) -> Result<V
             files,
         });
     }
+    Ok(tables)
+}
+
+/// Writes the manifest, starts `macrolake serve` on the lake, runs the script, and returns what
+/// it wrote (DuckDB per model, queries per server, versions).
+pub async fn run(app: &App, order: &[String], options: &Options<'_>) -> Result<Value, BenchError> {
+    let fail = |m: String| BenchError::Compare(m);
+    let tables = table_files(app).await?;
     let views: Vec<NamedSql> = app
         .views()
         .into_iter()

@@ -18,6 +18,7 @@
 //! | `tga_daily` (Daily Treasury Statement) | record_date | next business day, 16:00 |
 //! | `treasury_operations` (NY Fed results) | operation_date | date, 15:00 |
 //! | `soma_holdings` (weekly, Wednesday) | as_of_date | date + 1 day, 16:30 |
+//! | `reference_rates` (NY Fed SOFR, EFFR …) | effective_date | next business day, 09:00 |
 //! | `futures_daily`, `fedwatch_probabilities` (settlements) | date / as_of_date | date, 17:00 |
 //! | `policy_proxy` (uses the H.15 yield of the day) | as_of_date | next business day, 16:15 |
 //! | `eps_estimates` S&P DJI workbook | as_of_date | date + 3 days, 00:00 (editions are posted days after their "as of" close) |
@@ -129,6 +130,11 @@ impl Rule {
 /// rule for a row given that column's value.
 type TableRule = (&'static str, Option<&'static str>, fn(&str) -> Rule);
 
+/// Whether the lake stamps the table's rows with `available_at` on write (it has a rule).
+pub fn stamped(table: &str) -> bool {
+    rule_for(table).is_some()
+}
+
 /// The rule of a staging table, if it has one.
 fn rule_for(table: &str) -> Option<TableRule> {
     Some(match table {
@@ -144,6 +150,9 @@ fn rule_for(table: &str) -> Option<TableRule> {
         "soma_holdings" => ("as_of_date", None, |_| Rule::After {
             days: 1,
             time: (16, 30),
+        }),
+        "reference_rates" => ("effective_date", None, |_| Rule::NextBusinessDay {
+            time: (9, 0),
         }),
         "futures_daily" => ("date", None, |_| Rule::After {
             days: 0,

@@ -29,6 +29,14 @@ const INGESTED_AT_DOC: &str = "When the run that wrote this row started (UTC); e
      writes carries the same value. Not part of a row's identity: a re-ingest that changes \
      nothing else makes no commit.";
 
+/// The column the lake adds on write to the rows of a table with a publication rule
+/// ([`availability`](super::availability)), unless the connector writes it itself.
+pub const AVAILABLE_AT: &str = "available_at";
+
+const AVAILABLE_AT_DOC: &str = "When the row's value became public (UTC), from its upstream's \
+     publication schedule; added by the lake when the row is written. A mart row for day D uses \
+     only rows public by D's cut-off.";
+
 /// The Arrow type of `ingested_at` (and of every other UTC timestamp column).
 pub fn utc_timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -62,45 +70,16 @@ pub trait Cell {
         Self: 'a;
 }
 
-/// Implements [`Cell`] for a type and its `Option`, given the Arrow type, the array type and how
-/// one value becomes the array's native value.
+/// Implements [`Cell`] for a type and its `Option`, given the Arrow type, the array type, how
+/// one value becomes the array's native value, and (optionally) a setting the built array needs
+/// (a time zone, a precision).
 macro_rules! cell {
     ($t:ty, $dt:expr, $array:ty, |$v:ident| $native:expr) => {
-        cell!(@one $t, false, $dt, $array, |c: &$t| { let $v = c; Some($native) });
-        cell!(@one Option<$t>, true, $dt, $array, |c: &Option<$t>| c.as_ref().map(|$v| $native));
+        cell!($t, $dt, $array, |$v| $native, |a| a);
     };
-    (@one $t:ty, $nullable:expr, $dt:expr, $array:ty, $conv:expr) => {
-        impl Cell for $t {
-            const NULLABLE: bool = $nullable;
-            fn data_type() -> DataType {
-                $dt
-            }
-            fn column<'a>(cells: impl Iterator<Item = &'a Self>) -> Result<ArrayRef, ArrowError>
-            where
-                Self: 'a,
-            {
-                let array: $array = cells.map($conv).collect();
-                Ok(Arc::new(array))
-            }
-        }
-    };
-}
-
-cell!(String, DataType::Utf8, StringArray, |v| v.as_str());
-cell!(&'static str, DataType::Utf8, StringArray, |v| *v);
-cell!(f64, DataType::Float64, Float64Array, |v| *v);
-cell!(i64, DataType::Int64, Int64Array, |v| *v);
-cell!(i32, DataType::Int32, Int32Array, |v| *v);
-cell!(bool, DataType::Boolean, BooleanArray, |v| *v);
-cell!(NaiveDate, DataType::Date32, Date32Array, |v| {
-    Date32Type::from_naive_date(*v)
-});
-
-/// Cells whose array needs a setting after it is built (a time zone, a precision).
-macro_rules! adjusted_cell {
     ($t:ty, $dt:expr, $array:ty, |$v:ident| $native:expr, |$a:ident| $adjust:expr) => {
-        adjusted_cell!(@one $t, false, $dt, $array, |c: &$t| { let $v = c; Some($native) }, |$a| $adjust);
-        adjusted_cell!(@one Option<$t>, true, $dt, $array, |c: &Option<$t>| c.as_ref().map(|$v| $native), |$a| $adjust);
+        cell!(@one $t, false, $dt, $array, |c: &$t| { let $v = c; Some($native) }, |$a| $adjust);
+        cell!(@one Option<$t>, true, $dt, $array, |c: &Option<$t>| c.as_ref().map(|$v| $native), |$a| $adjust);
     };
     (@one $t:ty, $nullable:expr, $dt:expr, $array:ty, $conv:expr, |$a:ident| $adjust:expr) => {
         impl Cell for $t {
@@ -119,14 +98,24 @@ macro_rules! adjusted_cell {
     };
 }
 
-adjusted_cell!(
+cell!(String, DataType::Utf8, StringArray, |v| v.as_str());
+cell!(&'static str, DataType::Utf8, StringArray, |v| *v);
+cell!(f64, DataType::Float64, Float64Array, |v| *v);
+cell!(i64, DataType::Int64, Int64Array, |v| *v);
+cell!(i32, DataType::Int32, Int32Array, |v| *v);
+cell!(bool, DataType::Boolean, BooleanArray, |v| *v);
+cell!(NaiveDate, DataType::Date32, Date32Array, |v| {
+    Date32Type::from_naive_date(*v)
+});
+
+cell!(
     DateTime<Utc>,
     utc_timestamp(),
     TimestampMicrosecondArray,
     |v| v.timestamp_micros(),
     |a| a.with_timezone("UTC")
 );
-adjusted_cell!(
+cell!(
     Cents,
     DataType::Decimal128(20, 2),
     Decimal128Array,
@@ -154,7 +143,8 @@ pub struct TableDoc {
     pub table: TableName,
     /// Its natural key (the MERGE key).
     pub keys: &'static [&'static str],
-    /// Every column, `ingested_at` last.
+    /// Every column as stored: the declared ones, `ingested_at`, then `available_at` when the
+    /// lake stamps it.
     pub columns: Vec<ColumnDoc>,
 }
 
@@ -200,7 +190,7 @@ pub trait StagingRow: Sized {
             .iter()
             .copied()
             .chain([(INGESTED_AT, INGESTED_AT_DOC)]);
-        let columns = Self::schema()
+        let mut columns = Self::schema()
             .fields()
             .iter()
             .zip(declared)
@@ -210,7 +200,17 @@ pub trait StagingRow: Sized {
                 nullable: f.is_nullable(),
                 doc: doc.split_whitespace().collect::<Vec<_>>().join(" "),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if super::availability::stamped(Self::TABLE)
+            && !Self::DOCS.iter().any(|(n, _)| *n == AVAILABLE_AT)
+        {
+            columns.push(ColumnDoc {
+                name: AVAILABLE_AT,
+                data_type: utc_timestamp().to_string(),
+                nullable: true,
+                doc: AVAILABLE_AT_DOC.to_string(),
+            });
+        }
         TableDoc {
             table: Self::table(),
             keys: Self::KEYS,

@@ -42,57 +42,7 @@ pub async fn write_docs(
                 m.name
             );
         }
-        let _ = writeln!(
-            body,
-            "## `{}`\n\n{}\n",
-            m.name,
-            m.description.as_deref().unwrap_or("(no description)")
-        );
-        let _ = writeln!(
-            body,
-            "File: `{}`. Materialized as {:?}. Reads: {}.\n",
-            m.path.display(),
-            m.materialized,
-            refs.iter()
-                .map(|r| format!("`{r}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        // Column types come from planning the model's SQL against the lake.
-        let schema = match session.ctx.sql(&m.sql).await {
-            Ok(df) => Some(df.schema().clone()),
-            Err(_) => None,
-        };
-        let _ = writeln!(body, "| column | type | description |\n|---|---|---|");
-        if let Some(schema) = schema {
-            for f in schema.fields() {
-                let doc = m
-                    .columns
-                    .iter()
-                    .find(|(c, _)| c == f.name())
-                    .map(|(_, d)| d.as_str())
-                    .unwrap_or("");
-                let _ = writeln!(body, "| `{}` | {} | {} |", f.name(), f.data_type(), doc);
-            }
-        } else {
-            for (c, d) in &m.columns {
-                let _ = writeln!(body, "| `{c}` | (inputs not in the lake yet) | {d} |");
-            }
-        }
-        let tests: Vec<String> = m
-            .tests
-            .iter()
-            .map(|(_, t)| format!("`{}`", t.name()))
-            .collect();
-        let _ = writeln!(
-            body,
-            "\nTests: {}\n",
-            if tests.is_empty() {
-                "none".to_string()
-            } else {
-                tests.join(", ")
-            }
-        );
+        body.push_str(&model_section(&session, m, &refs).await);
     }
     if !custom.is_empty() {
         let _ = writeln!(body, "## Custom tests\n");
@@ -109,6 +59,67 @@ pub async fn write_docs(
     std::fs::write(&catalogue, md).map_err(io(&catalogue))?;
     std::fs::write(&lineage, graph).map_err(io(&lineage))?;
     Ok(vec![catalogue, lineage])
+}
+
+/// One model's section: description, file, inputs, columns (typed by planning its SQL) and tests.
+async fn model_section(
+    session: &crate::lake::QuerySession,
+    m: &super::Model,
+    refs: &[crate::lake::TableName],
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## `{}`\n\n{}\n",
+        m.name,
+        m.description.as_deref().unwrap_or("(no description)")
+    );
+    let _ = writeln!(
+        md,
+        "File: `{}`. Materialized as {:?}. Reads: {}.\n",
+        m.path.display(),
+        m.materialized,
+        refs.iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // Column types come from planning the model's SQL against the lake.
+    let schema = match session.ctx.sql(&m.sql).await {
+        Ok(df) => Some(df.schema().clone()),
+        Err(_) => None,
+    };
+    let _ = writeln!(md, "| column | type | description |\n|---|---|---|");
+    if let Some(schema) = schema {
+        for f in schema.fields() {
+            let doc = m
+                .columns
+                .iter()
+                .find(|(c, _)| c == f.name())
+                .map(|(_, d)| d.as_str())
+                .unwrap_or("");
+            let _ = writeln!(md, "| `{}` | {} | {} |", f.name(), f.data_type(), doc);
+        }
+    } else {
+        for (c, d) in &m.columns {
+            let _ = writeln!(md, "| `{c}` | (inputs not in the lake yet) | {d} |");
+        }
+    }
+    let tests: Vec<String> = m
+        .tests
+        .iter()
+        .map(|(_, t)| format!("`{}`", t.name()))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nTests: {}\n",
+        if tests.is_empty() {
+            "none".to_string()
+        } else {
+            tests.join(", ")
+        }
+    );
+    md
 }
 
 /// The staging tables as the connectors declare them: key, and every column with its type,

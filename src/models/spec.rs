@@ -313,46 +313,11 @@ impl Model {
             let Some((key, value)) = comment.split_once(':') else {
                 continue;
             };
-            let value = value.trim();
-            match key.trim() {
-                "materialized" => {
-                    model.materialized = match value {
-                        "table" => Materialized::Table,
-                        "view" => Materialized::View,
-                        "incremental" => Materialized::Incremental,
-                        other => {
-                            return Err(invalid(
-                                i + 1,
-                                format!(
-                                    "materialized must be table, view or incremental, not {other:?}"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                "description" => model.description = Some(value.to_string()),
-                "unique_key" => model.unique_key = args(value),
-                "tags" => model.tags = args(value),
-                "partition_by" => model.partition_by = args(value),
-                "append_sql" => append_line = Some((i + 1, value.to_string())),
-                "time_column" | "lookback_days" => {
-                    return Err(invalid(
-                        i + 1,
-                        format!(
-                            "`{}` is gone: a look-back window loses late days and old revisions; \
-                             declare `-- partition_by: cols` (each partition whose inputs changed is recomputed whole)",
-                            key.trim()
-                        ),
-                    ));
-                }
-                "test" => model
-                    .tests
-                    .push((i + 1, parse_test(value).map_err(|m| invalid(i + 1, m))?)),
-                k if k.starts_with("column ") => model
-                    .columns
-                    .push((k["column ".len()..].trim().to_string(), value.to_string())),
-                k if looks_like_key(k) => return Err(invalid(i + 1, unknown_key(k))),
-                _ => {}
+            if let Some(file) = model
+                .header(i + 1, key.trim(), value.trim())
+                .map_err(|m| invalid(i + 1, m))?
+            {
+                append_line = Some((i + 1, file));
             }
         }
         if model.materialized == Materialized::Incremental
@@ -368,6 +333,42 @@ impl Model {
             model.append = Some(model.read_append(&file).map_err(|m| invalid(line, m))?);
         }
         Ok(model)
+    }
+
+    /// Applies one `-- key: value` header line (at `line` of the file); returns the file of an `append_sql` line.
+    fn header(&mut self, line: usize, key: &str, value: &str) -> Result<Option<String>, String> {
+        match key {
+            "materialized" => {
+                self.materialized = match value {
+                    "table" => Materialized::Table,
+                    "view" => Materialized::View,
+                    "incremental" => Materialized::Incremental,
+                    other => {
+                        return Err(format!(
+                            "materialized must be table, view or incremental, not {other:?}"
+                        ));
+                    }
+                }
+            }
+            "description" => self.description = Some(value.to_string()),
+            "unique_key" => self.unique_key = args(value),
+            "tags" => self.tags = args(value),
+            "partition_by" => self.partition_by = args(value),
+            "append_sql" => return Ok(Some(value.to_string())),
+            "time_column" | "lookback_days" => {
+                return Err(format!(
+                    "`{key}` is gone: a look-back window loses late days and old revisions; \
+                     declare `-- partition_by: cols` (each partition whose inputs changed is recomputed whole)"
+                ));
+            }
+            "test" => self.tests.push((line, parse_test(value)?)),
+            k if k.starts_with("column ") => self
+                .columns
+                .push((k["column ".len()..].trim().to_string(), value.to_string())),
+            k if looks_like_key(k) => return Err(unknown_key(k)),
+            _ => {}
+        }
+        Ok(None)
     }
 
     /// Reads the append query `file`, relative to the models folder (the parent of the model's

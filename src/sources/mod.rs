@@ -13,7 +13,10 @@
 //! 2. a `pub mod <name>;` line and a line in the `connectors!` list below (kind, name, settings,
 //!    constructor): the kind, `SourceKind::ALL`, `[sources.<name>]` and `source_for` follow;
 //! 3. its recorded bodies under `tests/fixtures/upstream/<host>/` (and parse fixtures under
-//!    `tests/fixtures/bodies/<name>/`) with their provenance in the README beside them.
+//!    `tests/fixtures/bodies/<name>/`) with their provenance in the README beside them;
+//! 4. when it adds a staging table, the table's publication rule in `lake/availability.rs` (one
+//!    arm and one line of its doc table), or an `available_at` field the connector fills itself,
+//!    so marts can use its rows point in time.
 
 pub mod csv_line;
 pub mod eps;
@@ -442,8 +445,6 @@ impl SourceReport {
 /// One connector.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
-    /// Its kind.
-    fn kind(&self) -> SourceKind;
     /// Fetches, parses and lands its data.
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError>;
     /// The staging tables it writes, as declared (schema, key, column docs).

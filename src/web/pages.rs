@@ -354,37 +354,8 @@ async fn runs(cx: &Cx<'_>) -> Result<Response<Body>, AppError> {
     Ok(cx.html(StatusCode::OK, "Runs", "/", &body))
 }
 
-/// `/runs/<id>`: every step with attempts, durations, rows and the whole error.
-async fn run(cx: &Cx<'_>, id: &str) -> Result<Response<Body>, AppError> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Ok(cx.error(StatusCode::NOT_FOUND, "/", &format!("no run {id:?}")));
-    }
-    let Some(run) = load_runs(cx, 1, Some(id)).await?.into_iter().next() else {
-        return Ok(cx.error(
-            StatusCode::NOT_FOUND,
-            "/",
-            &format!("no run {id} in meta.runs"),
-        ));
-    };
-    let mut body = format!(
-        "<p>{} <strong>{}</strong> started {}, took {}, wrote {} row(s). Run id <code>{}</code>.</p>",
-        if run.head.as_ref().is_some_and(|h| h.kind == "job") {
-            "Job"
-        } else {
-            "Command"
-        },
-        escape(&run.job),
-        when(run.started()),
-        duration(run.started(), run.ended()),
-        run.rows(),
-        escape(&run.id)
-    );
-    let status = run.status();
-    body.push_str(&format!(
-        "<p>Status: <span class=\"{}\" id=\"run-status\">{}</span></p>",
-        if status == "ok" { "good" } else { "bad" },
-        escape(status)
-    ));
+/// The run's own row and its steps as table rows; the first error gets the id `error`.
+fn step_rows(run: &Run) -> Vec<(Vec<Cell>, &'static str)> {
     let mut first_error = true;
     let mut rows = Vec::new();
     for s in run.head.iter().chain(&run.steps) {
@@ -419,6 +390,41 @@ async fn run(cx: &Cx<'_>, id: &str) -> Result<Response<Body>, AppError> {
             if s.status == "failed" { "failed" } else { "" },
         ));
     }
+    rows
+}
+
+/// `/runs/<id>`: every step with attempts, durations, rows and the whole error.
+async fn run(cx: &Cx<'_>, id: &str) -> Result<Response<Body>, AppError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Ok(cx.error(StatusCode::NOT_FOUND, "/", &format!("no run {id:?}")));
+    }
+    let Some(run) = load_runs(cx, 1, Some(id)).await?.into_iter().next() else {
+        return Ok(cx.error(
+            StatusCode::NOT_FOUND,
+            "/",
+            &format!("no run {id} in meta.runs"),
+        ));
+    };
+    let mut body = format!(
+        "<p>{} <strong>{}</strong> started {}, took {}, wrote {} row(s). Run id <code>{}</code>.</p>",
+        if run.head.as_ref().is_some_and(|h| h.kind == "job") {
+            "Job"
+        } else {
+            "Command"
+        },
+        escape(&run.job),
+        when(run.started()),
+        duration(run.started(), run.ended()),
+        run.rows(),
+        escape(&run.id)
+    );
+    let status = run.status();
+    body.push_str(&format!(
+        "<p>Status: <span class=\"{}\" id=\"run-status\">{}</span></p>",
+        if status == "ok" { "good" } else { "bad" },
+        escape(status)
+    ));
+    let rows = step_rows(&run);
     body.push_str(&table(
         "steps",
         &[

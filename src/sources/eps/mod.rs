@@ -40,7 +40,7 @@ pub use config::EpsConfig;
 use parse::Edition;
 use row::EstimateRow;
 
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::{HttpError, Request};
 use crate::lake::{StagingRow, TableName, WriteMode};
 
@@ -274,10 +274,6 @@ fn edition_rows(editions: Vec<(String, Edition)>) -> Vec<EstimateRow> {
 
 #[async_trait::async_trait]
 impl Source for Eps {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Eps
-    }
-
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
         vec![EstimateRow::doc()]
     }

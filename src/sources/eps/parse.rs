@@ -279,64 +279,78 @@ impl Sheet<'_> {
             ("SP400", "MIDCAP"),
             ("SP600", "SMALLCAP"),
         ] {
-            let col_of = |wanted: &str, after: u32| {
-                header
-                    .iter()
-                    .find(|(c, t)| *c >= after && t == wanted)
-                    .map(|(c, _)| *c)
-            };
-            let not_found = |what: &str| {
-                format!(
-                    "{SHEET}: no '{what}' column in the P/E header row {}",
-                    head + 1
-                )
-            };
-            let pe = col_of(name, 0).ok_or_else(|| not_found(name))?;
-            let growth = col_of(&format!("{name} 5YR"), 0)
-                .ok_or_else(|| not_found(&format!("{name} 5YR")))?;
-            let peg = col_of(name, growth + 1);
-            let year_label = self.text(head + 1, pe).unwrap_or_default();
-            let year = year_label
-                .strip_suffix("EST")
-                .map(str::trim)
-                .filter(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    format!(
-                        "{}: expected 'YYYY EST' under {name}, found {year_label:?}",
-                        self.at(head + 1, pe)
-                    )
-                })?
-                .to_string();
-            for (col, expected) in [(pe, "OPER P/E"), (growth, "GROWTH %")] {
-                if self.text(head + 2, col).as_deref() != Some(expected) {
-                    return Err(format!(
-                        "{}: expected '{expected}' under {name}, found {:?}",
-                        self.at(head + 2, col),
-                        self.get(head + 2, col)
-                    ));
-                }
-            }
-            let mut cols = vec![
-                (pe, year.clone(), OPERATING_PE),
-                (growth, "5Y".to_string(), PROJECTED_GROWTH_PCT),
-            ];
-            if let Some(peg) = peg {
-                cols.push((peg, year.clone(), PEG));
-            }
-            for (col, period, kind) in cols {
-                if let Some(value) = self.number(data, col)? {
-                    out.push(EpsRow {
-                        index: index.into(),
-                        period,
-                        kind,
-                        value,
-                        is_estimate: true,
-                        origin: self.at(data, col),
-                    });
-                }
-            }
+            self.pe_index(head, data, &header, (index, name), &mut out)?;
         }
         Ok(out)
+    }
+
+    /// One index's P/E, growth and PEG cells of the block (header row `head`, values row
+    /// `data`): checks the labels under its column and adds a row per value.
+    fn pe_index(
+        &self,
+        head: u32,
+        data: u32,
+        header: &[(u32, String)],
+        (index, name): (&str, &str),
+        out: &mut Vec<EpsRow>,
+    ) -> Result<(), String> {
+        let col_of = |wanted: &str, after: u32| {
+            header
+                .iter()
+                .find(|(c, t)| *c >= after && t == wanted)
+                .map(|(c, _)| *c)
+        };
+        let not_found = |what: &str| {
+            format!(
+                "{SHEET}: no '{what}' column in the P/E header row {}",
+                head + 1
+            )
+        };
+        let pe = col_of(name, 0).ok_or_else(|| not_found(name))?;
+        let growth =
+            col_of(&format!("{name} 5YR"), 0).ok_or_else(|| not_found(&format!("{name} 5YR")))?;
+        let peg = col_of(name, growth + 1);
+        let year_label = self.text(head + 1, pe).unwrap_or_default();
+        let year = year_label
+            .strip_suffix("EST")
+            .map(str::trim)
+            .filter(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                format!(
+                    "{}: expected 'YYYY EST' under {name}, found {year_label:?}",
+                    self.at(head + 1, pe)
+                )
+            })?
+            .to_string();
+        for (col, expected) in [(pe, "OPER P/E"), (growth, "GROWTH %")] {
+            if self.text(head + 2, col).as_deref() != Some(expected) {
+                return Err(format!(
+                    "{}: expected '{expected}' under {name}, found {:?}",
+                    self.at(head + 2, col),
+                    self.get(head + 2, col)
+                ));
+            }
+        }
+        let mut cols = vec![
+            (pe, year.clone(), OPERATING_PE),
+            (growth, "5Y".to_string(), PROJECTED_GROWTH_PCT),
+        ];
+        if let Some(peg) = peg {
+            cols.push((peg, year.clone(), PEG));
+        }
+        for (col, period, kind) in cols {
+            if let Some(value) = self.number(data, col)? {
+                out.push(EpsRow {
+                    index: index.into(),
+                    period,
+                    kind,
+                    value,
+                    is_estimate: true,
+                    origin: self.at(data, col),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -30,13 +30,8 @@ fn year_eps(label: &str) -> Option<i32> {
         .flatten()
 }
 
-/// Parses the sheet's S&P 400 and S&P 600 annual EPS.
-pub fn sector_sheet(range: &Range<Data>) -> Result<Vec<EpsRow>, String> {
-    let sheet = Sheet {
-        name: SECTOR_SHEET,
-        range,
-    };
-    let first = sheet.first_row();
+/// The first day the sheet's values are estimates: the date right of its `Estimates:` label.
+fn estimates_from(sheet: &Sheet<'_>, first: u32) -> Result<NaiveDate, String> {
     let est_row = (first..=first + 10)
         .find(|r| {
             sheet
@@ -46,11 +41,37 @@ pub fn sector_sheet(range: &Range<Data>) -> Result<Vec<EpsRow>, String> {
         .ok_or_else(|| {
             format!("{SECTOR_SHEET}: no 'Estimates:' label in column A of the first rows")
         })?;
-    let est_from = (1..=8)
+    (1..=8)
         .map(|c| sheet.get(est_row, c))
         .find(|v| !is_blank(v))
         .and_then(to_date)
-        .ok_or_else(|| format!("{}: no date right of 'Estimates:'", sheet.at(est_row, 0)))?;
+        .ok_or_else(|| format!("{}: no date right of 'Estimates:'", sheet.at(est_row, 0)))
+}
+
+/// Both indices must have operating EPS: otherwise the sheet's layout is not the one expected.
+fn both_indices_found(out: &[EpsRow]) -> Result<(), String> {
+    for index in ["SP400", "SP600"] {
+        if !out
+            .iter()
+            .any(|r| r.index == index && r.kind == OPERATING_EPS)
+        {
+            return Err(format!(
+                "{SECTOR_SHEET}: no operating EPS for {index} (labels 'OPERATING EARNINGS PER SHARE', 'INDEX NAME' with 'YYYY EPS' columns, and an 'S&P {}' row expected)",
+                &index[2..]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the sheet's S&P 400 and S&P 600 annual EPS.
+pub fn sector_sheet(range: &Range<Data>) -> Result<Vec<EpsRow>, String> {
+    let sheet = Sheet {
+        name: SECTOR_SHEET,
+        range,
+    };
+    let first = sheet.first_row();
+    let est_from = estimates_from(&sheet, first)?;
     let mut kind = None;
     let mut years: Vec<(u32, i32)> = Vec::new();
     let mut out = Vec::new();
@@ -105,17 +126,7 @@ pub fn sector_sheet(range: &Range<Data>) -> Result<Vec<EpsRow>, String> {
             });
         }
     }
-    for index in ["SP400", "SP600"] {
-        if !out
-            .iter()
-            .any(|r| r.index == index && r.kind == OPERATING_EPS)
-        {
-            return Err(format!(
-                "{SECTOR_SHEET}: no operating EPS for {index} (labels 'OPERATING EARNINGS PER SHARE', 'INDEX NAME' with 'YYYY EPS' columns, and an 'S&P {}' row expected)",
-                &index[2..]
-            ));
-        }
-    }
+    both_indices_found(&out)?;
     Ok(out)
 }
 

@@ -349,6 +349,18 @@ pub fn meeting_odds(
 mod tests {
     use super::*;
 
+    /// The odds on 2025-09-02 (target 4.25–4.50 %, EFFR 4.33 % published for 08-29) over the
+    /// test calendar.
+    fn on_sep_2(c: &Curve) -> Priced {
+        meeting_odds(
+            d("2025-09-02"),
+            &meetings(),
+            c,
+            425,
+            effr("2025-08-29", 4.33),
+        )
+    }
+
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
@@ -386,13 +398,7 @@ mod tests {
     ///   → 13.0769 % chance of −2 steps (3.75–4.00) and 86.9231 % of −1 step (4.00–4.25).
     #[test]
     fn hand_worked_single_meeting_from_the_published_effr() {
-        let p = meeting_odds(
-            d("2025-09-02"),
-            &meetings(),
-            &curve(&[("2025-09-01", 100.0 - 95.7925)]),
-            425,
-            effr("2025-08-29", 4.33),
-        );
+        let p = on_sep_2(&curve(&[("2025-09-01", 100.0 - 95.7925)]));
         assert_eq!(p.meetings.len(), 1, "no October contract: the chain stops");
         assert_eq!(
             p.gap,
@@ -436,13 +442,7 @@ mod tests {
             ("2025-10-01", 3.95),
             ("2025-11-01", 3.80),
         ]);
-        let p = meeting_odds(
-            d("2025-09-02"),
-            &meetings(),
-            &c,
-            425,
-            effr("2025-08-29", 4.33),
-        );
+        let p = on_sep_2(&c);
         assert_eq!(p.meetings.len(), 2);
         assert_eq!(
             p.gap,
@@ -556,13 +556,7 @@ mod tests {
             ("2025-12-01", 3.75),
             ("2026-01-01", 3.61),
         ]);
-        let p = meeting_odds(
-            d("2025-09-02"),
-            &meetings(),
-            &c,
-            425,
-            effr("2025-08-29", 4.33),
-        );
+        let p = on_sep_2(&c);
         // January 2026 (meeting on the 28th, 3 days left) is the calendar's last month: February
         // is past its horizon, so nothing fixes January's end rate.
         assert_eq!(p.meetings.len(), 3);
@@ -582,13 +576,7 @@ mod tests {
             ("2025-11-01", 4.33),
             ("2025-12-01", 4.33),
         ]);
-        let p = meeting_odds(
-            d("2025-09-02"),
-            &meetings(),
-            &c,
-            425,
-            effr("2025-08-29", 4.33),
-        );
+        let p = on_sep_2(&c);
         assert_eq!(p.meetings.len(), 3);
         for m in p.meetings {
             assert!(
@@ -609,13 +597,7 @@ mod tests {
             ("2025-10-01", 4.08),
             ("2025-11-01", 4.08),
         ]);
-        let p = meeting_odds(
-            d("2025-09-02"),
-            &meetings(),
-            &c,
-            425,
-            effr("2025-08-29", 4.33),
-        );
+        let p = on_sep_2(&c);
         let odds = &p.meetings;
         assert!(
             (odds[0].probabilities[&400] - 1.0).abs() < 1e-9,

@@ -31,7 +31,7 @@ use datafusion::arrow::array::{Date32Array, Float64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::lake::{LakeError, StagingRow, TableName, column_as};
 
 const NAME: &str = "fedwatch";
@@ -268,10 +268,6 @@ impl Fedwatch {
 
 #[async_trait::async_trait]
 impl Source for Fedwatch {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Fedwatch
-    }
-
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
         vec![ProbabilityRow::doc(), ProxyRow::doc()]
     }

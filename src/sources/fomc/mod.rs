@@ -37,7 +37,7 @@ use serde::Deserialize;
 
 pub use config::FomcConfig;
 
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::{Lake, LakeError, StagingRow, TableName, WriteMode, column_as};
 
@@ -247,11 +247,14 @@ pub async fn decision_days(
         .collect())
 }
 
-async fn query(
+/// The rows of a staging table read by `sql`, one batch at a time through `per_batch`; `None`
+/// when the table does not exist yet.
+async fn read<T>(
     lake: &Lake,
     table: &TableName,
     sql: &str,
-) -> Result<Option<Vec<RecordBatch>>, LakeError> {
+    per_batch: impl Fn(&RecordBatch, &mut Vec<T>) -> Result<(), LakeError>,
+) -> Result<Option<Vec<T>>, LakeError> {
     let session = lake.session(None, &[]).await?;
     if !session.tables.iter().any(|(t, _)| t == table) {
         return Ok(None);
@@ -261,7 +264,21 @@ async fn query(
         source: Box::new(source),
     };
     let df = session.ctx.sql(sql).await.map_err(df_err)?;
-    Ok(Some(df.collect().await.map_err(df_err)?))
+    let mut rows = Vec::new();
+    for b in df.collect().await.map_err(df_err)? {
+        per_batch(&b, &mut rows)?;
+    }
+    Ok(Some(rows))
+}
+
+/// The first three columns both tables are read with: `meeting_date`, `meeting_start_date`,
+/// `has_sep`.
+fn meeting_columns(b: &RecordBatch) -> Result<(Date32Array, Date32Array, BooleanArray), LakeError> {
+    Ok((
+        column_as(b, 0, &DataType::Date32)?,
+        column_as(b, 1, &DataType::Date32)?,
+        column_as(b, 2, &DataType::Boolean)?,
+    ))
 }
 
 fn timestamps(b: &RecordBatch, i: usize) -> Result<TimestampMicrosecondArray, LakeError> {
@@ -280,18 +297,12 @@ fn micros(v: i64) -> DateTime<Utc> {
 pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeError> {
     let sql = "SELECT meeting_date, meeting_start_date, has_sep, kind, panel_year, label, available_at \
                FROM staging.fomc_meetings ORDER BY meeting_date";
-    let Some(batches) = query(lake, &PageRow::table(), sql).await? else {
-        return Ok(None);
-    };
-    let mut rows = Vec::new();
-    for b in batches {
-        let dates: Date32Array = column_as(&b, 0, &DataType::Date32)?;
-        let starts: Date32Array = column_as(&b, 1, &DataType::Date32)?;
-        let sep: BooleanArray = column_as(&b, 2, &DataType::Boolean)?;
-        let kinds: StringArray = column_as(&b, 3, &DataType::Utf8)?;
-        let years: Int32Array = column_as(&b, 4, &DataType::Int32)?;
-        let labels: StringArray = column_as(&b, 5, &DataType::Utf8)?;
-        let avail = timestamps(&b, 6)?;
+    read(lake, &PageRow::table(), sql, |b, rows| {
+        let (dates, starts, sep) = meeting_columns(b)?;
+        let kinds: StringArray = column_as(b, 3, &DataType::Utf8)?;
+        let years: Int32Array = column_as(b, 4, &DataType::Int32)?;
+        let labels: StringArray = column_as(b, 5, &DataType::Utf8)?;
+        let avail = timestamps(b, 6)?;
         for i in 0..b.num_rows() {
             let (Some(meeting_date), Some(meeting_start_date)) =
                 (dates.value_as_date(i), starts.value_as_date(i))
@@ -311,8 +322,9 @@ pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeErr
                 available_at: micros(avail.value(i)),
             });
         }
-    }
-    Ok(Some(rows))
+        Ok(())
+    })
+    .await
 }
 
 /// Every row of `staging.fomc_calendar` (without `ingested_at`; `is_decision` as its `kind`
@@ -320,18 +332,12 @@ pub async fn read_page_rows(lake: &Lake) -> Result<Option<Vec<PageRow>>, LakeErr
 async fn read_calendar(lake: &Lake) -> Result<Option<Vec<CalendarMeeting>>, LakeError> {
     let sql = "SELECT meeting_date, meeting_start_date, has_sep, scheduled, kind, source, available_at \
                FROM staging.fomc_calendar ORDER BY meeting_date";
-    let Some(batches) = query(lake, &CalendarMeeting::table(), sql).await? else {
-        return Ok(None);
-    };
-    let mut rows = Vec::new();
-    for b in batches {
-        let dates: Date32Array = column_as(&b, 0, &DataType::Date32)?;
-        let starts: Date32Array = column_as(&b, 1, &DataType::Date32)?;
-        let sep: BooleanArray = column_as(&b, 2, &DataType::Boolean)?;
-        let scheduled: BooleanArray = column_as(&b, 3, &DataType::Boolean)?;
-        let kinds: StringArray = column_as(&b, 4, &DataType::Utf8)?;
-        let sources: StringArray = column_as(&b, 5, &DataType::Utf8)?;
-        let avail = timestamps(&b, 6)?;
+    read(lake, &CalendarMeeting::table(), sql, |b, rows| {
+        let (dates, starts, sep) = meeting_columns(b)?;
+        let scheduled: BooleanArray = column_as(b, 3, &DataType::Boolean)?;
+        let kinds: StringArray = column_as(b, 4, &DataType::Utf8)?;
+        let sources: StringArray = column_as(b, 5, &DataType::Utf8)?;
+        let avail = timestamps(b, 6)?;
         for i in 0..b.num_rows() {
             let Some(meeting_date) = dates.value_as_date(i) else {
                 continue;
@@ -348,8 +354,9 @@ async fn read_calendar(lake: &Lake) -> Result<Option<Vec<CalendarMeeting>>, Lake
                 available_at: (!avail.is_null(i)).then(|| micros(avail.value(i))),
             });
         }
-    }
-    Ok(Some(rows))
+        Ok(())
+    })
+    .await
 }
 
 /// When the page's content became public: the end (23:59:59 New York) of its "Last Update"
@@ -440,10 +447,6 @@ impl Fomc {
 
 #[async_trait::async_trait]
 impl Source for Fomc {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Fomc
-    }
-
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
         vec![PageRow::doc(), CalendarMeeting::doc()]
     }
@@ -517,6 +520,7 @@ impl Source for Fomc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::SourceKind;
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -25,7 +25,7 @@ use futures::StreamExt;
 pub use config::FredConfig;
 use parse::{Observation, SeriesMeta};
 
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::{Lake, LakeError, StagingRow, TableName, ViewDef, WriteMode, column_as};
 
@@ -251,6 +251,49 @@ impl Fred {
         })
     }
 
+    /// Fetches every configured series from its watermark (minus look-back), `concurrency` at a
+    /// time; a series that fails is added to the report's failures and the others go on.
+    async fn fetch_all(
+        &self,
+        ctx: &IngestContext,
+        report: &mut SourceReport,
+    ) -> Result<Vec<Fetched>, SourceError> {
+        let marks = ctx
+            .lake
+            .watermarks(NAME)
+            .await
+            .map_err(SourceError::lake(NAME))?;
+        let jobs: Vec<(String, Option<NaiveDate>)> = self
+            .config
+            .series
+            .iter()
+            .map(|id| {
+                let start = ctx.window.start_for(
+                    marks.get(id).copied(),
+                    self.config.lookback_days,
+                    self.config.start_date,
+                );
+                (id.clone(), start)
+            })
+            .collect();
+        let results: Vec<Result<Fetched, SourceError>> = futures::stream::iter(jobs)
+            .map(|(id, start)| async move { self.fetch(ctx, &id, start).await })
+            .buffered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut fetched = Vec::new();
+        for r in results {
+            match r {
+                Ok(f) => fetched.push(f),
+                Err(e) => {
+                    tracing::error!(source = NAME, error = %e, "series failed; the others still land");
+                    report.failures.push(e);
+                }
+            }
+        }
+        Ok(fetched)
+    }
+
     /// The unit-change guard ([`guard`]) for one fetched series against the stored values.
     fn unit_guard(
         &self,
@@ -390,113 +433,84 @@ fn series_rows(series: &[Fetched]) -> Vec<SeriesRow> {
         .collect()
 }
 
+/// Writes the fetched series: their new observations (MERGE, or on a full refresh a replace of
+/// those series) and their `fred_series` rows; returns the rows written.
+async fn land(
+    ctx: &IngestContext,
+    fetched: &[Fetched],
+    stored: HashMap<(String, i32), Option<f64>>,
+) -> Result<usize, SourceError> {
+    let lake_err = SourceError::lake(NAME);
+    let latest = if ctx.window.full_refresh {
+        HashMap::new()
+    } else {
+        stored
+    };
+    let batch = ObservationRow::batch(&observation_rows(fetched, &latest), ctx.run_at)
+        .map_err(&lake_err)?;
+    let mode = if ctx.window.full_refresh {
+        let ids: Vec<String> = fetched
+            .iter()
+            .map(|f| format!("'{}'", f.id.replace('\'', "''")))
+            .collect();
+        WriteMode::ReplaceWhere(format!("series_id IN ({})", ids.join(", ")))
+    } else {
+        WriteMode::merge_on(ObservationRow::KEYS)
+    };
+    let observations = ctx
+        .lake
+        .write(&observations_table(), vec![batch], mode)
+        .await
+        .map_err(&lake_err)?;
+    let meta = SeriesRow::batch(&series_rows(fetched), ctx.run_at).map_err(&lake_err)?;
+    let series = ctx
+        .lake
+        .write(
+            &SeriesRow::table(),
+            vec![meta],
+            WriteMode::merge_on(SeriesRow::KEYS),
+        )
+        .await
+        .map_err(&lake_err)?;
+    Ok(observations.rows + series.rows)
+}
+
 #[async_trait::async_trait]
 impl Source for Fred {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Fred
-    }
-
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
         vec![ObservationRow::doc(), SeriesRow::doc()]
     }
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
-        let lake_err = |error| SourceError::Lake {
-            source_name: NAME,
-            error,
-        };
         if let Some(key) = self.api_key() {
             crate::http::redact::register(&key);
         }
-        let marks = ctx.lake.watermarks(NAME).await.map_err(lake_err)?;
-        let jobs: Vec<(String, Option<NaiveDate>)> = self
-            .config
-            .series
-            .iter()
-            .map(|id| {
-                let start = ctx.window.start_for(
-                    marks.get(id).copied(),
-                    self.config.lookback_days,
-                    self.config.start_date,
-                );
-                (id.clone(), start)
+        let mut report = SourceReport::default();
+        let fetched = self.fetch_all(ctx, &mut report).await?;
+        let stored = self
+            .latest_values(&ctx.lake)
+            .await
+            .map_err(SourceError::lake(NAME))?;
+        let fetched: Vec<Fetched> = fetched
+            .into_iter()
+            .filter(|f| match self.unit_guard(f, &stored) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(source = NAME, error = %e, "series refused; the others still land");
+                    report.failures.push(e);
+                    false
+                }
             })
             .collect();
-        let results: Vec<Result<Fetched, SourceError>> = futures::stream::iter(jobs)
-            .map(|(id, start)| async move { self.fetch(ctx, &id, start).await })
-            .buffered(self.config.concurrency.max(1))
-            .collect()
-            .await;
-        let mut report = SourceReport::default();
-        let mut fetched = Vec::new();
-        for r in results {
-            match r {
-                Ok(f) => fetched.push(f),
-                Err(e) => {
-                    tracing::error!(source = NAME, error = %e, "series failed; the others still land");
-                    report.failures.push(e);
-                }
-            }
-        }
-        let stored = self.latest_values(&ctx.lake).await.map_err(lake_err)?;
-        fetched.retain(|f| match self.unit_guard(f, &stored) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(source = NAME, error = %e, "series refused; the others still land");
-                report.failures.push(e);
-                false
-            }
-        });
         if fetched.is_empty() {
             return Ok(report);
         }
-        let latest = if ctx.window.full_refresh {
-            HashMap::new()
-        } else {
-            stored
-        };
-        let batch = ObservationRow::batch(&observation_rows(&fetched, &latest), ctx.run_at)
-            .map_err(lake_err)?;
-        let mode = if ctx.window.full_refresh {
-            let ids: Vec<String> = fetched
-                .iter()
-                .map(|f| format!("'{}'", f.id.replace('\'', "''")))
-                .collect();
-            WriteMode::ReplaceWhere(format!("series_id IN ({})", ids.join(", ")))
-        } else {
-            WriteMode::merge_on(ObservationRow::KEYS)
-        };
-        let written = ctx
-            .lake
-            .write(&observations_table(), vec![batch], mode)
-            .await
-            .map_err(lake_err)?;
-        report.rows_written += written.rows;
-        let meta = SeriesRow::batch(&series_rows(&fetched), ctx.run_at).map_err(lake_err)?;
-        let written = ctx
-            .lake
-            .write(
-                &SeriesRow::table(),
-                vec![meta],
-                WriteMode::merge_on(SeriesRow::KEYS),
-            )
-            .await
-            .map_err(lake_err)?;
-        report.rows_written += written.rows;
-
-        let mut new_marks = HashMap::new();
-        for f in &fetched {
-            if let Some(newest) = f.observations.iter().map(|o| o.date).max() {
-                let old = marks.get(&f.id).copied();
-                if old.is_none_or(|o| newest > o) {
-                    new_marks.insert(f.id.clone(), newest);
-                }
-            }
-        }
-        ctx.lake
-            .set_watermarks(NAME, &new_marks, ctx.run_at)
-            .await
-            .map_err(lake_err)?;
+        report.rows_written += land(ctx, &fetched, stored).await?;
+        let newest = fetched.iter().map(|f| {
+            let newest = f.observations.iter().map(|o| o.date).max();
+            (f.id.clone(), newest)
+        });
+        ctx.raise_watermarks(NAME, newest).await?;
         tracing::info!(
             source = NAME,
             series = fetched.len(),

@@ -61,11 +61,9 @@ fn parse_date(raw: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("date {raw:?} is not YYYY-MM-DD"))
 }
 
-/// Parses a fredgraph CSV holding one series. The header is `observation_date,<ID>` (older files:
-/// `DATE,<ID>`); the value column must be the series asked for. Rows out of date order are
-/// sorted; a date listed twice with the same value is kept once, with two different values it is
-/// an error naming both lines.
-pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, ParseError> {
+/// The body as text, refusing what cannot be a whole fredgraph CSV: not UTF-8, empty, an HTML
+/// page, or cut mid-line.
+fn csv_text(body: &[u8]) -> Result<&str, ParseError> {
     let text = std::str::from_utf8(body).map_err(|_| ParseError::body("body is not UTF-8 text"))?;
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
@@ -85,6 +83,38 @@ pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, P
             "the body ends mid-line: it looks truncated",
         ));
     }
+    Ok(text)
+}
+
+/// Observations (with their lines) by date; a date listed twice must have the same value.
+fn one_value_per_date(mut out: Vec<(usize, Observation)>) -> Result<Vec<Observation>, ParseError> {
+    out.sort_by_key(|(line, o)| (o.date, *line));
+    let mut kept: Vec<(usize, Observation)> = Vec::with_capacity(out.len());
+    for (line, o) in out {
+        match kept.last() {
+            Some((first, prev)) if prev.date == o.date => {
+                if prev.value.map(f64::to_bits) != o.value.map(f64::to_bits) {
+                    return Err(ParseError::at(
+                        line,
+                        format!(
+                            "date {} is listed twice with different values (line {first}: {:?}, line {line}: {:?})",
+                            o.date, prev.value, o.value
+                        ),
+                    ));
+                }
+            }
+            _ => kept.push((line, o)),
+        }
+    }
+    Ok(kept.into_iter().map(|(_, o)| o).collect())
+}
+
+/// Parses a fredgraph CSV holding one series. The header is `observation_date,<ID>` (older files:
+/// `DATE,<ID>`); the value column must be the series asked for. Rows out of date order are
+/// sorted; a date listed twice with the same value is kept once, with two different values it is
+/// an error naming both lines.
+pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, ParseError> {
+    let text = csv_text(body)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -134,25 +164,7 @@ pub fn fredgraph_csv(body: &[u8], series_id: &str) -> Result<Vec<Observation>, P
             },
         ));
     }
-    out.sort_by_key(|(line, o)| (o.date, *line));
-    let mut kept: Vec<(usize, Observation)> = Vec::with_capacity(out.len());
-    for (line, o) in out {
-        match kept.last() {
-            Some((first, prev)) if prev.date == o.date => {
-                if prev.value.map(f64::to_bits) != o.value.map(f64::to_bits) {
-                    return Err(ParseError::at(
-                        line,
-                        format!(
-                            "date {} is listed twice with different values (line {first}: {:?}, line {line}: {:?})",
-                            o.date, prev.value, o.value
-                        ),
-                    ));
-                }
-            }
-            _ => kept.push((line, o)),
-        }
-    }
-    Ok(kept.into_iter().map(|(_, o)| o).collect())
+    one_value_per_date(out)
 }
 
 #[derive(Deserialize)]

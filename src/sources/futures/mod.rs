@@ -27,7 +27,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 pub use config::FuturesConfig;
 use parse::Settle;
 
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::{StagingRow, TableName};
 
@@ -197,10 +197,6 @@ impl Futures {
 
 #[async_trait::async_trait]
 impl Source for Futures {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Futures
-    }
-
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
         vec![Settle::doc()]
     }

@@ -72,8 +72,8 @@ fn fuzz_treasury_dts_page() {
                 "DTS",
                 page.days.iter().flat_map(|d| {
                     [
-                        d.open_musd,
-                        d.close_musd,
+                        d.open_balance_musd,
+                        d.close_balance_musd,
                         d.deposits_musd,
                         d.withdrawals_musd,
                     ]

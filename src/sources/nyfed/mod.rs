@@ -24,7 +24,7 @@ pub use config::NyfedConfig;
 use parse::{OperationRow, SomaRow};
 
 use super::pull::{self, BodyError, Feed, Page, Span};
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::row::TableDoc;
 use crate::lake::{StagingRow, TableName, ViewDef};
@@ -136,10 +136,6 @@ impl Feed for Soma<'_> {
 
 #[async_trait::async_trait]
 impl Source for Nyfed {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Nyfed
-    }
-
     fn tables(&self) -> Vec<TableDoc> {
         vec![OperationRow::doc(), SomaRow::doc()]
     }

@@ -17,7 +17,7 @@ use futures::StreamExt;
 pub use config::{PriceSource, PricesConfig, SymbolConfig};
 use parse::Bar;
 
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::StagingRow;
 
@@ -155,7 +155,6 @@ impl Prices {
         start: Option<NaiveDate>,
     ) -> Result<Fetched, SourceError> {
         let item = format!("symbol {symbol} from {}", source.name());
-        let parse_err = |url: &str, m: String| SourceError::parse(NAME, &item, url, None, m);
         let (currency, bars) = match source {
             PriceSource::Yahoo(alias) => {
                 let yahoo_symbol = if alias.is_empty() {
@@ -167,88 +166,9 @@ impl Prices {
                 let s = fetch_yahoo(ctx, NAME, &self.config.yahoo_url, yahoo_symbol, from).await?;
                 (s.currency, s.bars)
             }
-            PriceSource::Coinbase(product) => {
-                let end = ctx.window.until.unwrap_or_else(|| ctx.run_at.date_naive());
-                let url = self
-                    .config
-                    .coinbase_url
-                    .join(&format!("{}/candles", encode_path(product)))
-                    .map_err(|e| parse_err(self.config.coinbase_url.as_str(), e.to_string()))?;
-                let mut bars = Vec::new();
-                let mut from = start.unwrap_or(COINBASE_EARLIEST);
-                while from <= end {
-                    let to = (from + chrono::Duration::days(COINBASE_MAX_DAYS - 1)).min(end);
-                    let req = Request::get(url.clone())
-                        .query("granularity", "86400")
-                        .window_query("start", &format!("{from}T00:00:00Z"))
-                        .window_query("end", &format!("{to}T23:59:59Z"));
-                    let resp = ctx
-                        .fetch(
-                            NAME,
-                            &item,
-                            &req,
-                            &format!("coinbase-{product}-{from}.json"),
-                        )
-                        .await?;
-                    let page =
-                        parse::coinbase_candles(&resp.body).map_err(|m| parse_err(&resp.url, m))?;
-                    bars.extend(page.into_iter().filter(|b| b.date >= from && b.date <= to));
-                    from = to + chrono::Duration::days(1);
-                }
-                (Some("USD".to_string()), bars)
-            }
-            PriceSource::Stooq(code) => {
-                let fmt = |d: NaiveDate| d.format("%Y%m%d").to_string();
-                // Without `d1`, Stooq answers the whole history.
-                let mut req = Request::get(self.config.stooq_url.clone())
-                    .query("s", code)
-                    .query("i", "d");
-                req = match start {
-                    Some(s) => req.window_query("d1", &fmt(s)),
-                    None => req.window_param("d1"),
-                };
-                if let Some(u) = ctx.window.until {
-                    req = req.window_query("d2", &fmt(u));
-                }
-                let resp = ctx
-                    .fetch(NAME, &item, &req, &format!("stooq-{code}.csv"))
-                    .await?;
-                (
-                    None,
-                    parse::stooq_csv(&resp.body).map_err(|m| parse_err(&resp.url, m))?,
-                )
-            }
-            PriceSource::Fred(series) => {
-                // Without `cosd`, fredgraph answers the whole history.
-                let mut req = Request::get(self.config.fredgraph_url.clone()).query("id", series);
-                req = match start {
-                    Some(s) => req.window_query("cosd", &s.to_string()),
-                    None => req.window_param("cosd"),
-                };
-                if let Some(u) = ctx.window.until {
-                    req = req.window_query("coed", &u.to_string());
-                }
-                let resp = ctx
-                    .fetch(NAME, &item, &req, &format!("fred-{series}.csv"))
-                    .await?;
-                let obs = crate::sources::fred::parse::fredgraph_csv(&resp.body, series)
-                    .map_err(|e| SourceError::parse(NAME, &item, &resp.url, e.line, e.message))?;
-                let bars = obs
-                    .into_iter()
-                    .filter_map(|o| {
-                        o.value.map(|close| Bar {
-                            date: o.date,
-                            open: None,
-                            high: None,
-                            low: None,
-                            close,
-                            adj_close: None,
-                            volume: None,
-                        })
-                    })
-                    .collect();
-                (None, bars)
-            }
+            PriceSource::Coinbase(product) => self.coinbase(ctx, &item, product, start).await?,
+            PriceSource::Stooq(code) => self.stooq(ctx, &item, code, start).await?,
+            PriceSource::Fred(series) => self.fred(ctx, &item, series, start).await?,
         };
         let bars: Vec<Bar> = bars
             .into_iter()
@@ -260,6 +180,106 @@ impl Prices {
             currency: currency.or(Some("USD".to_string())),
             bars,
         })
+    }
+
+    /// Coinbase Exchange daily candles, in windows of at most `COINBASE_MAX_DAYS`.
+    async fn coinbase(
+        &self,
+        ctx: &IngestContext,
+        item: &str,
+        product: &str,
+        start: Option<NaiveDate>,
+    ) -> Result<(Option<String>, Vec<Bar>), SourceError> {
+        let parse_err = |url: &str, m: String| SourceError::parse(NAME, item, url, None, m);
+        let end = ctx.window.until.unwrap_or_else(|| ctx.run_at.date_naive());
+        let url = self
+            .config
+            .coinbase_url
+            .join(&format!("{}/candles", encode_path(product)))
+            .map_err(|e| parse_err(self.config.coinbase_url.as_str(), e.to_string()))?;
+        let mut bars = Vec::new();
+        let mut from = start.unwrap_or(COINBASE_EARLIEST);
+        while from <= end {
+            let to = (from + chrono::Duration::days(COINBASE_MAX_DAYS - 1)).min(end);
+            let req = Request::get(url.clone())
+                .query("granularity", "86400")
+                .window_query("start", &format!("{from}T00:00:00Z"))
+                .window_query("end", &format!("{to}T23:59:59Z"));
+            let resp = ctx
+                .fetch(NAME, item, &req, &format!("coinbase-{product}-{from}.json"))
+                .await?;
+            let page = parse::coinbase_candles(&resp.body).map_err(|m| parse_err(&resp.url, m))?;
+            bars.extend(page.into_iter().filter(|b| b.date >= from && b.date <= to));
+            from = to + chrono::Duration::days(1);
+        }
+        Ok((Some("USD".to_string()), bars))
+    }
+
+    /// Stooq's daily CSV.
+    async fn stooq(
+        &self,
+        ctx: &IngestContext,
+        item: &str,
+        code: &str,
+        start: Option<NaiveDate>,
+    ) -> Result<(Option<String>, Vec<Bar>), SourceError> {
+        let parse_err = |url: &str, m: String| SourceError::parse(NAME, item, url, None, m);
+        let fmt = |d: NaiveDate| d.format("%Y%m%d").to_string();
+        // Without `d1`, Stooq answers the whole history.
+        let mut req = Request::get(self.config.stooq_url.clone())
+            .query("s", code)
+            .query("i", "d");
+        req = match start {
+            Some(s) => req.window_query("d1", &fmt(s)),
+            None => req.window_param("d1"),
+        };
+        if let Some(u) = ctx.window.until {
+            req = req.window_query("d2", &fmt(u));
+        }
+        let resp = ctx
+            .fetch(NAME, item, &req, &format!("stooq-{code}.csv"))
+            .await?;
+        let bars = parse::stooq_csv(&resp.body).map_err(|m| parse_err(&resp.url, m))?;
+        Ok((None, bars))
+    }
+
+    /// A FRED series as daily closes (fredgraph CSV).
+    async fn fred(
+        &self,
+        ctx: &IngestContext,
+        item: &str,
+        series: &str,
+        start: Option<NaiveDate>,
+    ) -> Result<(Option<String>, Vec<Bar>), SourceError> {
+        // Without `cosd`, fredgraph answers the whole history.
+        let mut req = Request::get(self.config.fredgraph_url.clone()).query("id", series);
+        req = match start {
+            Some(s) => req.window_query("cosd", &s.to_string()),
+            None => req.window_param("cosd"),
+        };
+        if let Some(u) = ctx.window.until {
+            req = req.window_query("coed", &u.to_string());
+        }
+        let resp = ctx
+            .fetch(NAME, item, &req, &format!("fred-{series}.csv"))
+            .await?;
+        let obs = crate::sources::fred::parse::fredgraph_csv(&resp.body, series)
+            .map_err(|e| SourceError::parse(NAME, item, &resp.url, e.line, e.message))?;
+        let bars = obs
+            .into_iter()
+            .filter_map(|o| {
+                o.value.map(|close| Bar {
+                    date: o.date,
+                    open: None,
+                    high: None,
+                    low: None,
+                    close,
+                    adj_close: None,
+                    volume: None,
+                })
+            })
+            .collect();
+        Ok((None, bars))
     }
 
     async fn fetch_symbol(
@@ -301,10 +321,6 @@ impl Prices {
 
 #[async_trait::async_trait]
 impl Source for Prices {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Prices
-    }
-
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
         vec![PriceRow::doc()]
     }

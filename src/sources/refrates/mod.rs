@@ -17,7 +17,7 @@ pub use config::{Rate, RefratesConfig};
 use parse::RateRow;
 
 use super::pull::{self, BodyError, Feed, Page, Span};
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::StagingRow;
 use crate::lake::row::TableDoc;
@@ -88,10 +88,6 @@ impl Feed for RateFeed<'_> {
 
 #[async_trait::async_trait]
 impl Source for Refrates {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Refrates
-    }
-
     fn tables(&self) -> Vec<TableDoc> {
         vec![RateRow::doc()]
     }

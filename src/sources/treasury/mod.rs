@@ -12,7 +12,7 @@ pub use config::TreasuryConfig;
 use parse::TgaDay;
 
 use super::pull::{self, BodyError, Feed, Page, Span};
-use super::{IngestContext, Source, SourceError, SourceKind, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::StagingRow;
 use crate::lake::row::TableDoc;
@@ -95,10 +95,6 @@ impl Feed for Treasury {
 
 #[async_trait::async_trait]
 impl Source for Treasury {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Treasury
-    }
-
     fn tables(&self) -> Vec<TableDoc> {
         vec![TgaDay::doc()]
     }
