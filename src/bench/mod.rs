@@ -13,6 +13,7 @@ pub mod universe;
 
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 
 use crate::app::App;
@@ -120,6 +121,20 @@ impl BenchArgs {
 
 const MARKER: &str = ".macrolake-bench";
 
+/// The snapshot's configuration and its last day (`[models] reference_date`).
+fn snapshot_config(snapshot: &Path) -> Result<(Config, NaiveDate), BenchError> {
+    let config_path = snapshot.join("macrolake.toml");
+    let config = Config::load(&config_path, true)
+        .map_err(|e| BenchError::Snapshot(format!("{}: {e}", config_path.display())))?;
+    let last_day = config.models.reference_date.ok_or_else(|| {
+        BenchError::Snapshot(format!(
+            "{} sets no [models] reference_date (the snapshot's last day)",
+            config_path.display()
+        ))
+    })?;
+    Ok((config, last_day))
+}
+
 /// Runs the bench and prints its table.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let (symbols, years, runs) = args.shape();
@@ -130,15 +145,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         .unwrap_or_else(|| PathBuf::from("target/bench").join(&scale));
     fresh_dir(&dir)?;
     let dir = std::fs::canonicalize(&dir).map_err(io(&dir))?;
-    let config_path = args.snapshot.join("macrolake.toml");
-    let mut config = Config::load(&config_path, true)
-        .map_err(|e| BenchError::Snapshot(format!("{}: {e}", config_path.display())))?;
-    let last_day = config.models.reference_date.ok_or_else(|| {
-        BenchError::Snapshot(format!(
-            "{} sets no [models] reference_date (the snapshot's last day)",
-            config_path.display()
-        ))
-    })?;
+    let (mut config, last_day) = snapshot_config(&args.snapshot)?;
 
     eprintln!(
         "bench: generating {symbols} symbols × {years} years under {}",

@@ -202,6 +202,17 @@ pub(super) fn whole_order(
 }
 
 impl ModelOutcome {
+    /// The outcome of a model a dry run planned.
+    fn planned(m: &Model) -> Self {
+        ModelOutcome {
+            name: m.name.clone(),
+            status: RunStatus::Ok,
+            rows: 0,
+            seconds: 0.0,
+            message: Some("planned (dry run)".into()),
+        }
+    }
+
     /// Its `meta.runs` row (`kind`: build or test) ending now.
     fn record(
         &self,
@@ -237,20 +248,7 @@ pub async fn build(
     let (models, custom) = discover(options.sql_dir)?;
     let session = lake.session(None, views).await?;
     let existing = readable(&session, views, options.sql_dir).await?;
-    // Select on the whole project's graph (cycles are errors anywhere), then validate and plan
-    // only the selected models: an unselected model's missing input does not block the rest.
-    let whole = whole_order(&models, &existing)?;
-    let picked = select(&whole, &models, options.selector).map_err(|m| ModelError::Invalid {
-        path: options.sql_dir.to_path_buf(),
-        line: 0,
-        message: m,
-    })?;
-    let models: Vec<Model> = models
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| picked.contains(i))
-        .map(|(_, m)| m)
-        .collect();
+    let models = selected(models, &existing, options)?;
     let order = dag::order(&models, &existing)?;
     let ctx = session.ctx.clone();
     plan_all(&ctx, &models, &order, &existing, options.test_only).await?;
@@ -259,13 +257,7 @@ pub async fn build(
     if options.dry_run {
         report.outcomes = order
             .iter()
-            .map(|(i, _)| ModelOutcome {
-                name: models[*i].name.clone(),
-                status: RunStatus::Ok,
-                rows: 0,
-                seconds: 0.0,
-                message: Some("planned (dry run)".into()),
-            })
+            .map(|(i, _)| ModelOutcome::planned(&models[*i]))
             .collect();
         return Ok(report);
     }
@@ -310,6 +302,28 @@ pub async fn build(
     }
     lake.record_runs(&records).await?;
     Ok(report)
+}
+
+/// The models the selector picks. Selection runs on the whole project's graph (cycles are
+/// errors anywhere); only the picked models are then validated and planned, so an unselected
+/// model's missing input does not block the rest.
+fn selected(
+    models: Vec<Model>,
+    existing: &BTreeSet<TableName>,
+    options: &BuildOptions<'_>,
+) -> Result<Vec<Model>, ModelError> {
+    let whole = whole_order(&models, existing)?;
+    let picked = select(&whole, &models, options.selector).map_err(|m| ModelError::Invalid {
+        path: options.sql_dir.to_path_buf(),
+        line: 0,
+        message: m,
+    })?;
+    Ok(models
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| picked.contains(i))
+        .map(|(_, m)| m)
+        .collect())
 }
 
 /// Plans every model in `order` (downstream ones against their upstreams' plans), and each

@@ -32,6 +32,8 @@ pub mod treasury;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! A connector that fits this shape is its config, its request and its parse function: it
 //! implements [`Feed`] for one staging row type and calls [`pull`].
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{IngestContext, SourceError};
 use crate::http::Request;
@@ -38,9 +38,10 @@ impl Span {
 pub struct Page<R> {
     /// The rows on it (rows outside the window are dropped by the engine).
     pub rows: Vec<R>,
-    /// The number of the next page to fetch, when the upstream says there is one (e.g. from
-    /// `links.next`); `None` on the last page.
-    pub next: Option<u32>,
+    /// The cursor of the next page, when the upstream says there is one: a page number (from
+    /// `links.next`) or an offset (`offset` + rows received, below `count`), as the feed's
+    /// request reads it; `None` on the last page. It must move forward.
+    pub next: Option<u64>,
 }
 
 impl<R> Page<R> {
@@ -78,6 +79,8 @@ pub trait Feed: Send + Sync {
     const DATE_COLUMN: &'static str;
     /// Whether the upstream pages its answers: errors and raw files then name the page.
     const PAGED: bool = false;
+    /// The cursor of the first page (1 for page numbers, 0 for offsets).
+    const FIRST_PAGE: u64 = 1;
 
     /// What is fetched, for errors (e.g. `SOMA summary`).
     fn item(&self) -> &'static str;
@@ -91,8 +94,8 @@ pub trait Feed: Send + Sync {
     fn watermark_key(&self) -> String {
         Self::Row::TABLE.to_string()
     }
-    /// The request for one page (1 first) of the span.
-    fn request(&self, span: &Span, page: u32) -> Request;
+    /// The request for the page at `cursor` ([`Feed::FIRST_PAGE`] first) of the span.
+    fn request(&self, span: &Span, cursor: u64) -> Request;
     /// Parses one body.
     fn parse(&self, body: &[u8]) -> Result<Page<Self::Row>, BodyError>;
     /// The row's date (the value of [`Feed::DATE_COLUMN`]).
@@ -120,42 +123,30 @@ pub async fn pull<F: Feed>(ctx: &IngestContext, feed: &F) -> Result<usize, Sourc
         until: ctx.window.until,
         today: ctx.run_at.date_naive(),
     };
-    let mut rows = Vec::new();
-    let mut page = 1u32;
-    loop {
-        let (item, raw) = if F::PAGED {
+    let name = |page: u64| {
+        if F::PAGED {
             (
                 format!("{} page {page}", feed.item()),
                 format!("{}-page-{page}.json", feed.raw_stem()),
             )
         } else {
             (feed.item().to_string(), format!("{}.json", feed.raw_stem()))
-        };
-        let resp = ctx
-            .fetch(F::SOURCE, &item, &feed.request(&span, page), &raw)
-            .await?;
-        let bad_body =
-            |line, message| SourceError::parse(F::SOURCE, &item, &resp.url, line, message);
-        let parsed = feed
-            .parse(&resp.body)
-            .map_err(|e| bad_body(e.line, e.message))?;
-        rows.extend(
-            parsed
-                .rows
-                .into_iter()
-                .filter(|r| ctx.window.contains(start, F::date(r))),
-        );
-        match parsed.next {
-            Some(next) if next > page => page = next,
-            Some(next) => {
-                return Err(bad_body(
-                    None,
-                    format!("the next page link points back to page {next}"),
-                ));
-            }
-            None => break,
         }
-    }
+    };
+    let pages = fetch_pages(
+        ctx,
+        F::SOURCE,
+        F::FIRST_PAGE,
+        name,
+        |cursor| feed.request(&span, cursor),
+        |body| feed.parse(body),
+    )
+    .await?;
+    let rows: Vec<F::Row> = pages
+        .rows
+        .into_iter()
+        .filter(|r| ctx.window.contains(start, F::date(r)))
+        .collect();
     let rows = feed.finish(rows).map_err(|message| SourceError::Refused {
         source_name: F::SOURCE,
         item: feed.item().to_string(),
@@ -175,4 +166,88 @@ pub async fn pull<F: Feed>(ctx: &IngestContext, feed: &F) -> Result<usize, Sourc
     let newest = rows.iter().map(F::date).max();
     ctx.land(F::SOURCE, &F::Row::table(), batch, mode, (&key, newest))
         .await
+}
+
+/// What [`fetch_pages`] fetched.
+#[derive(Debug)]
+pub struct Fetched<R> {
+    /// Every page's rows, in page order.
+    pub rows: Vec<R>,
+    /// When the last page was fetched (or replayed).
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// Fetches page after page from the cursor `first`, following each page's `next` until the
+/// upstream says there is none. `name` gives, for a cursor, the page's name in errors and its
+/// raw file's name; `request` builds its request; `parse` reads its body. A body that does not
+/// parse, or a `next` that does not move forward, is an error naming the page and its URL.
+pub async fn fetch_pages<R>(
+    ctx: &IngestContext,
+    source: &'static str,
+    first: u64,
+    name: impl Fn(u64) -> (String, String),
+    request: impl Fn(u64) -> Request,
+    parse: impl Fn(&[u8]) -> Result<Page<R>, BodyError>,
+) -> Result<Fetched<R>, SourceError> {
+    let mut rows = Vec::new();
+    let mut cursor = first;
+    loop {
+        let (item, raw) = name(cursor);
+        let resp = ctx.fetch(source, &item, &request(cursor), &raw).await?;
+        let bad_body = |line, message| SourceError::parse(source, &item, &resp.url, line, message);
+        let page = parse(&resp.body).map_err(|e| bad_body(e.line, e.message))?;
+        rows.extend(page.rows);
+        match page.next {
+            Some(next) if next > cursor => cursor = next,
+            Some(next) => {
+                return Err(bad_body(
+                    None,
+                    format!("the next page ({next}) does not come after this one ({cursor})"),
+                ));
+            }
+            None => {
+                return Ok(Fetched {
+                    rows,
+                    fetched_at: resp.fetched_at,
+                });
+            }
+        }
+    }
+}
+
+/// `[from, to]` cut into consecutive windows of at most `days` days, for upstreams that answer
+/// a bounded range per request (e.g. Coinbase's 300 candles).
+pub fn windows(
+    from: NaiveDate,
+    to: NaiveDate,
+    days: i64,
+) -> impl Iterator<Item = (NaiveDate, NaiveDate)> {
+    let step = chrono::Duration::days(days.max(1));
+    std::iter::successors(Some(from), move |start| Some(*start + step))
+        .take_while(move |start| *start <= to)
+        .map(move |start| (start, (start + step - chrono::Duration::days(1)).min(to)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::testing::d;
+
+    #[test]
+    fn windows_cover_the_range_without_overlap() {
+        let w: Vec<_> = windows(d("2024-01-01"), d("2024-01-10"), 4).collect();
+        assert_eq!(
+            w,
+            vec![
+                (d("2024-01-01"), d("2024-01-04")),
+                (d("2024-01-05"), d("2024-01-08")),
+                (d("2024-01-09"), d("2024-01-10")),
+            ]
+        );
+        assert_eq!(windows(d("2024-01-02"), d("2024-01-01"), 4).count(), 0);
+        assert_eq!(
+            windows(d("2024-01-01"), d("2024-01-01"), 300).collect::<Vec<_>>(),
+            vec![(d("2024-01-01"), d("2024-01-01"))]
+        );
+    }
 }

@@ -348,6 +348,7 @@ pub fn meeting_odds(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     /// The odds on 2025-09-02 (target 4.25–4.50 %, EFFR 4.33 % published for 08-29) over the
     /// test calendar.
@@ -359,10 +360,6 @@ mod tests {
             425,
             effr("2025-08-29", 4.33),
         )
-    }
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
     const MEETINGS: &[&str] = &[

@@ -521,10 +521,7 @@ impl Source for Fomc {
 mod tests {
     use super::*;
     use crate::sources::SourceKind;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
+    use crate::sources::testing::d;
 
     const PAGE: &str = include_str!(
         "../../../tests/fixtures/upstream/www.federalreserve.gov/monetarypolicy_fomccalendars.htm.body.html"

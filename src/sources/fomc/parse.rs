@@ -385,14 +385,11 @@ pub fn calendar(html: &str) -> Result<CalendarPage, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     const PAGE: &str = include_str!(
         "../../../tests/fixtures/upstream/www.federalreserve.gov/monetarypolicy_fomccalendars.htm.body.html"
     );
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     fn year(page: &CalendarPage, y: i32) -> Vec<(String, bool)> {
         page.meetings

@@ -25,6 +25,7 @@ use futures::StreamExt;
 pub use config::FredConfig;
 use parse::{Observation, SeriesMeta};
 
+use super::pull::{self, BodyError, Page};
 use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
 use crate::lake::{Lake, LakeError, StagingRow, TableName, ViewDef, WriteMode, column_as};
@@ -205,10 +206,7 @@ impl Fred {
             parse::api_series(&meta_resp.body, id).map_err(|e| parse_err(&meta_resp.url, e))?;
 
         const PAGE: u64 = 100_000;
-        let mut observations = Vec::new();
-        let mut offset = 0u64;
-        let mut fetched_at;
-        loop {
+        let request = |offset: u64| {
             let mut req = Request::get(endpoint("series/observations"))
                 .query("series_id", id)
                 .secret_query("api_key", key)
@@ -225,23 +223,24 @@ impl Fred {
             if let Some(u) = ctx.window.until {
                 req = req.window_query("observation_end", &u.to_string());
             }
-            let resp = ctx
-                .fetch(
-                    NAME,
-                    &format!("series {id}"),
-                    &req,
-                    &format!("{id}-obs-{offset}.json"),
-                )
-                .await?;
-            fetched_at = resp.fetched_at;
-            let page = parse::api_observations(&resp.body).map_err(|e| parse_err(&resp.url, e))?;
-            let got = page.observations.len() as u64;
-            observations.extend(page.observations);
-            offset = page.offset + got;
-            if got == 0 || page.count.is_none_or(|c| offset >= c) {
-                break;
-            }
-        }
+            req
+        };
+        // Offset paging: the next page starts after the rows received, until `count`.
+        let parse_page = |body: &[u8]| {
+            let page = parse::api_observations(body).map_err(|e| BodyError {
+                line: e.line,
+                message: e.message,
+            })?;
+            let next = page.offset + page.observations.len() as u64;
+            let more = !page.observations.is_empty() && page.count.is_some_and(|c| next < c);
+            Ok(Page {
+                rows: page.observations,
+                next: more.then_some(next),
+            })
+        };
+        let name = |offset: u64| (format!("series {id}"), format!("{id}-obs-{offset}.json"));
+        let pages = pull::fetch_pages(ctx, NAME, 0, name, request, parse_page).await?;
+        let (observations, fetched_at) = (pages.rows, pages.fetched_at);
         Ok(Fetched {
             id: id.to_string(),
             observations,

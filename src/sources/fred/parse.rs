@@ -264,6 +264,7 @@ pub fn api_series(body: &[u8], series_id: &str) -> Result<SeriesMeta, ParseError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     const DFF_OBS: &[u8] = include_bytes!(
         "../../../tests/fixtures/upstream/api.stlouisfed.org/fred_series_observations--series_id=DFF.body.json"
@@ -271,10 +272,6 @@ mod tests {
     const DFF_META: &[u8] = include_bytes!(
         "../../../tests/fixtures/upstream/api.stlouisfed.org/fred_series--series_id=DFF.body.json"
     );
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     #[test]
     fn current_and_legacy_csv_layouts() {

@@ -218,10 +218,7 @@ pub fn vendor_csv(text: &str) -> Result<Vec<Settle>, (usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
+    use crate::sources::testing::d;
 
     #[test]
     fn contract_codes_round_trip() {

@@ -77,7 +77,7 @@ impl Feed for Operations<'_> {
         Some(self.0.start_date)
     }
 
-    fn request(&self, span: &Span, _page: u32) -> Request {
+    fn request(&self, span: &Span, _page: u64) -> Request {
         let from = span.start.unwrap_or(self.0.start_date);
         Request::get(self.0.operations_url())
             .window_query("startDate", &from.to_string())
@@ -117,7 +117,7 @@ impl Feed for Soma<'_> {
         Some(self.0.start_date)
     }
 
-    fn request(&self, _span: &Span, _page: u32) -> Request {
+    fn request(&self, _span: &Span, _page: u64) -> Request {
         Request::get(self.0.soma_summary_url())
     }
 

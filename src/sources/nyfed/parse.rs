@@ -419,6 +419,7 @@ pub fn soma_summary(body: &[u8]) -> Result<SomaSummary, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     /// The replay snapshot's operations body, rebuilt from the real CSV below.
     const OPS: &[u8] = include_bytes!(
@@ -432,10 +433,6 @@ mod tests {
     const SOMA: &[u8] = include_bytes!(
         "../../../tests/fixtures/upstream/markets.newyorkfed.org/api_soma_summary.json.body.json"
     );
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     /// `$bn` with up to 9 decimals → cents, by string arithmetic (independent of `parse_cents`).
     fn billions_to_cents(b: &str) -> Cents {

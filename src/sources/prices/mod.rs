@@ -198,9 +198,8 @@ impl Prices {
             .join(&format!("{}/candles", encode_path(product)))
             .map_err(|e| parse_err(self.config.coinbase_url.as_str(), e.to_string()))?;
         let mut bars = Vec::new();
-        let mut from = start.unwrap_or(COINBASE_EARLIEST);
-        while from <= end {
-            let to = (from + chrono::Duration::days(COINBASE_MAX_DAYS - 1)).min(end);
+        let from = start.unwrap_or(COINBASE_EARLIEST);
+        for (from, to) in super::pull::windows(from, end, COINBASE_MAX_DAYS) {
             let req = Request::get(url.clone())
                 .query("granularity", "86400")
                 .window_query("start", &format!("{from}T00:00:00Z"))
@@ -210,7 +209,6 @@ impl Prices {
                 .await?;
             let page = parse::coinbase_candles(&resp.body).map_err(|m| parse_err(&resp.url, m))?;
             bars.extend(page.into_iter().filter(|b| b.date >= from && b.date <= to));
-            from = to + chrono::Duration::days(1);
         }
         Ok((Some("USD".to_string()), bars))
     }

@@ -245,6 +245,7 @@ pub fn stooq_csv(body: &[u8]) -> Result<Vec<Bar>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     const BTC_1D: &[u8] = include_bytes!(
         "../../../tests/fixtures/bodies/prices/yahoo_chart_v8_BTC-USD_range1d_2025-02-19.json"
@@ -252,10 +253,6 @@ mod tests {
     const IWM: &[u8] = include_bytes!(
         "../../../tests/fixtures/upstream/query1.finance.yahoo.com/v8_finance_chart_IWM.body.json"
     );
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     #[test]
     fn real_yahoo_body() {

@@ -66,7 +66,7 @@ impl Feed for RateFeed<'_> {
         self.rate.code().to_ascii_lowercase()
     }
 
-    fn request(&self, span: &Span, _page: u32) -> Request {
+    fn request(&self, span: &Span, _page: u64) -> Request {
         let from = span.start.unwrap_or(self.config.start_date);
         Request::get(self.config.search_url(self.rate))
             .window_query("startDate", &from.to_string())

@@ -115,6 +115,7 @@ pub fn rates(body: &[u8], code: &str) -> Result<Vec<RateRow>, BodyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     const SOFR: &[u8] = include_bytes!(
         "../../../tests/fixtures/bodies/refrates/nyfed_sofr_2024-06-01_2024-06-06.json"
@@ -122,10 +123,6 @@ mod tests {
     const EFFR: &[u8] = include_bytes!(
         "../../../tests/fixtures/bodies/refrates/nyfed_effr_2023-01-01_2023-06-06.json"
     );
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     #[test]
     fn real_sofr_answer() {

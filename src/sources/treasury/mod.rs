@@ -56,7 +56,7 @@ impl Feed for Treasury {
         "tga".to_string()
     }
 
-    fn request(&self, span: &Span, page: u32) -> Request {
+    fn request(&self, span: &Span, page: u64) -> Request {
         let mut filter = Vec::new();
         if let Some(s) = span.start {
             filter.push(format!("record_date:gte:{s}"));
@@ -77,7 +77,7 @@ impl Feed for Treasury {
         let page = parse::page(body)?;
         Ok(Page {
             rows: page.days,
-            next: page.next_page,
+            next: page.next_page.map(u64::from),
         })
     }
 

@@ -165,14 +165,11 @@ pub fn page(body: &[u8]) -> Result<Page, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::testing::d;
 
     const OPENBB: &[u8] = include_bytes!(
         "../../../tests/fixtures/bodies/treasury/openbb_dts_2025-07-07_2025-07-11.json"
     );
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
 
     #[test]
     fn real_recorded_body_2025_layout() {
