@@ -103,6 +103,90 @@ async fn treasury_retries_a_503_and_a_malformed_page_keeps_the_version() {
     );
 }
 
+/// The real 2025-07-07 .. 11 answer re-paged: days up to `split` on page 1 (whose `links.next`
+/// names page `next_of_1`), the later days on page 2 (whose `links.next` names `next_of_2`).
+fn dts_pages(split: &str, next_of_1: u32, next_of_2: Option<u32>) -> (Vec<u8>, Vec<u8>) {
+    let body: serde_json::Value = serde_json::from_slice(&openbb_dts()).unwrap();
+    let link = |n: u32| format!("&page%5Bnumber%5D={n}&page%5Bsize%5D=1000");
+    let page = |keep: &dyn Fn(&str) -> bool, next: Option<u32>| {
+        let mut b = body.clone();
+        let data: Vec<serde_json::Value> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| keep(r["record_date"].as_str().unwrap()))
+            .cloned()
+            .collect();
+        b["data"] = serde_json::Value::Array(data);
+        b["links"]["next"] = next.map(link).into();
+        serde_json::to_vec(&b).unwrap()
+    };
+    (
+        page(&|d| d <= split, Some(next_of_1)),
+        page(&|d| d > split, next_of_2),
+    )
+}
+
+async fn mount_pages(server: &MockServer, pages: [(u32, Vec<u8>); 2]) {
+    for (n, body) in pages {
+        Mock::given(method("GET"))
+            .and(path("/dts"))
+            .and(query_param("page[number]", n.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .mount(server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn treasury_follows_links_next_to_the_last_page_and_refuses_a_link_back() {
+    let server = MockServer::start().await;
+    let (one, two) = dts_pages("2025-07-08", 2, None);
+    mount_pages(&server, [(1, one), (2, two)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), &server, "");
+    let out = app
+        .ingest(&[SourceKind::Treasury], Window::default())
+        .await
+        .unwrap();
+    assert!(out[0].errors.is_empty(), "{:?}", out[0].errors);
+    assert_eq!(out[0].rows, 5, "two days from page 1, three from page 2");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    assert_eq!(
+        sql_csv(
+            dir.path(),
+            &dir.path().join("lake"),
+            "select min(record_date) as first, max(record_date) as last, count(*) as n from staging.tga_daily"
+        )
+        .trim(),
+        "first,last,n\n2025-07-07,2025-07-11,5"
+    );
+
+    // A page 2 whose next link goes back to page 1 would loop: refused, nothing lands.
+    let server = MockServer::start().await;
+    let (one, two) = dts_pages("2025-07-08", 2, Some(1));
+    mount_pages(&server, [(1, one), (2, two)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), &server, "");
+    let out = app
+        .ingest(&[SourceKind::Treasury], Window::default())
+        .await
+        .unwrap();
+    let err = out[0].errors[0].to_string();
+    assert!(
+        err.contains("treasury DTS page 2: malformed body from http://")
+            && err.contains("the next page (1) does not come after this one (2)"),
+        "{err}"
+    );
+    assert!(
+        !app.lake
+            .exists(&TableName::staging("tga_daily"))
+            .await
+            .unwrap(),
+        "no table from a refused run"
+    );
+}
+
 #[tokio::test]
 async fn prices_fall_back_to_coinbase_paging_300_days_and_keep_the_source() {
     let server = MockServer::start().await;

@@ -7,7 +7,7 @@ use macrolake::config::Config;
 use macrolake::http::Mode;
 use macrolake::lake::TableName;
 use macrolake::sources::{SourceKind, Window};
-use wiremock::matchers::{method, path, query_param};
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::common::*;
@@ -350,5 +350,70 @@ fn malformed_api_json_fails_clearly_and_keeps_the_version() {
     assert!(
         line.contains("| 157 ") && line.trim_end().ends_with("| 0       |"),
         "version and rows unchanged: {line}"
+    );
+}
+
+/// FRED's API pages by offset: the real DFF answer (157 observations) served as two pages of
+/// 100 and 57 (`offset` 0 and 100, `count` 157 on both) lands all 157, in two requests.
+#[test]
+fn api_observations_are_fetched_page_by_page_until_count() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(MockServer::start());
+    let api = snapshot().join("api.stlouisfed.org");
+    let obs = std::fs::read(api.join("fred_series_observations--series_id=DFF.body.json")).unwrap();
+    let meta = std::fs::read(api.join("fred_series--series_id=DFF.body.json")).unwrap();
+    let whole: serde_json::Value = serde_json::from_slice(&obs).unwrap();
+    let page = |offset: usize, len: usize| {
+        let mut p = whole.clone();
+        let rows = whole["observations"].as_array().unwrap();
+        p["observations"] = rows[offset..offset + len].to_vec().into();
+        p["offset"] = offset.into();
+        p["limit"] = 100.into();
+        serde_json::to_vec(&p).unwrap()
+    };
+    rt.block_on(async {
+        Mock::given(method("GET"))
+            .and(path("/fred/series"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(meta, "application/json"))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/fred/series/observations"))
+            .and(query_param_is_missing("offset"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(page(0, 100), "application/json"))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/fred/series/observations"))
+            .and(query_param("offset", "100"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(page(100, 57), "application/json"),
+            )
+            .mount(&server)
+            .await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mock_config(dir.path(), &server.uri(), &["DFF"]);
+    let (code, out, err) = run(bin(dir.path())
+        .env("FRED_API_KEY", "test-key-0000")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--lake", "lake", "ingest", "fred"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let obs_requests = rt
+        .block_on(server.received_requests())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/fred/series/observations")
+        .count();
+    assert_eq!(obs_requests, 2, "one request per page");
+    assert_eq!(
+        sql_csv(
+            dir.path(),
+            &dir.path().join("lake"),
+            "select count(*) as n, min(date) as first, max(date) as last from staging.fred_observations"
+        )
+        .trim(),
+        "n,first,last\n157,2023-01-03,2023-06-06"
     );
 }
