@@ -414,6 +414,6 @@ fn api_observations_are_fetched_page_by_page_until_count() {
             "select count(*) as n, min(date) as first, max(date) as last from staging.fred_observations"
         )
         .trim(),
-        "n,first,last\n157,2023-01-03,2023-06-06"
+        "n,first,last\n157,2023-01-01,2023-06-06"
     );
 }
