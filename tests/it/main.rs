@@ -25,6 +25,7 @@ mod point_in_time;
 mod prices_history;
 mod product;
 mod project;
+mod refrates;
 mod secrets;
 mod serve;
 mod sources;
