@@ -127,31 +127,41 @@ fn dts_pages(split: &str, next_of_1: u32, next_of_2: Option<u32>) -> (Vec<u8>, V
     )
 }
 
-async fn mount_pages(server: &MockServer, pages: [(u32, Vec<u8>); 2]) {
-    for (n, body) in pages {
+/// Serves the re-paged answer (page 2's `links.next` is `next_of_2`) and ingests the Treasury
+/// once into a new lake; returns the folder, the app, the error texts and the requests made.
+async fn ingest_pages(
+    next_of_2: Option<u32>,
+) -> (tempfile::TempDir, App, Vec<String>, usize, usize) {
+    let server = MockServer::start().await;
+    let (one, two) = dts_pages("2025-07-08", 2, next_of_2);
+    for (n, body) in [(1, one), (2, two)] {
         Mock::given(method("GET"))
             .and(path("/dts"))
             .and(query_param("page[number]", n.to_string()))
             .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
-            .mount(server)
+            .mount(&server)
             .await;
     }
-}
-
-#[tokio::test]
-async fn treasury_follows_links_next_to_the_last_page_and_refuses_a_link_back() {
-    let server = MockServer::start().await;
-    let (one, two) = dts_pages("2025-07-08", 2, None);
-    mount_pages(&server, [(1, one), (2, two)]).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), &server, "");
     let out = app
         .ingest(&[SourceKind::Treasury], Window::default())
         .await
         .unwrap();
-    assert!(out[0].errors.is_empty(), "{:?}", out[0].errors);
-    assert_eq!(out[0].rows, 5, "two days from page 1, three from page 2");
-    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    let errors = out[0].errors.iter().map(|e| e.to_string()).collect();
+    let requests = server.received_requests().await.unwrap().len();
+    (dir, app, errors, out[0].rows, requests)
+}
+
+#[tokio::test]
+async fn treasury_follows_links_next_to_the_last_page_and_refuses_a_link_back() {
+    let (dir, _app, errors, rows, requests) = ingest_pages(None).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        (rows, requests),
+        (5, 2),
+        "two days from page 1, three from page 2"
+    );
     assert_eq!(
         sql_csv(
             dir.path(),
@@ -163,26 +173,16 @@ async fn treasury_follows_links_next_to_the_last_page_and_refuses_a_link_back() 
     );
 
     // A page 2 whose next link goes back to page 1 would loop: refused, nothing lands.
-    let server = MockServer::start().await;
-    let (one, two) = dts_pages("2025-07-08", 2, Some(1));
-    mount_pages(&server, [(1, one), (2, two)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path(), &server, "");
-    let out = app
-        .ingest(&[SourceKind::Treasury], Window::default())
-        .await
-        .unwrap();
-    let err = out[0].errors[0].to_string();
+    let (_dir, app, errors, rows, _) = ingest_pages(Some(1)).await;
     assert!(
-        err.contains("treasury DTS page 2: malformed body from http://")
-            && err.contains("the next page (1) does not come after this one (2)"),
-        "{err}"
+        errors[0].contains("treasury DTS page 2: malformed body from http://")
+            && errors[0].contains("the next page (1) does not come after this one (2)"),
+        "{errors:?}"
     );
+    assert_eq!(rows, 0);
+    let tga = TableName::staging("tga_daily");
     assert!(
-        !app.lake
-            .exists(&TableName::staging("tga_daily"))
-            .await
-            .unwrap(),
+        !app.lake.exists(&tga).await.unwrap(),
         "no table from a refused run"
     );
 }

@@ -293,19 +293,32 @@ async fn what_is_recorded_replays_to_the_same_lake_without_the_server() {
     );
 }
 
+/// The snapshot's real DFF answers of FRED's API: (observations, series metadata).
+fn dff() -> (Vec<u8>, Vec<u8>) {
+    let api = snapshot().join("api.stlouisfed.org");
+    let read = |f: &str| std::fs::read(api.join(f)).unwrap();
+    (
+        read("fred_series_observations--series_id=DFF.body.json"),
+        read("fred_series--series_id=DFF.body.json"),
+    )
+}
+
+/// Serves `fred/series` (the metadata) with `meta`.
+async fn serve_meta(server: &MockServer, meta: Vec<u8>) {
+    Mock::given(method("GET"))
+        .and(path("/fred/series"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(meta, "application/json"))
+        .mount(server)
+        .await;
+}
+
 #[test]
 fn malformed_api_json_fails_clearly_and_keeps_the_version() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(MockServer::start());
-    let api = snapshot().join("api.stlouisfed.org");
-    let obs = std::fs::read(api.join("fred_series_observations--series_id=DFF.body.json")).unwrap();
-    let meta = std::fs::read(api.join("fred_series--series_id=DFF.body.json")).unwrap();
+    let (obs, meta) = dff();
     rt.block_on(async {
-        Mock::given(method("GET"))
-            .and(path("/fred/series"))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(meta, "application/json"))
-            .mount(&server)
-            .await;
+        serve_meta(&server, meta).await;
         Mock::given(method("GET"))
             .and(path("/fred/series/observations"))
             .respond_with(ResponseTemplate::new(200).set_body_raw(obs.clone(), "application/json"))
@@ -359,9 +372,7 @@ fn malformed_api_json_fails_clearly_and_keeps_the_version() {
 fn api_observations_are_fetched_page_by_page_until_count() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(MockServer::start());
-    let api = snapshot().join("api.stlouisfed.org");
-    let obs = std::fs::read(api.join("fred_series_observations--series_id=DFF.body.json")).unwrap();
-    let meta = std::fs::read(api.join("fred_series--series_id=DFF.body.json")).unwrap();
+    let (obs, meta) = dff();
     let whole: serde_json::Value = serde_json::from_slice(&obs).unwrap();
     let page = |offset: usize, len: usize| {
         let mut p = whole.clone();
@@ -372,11 +383,7 @@ fn api_observations_are_fetched_page_by_page_until_count() {
         serde_json::to_vec(&p).unwrap()
     };
     rt.block_on(async {
-        Mock::given(method("GET"))
-            .and(path("/fred/series"))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(meta, "application/json"))
-            .mount(&server)
-            .await;
+        serve_meta(&server, meta).await;
         Mock::given(method("GET"))
             .and(path("/fred/series/observations"))
             .and(query_param_is_missing("offset"))

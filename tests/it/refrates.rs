@@ -45,6 +45,16 @@ async fn serve(server: &MockServer, route: &str, status: u16, body: Vec<u8>, pri
         .await;
 }
 
+/// The query string of the SOFR request the server received.
+async fn sofr_query(server: &MockServer) -> String {
+    let requests = server.received_requests().await.unwrap();
+    requests
+        .iter()
+        .find(|r| r.url.path() == SOFR_PATH)
+        .and_then(|r| r.url.query().map(str::to_string))
+        .unwrap()
+}
+
 async fn counts(app: &App) -> String {
     let batches = app
         .query(
@@ -80,12 +90,7 @@ async fn each_rate_is_its_own_feed_and_a_full_refresh_replaces_only_its_rows() {
         err.starts_with("refrates EFFR:") && err.contains("500"),
         "{err}"
     );
-    let requests = server.received_requests().await.unwrap();
-    let sofr_query = requests
-        .iter()
-        .find(|r| r.url.path() == SOFR_PATH)
-        .and_then(|r| r.url.query().map(str::to_string))
-        .unwrap();
+    let sofr_query = sofr_query(&server).await;
     assert!(
         sofr_query.starts_with("startDate=2023-01-01&endDate=20"),
         "a first run asks from start_date: {sofr_query}"
@@ -111,12 +116,7 @@ async fn each_rate_is_its_own_feed_and_a_full_refresh_replaces_only_its_rows() {
         "{both}"
     );
     // SOFR asked again from its own watermark (2024-06-06) minus the 14-day look-back.
-    let requests = server.received_requests().await.unwrap();
-    let sofr_query = requests
-        .iter()
-        .find(|r| r.url.path() == SOFR_PATH)
-        .and_then(|r| r.url.query().map(str::to_string))
-        .unwrap();
+    let sofr_query = sofr_query(&server).await;
     assert!(
         sofr_query.starts_with("startDate=2024-05-23&"),
         "{sofr_query}"
