@@ -90,10 +90,10 @@ async fn each_rate_is_its_own_feed_and_a_full_refresh_replaces_only_its_rows() {
         err.starts_with("refrates EFFR:") && err.contains("500"),
         "{err}"
     );
-    let sofr_query = sofr_query(&server).await;
+    let asked = sofr_query(&server).await;
     assert!(
-        sofr_query.starts_with("startDate=2023-01-01&endDate=20"),
-        "a first run asks from start_date: {sofr_query}"
+        asked.starts_with("startDate=2023-01-01&endDate=20"),
+        "a first run asks from start_date: {asked}"
     );
 
     // EFFR recovers: 108 real days land beside SOFR's 4.
@@ -116,11 +116,8 @@ async fn each_rate_is_its_own_feed_and_a_full_refresh_replaces_only_its_rows() {
         "{both}"
     );
     // SOFR asked again from its own watermark (2024-06-06) minus the 14-day look-back.
-    let sofr_query = sofr_query(&server).await;
-    assert!(
-        sofr_query.starts_with("startDate=2024-05-23&"),
-        "{sofr_query}"
-    );
+    let asked = sofr_query(&server).await;
+    assert!(asked.starts_with("startDate=2024-05-23&"), "{asked}");
 
     // The same answers again: nothing written.
     let out = app
