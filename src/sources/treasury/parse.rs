@@ -25,8 +25,8 @@ crate::staging_row! {
         pub account: &'static str,
         /// Opening balance, $ millions.
         pub open_balance_musd: Option<f64>,
-        /// Closing balance, $ millions (NULL before 2022-04-18 for some days: the statement
-        /// printed only the opening balance).
+        /// Closing balance, $ millions; NULL when the day's statement gives none (some days of
+        /// the pre-2022 layouts).
         pub close_balance_musd: Option<f64>,
         /// Total deposits (Table II), $ millions; from the 2022-04-18 layout on.
         pub deposits_musd: Option<f64>,
