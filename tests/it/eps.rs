@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use macrolake::app::App;
 use macrolake::config::Config;
 use macrolake::http::Mode;
+use macrolake::lake::StagingRow;
 use macrolake::sources::{SourceKind, Window, eps};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -289,7 +290,11 @@ async fn a_truncated_workbook_fails_clearly_and_keeps_the_table_version() {
         .unwrap();
     assert!(outcomes[0].errors.is_empty(), "{:?}", outcomes[0].errors);
     assert_eq!(outcomes[0].rows, 471);
-    let version = app.lake.version(&eps::table()).await.unwrap();
+    let version = app
+        .lake
+        .version(&eps::row::EstimateRow::table())
+        .await
+        .unwrap();
     assert!(version.is_some());
 
     let outcomes = app
@@ -303,7 +308,13 @@ async fn a_truncated_workbook_fails_clearly_and_keeps_the_table_version() {
             && err.contains("not a readable xlsx workbook"),
         "{err}"
     );
-    assert_eq!(app.lake.version(&eps::table()).await.unwrap(), version);
+    assert_eq!(
+        app.lake
+            .version(&eps::row::EstimateRow::table())
+            .await
+            .unwrap(),
+        version
+    );
     assert_eq!(count(&app).await, 471);
 }
 

@@ -42,17 +42,12 @@ use row::EstimateRow;
 
 use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::{HttpError, Request};
-use crate::lake::{StagingRow, TableName, WriteMode};
+use crate::lake::{StagingRow, WriteMode};
 
 const NAME: &str = "eps";
 
 /// The `source` of rows read from S&P DJI workbooks.
 pub const WORKBOOK_SOURCE: &str = vendor::RESERVED_SOURCE;
-
-/// `staging.eps_estimates`.
-pub fn table() -> TableName {
-    EstimateRow::table()
-}
 
 fn file_error(path: &Path, line: Option<usize>, message: impl Into<String>) -> SourceError {
     SourceError::File {
@@ -307,7 +302,7 @@ impl Source for Eps {
         let written = ctx
             .lake
             .write(
-                &table(),
+                &EstimateRow::table(),
                 vec![EstimateRow::batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?],
                 mode,
             )

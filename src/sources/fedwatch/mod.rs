@@ -225,7 +225,7 @@ impl Fedwatch {
             }
         };
         let mut curves: BTreeMap<NaiveDate, (method::Curve, BTreeSet<String>)> = BTreeMap::new();
-        if names.contains(&crate::sources::futures::table()) {
+        if names.contains(&crate::sources::futures::parse::Settle::table()) {
             let sql = "SELECT date, contract_month, implied_rate_pct, contract FROM staging.futures_daily WHERE contract_month IS NOT NULL ORDER BY date, source";
             for b in q(sql.to_string()).await? {
                 let dates: Date32Array = column_as(&b, 0, &DataType::Date32)?;
@@ -245,7 +245,7 @@ impl Fedwatch {
             }
         }
         let mut fred: BTreeMap<String, Series> = BTreeMap::new();
-        if names.contains(&crate::sources::fred::observations_table()) {
+        if names.contains(&crate::sources::fred::ObservationRow::table()) {
             let sql = "SELECT series_id, date, value FROM staging.fred_observations_latest \
                        WHERE series_id IN ('EFFR', 'DFEDTARL', 'DGS1', 'DGS2') AND value IS NOT NULL";
             for b in q(sql.to_string()).await? {

@@ -85,11 +85,6 @@ crate::staging_row! {
     }
 }
 
-/// `staging.fred_observations`.
-pub fn observations_table() -> TableName {
-    ObservationRow::table()
-}
-
 /// The FRED connector.
 #[derive(Debug, Clone)]
 pub struct Fred {
@@ -330,7 +325,7 @@ impl Fred {
         lake: &Lake,
     ) -> Result<HashMap<(String, i32), Option<f64>>, LakeError> {
         let mut out = HashMap::new();
-        if !lake.exists(&observations_table()).await? {
+        if !lake.exists(&ObservationRow::table()).await? {
             return Ok(out);
         }
         let session = lake.session(None, &self.views()).await?;
@@ -458,7 +453,7 @@ async fn land(
     };
     let observations = ctx
         .lake
-        .write(&observations_table(), vec![batch], mode)
+        .write(&ObservationRow::table(), vec![batch], mode)
         .await
         .map_err(&lake_err)?;
     let meta = SeriesRow::batch(&series_rows(fetched), ctx.run_at).map_err(&lake_err)?;
@@ -522,7 +517,7 @@ impl Source for Fred {
     fn views(&self) -> Vec<ViewDef> {
         vec![ViewDef {
             name: TableName::staging("fred_observations_latest"),
-            requires: observations_table(),
+            requires: ObservationRow::table(),
             description: "newest vintage of every FRED observation",
             sql: "SELECT series_id, date, value, units, value_musd, realtime_start, source, ingested_at, available_at \
                   FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY series_id, date ORDER BY realtime_start DESC) AS vintage_rank \

@@ -29,14 +29,9 @@ use parse::Settle;
 
 use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
-use crate::lake::{StagingRow, TableName};
+use crate::lake::StagingRow;
 
 const NAME: &str = "futures";
-
-/// `staging.futures_daily`.
-pub fn table() -> TableName {
-    Settle::table()
-}
 
 /// The futures connector.
 #[derive(Debug, Clone)]
@@ -242,7 +237,7 @@ impl Source for Futures {
             .write_mode(ctx.window.since, "date", Settle::KEYS);
         let written = ctx
             .lake
-            .write(&table(), vec![b], mode)
+            .write(&Settle::table(), vec![b], mode)
             .await
             .map_err(SourceError::lake(NAME))?;
         report.rows_written = written.rows;
