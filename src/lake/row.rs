@@ -123,11 +123,40 @@ cell!(
     |a| a.with_precision_and_scale(20, 2)?
 );
 
+/// What a field of a declared row adds to its table: one column for a [`Cell`], or every column
+/// of a group declared with [`column_group!`](crate::column_group) (columns several tables share,
+/// declared once: a price bar's `date`, `open` … `volume`).
+pub trait Columns {
+    /// Appends the field's columns, in order, with their docs. A [`Cell`] is one column named
+    /// `name` documented by `doc`; a group ignores both and appends its own fields.
+    fn declare(name: &'static str, doc: &'static str, out: &mut Vec<(Field, &'static str)>);
+    /// Appends the field's arrays, one per declared column, built from these cells.
+    fn arrays<'a, I>(cells: I, out: &mut Vec<ArrayRef>) -> Result<(), ArrowError>
+    where
+        I: Iterator<Item = &'a Self> + Clone,
+        Self: 'a;
+}
+
+impl<T: Cell> Columns for T {
+    fn declare(name: &'static str, doc: &'static str, out: &mut Vec<(Field, &'static str)>) {
+        out.push((Field::new(name, T::data_type(), T::NULLABLE), doc));
+    }
+
+    fn arrays<'a, I>(cells: I, out: &mut Vec<ArrayRef>) -> Result<(), ArrowError>
+    where
+        I: Iterator<Item = &'a Self> + Clone,
+        Self: 'a,
+    {
+        out.push(T::column(cells)?);
+        Ok(())
+    }
+}
+
 /// One documented column of a staging table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnDoc {
     /// Column name.
-    pub name: &'static str,
+    pub name: String,
     /// Arrow type, as DataFusion prints it.
     pub data_type: String,
     /// Whether it takes NULLs.
@@ -149,17 +178,18 @@ pub struct TableDoc {
 }
 
 /// A row of a staging table, declared with [`staging_row!`](crate::staging_row).
-pub trait StagingRow: Sized {
+pub trait StagingRow: Columns + Sized {
     /// The table's name in the `staging` zone.
     const TABLE: &'static str;
     /// The natural key: at most one row per key value.
     const KEYS: &'static [&'static str];
-    /// The declared columns (without `ingested_at`): name and doc comment.
-    const DOCS: &'static [(&'static str, &'static str)];
-    /// The declared fields, in order (without `ingested_at`).
-    fn fields() -> Vec<Field>;
-    /// One array per declared field, built from the rows.
-    fn arrays(rows: &[Self]) -> Result<Vec<ArrayRef>, ArrowError>;
+
+    /// The declared columns, in order (without `ingested_at`), each with its doc comment.
+    fn declared() -> Vec<(Field, &'static str)> {
+        let mut out = Vec::new();
+        Self::declare(Self::TABLE, "", &mut out);
+        out
+    }
 
     /// `staging.<TABLE>`.
     fn table() -> TableName {
@@ -168,7 +198,7 @@ pub trait StagingRow: Sized {
 
     /// The table's schema: the declared fields, then `ingested_at`.
     fn schema() -> SchemaRef {
-        let mut fields = Self::fields();
+        let mut fields: Vec<Field> = Self::declared().into_iter().map(|(f, _)| f).collect();
         fields.push(ingested_at_field());
         Arc::new(Schema::new(fields))
     }
@@ -179,33 +209,30 @@ pub trait StagingRow: Sized {
             table: Self::table(),
             message: e.to_string(),
         };
-        let mut columns = Self::arrays(rows).map_err(data)?;
+        let mut columns = Vec::new();
+        Self::arrays(rows.iter(), &mut columns).map_err(data)?;
         columns.push(ingested_at_column(rows.len(), run_at));
         RecordBatch::try_new(Self::schema(), columns).map_err(data)
     }
 
     /// The table's documentation, from the declaration.
     fn doc() -> TableDoc {
-        let declared = Self::DOCS
-            .iter()
-            .copied()
-            .chain([(INGESTED_AT, INGESTED_AT_DOC)]);
-        let mut columns = Self::schema()
-            .fields()
-            .iter()
-            .zip(declared)
-            .map(|(f, (name, doc))| ColumnDoc {
-                name,
+        let declared = Self::declared();
+        let stamps_itself = declared.iter().any(|(f, _)| f.name() == AVAILABLE_AT);
+        let ingested = (ingested_at_field(), INGESTED_AT_DOC);
+        let mut columns = declared
+            .into_iter()
+            .chain([ingested])
+            .map(|(f, doc)| ColumnDoc {
+                name: f.name().clone(),
                 data_type: f.data_type().to_string(),
                 nullable: f.is_nullable(),
                 doc: doc.split_whitespace().collect::<Vec<_>>().join(" "),
             })
             .collect::<Vec<_>>();
-        if super::availability::stamped(Self::TABLE)
-            && !Self::DOCS.iter().any(|(n, _)| *n == AVAILABLE_AT)
-        {
+        if super::availability::stamped(Self::TABLE) && !stamps_itself {
             columns.push(ColumnDoc {
-                name: AVAILABLE_AT,
+                name: AVAILABLE_AT.to_string(),
                 data_type: utc_timestamp().to_string(),
                 nullable: true,
                 doc: AVAILABLE_AT_DOC.to_string(),
@@ -217,11 +244,6 @@ pub trait StagingRow: Sized {
             columns,
         }
     }
-}
-
-/// The Arrow field of a declared column of type `T`.
-pub fn field<T: Cell>(name: &str) -> Field {
-    Field::new(name, T::data_type(), T::NULLABLE)
 }
 
 /// Declares a staging table's row: a struct whose fields, in order, are the table's columns
@@ -246,6 +268,31 @@ macro_rules! staging_row {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident in $table:literal keys [$($key:ident),+ $(,)?] {
+            $($body:tt)*
+        }
+    ) => {
+        $crate::column_group! {
+            $(#[$meta])*
+            $vis struct $name {
+                $($body)*
+            }
+        }
+
+        impl $crate::lake::row::StagingRow for $name {
+            const TABLE: &'static str = $table;
+            const KEYS: &'static [&'static str] = &[$(stringify!($key)),+];
+        }
+    };
+}
+
+/// Declares a group of columns: a struct whose fields, in order, are columns (each a [`Cell`] or
+/// another group), to be a field of rows declared with [`staging_row!`](crate::staging_row).
+/// The field docs are the columns' docs; the group's own field name in a row is not a column.
+#[macro_export]
+macro_rules! column_group {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
             $(
                 $(#[doc = $doc:literal])*
                 $fvis:vis $field:ident : $ty:ty
@@ -257,18 +304,29 @@ macro_rules! staging_row {
             $( $(#[doc = $doc])* $fvis $field: $ty, )+
         }
 
-        impl $crate::lake::row::StagingRow for $name {
-            const TABLE: &'static str = $table;
-            const KEYS: &'static [&'static str] = &[$(stringify!($key)),+];
-            const DOCS: &'static [(&'static str, &'static str)] =
-                &[$( (stringify!($field), concat!($($doc, "\n",)* "")) ),+];
-            fn fields() -> Vec<datafusion::arrow::datatypes::Field> {
-                vec![$( $crate::lake::row::field::<$ty>(stringify!($field)) ),+]
+        impl $crate::lake::row::Columns for $name {
+            fn declare(
+                _: &'static str,
+                _: &'static str,
+                out: &mut Vec<(datafusion::arrow::datatypes::Field, &'static str)>,
+            ) {
+                $( <$ty as $crate::lake::row::Columns>::declare(
+                    stringify!($field),
+                    concat!($($doc, "\n",)* ""),
+                    out,
+                ); )+
             }
-            fn arrays(
-                rows: &[Self],
-            ) -> Result<Vec<datafusion::arrow::array::ArrayRef>, datafusion::arrow::error::ArrowError> {
-                Ok(vec![$( <$ty as $crate::lake::row::Cell>::column(rows.iter().map(|r| &r.$field))? ),+])
+
+            fn arrays<'a, I>(
+                cells: I,
+                out: &mut Vec<datafusion::arrow::array::ArrayRef>,
+            ) -> Result<(), datafusion::arrow::error::ArrowError>
+            where
+                I: Iterator<Item = &'a Self> + Clone,
+                Self: 'a,
+            {
+                $( <$ty as $crate::lake::row::Columns>::arrays(cells.clone().map(|c| &c.$field), out)?; )+
+                Ok(())
             }
         }
     };
@@ -371,6 +429,72 @@ mod tests {
             .unwrap();
         assert_eq!(stamp.value(1), run_at.timestamp_micros());
         assert_eq!(Probe::batch(&[], run_at).unwrap().num_rows(), 0);
+    }
+
+    crate::column_group! {
+        /// Two columns several rows share.
+        #[derive(Debug, Clone)]
+        struct Band {
+            /// Lower edge.
+            lo: f64,
+            /// Upper edge, when known.
+            hi: Option<f64>,
+        }
+    }
+
+    crate::staging_row! {
+        /// A row with a group of columns in the middle.
+        #[derive(Debug, Clone)]
+        struct Banded in "banded" keys [id, lo] {
+            /// The id.
+            id: String,
+            /// Not a column: its fields are.
+            band: Band,
+            /// After the group.
+            tail: bool,
+        }
+    }
+
+    #[test]
+    fn a_group_adds_its_fields_as_columns_in_place() {
+        let run_at = DateTime::parse_from_rfc3339("2026-06-05T22:00:00Z")
+            .unwrap()
+            .to_utc();
+        let row = |id: &str, lo, hi| Banded {
+            id: id.into(),
+            band: Band { lo, hi },
+            tail: hi.is_none(),
+        };
+        let b = Banded::batch(&[row("a", 1.5, Some(2.0)), row("b", 3.0, None)], run_at).unwrap();
+        let names: Vec<&str> = b
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["id", "lo", "hi", "tail", "ingested_at"]);
+        let hi = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!((hi.value(0), hi.is_null(1)), (2.0, true));
+        let lo = b.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(lo.value(1), 3.0);
+        let tail = b.column(3).as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert!(!tail.value(0) && tail.value(1));
+        let d = Banded::doc();
+        let docs: Vec<(&str, &str, bool)> = d
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.doc.as_str(), c.nullable))
+            .take(4)
+            .collect();
+        assert_eq!(
+            docs,
+            [
+                ("id", "The id.", false),
+                ("lo", "Lower edge.", false),
+                ("hi", "Upper edge, when known.", true),
+                ("tail", "After the group.", false),
+            ]
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod fedwatch;
 pub mod fomc;
 pub mod fred;
 pub mod futures;
+pub mod local;
 pub mod nyfed;
 pub mod prices;
 pub mod pull;
@@ -42,7 +43,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use crate::http::{HttpEngine, HttpError, Request, Response};
-use crate::lake::row::TableDoc;
+use crate::lake::row::{StagingRow, TableDoc};
 use crate::lake::{Lake, LakeError, ViewDef};
 
 /// Errors of a connector. Each names the source and what it was fetching or parsing.
@@ -344,25 +345,25 @@ impl IngestContext {
             .start_for(marks.get(key).copied(), lookback_days, default_start))
     }
 
-    /// Writes one table's rows in one commit, raises the table's watermark key to `newest`, and
-    /// logs it; returns the rows written. The common tail of a connector's ingest.
-    pub async fn land(
+    /// Writes one table's rows in one commit, raises the source's watermark keys to the newest
+    /// dates given, and logs it; returns the rows written. The common tail of a connector's
+    /// ingest.
+    pub async fn land<R: StagingRow>(
         &self,
         source_name: &'static str,
-        table: &crate::lake::TableName,
-        batch: datafusion::arrow::array::RecordBatch,
+        rows: &[R],
         mode: crate::lake::WriteMode,
-        watermark: (&str, Option<NaiveDate>),
+        watermarks: impl IntoIterator<Item = (String, Option<NaiveDate>)>,
     ) -> Result<usize, SourceError> {
-        let fetched = batch.num_rows();
+        let table = R::table();
+        let batch = R::batch(rows, self.run_at).map_err(SourceError::lake(source_name))?;
         let written = self
             .lake
-            .write(table, vec![batch], mode)
+            .write(&table, vec![batch], mode)
             .await
             .map_err(SourceError::lake(source_name))?;
-        self.raise_watermark(source_name, watermark.0, watermark.1)
-            .await?;
-        tracing::info!(source = source_name, table = %table, rows = fetched, written = written.rows, "landed");
+        self.raise_watermarks(source_name, watermarks).await?;
+        tracing::info!(source = source_name, table = %table, rows = rows.len(), written = written.rows, "landed");
         Ok(written.rows)
     }
 

@@ -162,10 +162,8 @@ pub async fn pull<F: Feed>(ctx: &IngestContext, feed: &F) -> Result<usize, Sourc
         }
         (mode, _) => mode,
     };
-    let batch = F::Row::batch(&rows, ctx.run_at).map_err(SourceError::lake(F::SOURCE))?;
     let newest = rows.iter().map(F::date).max();
-    ctx.land(F::SOURCE, &F::Row::table(), batch, mode, (&key, newest))
-        .await
+    ctx.land(F::SOURCE, &rows, mode, [(key, newest)]).await
 }
 
 /// What [`fetch_pages`] fetched.

@@ -345,9 +345,7 @@ async fn futures_cme_curve_and_vendor_files_validated_by_line() {
     assert_eq!(out[0].errors.len(), 1, "{:?}", out[0].errors);
     let err = out[0].errors[0].to_string();
     assert!(
-        err.contains("vendor file bad.csv")
-            && err.contains("at line 3")
-            && err.contains("\"ninety\""),
+        err.starts_with("futures: ") && err.contains("bad.csv:3: ") && err.contains("\"ninety\""),
         "{err}"
     );
     let rows = sql_csv(

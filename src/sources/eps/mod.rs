@@ -32,7 +32,7 @@ pub mod sector;
 pub mod vendor;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::NaiveDate;
 
@@ -40,7 +40,7 @@ pub use config::EpsConfig;
 use parse::Edition;
 use row::EstimateRow;
 
-use super::{IngestContext, Source, SourceError, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport, local};
 use crate::http::{HttpError, Request};
 use crate::lake::{StagingRow, WriteMode};
 
@@ -50,41 +50,7 @@ const NAME: &str = "eps";
 pub const WORKBOOK_SOURCE: &str = vendor::RESERVED_SOURCE;
 
 fn file_error(path: &Path, line: Option<usize>, message: impl Into<String>) -> SourceError {
-    SourceError::File {
-        source_name: NAME,
-        path: path.to_path_buf(),
-        line,
-        message: message.into(),
-    }
-}
-
-/// The files in `dir` with extension `ext` (case-insensitive), by name; hidden files and
-/// Excel's `~$` lock files are skipped.
-fn list_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, SourceError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| file_error(dir, None, format!("cannot list: {e}")))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| file_error(dir, None, format!("cannot list: {e}")))?
-            .path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let matches = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case(ext));
-        if matches && path.is_file() && !name.starts_with('.') && !name.starts_with("~$") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    local::file_error(NAME, path, line, message)
 }
 
 /// Parses a workbook off the async runtime.
@@ -150,21 +116,14 @@ impl Eps {
 
     /// Every edition in the archive folder; unreadable files go to `failures`.
     async fn archive(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<(String, Edition)> {
-        let paths = match list_files(dir, "xlsx") {
-            Ok(p) => p,
-            Err(e) => {
-                failures.push(e);
-                return Vec::new();
-            }
-        };
         let mut editions = Vec::new();
-        for path in paths {
+        for path in local::list_or_report(NAME, dir, "xlsx", failures) {
             let parsed = match tokio::fs::read(&path).await {
                 Ok(body) => parse_workbook(body.into()).await,
                 Err(e) => Err(format!("cannot read: {e}")),
             };
             match parsed {
-                Ok(edition) => editions.push((file_name(&path), edition)),
+                Ok(edition) => editions.push((local::file_name(&path), edition)),
                 Err(m) => failures.push(file_error(&path, None, m)),
             }
         }
@@ -173,13 +132,7 @@ impl Eps {
 
     /// Every valid vendor file's rows; a file with a bad row goes to `failures` whole.
     async fn vendor_rows(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<EstimateRow> {
-        let paths = match list_files(dir, "csv") {
-            Ok(p) => p,
-            Err(e) => {
-                failures.push(e);
-                return Vec::new();
-            }
-        };
+        let paths = local::list_or_report(NAME, dir, "csv", failures);
         let mut out = Vec::new();
         // Key → (file, line) of the rows accepted so far, to refuse a key in two files.
         let mut taken: HashMap<vendor::Key, (String, usize)> = HashMap::new();
@@ -198,7 +151,7 @@ impl Eps {
                     continue;
                 }
             };
-            let name = file_name(&path);
+            let name = local::file_name(&path);
             let clash = rows
                 .iter()
                 .find_map(|r| taken.get(&r.key()).map(|(f, l)| (r.line, f, l)));

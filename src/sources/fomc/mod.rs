@@ -481,12 +481,9 @@ impl Source for Fomc {
             }
         };
         let newest = rows.iter().map(|r| r.meeting_date).max();
-        let batch = PageRow::batch(&rows, ctx.run_at).map_err(&lake_err)?;
-        let table = PageRow::table();
         let mut report = SourceReport::default();
-        report.rows_written += ctx
-            .land(NAME, &table, batch, mode, (&table.name, newest))
-            .await?;
+        let key = PageRow::TABLE.to_string();
+        report.rows_written += ctx.land(NAME, &rows, mode, [(key, newest)]).await?;
 
         // The merged calendar, from what the lake now holds (kept available_at included).
         let landed = read_page_rows(&ctx.lake)

@@ -298,50 +298,59 @@ fn meeting_of_note(note: &str) -> Result<Option<PageMeeting>, String> {
     }))
 }
 
+/// The year and meetings of one "<year> FOMC Meetings" panel; `None` for any other panel.
+fn year_panel(panel: ElementRef<'_>) -> Result<Option<(i32, Vec<PageMeeting>)>, ParseError> {
+    let (month, day) = (
+        selector(".fomc-meeting__month"),
+        selector(".fomc-meeting__date"),
+    );
+    let Some(head) = panel
+        .select(&selector(".panel-heading"))
+        .next()
+        .map(text_of)
+    else {
+        return Ok(None);
+    };
+    let Some(year) = head
+        .strip_suffix(" FOMC Meetings")
+        .and_then(|y| y.trim().parse::<i32>().ok())
+    else {
+        return Ok(None);
+    };
+    let mut meetings = Vec::new();
+    for r in panel.select(&selector("div.fomc-meeting")) {
+        let cell = |s: &Selector| r.select(s).next().map(text_of);
+        let (Some(m), Some(d)) = (cell(&month), cell(&day)) else {
+            return Err(ParseError::new(format!(
+                "panel {head:?}: a meeting row without a month or a date cell: {:?}",
+                text_of(r)
+            )));
+        };
+        let meeting = meeting_of_row(year, &m, &d)
+            .map_err(|e| ParseError::new(format!("panel {head:?}: {e}")))?;
+        meetings.push(meeting);
+    }
+    if meetings.is_empty() {
+        return Err(ParseError::new(format!(
+            "panel {head:?} lists no meetings (no div.fomc-meeting rows)"
+        )));
+    }
+    Ok(Some((year, meetings)))
+}
+
 /// Parses the calendar page. Errors when no "<year> FOMC Meetings" panel is found, when a
 /// panel has no meeting rows, or when a row's month or days cannot be read.
 pub fn calendar(html: &str) -> Result<CalendarPage, ParseError> {
     let doc = Html::parse_document(html);
-    let panels = selector("div.panel");
-    let heading = selector(".panel-heading");
-    let row = selector("div.fomc-meeting");
-    let month = selector(".fomc-meeting__month");
-    let day = selector(".fomc-meeting__date");
     let paragraph = selector("p");
     let last_update = selector("#lastUpdate");
-
     let mut meetings = Vec::new();
     let mut panel_years = Vec::new();
-    for panel in doc.select(&panels) {
-        let Some(head) = panel.select(&heading).next().map(text_of) else {
-            continue;
-        };
-        let Some(year) = head
-            .strip_suffix(" FOMC Meetings")
-            .and_then(|y| y.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let mut rows = 0;
-        for r in panel.select(&row) {
-            let cell = |s: &Selector| r.select(s).next().map(text_of);
-            let (Some(m), Some(d)) = (cell(&month), cell(&day)) else {
-                return Err(ParseError::new(format!(
-                    "panel {head:?}: a meeting row without a month or a date cell: {:?}",
-                    text_of(r)
-                )));
-            };
-            let meeting = meeting_of_row(year, &m, &d)
-                .map_err(|e| ParseError::new(format!("panel {head:?}: {e}")))?;
-            meetings.push(meeting);
-            rows += 1;
+    for panel in doc.select(&selector("div.panel")) {
+        if let Some((year, rows)) = year_panel(panel)? {
+            meetings.extend(rows);
+            panel_years.push(year);
         }
-        if rows == 0 {
-            return Err(ParseError::new(format!(
-                "panel {head:?} lists no meetings (no div.fomc-meeting rows)"
-            )));
-        }
-        panel_years.push(year);
     }
     if panel_years.is_empty() {
         return Err(ParseError::new(

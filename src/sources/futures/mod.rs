@@ -27,7 +27,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 pub use config::FuturesConfig;
 use parse::Settle;
 
-use super::{IngestContext, Source, SourceError, SourceReport};
+use super::{IngestContext, Source, SourceError, SourceReport, local};
 use crate::http::Request;
 use crate::lake::StagingRow;
 
@@ -145,30 +145,8 @@ impl Futures {
 
     fn vendor(&self, dir: &std::path::Path, report: &mut SourceReport) -> Vec<Settle> {
         let mut out = Vec::new();
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) => {
-                report.failures.push(SourceError::parse(
-                    NAME,
-                    "vendor folder",
-                    &dir.display().to_string(),
-                    None,
-                    e.to_string(),
-                ));
-                return out;
-            }
-        };
-        let mut files: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
-            .collect();
-        files.sort();
-        for path in files {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let shown = path.display().to_string();
+        for path in local::list_or_report(NAME, dir, "csv", &mut report.failures) {
+            let name = local::file_name(&path);
             match std::fs::read_to_string(&path)
                 .map_err(|e| (0, e.to_string()))
                 .and_then(|t| parse::vendor_csv(&t))
@@ -177,11 +155,10 @@ impl Futures {
                     source: format!("vendor:{name}"),
                     ..s
                 })),
-                Err((line, message)) => report.failures.push(SourceError::parse(
+                Err((line, message)) => report.failures.push(local::file_error(
                     NAME,
-                    &format!("vendor file {name}"),
-                    &shown,
-                    Some(line),
+                    &path,
+                    (line > 0).then_some(line),
                     message,
                 )),
             }
@@ -231,19 +208,11 @@ impl Source for Futures {
         if rows.is_empty() {
             return Ok(report);
         }
-        let b = Settle::batch(&rows, ctx.run_at).map_err(SourceError::lake(NAME))?;
         let mode = ctx
             .window
             .write_mode(ctx.window.since, "date", Settle::KEYS);
-        let written = ctx
-            .lake
-            .write(&Settle::table(), vec![b], mode)
-            .await
-            .map_err(SourceError::lake(NAME))?;
-        report.rows_written = written.rows;
-        ctx.raise_watermark(NAME, &self.config.yahoo_symbol, newest_front)
-            .await?;
-        tracing::info!(source = NAME, rows = written.rows, "landed");
+        let front = [(self.config.yahoo_symbol.clone(), newest_front)];
+        report.rows_written = ctx.land(NAME, &rows, mode, front).await?;
         Ok(report)
     }
 }

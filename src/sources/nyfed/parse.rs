@@ -247,63 +247,7 @@ pub fn operations(body: &[u8]) -> Result<Vec<OperationRow>, ParseError> {
     let mut rows: Vec<OperationRow> = Vec::new();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for (i, op) in body.treasury.auctions.iter().enumerate() {
-        let mut f = Fields {
-            what: format!("operation #{} (no operationId)", i + 1),
-            obj: op,
-        };
-        let operation_id = f.required("operationId")?;
-        f.what = format!("operation {operation_id:?}");
-        let operation_type = f.required("operationType")?;
-        let base = OperationRow {
-            cusip: NO_CUSIP.to_string(),
-            operation_date: f.required_date("operationDate")?,
-            settlement_date: f.required_date("settlementDate")?,
-            is_bill_purchase: is_bill_purchase(&operation_type),
-            operation_type,
-            operation_direction: f.text("operationDirection")?,
-            auction_method: f.text("auctionMethod")?,
-            auction_status: f.text("auctionStatus")?,
-            maturity_range_start: f.date("maturityRangeStart")?,
-            maturity_range_end: f.date("maturityRangeEnd")?,
-            total_par_submitted_usd: f.required_usd("totalParAmtSubmitted")?,
-            total_par_accepted_usd: f.required_usd("totalParAmtAccepted")?,
-            release_time: f.text("releaseTime")?,
-            close_time: f.text("closeTime")?,
-            note: f.text("note")?,
-            last_updated: f.text("lastUpdated")?,
-            operation_id,
-            source: SOURCE,
-            ..Default::default()
-        };
-        let details = match op.get("details") {
-            None | Some(Value::Null) => &[][..],
-            Some(Value::Array(d)) => d.as_slice(),
-            Some(_) => return Err(f.err("details", "is not an array")),
-        };
-        let mut op_rows = Vec::new();
-        for (j, d) in details.iter().enumerate() {
-            let Some(obj) = d.as_object() else {
-                return Err(f.err(&format!("details[{j}]"), "is not an object"));
-            };
-            let df = Fields {
-                what: format!("operation {:?} details[{j}]", base.operation_id),
-                obj,
-            };
-            op_rows.push(OperationRow {
-                cusip: df.required("cusip")?,
-                security_description: df.text("securityDescription")?,
-                inclusion_indicator: df.text("inclusionIndicator")?,
-                par_submitted_usd: df.usd("parAmountSubmitted")?,
-                par_accepted_usd: df.usd("parAmountAccepted")?,
-                weighted_avg_accepted_price: df.price("weightedAvgAccptPrice")?,
-                least_favorable_accepted_price: df.price("leastFavoriteAccptPrice")?,
-                ..base.clone()
-            });
-        }
-        if op_rows.is_empty() {
-            op_rows.push(base);
-        }
-        for row in op_rows {
+        for row in operation_rows(i, op)? {
             let key = (row.operation_id.clone(), row.cusip.clone());
             match seen.get(&key) {
                 Some(&k) if rows[k] == row => {}
@@ -321,6 +265,68 @@ pub fn operations(body: &[u8]) -> Result<Vec<OperationRow>, ParseError> {
         }
     }
     Ok(rows)
+}
+
+/// The rows of the `i`-th operation of a body: one per CUSIP of its details, or the operation
+/// alone when it has none.
+fn operation_rows(i: usize, op: &Map<String, Value>) -> Result<Vec<OperationRow>, ParseError> {
+    let mut f = Fields {
+        what: format!("operation #{} (no operationId)", i + 1),
+        obj: op,
+    };
+    let operation_id = f.required("operationId")?;
+    f.what = format!("operation {operation_id:?}");
+    let operation_type = f.required("operationType")?;
+    let base = OperationRow {
+        cusip: NO_CUSIP.to_string(),
+        operation_date: f.required_date("operationDate")?,
+        settlement_date: f.required_date("settlementDate")?,
+        is_bill_purchase: is_bill_purchase(&operation_type),
+        operation_type,
+        operation_direction: f.text("operationDirection")?,
+        auction_method: f.text("auctionMethod")?,
+        auction_status: f.text("auctionStatus")?,
+        maturity_range_start: f.date("maturityRangeStart")?,
+        maturity_range_end: f.date("maturityRangeEnd")?,
+        total_par_submitted_usd: f.required_usd("totalParAmtSubmitted")?,
+        total_par_accepted_usd: f.required_usd("totalParAmtAccepted")?,
+        release_time: f.text("releaseTime")?,
+        close_time: f.text("closeTime")?,
+        note: f.text("note")?,
+        last_updated: f.text("lastUpdated")?,
+        operation_id,
+        source: SOURCE,
+        ..Default::default()
+    };
+    let details = match op.get("details") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(d)) => d.as_slice(),
+        Some(_) => return Err(f.err("details", "is not an array")),
+    };
+    let mut op_rows = Vec::new();
+    for (j, d) in details.iter().enumerate() {
+        let Some(obj) = d.as_object() else {
+            return Err(f.err(&format!("details[{j}]"), "is not an object"));
+        };
+        let df = Fields {
+            what: format!("operation {:?} details[{j}]", base.operation_id),
+            obj,
+        };
+        op_rows.push(OperationRow {
+            cusip: df.required("cusip")?,
+            security_description: df.text("securityDescription")?,
+            inclusion_indicator: df.text("inclusionIndicator")?,
+            par_submitted_usd: df.usd("parAmountSubmitted")?,
+            par_accepted_usd: df.usd("parAmountAccepted")?,
+            weighted_avg_accepted_price: df.price("weightedAvgAccptPrice")?,
+            least_favorable_accepted_price: df.price("leastFavoriteAccptPrice")?,
+            ..base.clone()
+        });
+    }
+    if op_rows.is_empty() {
+        op_rows.push(base);
+    }
+    Ok(op_rows)
 }
 
 /// The SOMA summary's categories, as `security_type` values (the API's field names).

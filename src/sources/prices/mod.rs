@@ -41,21 +41,8 @@ crate::staging_row! {
     pub struct PriceRow in "prices_daily" keys [symbol, date, source] {
         /// The symbol as configured in `[sources.prices]`, e.g. `^GSPC`, `BTC-USD`.
         pub symbol: String,
-        /// Trading day, in the exchange's own calendar (UTC days for crypto).
-        pub date: NaiveDate,
-        /// Opening price, in `currency`; NULL when the source gives none.
-        pub open: Option<f64>,
-        /// High price, in `currency`; NULL when the source gives none.
-        pub high: Option<f64>,
-        /// Low price, in `currency`; NULL when the source gives none.
-        pub low: Option<f64>,
-        /// Closing price, in `currency` (for a FRED source: the series' value).
-        pub close: f64,
-        /// Close adjusted for splits and dividends, in `currency`; NULL unless the source gives
-        /// it (Yahoo does).
-        pub adj_close: Option<f64>,
-        /// Volume traded (shares, contracts or coins, as the source counts); NULL when not given.
-        pub volume: Option<f64>,
+        /// The bar: `date`, `open`, `high`, `low`, `close`, `adj_close`, `volume`.
+        pub bar: Bar,
         /// Quote currency, e.g. `USD`.
         pub currency: Option<String>,
         /// The source the bar came from: `yahoo`, `coinbase`, `stooq` or `fred`.
@@ -82,13 +69,7 @@ fn rows(series: &[Fetched]) -> Vec<PriceRow> {
         .flat_map(|f| {
             f.bars.iter().map(move |b| PriceRow {
                 symbol: f.symbol.clone(),
-                date: b.date,
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                adj_close: b.adj_close,
-                volume: b.volume,
+                bar: b.clone(),
                 currency: f.currency.clone(),
                 source: f.source,
             })
@@ -353,30 +334,13 @@ impl Source for Prices {
         if fetched.is_empty() {
             return Ok(report);
         }
-        let batch =
-            PriceRow::batch(&rows(&fetched), ctx.run_at).map_err(SourceError::lake(NAME))?;
         let mode = ctx
             .window
             .write_mode(ctx.window.since, "date", PriceRow::KEYS);
-        let written = ctx
-            .lake
-            .write(&PriceRow::table(), vec![batch], mode)
-            .await
-            .map_err(SourceError::lake(NAME))?;
-        report.rows_written = written.rows;
-        ctx.raise_watermarks(
-            NAME,
-            fetched
-                .iter()
-                .map(|f| (f.symbol.clone(), f.bars.iter().map(|b| b.date).max())),
-        )
-        .await?;
-        tracing::info!(
-            source = NAME,
-            symbols = fetched.len(),
-            rows = written.rows,
-            "landed"
-        );
+        let newest = fetched
+            .iter()
+            .map(|f| (f.symbol.clone(), f.bars.iter().map(|b| b.date).max()));
+        report.rows_written = ctx.land(NAME, &rows(&fetched), mode, newest).await?;
         Ok(report)
     }
 }

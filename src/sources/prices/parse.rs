@@ -4,23 +4,27 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-/// One daily bar.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bar {
-    /// Trading day, in the exchange's own calendar.
-    pub date: NaiveDate,
-    /// Open.
-    pub open: Option<f64>,
-    /// High.
-    pub high: Option<f64>,
-    /// Low.
-    pub low: Option<f64>,
-    /// Close (required: a bar without one is skipped).
-    pub close: f64,
-    /// Close adjusted for splits and dividends, when the upstream gives it.
-    pub adj_close: Option<f64>,
-    /// Volume.
-    pub volume: Option<f64>,
+crate::column_group! {
+    /// One daily bar: the columns a price row and a futures settlement both start from.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Bar {
+        /// Trading day, in the exchange's own calendar (UTC days for crypto).
+        pub date: NaiveDate,
+        /// Opening price, in `currency`; NULL when the source gives none.
+        pub open: Option<f64>,
+        /// High price, in `currency`; NULL when the source gives none.
+        pub high: Option<f64>,
+        /// Low price, in `currency`; NULL when the source gives none.
+        pub low: Option<f64>,
+        /// Closing price, in `currency` (for a FRED source: the series' value). Required: an
+        /// upstream bar without one is skipped.
+        pub close: f64,
+        /// Close adjusted for splits and dividends, in `currency`; NULL unless the source gives
+        /// it (Yahoo does).
+        pub adj_close: Option<f64>,
+        /// Volume traded (shares, contracts or coins, as the source counts); NULL when not given.
+        pub volume: Option<f64>,
+    }
 }
 
 #[derive(Deserialize)]
