@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use macrolake::app::App;
+use macrolake::app::{App, SourceOutcome};
 use macrolake::config::Config;
 use macrolake::http::Mode;
 use macrolake::lake::TableName;
@@ -25,6 +25,17 @@ fn app(dir: &std::path::Path, server: &MockServer, extra: &str) -> App {
     );
     let cfg = Config::parse(&text, std::path::Path::new("test.toml")).unwrap();
     App::new(cfg, Some(dir.join("lake").to_str().unwrap()), Mode::Live).unwrap()
+}
+
+/// A new lake and app on `server`, and one Treasury ingest into it with the default window.
+async fn ingest_treasury(server: &MockServer) -> (tempfile::TempDir, App, SourceOutcome) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), server, "");
+    let mut out = app
+        .ingest(&[SourceKind::Treasury], Window::default())
+        .await
+        .unwrap();
+    (dir, app, out.remove(0))
 }
 
 fn openbb_dts() -> Vec<u8> {
@@ -70,14 +81,9 @@ async fn treasury_retries_a_503_and_a_malformed_page_keeps_the_version() {
         .with_priority(3)
         .mount(&server)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path(), &server, "");
-    let out = app
-        .ingest(&[SourceKind::Treasury], Window::default())
-        .await
-        .unwrap();
-    assert!(out[0].errors.is_empty(), "{:?}", out[0].errors);
-    assert_eq!(out[0].rows, 5, "five real days after one retry");
+    let (_dir, app, first) = ingest_treasury(&server).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.rows, 5, "five real days after one retry");
     let table = TableName::staging("tga_daily");
     let v = app.lake.version(&table).await.unwrap();
     let out = app
@@ -142,15 +148,10 @@ async fn ingest_pages(
             .mount(&server)
             .await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path(), &server, "");
-    let out = app
-        .ingest(&[SourceKind::Treasury], Window::default())
-        .await
-        .unwrap();
-    let errors = out[0].errors.iter().map(|e| e.to_string()).collect();
+    let (dir, app, out) = ingest_treasury(&server).await;
+    let errors = out.errors.iter().map(|e| e.to_string()).collect();
     let requests = server.received_requests().await.unwrap().len();
-    (dir, app, errors, out[0].rows, requests)
+    (dir, app, errors, out.rows, requests)
 }
 
 #[tokio::test]
