@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -98,8 +99,11 @@ impl SwapSchema {
 pub struct LiveCatalog {
     lake: Lake,
     views: Vec<ViewDef>,
-    /// The context every connection queries.
+    /// The context every connection's statements are planned on (each runs on a copy with a
+    /// pool of its own: [`super::sessions`]).
     pub ctx: Arc<SessionContext>,
+    /// The memory all running statements share (`memory_limit_mb`).
+    pub pool: Arc<dyn MemoryPool>,
     schemas: HashMap<Zone, Arc<SwapSchema>>,
     versions: tokio::sync::Mutex<BTreeMap<TableName, Option<u64>>>,
     memory_table_max_rows: usize,
@@ -113,7 +117,8 @@ fn df_err(context: &str) -> impl FnOnce(DataFusionError) -> ServeError + '_ {
 }
 
 impl LiveCatalog {
-    /// Builds the context with a memory pool of `memory_limit_mb` and loads every table.
+    /// Builds the context with the server's memory pool of `memory_limit_mb` and loads every
+    /// table.
     pub async fn build(
         lake: &Lake,
         views: Vec<ViewDef>,
@@ -125,8 +130,9 @@ impl LiveCatalog {
             .with_default_catalog_and_schema("datafusion", "public");
         // A hard cap: no spilling to the server's disk, so a runaway query fails fast with
         // "Resources exhausted" instead of filling /tmp; the pool is freed for the others.
+        let pool = super::sessions::server_pool(memory_limit_mb.max(16));
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(memory_limit_mb.max(16) * 1024 * 1024, 1.0)
+            .with_memory_pool(pool.clone())
             .with_disk_manager_builder(
                 datafusion::execution::disk_manager::DiskManagerBuilder::default()
                     .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
@@ -163,6 +169,7 @@ impl LiveCatalog {
             lake: lake.clone(),
             views,
             ctx: Arc::new(ctx),
+            pool,
             schemas,
             versions: Default::default(),
             memory_table_max_rows,

@@ -5,7 +5,8 @@
 //! listen = "127.0.0.1:5433"
 //! max_connections = 64
 //! statement_timeout_secs = 300      # clients may lower it with SET statement_timeout
-//! memory_limit_mb = 2048            # query memory pool; a query past it fails, others go on
+//! memory_limit_mb = 2048            # memory of all running statements together
+//! query_memory_limit_mb = 512       # one statement's; past it, that statement fails, others go on
 //! refresh_secs = 10                 # how often new table versions are picked up
 //! tls_cert = "/etc/macrolake/server.crt"   # PEM; with tls_key, clients may (and should) use TLS
 //! tls_key = "/etc/macrolake/server.key"
@@ -44,9 +45,14 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Longest a statement may run unless the client sets a lower `statement_timeout`.
     pub statement_timeout_secs: u64,
-    /// Memory for query execution (sorts, joins, aggregates), shared by running queries; a query
-    /// that needs more fails with an error while the server keeps serving.
+    /// Memory for query execution (sorts, joins, aggregates) of all running statements
+    /// together; a statement that would take the total past it fails with SQLSTATE 53200 (out of
+    /// memory) while the server keeps serving.
     pub memory_limit_mb: usize,
+    /// Memory one statement may use (a pool of its own, drawn from `memory_limit_mb`), so one
+    /// client's large sort fails at this limit instead of taking the others' memory. Capped at
+    /// `memory_limit_mb`.
+    pub query_memory_limit_mb: usize,
     /// Tables with at most this many rows are read into memory when a version is loaded (and
     /// again at each new version), so dashboard queries over them skip the Delta snapshot and the
     /// Parquet files; larger tables are read from the lake per query. 0 keeps every table on
@@ -80,6 +86,7 @@ impl Default for ServeConfig {
             max_connections: 64,
             statement_timeout_secs: 300,
             memory_limit_mb: 2048,
+            query_memory_limit_mb: 512,
             memory_table_max_rows: 0,
             refresh_secs: 10,
             login_delay_base_ms: 100,

@@ -26,6 +26,7 @@ use super::catalog::server_version;
 use super::config::Credential;
 use super::guard::{Guard, Refusal};
 use super::pg_error as error;
+use super::sessions::{Lease, Sessions};
 
 const ITERATIONS: usize = 4096;
 
@@ -105,24 +106,38 @@ fn statement_limit<C: ClientInfo + ?Sized>(client: &C, server: Duration) -> Dura
 }
 
 /// Makes a response's rows stream fail with 57014 once `deadline` passes (dropping the query's
-/// stream cancels its execution).
-fn with_deadline(response: Response, deadline: Instant) -> Response {
+/// stream cancels its execution), and keeps the statement's lease until the stream ends.
+fn with_deadline(response: Response, deadline: Instant, lease: &Arc<Lease>) -> Response {
     let Response::Query(mut q) = response else {
         return response;
     };
     let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
     let sleep = Box::pin(tokio::time::sleep_until(deadline.into()));
     q.data_rows = Box::pin(futures::stream::unfold(
-        Some((rows, sleep)),
+        Some((rows, sleep, lease.clone())),
         |state| async move {
-            let (mut rows, mut sleep) = state?;
+            let (mut rows, mut sleep, lease) = state?;
             tokio::select! {
-                item = rows.next() => item.map(|i| (i, Some((rows, sleep)))),
+                item = rows.next() => item.map(|i| {
+                    let i = i.map_err(|e| out_of_memory(e, &lease));
+                    (i, Some((rows, sleep, lease)))
+                }),
                 _ = &mut sleep => Some((Err(timeout_error()), None)),
             }
         },
     ));
     Response::Query(q)
+}
+
+/// A statement refused memory, as PostgreSQL says it (53200 out of memory), naming the limit it
+/// hit and the setting to raise; other errors pass as they are.
+fn out_of_memory(e: PgWireError, lease: &Lease) -> PgWireError {
+    match lease.pool().refusal() {
+        Some(why) if e.to_string().contains("Resources exhausted") => {
+            error("ERROR", "53200", format!("out of memory: {why} ({e})"))
+        }
+        _ => e,
+    }
 }
 
 fn show_response(name: &str, value: &str) -> PgWireResult<Response> {
@@ -142,24 +157,25 @@ fn show_response(name: &str, value: &str) -> PgWireResult<Response> {
     )))
 }
 
-/// The query service with the guard and timeouts around it.
+/// The query service with the guard and timeouts around it; each statement runs on a service
+/// lent to it alone, with its own memory pool.
 pub struct Guarded {
-    inner: Arc<DfSessionService>,
+    sessions: Arc<Sessions>,
     parser: Arc<GuardedParser>,
     guard: Arc<Guard>,
     timeout: Duration,
 }
 
 impl Guarded {
-    /// Wraps `inner`; statements run at most `timeout`.
-    pub fn new(inner: Arc<DfSessionService>, timeout: Duration) -> Self {
+    /// Statements parsed by `inner` and run on `sessions`, for at most `timeout`.
+    pub fn new(inner: &DfSessionService, sessions: Arc<Sessions>, timeout: Duration) -> Self {
         let guard = Arc::new(Guard::new());
         let parser = Arc::new(GuardedParser {
             inner: inner.query_parser(),
             guard: guard.clone(),
         });
         Self {
-            inner,
+            sessions,
             parser,
             guard,
             timeout,
@@ -206,15 +222,17 @@ impl SimpleQueryHandler for Guarded {
         }
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
+        let lease = Arc::new(self.sessions.lease());
         let responses = tokio::time::timeout(
             limit,
-            SimpleQueryHandler::do_query(self.inner.as_ref(), client, query),
+            SimpleQueryHandler::do_query(lease.service(), client, query),
         )
         .await
-        .map_err(|_| timeout_error())??;
+        .map_err(|_| timeout_error())?
+        .map_err(|e| out_of_memory(e, &lease))?;
         Ok(responses
             .into_iter()
-            .map(|r| with_deadline(r, deadline))
+            .map(|r| with_deadline(r, deadline, &lease))
             .collect())
     }
 }
@@ -244,13 +262,15 @@ impl ExtendedQueryHandler for Guarded {
     {
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
+        let lease = Arc::new(self.sessions.lease());
         let response = tokio::time::timeout(
             limit,
-            ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows),
+            ExtendedQueryHandler::do_query(lease.service(), client, portal, max_rows),
         )
         .await
-        .map_err(|_| timeout_error())??;
-        Ok(with_deadline(response, deadline))
+        .map_err(|_| timeout_error())?
+        .map_err(|e| out_of_memory(e, &lease))?;
+        Ok(with_deadline(response, deadline, &lease))
     }
 }
 

@@ -10,7 +10,8 @@
 //! - **Slow to guess**: failed logins delay the next attempt per user and per address
 //!   ([`throttle`]).
 //! - **Bounded**: `max_connections` (more get 53300), a statement timeout that cancels the
-//!   query (57014), and a memory pool.
+//!   query (57014), and memory: each statement has a pool of its own (`query_memory_limit_mb`,
+//!   [`sessions`]) drawn from the server's (`memory_limit_mb`); past either, 53200.
 //! - **Fresh**: new table versions are picked up every `refresh_secs` without a restart.
 //! - **TLS** with `tls_cert`/`tls_key`.
 
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod handler;
 pub mod readonly;
 pub mod rewrite;
+pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod throttle;
@@ -192,10 +194,17 @@ impl Server {
             Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
             Arc::new(readonly::ReadOnly),
         ];
-        let service = Arc::new(DfSessionService::new_with_hooks(catalog.ctx.clone(), hooks));
+        let parser = DfSessionService::new_with_hooks(catalog.ctx.clone(), hooks.clone());
+        let sessions = Arc::new(sessions::Sessions::new(
+            catalog.ctx.clone(),
+            hooks,
+            catalog.pool.clone(),
+            config.query_memory_limit_mb.min(config.memory_limit_mb),
+        ));
         let factory = Arc::new(handler::Factory {
             service: Arc::new(handler::Guarded::new(
-                service,
+                &parser,
+                sessions,
                 Duration::from_secs(config.statement_timeout_secs.max(1)),
             )),
             users: Arc::new(handler::Users::new(&credentials)),

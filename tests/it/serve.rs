@@ -490,6 +490,33 @@ async fn a_runaway_query_is_cancelled_while_others_keep_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_statement_has_its_own_memory_limit() {
+    // Plenty for the server, little per statement: the sort fails at its own limit (not the
+    // server's), and a statement on another connection at the same time is unaffected.
+    let server = start(lake(), "memory_limit_mb = 4096\nquery_memory_limit_mb = 16");
+    let greedy = bi(&server.addr).await;
+    let other = bi(&server.addr).await;
+    let sort = greedy.simple_query(
+        "SELECT a.date, b.date, a.net_liquidity_musd * b.net_liquidity_musd AS x \
+         FROM marts.liquidity_vs_risk a, marts.liquidity_vs_risk b ORDER BY x DESC",
+    );
+    let count = other.simple_query("SELECT count(*) FROM marts.liquidity_vs_risk");
+    let (sort, count) = tokio::join!(sort, count);
+    let e = sort.expect_err("the sort must hit the statement's limit");
+    let db = e.as_db_error().expect("a server error");
+    // PostgreSQL's code for it, and the limit that was hit, named by its setting.
+    assert_eq!(db.code().code(), "53200", "{e:?}");
+    assert!(db.message().contains("query_memory_limit_mb = 16"), "{e:?}");
+    assert!(db.message().contains("Resources exhausted"), "{e:?}");
+    assert!(first_value(&count.unwrap()).parse::<u64>().unwrap() > 1000);
+    // The same connection goes on.
+    assert_eq!(
+        first_value(&greedy.simple_query("SELECT 3").await.unwrap()),
+        "3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_query_past_the_memory_cap_fails_and_the_server_goes_on() {
     let server = start(lake(), "memory_limit_mb = 16");
     let greedy = bi(&server.addr).await;
@@ -507,6 +534,10 @@ async fn a_query_past_the_memory_cap_fails_and_the_server_goes_on() {
         .map(|d| d.message().to_string())
         .unwrap_or_default();
     assert!(message.contains("Resources exhausted"), "{e:?}");
+    assert!(
+        message.contains("memory_limit_mb = 16, which caps"),
+        "{e:?}"
+    );
     // The same connection and the others keep working.
     assert_eq!(
         first_value(&greedy.simple_query("SELECT 3").await.unwrap()),
