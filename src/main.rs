@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use macrolake::cli::{Cli, error_text, init_logging, run};
 
+/// mimalloc, as datafusion-cli uses: a large ingest or build frees its memory back to the system
+/// instead of leaving it fragmented across glibc's per-thread arenas for the rest of the run (the
+/// daemon and the server run for days).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);

@@ -15,8 +15,10 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{
+    cast, concat, concat_batches, sort_to_indices, take, take_record_batch,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
@@ -44,10 +46,35 @@ pub(super) fn cluster_by_date(
     else {
         return Ok(batches);
     };
-    let all = concat_batches(&schema, &batches)?;
-    drop(batches);
-    let order = sort_to_indices(all.column(idx), None, None)?;
-    Ok(vec![take_record_batch(&all, &order)?])
+    // Column by column, each source column freed once its sorted copy is made: the rows are in
+    // memory about once (plus two columns), not three times (the batches, their concatenation
+    // and its sorted copy). 13M price rows: ~1.3 GB each time.
+    let mut parts: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (part, column) in parts.iter_mut().zip(batch.columns()) {
+            part.push(column.clone());
+        }
+    }
+    let whole = |arrays: Vec<ArrayRef>| {
+        let refs: Vec<&dyn Array> = arrays.iter().map(AsRef::as_ref).collect();
+        concat(&refs)
+    };
+    let dates = whole(std::mem::take(&mut parts[idx]))?;
+    let order = sort_to_indices(&dates, None, None)?;
+    let columns = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, arrays)| {
+            let column = if i == idx {
+                dates.clone()
+            } else {
+                whole(arrays)?
+            };
+            take(&column, &order, None)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(vec![RecordBatch::try_new(schema, columns)?])
 }
 
 /// Each key column's smallest and largest incoming value (columns whose type has no order are

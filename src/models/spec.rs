@@ -105,7 +105,12 @@ impl DataTest {
                 to_table,
                 to_column,
             } => format!(
-                "SELECT * FROM {relation} WHERE {0} IS NOT NULL AND {0} NOT IN (SELECT DISTINCT {1} FROM {to_table} WHERE {1} IS NOT NULL)",
+                // The values missing from `to_table` first (two small distinct sets), then their
+                // rows: the join's hash table holds the missing values, not the whole table (a
+                // NOT IN over a 13M-row mart built one of all its rows).
+                "SELECT r.* FROM (SELECT DISTINCT {0} AS missing FROM {relation} WHERE {0} IS NOT NULL \
+                 EXCEPT SELECT DISTINCT {1} FROM {to_table} WHERE {1} IS NOT NULL) m \
+                 JOIN {relation} r ON r.{0} = m.missing",
                 q(column),
                 q(to_column)
             ),
@@ -452,6 +457,63 @@ fn sql_files(dir: &Path) -> Result<Vec<SqlFile>, ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn relationships_returns_every_row_whose_value_is_missing_and_nothing_else() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        for sql in [
+            "CREATE TABLE m (symbol VARCHAR, n INT) AS VALUES \
+             ('a', 1), ('b', 2), ('b', 3), (NULL, 4), ('c', 5), ('a', 6)",
+            "CREATE TABLE p (symbol VARCHAR) AS VALUES ('a'), (NULL), ('a'), ('z')",
+        ] {
+            ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        }
+        let test = DataTest::Relationships {
+            column: "symbol".into(),
+            to_table: "p".into(),
+            to_column: "symbol".into(),
+        };
+        let sql = test.failing_rows_sql("m", chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
+        let batches = ctx
+            .sql(&format!("SELECT symbol, n FROM ({sql}) ORDER BY n"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let shown = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        // Both `b` rows and the `c` row: not the NULL one, not the `a` ones.
+        let rows: Vec<&str> = shown
+            .lines()
+            .filter(|l| l.starts_with("| "))
+            .skip(1)
+            .collect();
+        assert_eq!(
+            rows,
+            ["| b      | 2 |", "| b      | 3 |", "| c      | 5 |"],
+            "{shown}"
+        );
+        // Every value present: no rows.
+        ctx.sql("INSERT INTO p VALUES ('b'), ('c')")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let n: usize = ctx
+            .sql(&sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(n, 0);
+    }
 
     #[test]
     fn append_sql_needs_an_incremental_model_one_order_column_and_its_file() {

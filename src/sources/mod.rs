@@ -355,15 +355,29 @@ impl IngestContext {
         mode: crate::lake::WriteMode,
         watermarks: impl IntoIterator<Item = (String, Option<NaiveDate>)>,
     ) -> Result<usize, SourceError> {
-        let table = R::table();
         let batch = R::batch(rows, self.run_at).map_err(SourceError::lake(source_name))?;
+        self.land_batches::<R>(source_name, vec![batch], mode, watermarks)
+            .await
+    }
+
+    /// [`IngestContext::land`] for rows already made into batches of `R`'s table (a large
+    /// ingest builds them a piece at a time, freeing each piece's rows).
+    pub async fn land_batches<R: StagingRow>(
+        &self,
+        source_name: &'static str,
+        batches: Vec<datafusion::arrow::array::RecordBatch>,
+        mode: crate::lake::WriteMode,
+        watermarks: impl IntoIterator<Item = (String, Option<NaiveDate>)>,
+    ) -> Result<usize, SourceError> {
+        let table = R::table();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let written = self
             .lake
-            .write(&table, vec![batch], mode)
+            .write(&table, batches, mode)
             .await
             .map_err(SourceError::lake(source_name))?;
         self.raise_watermarks(source_name, watermarks).await?;
-        tracing::info!(source = source_name, table = %table, rows = rows.len(), written = written.rows, "landed");
+        tracing::info!(source = source_name, table = %table, rows, written = written.rows, "landed");
         Ok(written.rows)
     }
 

@@ -62,17 +62,20 @@ pub struct Fetched {
     pub bars: Vec<Bar>,
 }
 
-/// The `prices_daily` rows of fetched series: one per bar, in order.
-fn rows(series: &[Fetched]) -> Vec<PriceRow> {
-    series
-        .iter()
-        .flat_map(|f| {
-            f.bars.iter().map(move |b| PriceRow {
-                symbol: f.symbol.clone(),
-                bar: b.clone(),
-                currency: f.currency.clone(),
-                source: f.source,
-            })
+/// One fetched series' `prices_daily` rows, one per bar, in order.
+fn rows(series: Fetched) -> Vec<PriceRow> {
+    let Fetched {
+        symbol,
+        source,
+        currency,
+        bars,
+    } = series;
+    bars.into_iter()
+        .map(|bar| PriceRow {
+            symbol: symbol.clone(),
+            bar,
+            currency: currency.clone(),
+            source,
         })
         .collect()
 }
@@ -337,10 +340,20 @@ impl Source for Prices {
         let mode = ctx
             .window
             .write_mode(ctx.window.since, "date", PriceRow::KEYS);
-        let newest = fetched
+        let newest: Vec<_> = fetched
             .iter()
-            .map(|f| (f.symbol.clone(), f.bars.iter().map(|b| b.date).max()));
-        report.rows_written = ctx.land(NAME, &rows(&fetched), mode, newest).await?;
+            .map(|f| (f.symbol.clone(), f.bars.iter().map(|b| b.date).max()))
+            .collect();
+        // A series at a time, each freed once it is a batch: the bars, their rows and their
+        // Arrow form are never all in memory at once (2,000 symbols × 25 years: 13M rows).
+        let batches = fetched
+            .into_iter()
+            .map(|f| PriceRow::batch(&rows(f), ctx.run_at))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SourceError::lake(NAME))?;
+        report.rows_written = ctx
+            .land_batches::<PriceRow>(NAME, batches, mode, newest)
+            .await?;
         Ok(report)
     }
 }
