@@ -387,6 +387,23 @@ mod tests {
             .unwrap();
         assert_eq!(dates.values().to_vec(), vec![1, 1, 2, 2, 3, 4]);
         assert_eq!(out[0].num_rows(), 6);
+        // Every other column moves with its date: the same (symbol, date) rows, none mixed up.
+        let symbols = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let mut rows: Vec<(String, i32)> = (0..6)
+            .map(|i| (symbols.value(i).to_string(), dates.value(i)))
+            .collect();
+        assert_eq!(rows[4..], [("A".into(), 3), ("B".into(), 4)]);
+        rows.sort();
+        let expected: Vec<(String, i32)> =
+            [("A", 1), ("A", 2), ("A", 3), ("B", 1), ("B", 2), ("B", 4)]
+                .into_iter()
+                .map(|(s, d)| (s.to_string(), d))
+                .collect();
+        assert_eq!(rows, expected);
         // Without a date column nothing moves.
         let plain = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, false)]));
         let b =
