@@ -199,7 +199,7 @@ impl Server {
             catalog.ctx.clone(),
             hooks,
             catalog.pool.clone(),
-            config.query_memory_limit_mb.min(config.memory_limit_mb),
+            config.query_memory_limit_mb,
         ));
         let factory = Arc::new(handler::Factory {
             service: Arc::new(handler::Guarded::new(

@@ -48,14 +48,14 @@ const OWN: u8 = 1;
 const SERVER: u8 = 2;
 
 impl QueryPool {
-    /// A pool of `limit_mb` drawing on `server`.
+    /// A pool of `limit_mb` (at most the server's) drawing on `server`.
     pub fn new(limit_mb: usize, server: &Arc<dyn MemoryPool>) -> Self {
         let server_limit = match server.memory_limit() {
             MemoryLimit::Finite(bytes) => bytes,
             _ => usize::MAX,
         };
         Self {
-            limit: limit_mb.max(1) * MB,
+            limit: (limit_mb.max(1) * MB).min(server_limit),
             server_limit,
             used: AtomicUsize::new(0),
             refused: AtomicU8::new(0),
@@ -332,6 +332,10 @@ mod tests {
         assert!(reservation(&pool).try_grow(17 * MB).is_err());
         let told = pool.refusal().unwrap();
         assert!(told.contains("memory_limit_mb = 16, which caps"), "{told}");
+        // A per-statement setting above the server's is capped by it.
+        let wide = Arc::new(QueryPool::new(512, &server));
+        assert!(reservation(&wide).try_grow(17 * MB).is_err());
+        assert!(wide.refusal().unwrap().contains("which caps"));
     }
 
     #[test]
