@@ -86,7 +86,9 @@ impl App {
     pub fn new(config: Config, lake_url: Option<&str>, mode: Mode) -> Result<Self, AppError> {
         crate::http::redact::register_env_secrets();
         let url = lake_url.unwrap_or(&config.lake.url).to_string();
-        let lake = Lake::open(&url, config.lake.allow_http)?.with_cutoff(config.models.cutoff()?);
+        let lake = Lake::open(&url, config.lake.allow_http)?
+            .with_cutoff(config.models.cutoff()?)
+            .with_memory_limit_mb(config.lake.memory_limit_mb);
         let http = HttpEngine::new(config.http.clone(), mode)?;
         let sql_dir = config
             .models

@@ -45,6 +45,12 @@ pub struct LakeConfig {
     pub url: String,
     /// Allow a plain-HTTP object store endpoint (a local S3 server such as MinIO or moto).
     pub allow_http: bool,
+    /// Memory, in MiB, that one command's queries may hold at once: model builds, data tests,
+    /// `macrolake sql`, exports and charts (the server has its own limits in `[serve]`). Sorts,
+    /// aggregations and joins that need more spill to files in the temporary folder (`TMPDIR`)
+    /// and go on; an operator that cannot spill fails with an error naming this setting. `0`
+    /// means no limit. Default 512.
+    pub memory_limit_mb: usize,
 }
 
 impl Default for LakeConfig {
@@ -52,6 +58,7 @@ impl Default for LakeConfig {
         Self {
             url: "./lake".to_string(),
             allow_http: false,
+            memory_limit_mb: crate::lake::DEFAULT_MEMORY_LIMIT_MB,
         }
     }
 }

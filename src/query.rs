@@ -98,12 +98,13 @@ pub enum QueryError {
 
 /// Runs SQL and collects the result.
 pub async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let hint = |e| QueryError::Sql(crate::lake::session::memory_hint(ctx, e));
     ctx.sql(sql)
         .await
-        .map_err(QueryError::Sql)?
+        .map_err(hint)?
         .collect()
         .await
-        .map_err(QueryError::Sql)
+        .map_err(hint)
 }
 
 /// Runs SQL and collects the result with its schema, which is known even when no row comes back.
@@ -113,7 +114,10 @@ pub async fn collect_with_schema(
 ) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
     let df = ctx.sql(sql).await.map_err(QueryError::Sql)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(QueryError::Sql)?;
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| QueryError::Sql(crate::lake::session::memory_hint(ctx, e)))?;
     Ok((schema, batches))
 }
 

@@ -40,7 +40,10 @@ highs AS (
         close / lag(close) OVER (PARTITION BY symbol ORDER BY date) - 1 AS daily_return,
         max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ath_close,
         max(close) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_high,
-        min(date) OVER (PARTITION BY symbol) AS history_start
+        -- The symbol's first day, as a running window over the same order as the others: a
+        -- whole-partition window (min(date) OVER (PARTITION BY symbol)) would hold every row of
+        -- the table in memory before emitting one; this one streams a symbol at a time.
+        first_value(date) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS history_start
     FROM prices
 )
 SELECT

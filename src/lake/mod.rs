@@ -22,7 +22,7 @@ pub(crate) mod name;
 pub mod raw;
 pub mod row;
 pub mod runs;
-mod session;
+pub(crate) mod session;
 pub mod store;
 pub mod watermarks;
 
@@ -154,7 +154,12 @@ pub struct Lake {
     root: Url,
     store: Arc<dyn ObjectStore>,
     cutoff: availability::Cutoff,
+    /// Bytes one session's queries may hold before spilling (`None`: no limit).
+    memory_limit: Option<usize>,
 }
+
+/// The default of `[lake] memory_limit_mb`.
+pub const DEFAULT_MEMORY_LIMIT_MB: usize = 512;
 
 impl fmt::Debug for Lake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,6 +178,7 @@ impl Lake {
             root,
             store,
             cutoff: Default::default(),
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT_MB << 20),
         })
     }
 
@@ -183,6 +189,7 @@ impl Lake {
             root,
             store,
             cutoff: Default::default(),
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT_MB << 20),
         })
     }
 
@@ -190,6 +197,18 @@ impl Lake {
     pub fn with_cutoff(mut self, cutoff: availability::Cutoff) -> Self {
         self.cutoff = cutoff;
         self
+    }
+
+    /// The same lake with another memory limit for its query sessions, in MiB (`0`: none); see
+    /// `[lake] memory_limit_mb`.
+    pub fn with_memory_limit_mb(mut self, mb: usize) -> Self {
+        self.memory_limit = (mb > 0).then(|| mb << 20);
+        self
+    }
+
+    /// The bytes one session's queries may hold before spilling (`None`: no limit).
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.memory_limit
     }
 
     /// The daily cut-off marts use (default 18:30 New York).

@@ -131,7 +131,10 @@ impl Lake {
             .with_default_catalog_and_schema("datafusion", "public");
         // Planning errors carry the SQL's line and column (a model's error names its line).
         config.options_mut().sql_parser.collect_spans = true;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match self.memory_limit {
+            Some(bytes) => SessionContext::new_with_config_rt(config, spilling_runtime(bytes)?),
+            None => SessionContext::new_with_config(config),
+        };
         ctx.register_udf(crate::lake::availability::known_on_udf(self.cutoff));
         let catalog = ctx.catalog("datafusion").expect("default catalog exists");
         let mut schemas = Vec::new();
@@ -196,6 +199,45 @@ impl Lake {
                 .map_err(df_err)?;
         }
         Ok(QuerySession { ctx, tables })
+    }
+}
+
+/// A runtime whose queries share `bytes` fairly among the operators that can spill (sorts,
+/// aggregations, joins), which write to the temporary folder beyond it; an error names the
+/// largest consumers.
+fn spilling_runtime(bytes: usize) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(bytes),
+        std::num::NonZeroUsize::new(3).expect("3 > 0"),
+    );
+    datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+        .map_err(|source| LakeError::DataFusion {
+            context: "starting the query runtime ([lake] memory_limit_mb)".to_string(),
+            source: Box::new(source),
+        })
+}
+
+/// `e`, and when a query ran out of its session's memory, which setting bounds it: the user
+/// sees what to raise.
+pub fn memory_hint(
+    ctx: &SessionContext,
+    e: datafusion::error::DataFusionError,
+) -> datafusion::error::DataFusionError {
+    use datafusion::error::DataFusionError;
+    use datafusion::execution::memory_pool::MemoryLimit;
+    if !matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        return e;
+    }
+    match ctx.runtime_env().memory_pool.memory_limit() {
+        MemoryLimit::Finite(bytes) => DataFusionError::ResourcesExhausted(format!(
+            "{e}\nthe query needs more memory than [lake] memory_limit_mb = {} allows for what \
+             it cannot spill to disk: raise memory_limit_mb in macrolake.toml (0 = no limit)",
+            bytes >> 20
+        )),
+        _ => e,
     }
 }
 

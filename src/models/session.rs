@@ -12,7 +12,9 @@ pub(super) async fn collect(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, datafusion::error::DataFusionError> {
-    ctx.sql(sql).await?.collect().await
+    let run = async { ctx.sql(sql).await?.collect().await };
+    run.await
+        .map_err(|e| crate::lake::session::memory_hint(ctx, e))
 }
 
 /// Binds `name` to `provider` in the session, replacing what it named.
