@@ -1,6 +1,7 @@
 //! Table maintenance: `optimize` compacts the small files that nightly appends and merges leave
 //! into fewer large ones (a new version with the same rows), `vacuum` deletes files no version
-//! within the retention period still needs.
+//! within the retention period still needs, and files no version ever named once they are older
+//! than the retention (what a build staged before a crash, see [`super::Staged`]).
 //!
 //! Retention is the time-travel guarantee: `--as-of` any time within it keeps working after a
 //! vacuum. The default and the minimum without `--allow-short-retention` is 7 days (Delta's
@@ -107,6 +108,7 @@ impl Lake {
         let (delta, metrics) = delta
             .vacuum()
             .with_retention_period(Duration::hours(retention_hours as i64))
+            .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
             .with_enforce_retention_duration(!allow_short)
             .with_dry_run(dry_run)
             .await

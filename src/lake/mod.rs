@@ -23,6 +23,7 @@ pub mod raw;
 pub mod row;
 pub mod runs;
 pub(crate) mod session;
+mod staged;
 pub mod store;
 pub mod watermarks;
 
@@ -39,6 +40,7 @@ use url::Url;
 pub use name::{TableName, Zone};
 pub use row::{INGESTED_AT, StagingRow, ingested_at_column};
 pub use session::{AsOf, QuerySession, ViewDef};
+pub use staged::Staged;
 
 /// Errors of the lake.
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +204,7 @@ impl Lake {
     /// The same lake with another memory limit for its query sessions, in MiB (`0`: none); see
     /// `[lake] memory_limit_mb`.
     pub fn with_memory_limit_mb(mut self, mb: usize) -> Self {
-        self.memory_limit = (mb > 0).then(|| mb << 20);
+        self.memory_limit = (mb > 0).then_some(mb << 20);
         self
     }
 

@@ -102,18 +102,16 @@ fn not_published(m: &Model, failures: Vec<String>) -> Result<(), String> {
     }
 }
 
-/// Puts the candidate rows in the session in place of the model (nothing is published) and runs
-/// its tests against them.
+/// Binds the model's name in the session to `candidate`, the rows about to be published (nothing
+/// is published yet), and runs its tests against them.
 pub(super) async fn stage_and_audit(
     ctx: &SessionContext,
     m: &Model,
     custom: &Custom,
     reference: chrono::NaiveDate,
-    schema: SchemaRef,
-    rows: Vec<RecordBatch>,
+    candidate: Arc<dyn TableProvider>,
 ) -> Result<(), String> {
-    let mem = mem_table(ctx, schema, rows).map_err(|e| e.to_string())?;
-    register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
+    register(ctx, &m.name, candidate).map_err(|e| e.to_string())?;
     not_published(m, audit(ctx, m, custom, reference).await)
 }
 

@@ -5,17 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
 use super::dag::{self, line_of};
-use super::session::{collect, register};
+use super::session::register;
 use super::spec::{Materialized, Model};
 use super::{ModelError, discover};
 use crate::lake::runs::{RunRecord, RunStatus};
-use crate::lake::{Lake, TableName, ViewDef, WriteMode};
+use crate::lake::{Lake, TableName, ViewDef};
 
 /// What happened to one model.
 #[derive(Debug, Clone)]
@@ -460,41 +459,38 @@ async fn build_one(
             Err(failures.join("\n"))
         };
     }
-    // Write: compute the new rows (not yet visible to anyone else).
-    let batches = collect(ctx, &m.sql)
+    // Write: stream the new rows into files beside the table, visible to no one.
+    let query = ctx
+        .sql(&m.sql)
         .await
         .map_err(|e| format!("{}: DataFusion: {e}", m.path.display()))?;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let schema = match batches.first() {
-        Some(b) => b.schema(),
-        None => ctx
-            .sql(&m.sql)
+    let staged = lake
+        .stage(&m.name, query)
+        .await
+        .map_err(|e| format!("{}: {e}", m.path.display()))?;
+    // Audit exactly those rows, read back from the files.
+    let audited = match staged.provider(&ctx.state()).await {
+        Ok(candidate) => {
+            super::audit::stage_and_audit(
+                ctx,
+                m,
+                custom.map(Vec::as_slice).unwrap_or(&[]),
+                reference,
+                candidate,
+            )
             .await
-            .map_err(|e| e.to_string())?
-            .schema()
-            .inner()
-            .clone(),
+        }
+        Err(e) => Err(e.to_string()),
     };
-    // Audit exactly those rows.
-    super::audit::stage_and_audit(
-        ctx,
-        m,
-        custom.map(Vec::as_slice).unwrap_or(&[]),
-        reference,
-        schema.clone(),
-        batches.clone(),
-    )
-    .await?;
+    if let Err(failure) = audited {
+        if let Err(e) = staged.discard(lake).await {
+            tracing::warn!(model = %m.name, error = %e, "could not delete the staged files of a build that failed its audit");
+        }
+        return Err(failure);
+    }
     // Publish: one atomic commit. An empty result is a valid version with its schema (the tests
     // decide whether empty is acceptable).
-    let batches = if batches.is_empty() {
-        vec![RecordBatch::new_empty(schema)]
-    } else {
-        batches
-    };
-    lake.write(&m.name, batches, WriteMode::Overwrite)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = staged.publish(lake).await.map_err(|e| e.to_string())?.rows;
     if incremental {
         super::incremental::record_state(lake, ctx, m, inputs, started).await?;
     }

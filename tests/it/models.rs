@@ -187,6 +187,62 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
             .args(["build", "--sql-dir", sql_arg]));
     assert_eq!(code, 1);
     assert!(out.contains("no_percent_series.sql failed"), "{out}");
+    // The rows of the failed builds were staged beside the table and deleted: every data file
+    // under the table's folder is one its log names (a published build's staged log is gone).
+    let table = lake.join("marts/units");
+    let staged: Vec<_> = walk(&table)
+        .into_iter()
+        .filter(|p| p.contains("staged-"))
+        .collect();
+    let log = walk(&table.join("_delta_log"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect::<String>();
+    assert!(!staged.is_empty(), "the first build's files were staged");
+    for file in &staged {
+        let rel = file.strip_prefix(&format!("{}/", table.display())).unwrap();
+        assert!(
+            rel.ends_with(".parquet") && log.contains(&format!("\"path\":\"{rel}\"")),
+            "{rel} is not a published file: {staged:?}"
+        );
+    }
+
+    // A model whose columns change is published with its new schema.
+    std::fs::remove_file(sql.join("tests/no_percent_series.sql")).unwrap();
+    write(
+        &sql,
+        "marts/units.sql",
+        "SELECT series_id, units, length(series_id) AS id_len FROM staging.fred_series\n",
+    );
+    let (code, out, err) =
+        run(bin(dir.path())
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--sql-dir", sql_arg]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        sql_csv(
+            dir.path(),
+            &lake,
+            "select id_len from marts.units where series_id = 'EFFR'"
+        )
+        .trim(),
+        "id_len\n4"
+    );
+}
+
+/// Every file below `dir`, recursively.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }
 
 /// An incremental model with an append query (`append/a.sql`, written by each case).
