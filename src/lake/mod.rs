@@ -23,6 +23,7 @@ pub mod raw;
 pub mod row;
 pub mod runs;
 pub(crate) mod session;
+mod sorted;
 mod staged;
 pub mod store;
 pub mod watermarks;
@@ -40,6 +41,7 @@ use url::Url;
 pub use name::{TableName, Zone};
 pub use row::{INGESTED_AT, StagingRow, ingested_at_column};
 pub use session::{AsOf, QuerySession, ViewDef};
+pub use sorted::BatchSender;
 pub use staged::Staged;
 
 /// Errors of the lake.

@@ -205,7 +205,9 @@ impl Lake {
 /// A runtime whose queries share `bytes` fairly among the operators that can spill (sorts,
 /// aggregations, joins), which write to the temporary folder beyond it; an error names the
 /// largest consumers.
-fn spilling_runtime(bytes: usize) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+pub(super) fn spilling_runtime(
+    bytes: usize,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
     use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
     let pool = TrackConsumersPool::new(
         FairSpillPool::new(bytes),

@@ -11,9 +11,16 @@
 //! query's working memory (bounded by `[lake] memory_limit_mb`) and the writer's open row
 //! groups, whatever the size of the result.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::physical_plan::EmptyRecordBatchStream;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::DataFrame;
 use deltalake::DeltaTable;
 use deltalake::kernel::{Action, Add};
@@ -60,9 +67,32 @@ impl Lake {
             .and_then(|b| b.build())
             .map_err(delta_err("stage"))?
             .log_store();
+        // The query runs here, its output read once by Delta's writer: the writer's planner
+        // cannot drop the query's ORDER BY (files come out in its order) and the query keeps the
+        // caller's session and memory pool.
         let (state, plan) = query.into_parts();
-        // Delta's writer wraps the plan in nodes of its own, which its planner turns into
-        // operators; the session (memory pool, functions, tables) stays the caller's.
+        let rows = datafusion::physical_plan::execute_stream(
+            state
+                .create_physical_plan(&plan)
+                .await
+                .map_err(df_err(table))?,
+            Arc::new(datafusion::execution::TaskContext::from(&state)),
+        )
+        .map_err(df_err(table))?;
+        let source = StreamingTable::try_new(rows.schema(), vec![Arc::new(Once::new(rows))])
+            .map_err(df_err(table))?;
+        let plan = LogicalPlanBuilder::scan("staged", provider_as_source(Arc::new(source)), None)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err(table))?;
+        // Delta's writer wraps that scan in nodes of its own, which its planner turns into
+        // operators. Files are written in the query's order (no round-robin split of its output
+        // across writers): rows sorted by date make files that each cover a run of days.
+        let mut state = state;
+        state
+            .config_mut()
+            .options_mut()
+            .optimizer
+            .enable_round_robin_repartition = false;
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
@@ -122,6 +152,48 @@ impl Lake {
             }
         }
         Ok(())
+    }
+}
+
+fn df_err(table: &TableName) -> impl Fn(datafusion::error::DataFusionError) -> LakeError + '_ {
+    move |source| LakeError::DataFusion {
+        context: format!("staging {table}"),
+        source: Box::new(source),
+    }
+}
+
+/// A stream read by the first scan of the table it is the one partition of.
+pub(super) struct Once {
+    schema: SchemaRef,
+    rows: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl Once {
+    pub(super) fn new(rows: SendableRecordBatchStream) -> Self {
+        Self {
+            schema: rows.schema(),
+            rows: Mutex::new(Some(rows)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Once {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Once").finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for Once {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        self.rows
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .unwrap_or_else(|| Box::pin(EmptyRecordBatchStream::new(self.schema.clone())))
     }
 }
 

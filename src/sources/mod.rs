@@ -381,6 +381,35 @@ impl IngestContext {
         Ok(written.rows)
     }
 
+    /// Creates a staging table that does not exist yet from the batches `produce` sends, without
+    /// holding them all: they are ordered by date through a spilling sort and published in one
+    /// commit ([`Lake::create_streamed`]). `produce` returns each watermark key's newest date;
+    /// they are raised once the rows are published. Nothing sent: no table, nothing raised.
+    pub async fn land_streamed<R, F>(
+        &self,
+        source_name: &'static str,
+        produce: impl FnOnce(crate::lake::BatchSender) -> F,
+    ) -> Result<usize, SourceError>
+    where
+        R: StagingRow,
+        F: std::future::Future<Output = Result<Vec<(String, Option<NaiveDate>)>, SourceError>>,
+    {
+        let table = R::table();
+        let (tx, landing) = self
+            .lake
+            .create_streamed(&table, R::schema())
+            .map_err(SourceError::lake(source_name))?;
+        // Both run at once; an error of either drops the other before anything is published
+        // (a producer that fails mid-way must not leave a partial table).
+        let landing = async { landing.await.map_err(SourceError::lake(source_name)) };
+        let (newest, written) = ::futures::future::try_join(produce(tx), landing).await?;
+        if written.committed {
+            self.raise_watermarks(source_name, newest).await?;
+        }
+        tracing::info!(source = source_name, table = %table, rows = written.rows, "landed (streamed)");
+        Ok(written.rows)
+    }
+
     /// Raises one watermark key of a source to `newest` (never lowers it).
     pub async fn raise_watermark(
         &self,

@@ -319,15 +319,46 @@ impl Source for Prices {
                 source_name: NAME,
                 error,
             })?;
-        let results: Vec<Result<Fetched, SourceError>> =
-            futures::stream::iter(self.config.symbols.iter().cloned())
-                .map(|sym| {
-                    let marks = &marks;
-                    async move { self.fetch_symbol(ctx, &sym, marks).await }
+        let fetches = futures::stream::iter(self.config.symbols.iter().cloned())
+            .map(|sym| {
+                let marks = &marks;
+                async move { self.fetch_symbol(ctx, &sym, marks).await }
+            })
+            .buffered(self.config.concurrency.max(1));
+        let exists = ctx
+            .lake
+            .exists(&PriceRow::table())
+            .await
+            .map_err(SourceError::lake(NAME))?;
+        if !exists {
+            // The first landing (a whole universe's history): each series goes to the lake's
+            // sort as soon as it is fetched, never all of them in memory at once.
+            let failures = &mut report.failures;
+            report.rows_written = ctx
+                .land_streamed::<PriceRow, _>(NAME, |mut tx| async move {
+                    let mut newest = Vec::new();
+                    let mut fetches = std::pin::pin!(fetches);
+                    while let Some(fetched) = fetches.next().await {
+                        let f = match fetched {
+                            Ok(f) => f,
+                            Err(e) => {
+                                failures.push(e);
+                                continue;
+                            }
+                        };
+                        newest.push((f.symbol.clone(), f.bars.iter().map(|b| b.date).max()));
+                        let batch = PriceRow::batch(&rows(f), ctx.run_at)
+                            .map_err(SourceError::lake(NAME))?;
+                        if futures::SinkExt::send(&mut tx, batch).await.is_err() {
+                            break; // the landing failed; its error is reported
+                        }
+                    }
+                    Ok(newest)
                 })
-                .buffered(self.config.concurrency.max(1))
-                .collect()
-                .await;
+                .await?;
+            return Ok(report);
+        }
+        let results: Vec<Result<Fetched, SourceError>> = fetches.collect().await;
         for r in results {
             match r {
                 Ok(f) => fetched.push(f),
