@@ -46,7 +46,8 @@ pub struct LakeConfig {
     /// Allow a plain-HTTP object store endpoint (a local S3 server such as MinIO or moto).
     pub allow_http: bool,
     /// Memory, in MiB, that one command's queries may hold at once: model builds, data tests,
-    /// `macrolake sql`, exports and charts (the server has its own limits in `[serve]`). Sorts,
+    /// `macrolake sql`, exports, charts and the date sort of a staging table's first landing
+    /// (the server has its own limits in `[serve]`). Sorts,
     /// aggregations and joins that need more spill to files in the temporary folder (`TMPDIR`)
     /// and go on; an operator that cannot spill fails with an error naming this setting. `0`
     /// means no limit. Default 512.

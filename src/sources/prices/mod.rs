@@ -301,6 +301,35 @@ impl Prices {
     }
 }
 
+/// Creates `staging.prices_daily` from the series as they are fetched (failures go to
+/// `failures`); returns the rows written.
+async fn land_first(
+    ctx: &IngestContext,
+    fetches: impl futures::Stream<Item = Result<Fetched, SourceError>>,
+    failures: &mut Vec<SourceError>,
+) -> Result<usize, SourceError> {
+    ctx.land_streamed::<PriceRow, _>(NAME, |mut tx| async move {
+        let mut newest = Vec::new();
+        let mut fetches = std::pin::pin!(fetches);
+        while let Some(fetched) = fetches.next().await {
+            let f = match fetched {
+                Ok(f) => f,
+                Err(e) => {
+                    failures.push(e);
+                    continue;
+                }
+            };
+            newest.push((f.symbol.clone(), f.bars.iter().map(|b| b.date).max()));
+            let batch = PriceRow::batch(&rows(f), ctx.run_at).map_err(SourceError::lake(NAME))?;
+            if futures::SinkExt::send(&mut tx, batch).await.is_err() {
+                break; // the landing failed; its error is reported
+            }
+        }
+        Ok(newest)
+    })
+    .await
+}
+
 #[async_trait::async_trait]
 impl Source for Prices {
     fn tables(&self) -> Vec<crate::lake::row::TableDoc> {
@@ -333,29 +362,7 @@ impl Source for Prices {
         if !exists {
             // The first landing (a whole universe's history): each series goes to the lake's
             // sort as soon as it is fetched, never all of them in memory at once.
-            let failures = &mut report.failures;
-            report.rows_written = ctx
-                .land_streamed::<PriceRow, _>(NAME, |mut tx| async move {
-                    let mut newest = Vec::new();
-                    let mut fetches = std::pin::pin!(fetches);
-                    while let Some(fetched) = fetches.next().await {
-                        let f = match fetched {
-                            Ok(f) => f,
-                            Err(e) => {
-                                failures.push(e);
-                                continue;
-                            }
-                        };
-                        newest.push((f.symbol.clone(), f.bars.iter().map(|b| b.date).max()));
-                        let batch = PriceRow::batch(&rows(f), ctx.run_at)
-                            .map_err(SourceError::lake(NAME))?;
-                        if futures::SinkExt::send(&mut tx, batch).await.is_err() {
-                            break; // the landing failed; its error is reported
-                        }
-                    }
-                    Ok(newest)
-                })
-                .await?;
+            report.rows_written = land_first(ctx, fetches, &mut report.failures).await?;
             return Ok(report);
         }
         let results: Vec<Result<Fetched, SourceError>> = fetches.collect().await;
