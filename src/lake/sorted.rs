@@ -75,7 +75,7 @@ impl Lake {
                     .map_err(df_err)?;
             }
             let staged = self.stage(&table, rows).await?;
-            if staged.rows == 0 {
+            if staged.files == 0 {
                 // Nothing was sent (every fetch failed): no table, as with an empty write.
                 staged.discard(self).await?;
                 return Ok(WriteOutcome {

@@ -40,8 +40,10 @@ pub struct Staged {
     folder: String,
     /// The folder's own Delta table.
     staged: DeltaTable,
-    /// Rows staged.
+    /// Rows staged (from the files' statistics).
     pub rows: usize,
+    /// Data files staged (none when the query returned no row).
+    pub files: usize,
 }
 
 impl Lake {
@@ -109,14 +111,12 @@ impl Lake {
                 return Err(delta_err("stage")(e));
             }
         };
-        let rows = staged
+        let (files, rows) = staged
             .snapshot()
-            .ok()
-            .and_then(|s| {
-                s.log_data()
-                    .iter()
-                    .map(|f| f.num_records())
-                    .sum::<Option<usize>>()
+            .map(|s| {
+                let files = s.log_data();
+                let rows = files.iter().map(|f| f.num_records()).sum::<Option<usize>>();
+                (files.num_files(), rows.unwrap_or_default())
             })
             .unwrap_or_default();
         Ok(Staged {
@@ -124,6 +124,7 @@ impl Lake {
             folder,
             staged,
             rows,
+            files,
         })
     }
 
@@ -358,7 +359,7 @@ mod tests {
             .await
             .unwrap();
         let staged = lake.stage(&mart(), next).await.unwrap();
-        assert_eq!(staged.rows, 2);
+        assert_eq!((staged.rows, staged.files), (2, 1));
         assert_eq!(rows(&lake, "SELECT * FROM marts.m").await, before);
         assert_eq!(lake.version(&mart()).await.unwrap(), Some(0));
         // The audit reads the staged rows.

@@ -126,11 +126,13 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
         "SELECT count(*) AS n FROM marts.units\n",
     );
     let sql_arg = sql.to_str().unwrap();
-    let (code, out, err) =
+    let build_units = || {
         run(bin(dir.path())
             .arg("--lake")
             .arg(&lake)
-            .args(["build", "--sql-dir", sql_arg]));
+            .args(["build", "--sql-dir", sql_arg]))
+    };
+    let (code, out, err) = build_units();
     assert_eq!(code, 0, "{out}{err}");
     let before = sql_csv(dir.path(), &lake, "select * from marts.units order by 1");
 
@@ -140,11 +142,7 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
         "marts/units.sql",
         "-- test: not_null(units)\nSELECT series_id, CASE WHEN series_id = 'EFFR' THEN NULL ELSE units END AS units FROM staging.fred_series\n",
     );
-    let (code, out, _) =
-        run(bin(dir.path())
-            .arg("--lake")
-            .arg(&lake)
-            .args(["build", "--sql-dir", sql_arg]));
+    let (code, out, _) = build_units();
     assert_eq!(code, 1);
     assert!(
         out.contains("not_null(units) failed") && out.contains("| EFFR      |"),
@@ -180,11 +178,7 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
         "tests/no_percent_series.sql",
         "SELECT * FROM marts.units WHERE units = 'Percent'\n",
     );
-    let (code, out, _) =
-        run(bin(dir.path())
-            .arg("--lake")
-            .arg(&lake)
-            .args(["build", "--sql-dir", sql_arg]));
+    let (code, out, _) = build_units();
     assert_eq!(code, 1);
     assert!(out.contains("no_percent_series.sql failed"), "{out}");
     // The rows of the failed builds were staged beside the table and deleted: every data file
@@ -214,11 +208,7 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
         "marts/units.sql",
         "SELECT series_id, units, length(series_id) AS id_len FROM staging.fred_series\n",
     );
-    let (code, out, err) =
-        run(bin(dir.path())
-            .arg("--lake")
-            .arg(&lake)
-            .args(["build", "--sql-dir", sql_arg]));
+    let (code, out, err) = build_units();
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         sql_csv(
