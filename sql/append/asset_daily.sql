@@ -8,10 +8,10 @@
 WITH ranked AS (
     SELECT
         p.symbol, p.date, p.close, p.available_at,
-        row_number() OVER (
-            PARTITION BY p.symbol, p.date
-            ORDER BY CASE p.source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END, p.source
-        ) AS pick
+        lag(p.date) OVER (
+            PARTITION BY p.symbol
+            ORDER BY p.date, CASE p.source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END, p.source
+        ) AS previous_date
     FROM staging.prices_daily p
     JOIN append_after a ON a.symbol = p.symbol
     WHERE p.date > a.last_date
@@ -26,7 +26,7 @@ continued AS (
     JOIN append_after a ON a.symbol = t.symbol AND t.date = a.last_date
     UNION ALL
     SELECT symbol, date, close, available_at, close AS high_so_far, CAST(NULL AS DATE) AS history_start, false AS stored
-    FROM ranked WHERE pick = 1
+    FROM ranked WHERE previous_date IS DISTINCT FROM date
 ),
 highs AS (
     SELECT

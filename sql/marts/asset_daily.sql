@@ -22,14 +22,17 @@
 WITH ranked AS (
     SELECT
         symbol, date, close, available_at,
-        row_number() OVER (
-            PARTITION BY symbol, date
-            ORDER BY CASE source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END, source
-        ) AS pick
+        -- The preferred source's row of a day is the first of that day in this order. Ordering
+        -- by symbol then date (not a window per symbol and day) means one sort serves this
+        -- window and every window below: the rows arrive already in (symbol, date) order.
+        lag(date) OVER (
+            PARTITION BY symbol
+            ORDER BY date, CASE source WHEN 'yahoo' THEN 1 WHEN 'coinbase' THEN 2 WHEN 'stooq' THEN 3 ELSE 4 END, source
+        ) AS previous_date
     FROM staging.prices_daily
 ),
 prices AS (
-    SELECT symbol, date, close, available_at FROM ranked WHERE pick = 1
+    SELECT symbol, date, close, available_at FROM ranked WHERE previous_date IS DISTINCT FROM date
 ),
 roles AS (
     SELECT symbol, min(role) AS role FROM seeds.asset_roles GROUP BY symbol

@@ -388,6 +388,151 @@ async fn a_new_day_is_appended_and_a_revision_recomputes_only_its_symbol() {
     );
 }
 
+/// The same rows as landed by another source, with each close multiplied by `factor`.
+fn from_source(
+    batch: &datafusion::arrow::array::RecordBatch,
+    source: &str,
+    factor: f64,
+) -> datafusion::arrow::array::RecordBatch {
+    use datafusion::arrow::array::{Array, Float64Array, StringArray};
+    use std::sync::Arc;
+    let schema = batch.schema();
+    let (s, c) = (
+        schema.index_of("source").unwrap(),
+        schema.index_of("close").unwrap(),
+    );
+    let mut cols = batch.columns().to_vec();
+    let names = StringArray::from(vec![source; batch.num_rows()]);
+    cols[s] = datafusion::arrow::compute::cast(&names, cols[s].data_type()).unwrap();
+    let close = cols[c].as_any().downcast_ref::<Float64Array>().unwrap();
+    cols[c] = Arc::new(
+        close
+            .iter()
+            .map(|v| v.map(|x| x * factor))
+            .collect::<Float64Array>(),
+    );
+    datafusion::arrow::array::RecordBatch::try_new(schema, cols).unwrap()
+}
+
+/// A day landed by several sources gives one `asset_daily` row, with the preferred source's
+/// close (yahoo, then coinbase, stooq, then the others by name) and returns between those
+/// closes, in a full build and in an incremental one alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_day_from_several_sources_takes_the_preferred_sources_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let by_symbol = rows_by_symbol(&all);
+    let prices = TableName::staging("prices_daily");
+    let mode = || WriteMode::merge_on(&["symbol", "date", "source"]);
+    let (inc, full) = (
+        Lake::open(dir.path().join("inc").to_str().unwrap(), false).unwrap(),
+        Lake::open(dir.path().join("full").to_str().unwrap(), false).unwrap(),
+    );
+    // The real rows, all but each symbol's last day; then the others' copies of every day.
+    let days = |last: bool| -> Vec<(RowRef, f64)> {
+        by_symbol
+            .values()
+            .flat_map(|rows| {
+                let n = rows.len() - 1;
+                rows.iter()
+                    .enumerate()
+                    .filter(move |(i, _)| (*i == n) == last)
+            })
+            .map(|(_, r)| (*r, 1.0))
+            .collect()
+    };
+    for b in &all {
+        let sources = macrolake::lake::column_as::<datafusion::arrow::array::StringArray>(
+            b,
+            9,
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        assert!(
+            sources
+                .iter()
+                .flatten()
+                .all(|s| s == "yahoo" || s == "coinbase"),
+            "the real rows come from the preferred sources"
+        );
+    }
+    // Stamped when landed, as an ingest stamps them.
+    let landed = |last: bool| rows_batch(&all, &days(last), Lake::now());
+    let early = landed(false);
+    for lake in [&inc, &full] {
+        lake.write(&prices, vec![early.clone()], mode())
+            .await
+            .unwrap();
+    }
+    build_asset_daily(&inc, false).await;
+    let mut copies = Vec::new();
+    let last = landed(true);
+    for b in [&landed(false), &last] {
+        // Ranked behind the real row; "alpha" before "zeta" by name.
+        copies.extend([
+            from_source(b, "stooq", 2.0),
+            from_source(b, "zeta", 3.0),
+            from_source(b, "alpha", 0.5),
+        ]);
+    }
+    for lake in [&inc, &full] {
+        let mut rest = copies.clone();
+        rest.push(last.clone());
+        lake.write(&prices, rest, mode()).await.unwrap();
+    }
+    build_asset_daily(&inc, false).await;
+    build_asset_daily(&full, true).await;
+    let built = table_text(&full, "marts.asset_daily").await;
+    let inc_text = table_text(&inc, "marts.asset_daily").await;
+    assert!(inc_text == built, "incremental differs from a full refresh");
+    let session = full.session(None, &[]).await.unwrap();
+    let check = |q: &'static str| {
+        let ctx = session.ctx.clone();
+        async move {
+            let rows = macrolake::query::collect(&ctx, q).await.unwrap();
+            macrolake::query::render_rows(&rows)
+        }
+    };
+    let rows_in = all.iter().map(|b| b.num_rows()).sum::<usize>();
+    assert_eq!(
+        check("select count(*) from marts.asset_daily").await,
+        vec![vec![rows_in.to_string()]],
+        "one row per symbol and day"
+    );
+    // Every close and return is the real row's, whatever the other sources said.
+    assert_eq!(
+        check(
+            "with p as (select symbol, date, close, \
+             close / lag(close) over (partition by symbol order by date) - 1 as r \
+             from staging.prices_daily where source in ('yahoo', 'coinbase')) \
+             select count(*) from marts.asset_daily a join p \
+             on a.symbol = p.symbol and a.date = p.date where a.close = p.close \
+             and ((a.daily_return is null and p.r is null) or abs(a.daily_return - p.r) < 1e-12)"
+        )
+        .await,
+        vec![vec![rows_in.to_string()]]
+    );
+    // Without the preferred sources' rows, the ranking by name decides: "alpha" (×0.5).
+    let others = Lake::open(dir.path().join("others").to_str().unwrap(), false).unwrap();
+    let not_stooq = copies.iter().enumerate().filter(|(i, _)| i % 3 != 0);
+    let not_stooq = not_stooq.map(|(_, b)| b.clone()).collect();
+    others.write(&prices, not_stooq, mode()).await.unwrap();
+    build_asset_daily(&others, true).await;
+    let session = others.session(None, &[]).await.unwrap();
+    let rows = macrolake::query::collect(
+        &session.ctx,
+        "select count(*) from marts.asset_daily a join staging.prices_daily p \
+         on a.symbol = p.symbol and a.date = p.date and p.source = 'alpha' \
+         where a.close = p.close",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        macrolake::query::render_rows(&rows),
+        vec![vec![rows_in.to_string()]]
+    );
+}
+
 /// Builds `marts.asset_daily`; returns the rows it computed and published.
 async fn build_asset_daily(lake: &Lake, full_refresh: bool) -> usize {
     let options = BuildOptions {
