@@ -33,9 +33,14 @@ highs AS (
         symbol, date, close, available_at, stored,
         close / lag(close) OVER (PARTITION BY symbol ORDER BY date) - 1 AS daily_return,
         max(high_so_far) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ath_close,
-        max(high_so_far) OVER (PARTITION BY symbol ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_high,
         min(history_start) OVER (PARTITION BY symbol) AS history_start
     FROM continued
+),
+flagged AS (
+    -- A new high is a day whose running high rose: ath_close > the previous day's ath_close
+    -- exactly when the close beats every earlier close. (A lag of the running high costs about
+    -- a third of a second running max over the days before.)
+    SELECT *, lag(ath_close) OVER (PARTITION BY symbol ORDER BY date) AS prior_high FROM highs
 )
 SELECT
     h.symbol,
@@ -45,11 +50,11 @@ SELECT
     h.daily_return,
     h.ath_close,
     (h.close / h.ath_close - 1) * 100 AS drawdown_pct,
-    coalesce(h.close > h.prior_high, false) AS is_new_high,
+    coalesce(h.ath_close > h.prior_high, false) AS is_new_high,
     h.history_start,
     h.available_at,
     known_on(h.available_at) AS known_on
-FROM highs h
+FROM flagged h
 LEFT JOIN roles r ON r.symbol = h.symbol
 WHERE NOT h.stored
 ORDER BY h.symbol, h.date

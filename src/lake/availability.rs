@@ -284,11 +284,25 @@ impl Cutoff {
     }
 }
 
+/// Distinct timestamps [`known_on_udf`] remembers before it starts over (a few MB).
+const KNOWN_ON_MEMO_MAX: usize = 1 << 18;
+
 /// The SQL function `known_on(available_at)`: the first day whose cut-off is at or after the
 /// timestamp (a DATE), for marts that must use only what was public by each day's cut-off.
+///
+/// Prices of a market share a few publication instants per day, so a 13M-row table holds some
+/// tens of thousands of distinct timestamps: each is converted (two time-zone lookups) once and
+/// remembered, up to [`KNOWN_ON_MEMO_MAX`] of them.
 pub fn known_on_udf(cutoff: Cutoff) -> datafusion::logical_expr::ScalarUDF {
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let memo: Mutex<HashMap<i64, Option<i32>>> = Mutex::default();
+    let day = move |micros: i64| {
+        DateTime::from_timestamp_micros(micros)
+            .map(|at| Date32Type::from_naive_date(cutoff.known_on(at)))
+    };
     create_udf(
         "known_on",
         vec![ts.clone()],
@@ -302,12 +316,14 @@ pub fn known_on_udf(cutoff: Cutoff) -> datafusion::logical_expr::ScalarUDF {
                 .as_any()
                 .downcast_ref::<TimestampMicrosecondArray>()
                 .expect("cast to timestamp");
+            // Held for one batch: concurrent partitions wait a batch, not a row.
+            let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
+            if memo.len() > KNOWN_ON_MEMO_MAX {
+                memo.clear();
+            }
             let out: Date32Array = arr
                 .iter()
-                .map(|v| {
-                    v.and_then(DateTime::from_timestamp_micros)
-                        .map(|at| Date32Type::from_naive_date(cutoff.known_on(at)))
-                })
+                .map(|v| v.and_then(|micros| *memo.entry(micros).or_insert_with(|| day(micros))))
                 .collect();
             Ok(if scalar {
                 ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
@@ -363,6 +379,52 @@ mod tests {
         let at = c.instant(d("2026-03-09"));
         assert_eq!(c.known_on(at), d("2026-03-09"));
         assert_eq!(c.known_on(at + Duration::microseconds(1)), d("2026-03-10"));
+    }
+
+    /// The SQL function agrees with [`Cutoff::known_on`] row by row, remembered values included:
+    /// around both daylight-saving changes, repeated instants, nulls, two queries in a row.
+    #[tokio::test]
+    async fn the_sql_function_remembers_without_changing_an_answer() {
+        use datafusion::arrow::array::Array;
+        let c = Cutoff::default();
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(known_on_udf(c));
+        // Every 7 minutes over three days around each change, and the cut-off instants exactly.
+        let mut instants = Vec::new();
+        for start in ["2026-03-07T12:00:00Z", "2026-10-31T12:00:00Z"] {
+            let t0 = DateTime::parse_from_rfc3339(start).unwrap().to_utc();
+            instants.extend((0..3 * 24 * 60 / 7).map(|i| t0 + Duration::minutes(7 * i)));
+            for d in 0..4 {
+                let at = c.instant(t0.date_naive() + Duration::days(d));
+                instants.extend([at, at + Duration::microseconds(1)]);
+            }
+        }
+        let sql: Vec<String> = instants
+            .iter()
+            .map(|t| format!("(TIMESTAMP '{}')", t.format("%Y-%m-%dT%H:%M:%S%.6f")))
+            .chain(["(NULL)".to_string()])
+            .collect();
+        let query = format!(
+            "select known_on(arrow_cast(t, 'Timestamp(Microsecond, Some(\"UTC\"))')) as k \
+             from (values {}) as v(t)",
+            sql.join(", ")
+        );
+        for _ in 0..2 {
+            let batches = ctx.sql(&query).await.unwrap().collect().await.unwrap();
+            let got: Vec<Option<NaiveDate>> = batches
+                .iter()
+                .flat_map(|b| {
+                    let a = b.column(0).as_any().downcast_ref::<Date32Array>().unwrap();
+                    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value_as_date(i).unwrap()))
+                })
+                .collect();
+            let want: Vec<Option<NaiveDate>> = instants
+                .iter()
+                .map(|t| Some(c.known_on(*t)))
+                .chain([None])
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
