@@ -131,10 +131,7 @@ impl Lake {
             .with_default_catalog_and_schema("datafusion", "public");
         // Planning errors carry the SQL's line and column (a model's error names its line).
         config.options_mut().sql_parser.collect_spans = true;
-        let ctx = match self.memory_limit {
-            Some(bytes) => SessionContext::new_with_config_rt(config, spilling_runtime(bytes)?),
-            None => SessionContext::new_with_config(config),
-        };
+        let ctx = self.context(config)?;
         ctx.register_udf(crate::lake::availability::known_on_udf(self.cutoff));
         let catalog = ctx.catalog("datafusion").expect("default catalog exists");
         let mut schemas = Vec::new();
@@ -202,12 +199,21 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// A DataFusion context with `config`, its queries within `[lake] memory_limit_mb` (see
+    /// [`spilling_runtime`]) unless the limit is off.
+    pub(super) fn context(&self, config: SessionConfig) -> Result<SessionContext> {
+        Ok(match self.memory_limit {
+            Some(bytes) => SessionContext::new_with_config_rt(config, spilling_runtime(bytes)?),
+            None => SessionContext::new_with_config(config),
+        })
+    }
+}
+
 /// A runtime whose queries share `bytes` fairly among the operators that can spill (sorts,
 /// aggregations, joins), which write to the temporary folder beyond it; an error names the
 /// largest consumers.
-pub(super) fn spilling_runtime(
-    bytes: usize,
-) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+fn spilling_runtime(bytes: usize) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
     use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
     let pool = TrackConsumersPool::new(
         FairSpillPool::new(bytes),

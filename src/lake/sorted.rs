@@ -11,7 +11,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::{SessionConfig, SessionContext, ident};
+use datafusion::prelude::{SessionConfig, ident};
 use futures::StreamExt;
 use futures::channel::mpsc;
 
@@ -55,13 +55,7 @@ impl Lake {
                 context: format!("landing {table}"),
                 source: Box::new(source),
             };
-            let ctx = match self.memory_limit {
-                Some(bytes) => SessionContext::new_with_config_rt(
-                    SessionConfig::new(),
-                    super::session::spilling_runtime(bytes)?,
-                ),
-                None => SessionContext::new(),
-            };
+            let ctx = self.context(SessionConfig::new())?;
             let provider =
                 StreamingTable::try_new(stamped.clone(), vec![source]).map_err(df_err)?;
             let mut rows = ctx.read_table(Arc::new(provider)).map_err(df_err)?;
