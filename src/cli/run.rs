@@ -7,6 +7,7 @@ use super::{BuildArgs, Cli, Command, GlobalArgs, IngestArgs, SqlArgs};
 use crate::app::{App, AppError};
 use crate::config::Config;
 use crate::http::Mode;
+use crate::lake::runs::RunStatus;
 use crate::query::{self, Format};
 use crate::sources::Window;
 
@@ -334,8 +335,13 @@ async fn models(app: &App, args: BuildArgs, test_only: bool) -> Result<(), AppEr
         "model", "status", "rows", "seconds"
     );
     for o in &report.outcomes {
+        // A model left as it was says why (its failures are listed below the table).
+        let note = match (o.status, &o.message) {
+            (RunStatus::Ok, Some(m)) => format!("  {m}"),
+            _ => String::new(),
+        };
         println!(
-            "{:<36} {:<8} {:>8} {:>8.2}",
+            "{:<36} {:<8} {:>8} {:>8.2}{note}",
             o.name.to_string(),
             o.status.as_str(),
             o.rows,

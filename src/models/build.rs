@@ -1,7 +1,7 @@
 //! Building models: plan everything first, then compute, audit and publish each model in DAG
 //! order (write-audit-publish), skipping what sits downstream of a failure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
@@ -10,9 +10,11 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
 use super::dag::{self, line_of};
+use super::fingerprint;
 use super::session::register;
 use super::spec::{Materialized, Model};
 use super::{ModelError, discover};
+use crate::lake::model_state::ModelState;
 use crate::lake::runs::{RunRecord, RunStatus};
 use crate::lake::{Lake, TableName, ViewDef};
 
@@ -264,6 +266,13 @@ pub async fn build(
     let kind = if options.test_only { "test" } else { "build" };
     let mut broken: BTreeSet<TableName> = BTreeSet::new();
     let mut records = Vec::new();
+    let states = if options.test_only || options.full_refresh {
+        HashMap::new()
+    } else {
+        lake.model_states().await?
+    };
+    // Table models' states, recorded together after the loop (one commit).
+    let mut built_states = Vec::new();
     for (i, refs) in &order {
         let m = &models[*i];
         let started = Lake::now();
@@ -281,14 +290,32 @@ pub async fn build(
                 format!("upstream {up} failed or was skipped"),
             )),
             None => {
-                let incremental = existing.contains(&m.name) && !options.full_refresh;
-                run_model(lake, &ctx, m, refs, attached.get(i), options, incremental)
+                let step = Step {
+                    lake,
+                    ctx: &ctx,
+                    model: m,
+                    inputs: refs,
+                    custom: attached.get(i).map(Vec::as_slice).unwrap_or(&[]),
+                    reference: options.reference_date,
+                    // A model not in the lake yet, or a full refresh, builds from scratch.
+                    previous: (existing.contains(&m.name) && !options.full_refresh)
+                        .then(|| states.get(&m.name.to_string()).cloned().unwrap_or_default()),
+                };
+                run_model(&step, options.test_only)
                     .await
                     .map_err(|message| (RunStatus::Failed, message))
             }
         };
         match result {
-            Ok(rows) => outcome.rows = rows,
+            Ok(Built::Rows(rows, state)) => {
+                outcome.rows = rows;
+                built_states.extend(state.map(|s| (m.name.clone(), s)));
+            }
+            Ok(Built::Unchanged(version)) => {
+                outcome.message = Some(format!(
+                    "unchanged: nothing it reads changed since its build of version {version}; its tests pass"
+                ));
+            }
             Err((status, message)) => {
                 broken.insert(m.name.clone());
                 outcome.status = status;
@@ -299,6 +326,7 @@ pub async fn build(
         records.push(outcome.record(&run_id, kind, started));
         report.outcomes.push(outcome);
     }
+    lake.set_model_states(&built_states).await?;
     lake.record_runs(&records).await?;
     Ok(report)
 }
@@ -383,81 +411,96 @@ fn attach_custom(
     Ok(attached)
 }
 
+/// One model's build (or audit), with what it needs from the whole build.
+struct Step<'a> {
+    lake: &'a Lake,
+    ctx: &'a SessionContext,
+    model: &'a Model,
+    /// The tables its SQL reads.
+    inputs: &'a [TableName],
+    /// Custom tests attached to it.
+    custom: &'a [(std::path::PathBuf, String)],
+    /// Day freshness tests measure from.
+    reference: chrono::NaiveDate,
+    /// What its last build recorded, when the table exists and may be updated rather than
+    /// rebuilt (`None`: build it from scratch).
+    previous: Option<ModelState>,
+}
+
+/// What building one model did.
+enum Built {
+    /// Published this many rows; the state to record for a table model.
+    Rows(usize, Option<ModelState>),
+    /// Left as it was (this version): nothing it reads changed since it built it.
+    Unchanged(u64),
+}
+
 /// Builds one model (or, with `test_only`, audits the published one); `Err` is the message.
-async fn run_model(
-    lake: &Lake,
-    ctx: &SessionContext,
-    m: &Model,
-    refs: &[TableName],
-    custom: Option<&Vec<(std::path::PathBuf, String)>>,
-    options: &BuildOptions<'_>,
-    incremental: bool,
-) -> Result<usize, String> {
-    if options.test_only {
-        run_tests_only(ctx, m, custom, options.reference_date).await
+async fn run_model(step: &Step<'_>, test_only: bool) -> Result<Built, String> {
+    if test_only {
+        audit_as_is(step).await
     } else {
-        build_one(
-            lake,
-            ctx,
-            m,
-            refs,
-            custom,
-            options.reference_date,
-            incremental,
-        )
-        .await
+        build_one(step).await
     }
 }
 
-async fn run_tests_only(
-    ctx: &SessionContext,
-    m: &Model,
-    custom: Option<&Vec<(std::path::PathBuf, String)>>,
-    reference: chrono::NaiveDate,
-) -> Result<usize, String> {
-    let failures =
-        super::audit::audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
+/// Audits the model as it is published (a view: as it reads now).
+async fn audit_as_is(step: &Step<'_>) -> Result<Built, String> {
+    let failures = super::audit::audit(step.ctx, step.model, step.custom, step.reference).await;
     if failures.is_empty() {
-        Ok(0)
+        Ok(Built::Rows(0, None))
     } else {
         Err(failures.join("\n"))
     }
 }
 
-async fn build_one(
-    lake: &Lake,
-    ctx: &SessionContext,
-    m: &Model,
-    inputs: &[TableName],
-    custom: Option<&Vec<(std::path::PathBuf, String)>>,
-    reference: chrono::NaiveDate,
-    incremental_ok: bool,
-) -> Result<usize, String> {
+async fn build_one(step: &Step<'_>) -> Result<Built, String> {
+    let Step {
+        lake,
+        ctx,
+        model: m,
+        inputs,
+        custom,
+        reference,
+        ..
+    } = *step;
     let started = Lake::now();
     let incremental = m.materialized == Materialized::Incremental;
-    if incremental && incremental_ok {
-        let built = super::incremental::build_incremental(
-            lake,
-            ctx,
-            m,
-            inputs,
-            custom.map(Vec::as_slice).unwrap_or(&[]),
-            reference,
-        )
-        .await?;
+    if incremental && step.previous.is_some() {
+        let built =
+            super::incremental::build_incremental(lake, ctx, m, inputs, custom, reference).await?;
         if let Some(rows) = built {
-            return Ok(rows);
+            return Ok(Built::Rows(rows, None));
         }
     }
     if m.materialized == Materialized::View {
-        // Views are registered in every session from their file; audit them as they are now.
-        let failures =
-            super::audit::audit(ctx, m, custom.map(Vec::as_slice).unwrap_or(&[]), reference).await;
-        return if failures.is_empty() {
-            Ok(0)
-        } else {
-            Err(failures.join("\n"))
-        };
+        // Views are registered in every session from their file.
+        return audit_as_is(step).await;
+    }
+    // A table model whose inputs and files are as at its last build keeps its rows.
+    let prints = if incremental {
+        None
+    } else {
+        fingerprint::all(lake, ctx, m, inputs).await?
+    };
+    if let (Some(previous), Some(prints)) = (&step.previous, &prints)
+        && let Some(version) = lake.version(&m.name).await.map_err(|e| e.to_string())?
+    {
+        let mut now = prints.clone();
+        now.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
+        if fingerprint::unchanged(previous, &now) {
+            // The same rows; their tests still run (a verdict can change without them).
+            let failures = super::audit::audit(ctx, m, custom, reference).await;
+            return if failures.is_empty() {
+                Ok(Built::Unchanged(version))
+            } else {
+                Err(format!(
+                    "{} is unchanged since version {version}, and those rows fail its tests now:\n{}",
+                    m.name,
+                    failures.join("\n")
+                ))
+            };
+        }
     }
     // Write: stream the new rows into files beside the table, visible to no one.
     let query = ctx
@@ -470,16 +513,7 @@ async fn build_one(
         .map_err(|e| format!("{}: {e}", m.path.display()))?;
     // Audit exactly those rows, read back from the files.
     let audited = match staged.provider(&ctx.state()).await {
-        Ok(candidate) => {
-            super::audit::stage_and_audit(
-                ctx,
-                m,
-                custom.map(Vec::as_slice).unwrap_or(&[]),
-                reference,
-                candidate,
-            )
-            .await
-        }
+        Ok(candidate) => super::audit::stage_and_audit(ctx, m, custom, reference, candidate).await,
         Err(e) => Err(e.to_string()),
     };
     if let Err(failure) = audited {
@@ -490,9 +524,16 @@ async fn build_one(
     }
     // Publish: one atomic commit. An empty result is a valid version with its schema (the tests
     // decide whether empty is acceptable).
-    let rows = staged.publish(lake).await.map_err(|e| e.to_string())?.rows;
+    let published = staged.publish(lake).await.map_err(|e| e.to_string())?;
     if incremental {
         super::incremental::record_state(lake, ctx, m, inputs, started).await?;
     }
-    Ok(rows)
+    let state = prints.zip(published.version).map(|(mut inputs, version)| {
+        inputs.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
+        ModelState {
+            built_at: Some(started),
+            inputs,
+        }
+    });
+    Ok(Built::Rows(published.rows, state))
 }

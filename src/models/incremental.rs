@@ -21,13 +21,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionContext, cast, ident};
-use sha2::{Digest, Sha256};
 
 use super::audit::{Custom, Increment, audit_increment};
+use super::fingerprint;
 use super::session::{collect, mem_table};
 use super::spec::Model;
 use crate::lake::model_state::ModelState;
@@ -46,16 +45,6 @@ fn df_err(m: &Model) -> impl Fn(datafusion::error::DataFusionError) -> String + 
     move |e| format!("{}: DataFusion: {e}", m.path.display())
 }
 
-fn model_fingerprint(m: &Model) -> String {
-    let mut hash = Sha256::new();
-    hash.update(m.sql.as_bytes());
-    if let Some(a) = &m.append {
-        hash.update(b"\0append\0");
-        hash.update(a.sql.as_bytes());
-    }
-    format!("sha256 {}", hex::encode(hash.finalize()))
-}
-
 async fn classify(
     lake: &Lake,
     ctx: &SessionContext,
@@ -64,7 +53,10 @@ async fn classify(
 ) -> Result<Inputs, String> {
     let mut out = Inputs {
         partitioned: Vec::new(),
-        fingerprints: HashMap::from([("model files".to_string(), model_fingerprint(m))]),
+        fingerprints: HashMap::from([(
+            fingerprint::FILES.to_string(),
+            fingerprint::files(m, lake),
+        )]),
     };
     for input in inputs {
         let schema = ctx
@@ -78,16 +70,10 @@ async fn classify(
             out.partitioned.push(input.clone());
             continue;
         }
-        let print = match lake.version(input).await.map_err(|e| e.to_string())? {
-            Some(v) => format!("version {v}"),
-            None => {
-                let rows = collect(ctx, &format!("SELECT * FROM {input}"))
-                    .await
-                    .map_err(df_err(m))?;
-                let text = pretty_format_batches(&rows).map_err(|e| e.to_string())?;
-                format!("sha256 {}", hex::encode(Sha256::digest(text.to_string())))
-            }
-        };
+        // An input that cannot be fingerprinted gets a print no build recorded: a full build.
+        let print = fingerprint::input(lake, ctx, input)
+            .await?
+            .unwrap_or_else(|| format!("unknown {}", uuid::Uuid::new_v4()));
         out.fingerprints.insert(input.to_string(), print);
     }
     Ok(out)

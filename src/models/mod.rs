@@ -30,6 +30,7 @@ pub mod build;
 pub mod dag;
 pub mod docs;
 pub mod evaluate;
+mod fingerprint;
 mod incremental;
 pub mod seeds;
 mod session;

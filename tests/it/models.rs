@@ -221,6 +221,148 @@ fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() 
     );
 }
 
+/// The newest commit in a table's Delta log (its version).
+fn delta_version(table: &Path) -> usize {
+    walk(&table.join("_delta_log"))
+        .iter()
+        .filter(|p| p.ends_with(".json"))
+        .count()
+        - 1
+}
+
+#[test]
+fn a_table_model_whose_inputs_did_not_change_keeps_its_rows_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = fred_only_lake(dir.path());
+    let sql = dir.path().join("sql");
+    write(
+        &sql,
+        "marts/units.sql",
+        "SELECT series_id, units FROM staging.fred_series\n",
+    );
+    // Reads a view (the newest vintage of each observation) and a seed.
+    write(
+        &sql,
+        "marts/latest.sql",
+        "SELECT o.series_id, max(o.date) AS last, max(s.label) AS label \
+         FROM staging.fred_observations_latest o LEFT JOIN seeds.labels s ON s.series_id = o.series_id \
+         GROUP BY o.series_id\n",
+    );
+    write(&sql, "seeds/labels.csv", "series_id,label\nWALCL,assets\n");
+    write(
+        &sql,
+        "marts/downstream.sql",
+        "SELECT count(*) AS n FROM marts.units\n",
+    );
+    let build = |extra: &[&str]| {
+        let (code, out, err) = run(bin(dir.path())
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--sql-dir", sql.to_str().unwrap()])
+            .args(extra));
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    let line = |out: &str, model: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("marts.{model} ")))
+            .unwrap_or_else(|| panic!("no line for {model}:\n{out}"))
+            .to_string()
+    };
+    let versions =
+        || ["units", "latest", "downstream"].map(|m| delta_version(&lake.join("marts").join(m)));
+    let first = build(&[]);
+    for m in ["units", "latest", "downstream"] {
+        assert!(!line(&first, m).contains("unchanged"), "{first}");
+    }
+    let built = versions();
+    let rows = sql_csv(dir.path(), &lake, "select * from marts.latest order by 1");
+    assert!(
+        rows.contains("WALCL,") && rows.contains(",assets"),
+        "{rows}"
+    );
+
+    // Nothing changed: every model keeps its version and says why.
+    let second = build(&[]);
+    for m in ["units", "latest", "downstream"] {
+        assert!(
+            line(&second, m)
+                .contains("unchanged: nothing it reads changed since its build of version"),
+            "{second}"
+        );
+    }
+    assert_eq!(versions(), built);
+    assert_eq!(
+        sql_csv(dir.path(), &lake, "select * from marts.latest order by 1"),
+        rows
+    );
+
+    // Its tests still run on the rows it keeps: a new custom test that they fail fails the build.
+    write(
+        &sql,
+        "tests/no_walcl.sql",
+        "SELECT * FROM marts.latest WHERE series_id = 'WALCL'\n",
+    );
+    let (code, out, _) = run(bin(dir.path()).arg("--lake").arg(&lake).args([
+        "build",
+        "--sql-dir",
+        sql.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("marts.latest is unchanged since version")
+            && out.contains("no_walcl.sql failed"),
+        "{out}"
+    );
+    assert_eq!(versions(), built);
+    std::fs::remove_file(sql.join("tests/no_walcl.sql")).unwrap();
+
+    // A seed edit rebuilds the model reading it, not the others.
+    write(
+        &sql,
+        "seeds/labels.csv",
+        "series_id,label\nWALCL,total assets\n",
+    );
+    let third = build(&[]);
+    assert!(!line(&third, "latest").contains("unchanged"), "{third}");
+    assert!(line(&third, "units").contains("unchanged"), "{third}");
+    assert!(
+        sql_csv(
+            dir.path(),
+            &lake,
+            "select label from marts.latest where series_id = 'WALCL'"
+        )
+        .contains("total assets")
+    );
+
+    // An edit of a model's file rebuilds it, and what reads it (its version moved).
+    write(
+        &sql,
+        "marts/units.sql",
+        "SELECT series_id, units FROM staging.fred_series WHERE series_id <> 'EFFR'\n",
+    );
+    let fourth = build(&[]);
+    assert!(!line(&fourth, "units").contains("unchanged"), "{fourth}");
+    assert!(
+        !line(&fourth, "downstream").contains("unchanged"),
+        "{fourth}"
+    );
+    assert!(line(&fourth, "latest").contains("unchanged"), "{fourth}");
+    let [units, latest, downstream] = versions();
+    assert_eq!(
+        (units, latest, downstream),
+        (built[0] + 1, built[1] + 1, built[2] + 1)
+    );
+
+    // --full-refresh rebuilds everything, and leaves a state the next build agrees with.
+    let fifth = build(&["--full-refresh"]);
+    for m in ["units", "latest", "downstream"] {
+        assert!(!line(&fifth, m).contains("unchanged"), "{fifth}");
+    }
+    let sixth = build(&[]);
+    assert!(line(&sixth, "downstream").contains("unchanged"), "{sixth}");
+}
+
 /// Every file below `dir`, recursively.
 fn walk(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
