@@ -4,8 +4,13 @@
 //! runs the real connector path through replay.
 //!
 //! Two replay folders come out: `base/` (history up to the snapshot's last day) and `next/` (the
-//! same, plus one more weekday per synthetic symbol, its body holding only the last 30 sessions as
-//! Yahoo answers an incremental request). Every synthetic recording says it is synthetic.
+//! same, plus one more weekday per synthetic symbol). In `next/` every Yahoo body holds only its
+//! last 30 sessions, as Yahoo answers an incremental request (`period1` a week back): the
+//! synthetic ones as written, the real ones cut down from the snapshot's whole-history recordings
+//! (same values, fewer of them; their meta says so). Replay serves a recording whatever window is
+//! asked, so without the cut the next night would parse and archive the real symbols' whole
+//! histories (10 MB of JSON), which no real next night does. Every synthetic recording says it is
+//! synthetic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,6 +63,7 @@ pub fn generate(
     }
     let yahoo = snapshot.join(YAHOO_HOST);
     let (pool, template) = real_returns(&yahoo)?;
+    keep_last_sessions(&next.join(YAHOO_HOST), NEXT_DAY_WINDOW)?;
     let next_day = next_weekday(last_day);
     let first = NaiveDate::from_ymd_opt(last_day.year() - years as i32, last_day.month(), 1)
         .unwrap_or(last_day);
@@ -158,6 +164,65 @@ fn real_returns(yahoo: &Path) -> Result<(Vec<f64>, Url), BenchError> {
             yahoo.display()
         ))),
     }
+}
+
+/// Cuts every Yahoo chart recording in `folder` down to its last `keep` sessions (the arrays of
+/// timestamps, quotes and adjusted closes alike) and says so in its meta.
+fn keep_last_sessions(folder: &Path, keep: usize) -> Result<(), BenchError> {
+    use serde_json::Value;
+    let bad = |path: &Path, e: String| BenchError::Snapshot(format!("{}: {e}", path.display()));
+    for entry in std::fs::read_dir(folder).map_err(io_err(folder))? {
+        let meta_path = entry.map_err(io_err(folder))?.path();
+        if !meta_path.to_string_lossy().ends_with(".meta.json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&meta_path).map_err(io_err(&meta_path))?;
+        let (mut meta, _) = crate::http::recording::parse_meta(&text, &meta_path)
+            .map_err(|e| BenchError::Snapshot(e.to_string()))?;
+        let body_path = meta_path.with_file_name(&meta.body_file);
+        let body = std::fs::read(&body_path).map_err(io_err(&body_path))?;
+        let mut chart: Value =
+            serde_json::from_slice(&body).map_err(|e| bad(&body_path, e.to_string()))?;
+        let Some(result) = chart.pointer_mut("/chart/result/0") else {
+            continue; // an error answer: nothing to cut
+        };
+        let cut = |v: Option<&mut Value>| {
+            if let Some(Value::Array(items)) = v {
+                let from = items.len().saturating_sub(keep);
+                items.drain(..from);
+            }
+        };
+        cut(result.get_mut("timestamp"));
+        for field in ["open", "high", "low", "close", "volume"] {
+            cut(result.pointer_mut(&format!("/indicators/quote/0/{field}")));
+        }
+        cut(result.pointer_mut("/indicators/adjclose/0/adjclose"));
+        // Dividends and splits are keyed by their time: only those in the kept sessions stay.
+        let first = result
+            .pointer("/timestamp/0")
+            .and_then(Value::as_i64)
+            .unwrap_or(i64::MAX);
+        if let Some(Value::Object(kinds)) = result.get_mut("events") {
+            for by_time in kinds.values_mut() {
+                if let Value::Object(items) = by_time {
+                    items.retain(|t, _| t.parse::<i64>().is_ok_and(|t| t >= first));
+                }
+            }
+        }
+        let out = serde_json::to_vec(&chart).map_err(|e| bad(&body_path, e.to_string()))?;
+        std::fs::write(&body_path, out).map_err(io_err(&body_path))?;
+        let note = format!(
+            "cut by macrolake bench to the last {keep} sessions, as Yahoo answers an incremental \
+             request; the values are the real recording's"
+        );
+        meta.note = Some(match meta.note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note,
+        });
+        let text = serde_json::to_string_pretty(&meta).map_err(|e| bad(&meta_path, e.to_string()))?;
+        std::fs::write(&meta_path, text).map_err(io_err(&meta_path))?;
+    }
+    Ok(())
 }
 
 /// One synthetic day: open, high, low, close, volume.
@@ -311,8 +376,13 @@ mod tests {
         for b in &base.bars {
             assert!(b.close > 0.0 && b.low.unwrap() <= b.close && b.close <= b.high.unwrap());
         }
-        // The real recordings are copied alongside.
+        // The real recordings are copied alongside: whole in base/, their last sessions in next/
+        // (the same values).
         assert!(u.base.join("api.stlouisfed.org").is_dir());
+        let (whole, cut) = (read(&u.base, "SPY"), read(&u.next, "SPY"));
+        assert!(whole.bars.len() > 5000, "{}", whole.bars.len());
+        assert_eq!(cut.bars.len(), NEXT_DAY_WINDOW);
+        assert_eq!(cut.bars, whole.bars[whole.bars.len() - NEXT_DAY_WINDOW..]);
         assert!(u.return_pool > 10_000);
     }
 }
