@@ -22,7 +22,9 @@
 //! **Write-audit-publish:** a model's new rows are computed, its tests run against exactly those
 //! rows, and only then are they committed (one Delta commit); a failing test leaves the previous
 //! version visible, prints sample offending rows, and skips every model downstream. Custom tests
-//! are files in `sql/tests/`: a query that must return no rows.
+//! are files in `sql/tests/`: a query that must return no rows. A table model whose inputs, file
+//! and cut-off are as at the build that published it keeps its rows, and only its tests run
+//! (`fingerprint.rs`).
 
 mod append;
 mod audit;
