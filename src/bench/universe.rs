@@ -219,7 +219,8 @@ fn keep_last_sessions(folder: &Path, keep: usize) -> Result<(), BenchError> {
             Some(n) => format!("{n}; {note}"),
             None => note,
         });
-        let text = serde_json::to_string_pretty(&meta).map_err(|e| bad(&meta_path, e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&meta).map_err(|e| bad(&meta_path, e.to_string()))?;
         std::fs::write(&meta_path, text).map_err(io_err(&meta_path))?;
     }
     Ok(())
