@@ -454,6 +454,39 @@ async fn audit_as_is(step: &Step<'_>) -> Result<Built, String> {
     }
 }
 
+/// `Some` when the table model's fingerprints `prints` and its version are those its last build
+/// recorded: its rows stay, and only its tests run (a verdict can change without them).
+async fn keep_if_unchanged(
+    step: &Step<'_>,
+    prints: Option<&HashMap<String, String>>,
+) -> Result<Option<Built>, String> {
+    let (Some(previous), Some(prints)) = (&step.previous, prints) else {
+        return Ok(None);
+    };
+    let Some(version) = step
+        .lake
+        .version(&step.model.name)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let mut now = prints.clone();
+    now.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
+    if !fingerprint::unchanged(previous, &now) {
+        return Ok(None);
+    }
+    audit_as_is(step)
+        .await
+        .map(|_| Some(Built::Unchanged(version)))
+        .map_err(|failures| {
+            format!(
+                "{} is unchanged since version {version}, and those rows fail its tests now:\n{failures}",
+                step.model.name
+            )
+        })
+}
+
 async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     let Step {
         lake,
@@ -483,24 +516,8 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     } else {
         fingerprint::all(lake, ctx, m, inputs).await?
     };
-    if let (Some(previous), Some(prints)) = (&step.previous, &prints)
-        && let Some(version) = lake.version(&m.name).await.map_err(|e| e.to_string())?
-    {
-        let mut now = prints.clone();
-        now.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
-        if fingerprint::unchanged(previous, &now) {
-            // The same rows; their tests still run (a verdict can change without them).
-            let failures = super::audit::audit(ctx, m, custom, reference).await;
-            return if failures.is_empty() {
-                Ok(Built::Unchanged(version))
-            } else {
-                Err(format!(
-                    "{} is unchanged since version {version}, and those rows fail its tests now:\n{}",
-                    m.name,
-                    failures.join("\n")
-                ))
-            };
-        }
+    if let Some(kept) = keep_if_unchanged(step, prints.as_ref()).await? {
+        return Ok(kept);
     }
     // Write: stream the new rows into files beside the table, visible to no one.
     let query = ctx

@@ -110,20 +110,26 @@ fn fred_only_lake(dir: &Path) -> std::path::PathBuf {
     lake
 }
 
-#[test]
-fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = fred_only_lake(dir.path());
-    let sql = dir.path().join("sql");
-    write(
-        &sql,
-        "marts/units.sql",
-        "-- test: not_null(units)\n-- test: unique(series_id)\nSELECT series_id, units FROM staging.fred_series\n",
-    );
+/// A FRED-only lake and a models folder with `marts/units.sql` (`units_sql`) and
+/// `marts/downstream.sql` (reading it); returns the lake and the folder.
+fn units_and_downstream(dir: &Path, units_sql: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let lake = fred_only_lake(dir);
+    let sql = dir.join("sql");
+    write(&sql, "marts/units.sql", units_sql);
     write(
         &sql,
         "marts/downstream.sql",
         "SELECT count(*) AS n FROM marts.units\n",
+    );
+    (lake, sql)
+}
+
+#[test]
+fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, sql) = units_and_downstream(
+        dir.path(),
+        "-- test: not_null(units)\n-- test: unique(series_id)\nSELECT series_id, units FROM staging.fred_series\n",
     );
     let sql_arg = sql.to_str().unwrap();
     let build_units = || {
@@ -233,11 +239,8 @@ fn delta_version(table: &Path) -> usize {
 #[test]
 fn a_table_model_whose_inputs_did_not_change_keeps_its_rows_and_version() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = fred_only_lake(dir.path());
-    let sql = dir.path().join("sql");
-    write(
-        &sql,
-        "marts/units.sql",
+    let (lake, sql) = units_and_downstream(
+        dir.path(),
         "SELECT series_id, units FROM staging.fred_series\n",
     );
     // Reads a view (the newest vintage of each observation) and a seed.
@@ -249,11 +252,6 @@ fn a_table_model_whose_inputs_did_not_change_keeps_its_rows_and_version() {
          GROUP BY o.series_id\n",
     );
     write(&sql, "seeds/labels.csv", "series_id,label\nWALCL,assets\n");
-    write(
-        &sql,
-        "marts/downstream.sql",
-        "SELECT count(*) AS n FROM marts.units\n",
-    );
     let build = |extra: &[&str]| {
         let (code, out, err) = run(bin(dir.path())
             .arg("--lake")
