@@ -15,6 +15,7 @@
 //! the table at its previous version; the data files it wrote are never referenced.
 
 pub mod availability;
+mod limit;
 pub mod maintain;
 mod merge;
 pub mod model_state;

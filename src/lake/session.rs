@@ -110,6 +110,8 @@ impl Lake {
                 context: format!("registering {name}"),
                 source: Box::new(source),
             })?;
+        let provider: Arc<dyn datafusion::catalog::TableProvider> =
+            Arc::new(super::limit::KeepLimit(provider));
         Ok((provider, table.version(), rows))
     }
 

@@ -93,6 +93,15 @@ impl SwapSchema {
     pub fn as_any(&self) -> &dyn Any {
         self
     }
+
+    /// Whether `provider` is one this schema serves now (not one it replaced).
+    pub fn holds(&self, provider: &Arc<dyn TableProvider>) -> bool {
+        self.tables
+            .read()
+            .expect("schema lock")
+            .values()
+            .any(|t| std::ptr::addr_eq(Arc::as_ptr(t), Arc::as_ptr(provider)))
+    }
 }
 
 /// The server's context and what it last loaded.
@@ -107,6 +116,8 @@ pub struct LiveCatalog {
     schemas: HashMap<Zone, Arc<SwapSchema>>,
     versions: tokio::sync::Mutex<BTreeMap<TableName, Option<u64>>>,
     memory_table_max_rows: usize,
+    /// Answers to repeated queries, emptied whenever a new table version is swapped in.
+    pub results: Arc<super::cache::ResultCache>,
 }
 
 fn df_err(context: &str) -> impl FnOnce(DataFusionError) -> ServeError + '_ {
@@ -124,6 +135,7 @@ impl LiveCatalog {
         views: Vec<ViewDef>,
         memory_limit_mb: usize,
         memory_table_max_rows: usize,
+        result_cache_mb: usize,
     ) -> Result<Self, ServeError> {
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -173,6 +185,7 @@ impl LiveCatalog {
             schemas,
             versions: Default::default(),
             memory_table_max_rows,
+            results: Arc::new(super::cache::ResultCache::new(result_cache_mb)),
         };
         live.refresh().await?;
         Ok(live)
@@ -215,8 +228,41 @@ impl LiveCatalog {
                     .await
                     .map_err(df_err(&context))?;
             }
+            // After every swap and view: an answer computed on the old versions (or on a mix)
+            // is neither served nor kept from now on.
+            self.results.invalidate();
         }
         Ok(changed)
+    }
+
+    /// Whether `provider` is a lake table or view being served now: a plan that scans a
+    /// replaced one was made before a refresh, and one that scans anything else reads the
+    /// catalogs.
+    pub fn is_current(&self, provider: &Arc<dyn TableProvider>) -> bool {
+        self.schemas.values().any(|s| s.holds(provider))
+    }
+
+    /// Whether a plan's scan of `table` through `provider` was planned before a refresh swapped
+    /// that table (or view) for a newer version: a prepared statement keeps the providers it
+    /// was planned with, so it must be planned again to see the new rows.
+    pub fn is_replaced(
+        &self,
+        table: &datafusion::common::TableReference,
+        provider: &Arc<dyn TableProvider>,
+    ) -> bool {
+        let zone_schemas = self
+            .schemas
+            .iter()
+            .filter(|(zone, _)| table.schema().is_none_or(|s| s == zone.as_str()))
+            .map(|(_, schema)| schema);
+        let mut named = false;
+        for schema in zone_schemas {
+            if schema.holds(provider) {
+                return false;
+            }
+            named |= schema.table_exist(table.table());
+        }
+        named
     }
 
     /// A table of at most `memory_table_max_rows` rows (by its files' Delta statistics) read once

@@ -61,6 +61,13 @@ pub struct ServeConfig {
     /// tables (e.g. a three-way cross join): it holds a worker until it ends. Turn it on for
     /// dashboards with known queries, not for servers open to ad-hoc SQL.
     pub memory_table_max_rows: usize,
+    /// Memory for answers to repeated queries (a dashboard's statements, sent again by every
+    /// viewer and refresh): a statement whose text, parameters, result formats and connection
+    /// settings match a kept answer gets it without being planned or run. Only plain queries
+    /// over lake tables that call no time- or session-dependent function (`now()`, `random()`,
+    /// `current_user` …) are kept, and all are dropped when a new table version becomes
+    /// visible, so an answer is always the one the current tables give. 0 turns it off.
+    pub result_cache_mb: usize,
     /// Seconds between checks for new table versions (after a nightly run, new queries see the
     /// new data without a restart; running queries keep the version they started on).
     pub refresh_secs: u64,
@@ -88,6 +95,7 @@ impl Default for ServeConfig {
             memory_limit_mb: 2048,
             query_memory_limit_mb: 512,
             memory_table_max_rows: 0,
+            result_cache_mb: 64,
             refresh_secs: 10,
             login_delay_base_ms: 100,
             login_delay_max_ms: 5000,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::pgwire;
 use futures::{Sink, StreamExt};
@@ -22,7 +23,8 @@ use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
-use super::catalog::server_version;
+use super::cache::{self, Key, Lookup};
+use super::catalog::{LiveCatalog, server_version};
 use super::config::Credential;
 use super::guard::{Guard, Refusal};
 use super::pg_error as error;
@@ -164,11 +166,18 @@ pub struct Guarded {
     parser: Arc<GuardedParser>,
     guard: Arc<Guard>,
     timeout: Duration,
+    catalog: Arc<LiveCatalog>,
 }
 
 impl Guarded {
-    /// Statements parsed by `inner` and run on `sessions`, for at most `timeout`.
-    pub fn new(inner: &DfSessionService, sessions: Arc<Sessions>, timeout: Duration) -> Self {
+    /// Statements parsed by `inner` and run on `sessions`, for at most `timeout`, over the
+    /// tables of `catalog` (whose result cache answers repeated queries).
+    pub fn new(
+        inner: &DfSessionService,
+        sessions: Arc<Sessions>,
+        timeout: Duration,
+        catalog: Arc<LiveCatalog>,
+    ) -> Self {
         let guard = Arc::new(Guard::new());
         let parser = Arc::new(GuardedParser {
             inner: inner.query_parser(),
@@ -179,7 +188,72 @@ impl Guarded {
             parser,
             guard,
             timeout,
+            catalog,
         }
+    }
+
+    /// Whether the simple-protocol `query` is one statement whose answer may be kept.
+    async fn simple_cacheable<C>(&self, client: &C, query: &str) -> bool
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+        let one = Parser::parse_sql(&PostgreSqlDialect {}, query).is_ok_and(|s| s.len() == 1);
+        if !one {
+            return false;
+        }
+        match self.parser.inner.parse_sql(client, query, &[]).await {
+            Ok(Some((_, Some((statement, plan))))) => self.cacheable(&statement, &plan),
+            _ => false,
+        }
+    }
+
+    fn cacheable(&self, statement: &SqlStatement, plan: &LogicalPlan) -> bool {
+        cache::cacheable(statement, plan, |p| self.catalog.is_current(p))
+    }
+
+    /// `portal` as it is, or planned again if a refresh replaced a table it reads since it was
+    /// prepared (its plan holds the providers it was planned with).
+    async fn replanned<C>(
+        &self,
+        client: &C,
+        portal: &Portal<Statement>,
+    ) -> PgWireResult<Option<Portal<Statement>>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let (sql, Some((_, plan))) = &portal.statement.statement else {
+            return Ok(None);
+        };
+        let replaced = cache::scanned(plan).is_some_and(|scans| {
+            scans
+                .iter()
+                .any(|(table, provider)| self.catalog.is_replaced(table, provider))
+        });
+        if !replaced {
+            return Ok(None);
+        }
+        let stored = &portal.statement;
+        let Some(statement) = self
+            .parser
+            .parse_sql(client, sql, &stored.parameter_types)
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::debug!(%sql, "a table changed since the statement was prepared: planning it again");
+        let mut fresh = Portal::default();
+        fresh.name = portal.name.clone();
+        fresh.statement = Arc::new(pgwire::api::stmt::StoredStatement::new(
+            stored.id.clone(),
+            statement,
+            stored.parameter_types.clone(),
+        ));
+        fresh.parameter_format = portal.parameter_format.clone();
+        fresh.parameters = portal.parameters.clone();
+        fresh.result_column_format = portal.result_column_format.clone();
+        fresh.state = portal.state.clone();
+        Ok(Some(fresh))
     }
 }
 
@@ -220,16 +294,32 @@ impl SimpleQueryHandler for Guarded {
                 ))]);
             }
         }
+        let results = &self.catalog.results;
+        let generation = results.generation();
+        let key = Key::new(query, &[], "simple".into(), client.metadata());
+        let keep = match results.lookup(&key) {
+            Lookup::Hit(response) => return Ok(vec![response]),
+            Lookup::Refused => false,
+            Lookup::Miss if self.simple_cacheable(client, query).await => true,
+            Lookup::Miss => {
+                results.refuse(key.clone(), generation);
+                false
+            }
+        };
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
         let lease = Arc::new(self.sessions.lease());
-        let responses = tokio::time::timeout(
+        let mut responses = tokio::time::timeout(
             limit,
             SimpleQueryHandler::do_query(lease.service(), client, query),
         )
         .await
         .map_err(|_| timeout_error())?
         .map_err(|e| out_of_memory(e, &lease))?;
+        if keep && responses.len() == 1 {
+            let response = responses.remove(0);
+            responses.push(results.keep(key, generation, response));
+        }
         Ok(responses
             .into_iter()
             .map(|r| with_deadline(r, deadline, &lease))
@@ -238,6 +328,7 @@ impl SimpleQueryHandler for Guarded {
 }
 
 type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+type SqlStatement = datafusion::sql::sqlparser::ast::Statement;
 
 #[async_trait]
 impl ExtendedQueryHandler for Guarded {
@@ -260,16 +351,37 @@ impl ExtendedQueryHandler for Guarded {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let replanned = self.replanned(client, portal).await?;
+        let portal = replanned.as_ref().unwrap_or(portal);
+        let results = &self.catalog.results;
+        let generation = results.generation();
+        let mut keep = None;
+        if let (sql, Some((statement, plan))) = &portal.statement.statement {
+            let formats = format!(
+                "{:?}|{:?}",
+                portal.parameter_format, portal.result_column_format
+            );
+            let key = Key::new(sql, &portal.parameters, formats, client.metadata());
+            match results.lookup(&key) {
+                Lookup::Hit(response) => return Ok(response),
+                Lookup::Refused => {}
+                Lookup::Miss if self.cacheable(statement, plan) => keep = Some(key),
+                Lookup::Miss => results.refuse(key, generation),
+            }
+        }
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
         let lease = Arc::new(self.sessions.lease());
-        let response = tokio::time::timeout(
+        let mut response = tokio::time::timeout(
             limit,
             ExtendedQueryHandler::do_query(lease.service(), client, portal, max_rows),
         )
         .await
         .map_err(|_| timeout_error())?
         .map_err(|e| out_of_memory(e, &lease))?;
+        if let Some(key) = keep {
+            response = results.keep(key, generation, response);
+        }
         Ok(with_deadline(response, deadline, &lease))
     }
 }

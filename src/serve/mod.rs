@@ -15,6 +15,7 @@
 //! - **Fresh**: new table versions are picked up every `refresh_secs` without a restart.
 //! - **TLS** with `tls_cert`/`tls_key`.
 
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod functions;
@@ -181,6 +182,7 @@ impl Server {
                 views,
                 config.memory_limit_mb,
                 config.memory_table_max_rows,
+                config.result_cache_mb,
             )
             .await?,
         );
@@ -206,6 +208,7 @@ impl Server {
                 &parser,
                 sessions,
                 Duration::from_secs(config.statement_timeout_secs.max(1)),
+                catalog.clone(),
             )),
             users: Arc::new(handler::Users::new(&credentials)),
             connections: Arc::new(pgwire::api::ConnectionManager::new()),

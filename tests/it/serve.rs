@@ -600,6 +600,16 @@ async fn new_versions_are_visible_without_a_restart() {
     let server = start(&lake, "");
     let c = bi(&server.addr).await;
     let before = runs_count(&c).await;
+    // A statement prepared before the new version (a BI tool keeps its prepared statements for
+    // the connection's life), run twice so its answer is in the result cache.
+    let prepared = c
+        .prepare("SELECT count(*) FROM meta.runs WHERE run_id IS NOT NULL")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let n: i64 = c.query_one(&prepared, &[]).await.unwrap().get(0);
+        assert_eq!(n, before);
+    }
     let (code, _, err) = run(bin(dir.path())
         .arg("--lake")
         .arg(&lake)
@@ -619,6 +629,86 @@ async fn new_versions_are_visible_without_a_restart() {
             "new runs never became visible"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The prepared statement sees the new runs too: neither its kept answer nor its plan of
+    // the old version is used once the new one is visible.
+    let after = runs_count(&c).await;
+    let n: i64 = c.query_one(&prepared, &[]).await.unwrap().get(0);
+    assert_eq!(n, after);
+}
+
+/// Rows of a simple query, as text.
+async fn texts(c: &Client, sql: &str) -> Vec<Vec<String>> {
+    crate::load::text_rows(&c.simple_query(sql).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeated_queries_get_the_same_answers_and_time_or_session_dependent_ones_are_not_kept() {
+    let server = start(lake(), "");
+    let uncached = start(lake(), "result_cache_mb = 0");
+    let (c, u) = (bi(&server.addr).await, bi(&uncached.addr).await);
+    let point = "SELECT * FROM marts.liquidity_vs_risk WHERE date = DATE '2026-05-01'";
+    let week = "SELECT date_trunc('week', date) AS w, avg(net_liquidity_musd) \
+                FROM marts.liquidity_vs_risk GROUP BY 1 ORDER BY 1";
+    for sql in [point, week] {
+        let expected = texts(&u, sql).await;
+        assert!(!expected.is_empty(), "{sql}");
+        // Both protocols, each three times: the first run fills the cache, the others read it.
+        for _ in 0..3 {
+            assert_eq!(texts(&c, sql).await, expected, "{sql}");
+        }
+        let statement = c.prepare(sql).await.unwrap();
+        let first = c.query(&statement, &[]).await.unwrap();
+        for _ in 0..3 {
+            let again = c.query(&statement, &[]).await.unwrap();
+            assert_eq!(again.len(), first.len(), "{sql}");
+            assert_eq!(
+                format!("{:?}", again[0]),
+                format!("{:?}", first[0]),
+                "{sql}"
+            );
+        }
+    }
+    // A bound parameter is part of the key: another value, another answer.
+    let by_date = c
+        .prepare("SELECT count(*) FROM marts.liquidity_vs_risk WHERE date >= $1::date")
+        .await
+        .unwrap();
+    let count = |d: &'static str| {
+        let c = &c;
+        let by_date = &by_date;
+        async move {
+            let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+            c.query_one(by_date, &[&d]).await.unwrap().get::<_, i64>(0)
+        }
+    };
+    let (recent, older) = (count("2026-05-01").await, count("2025-01-01").await);
+    assert!(older > recent && recent > 0, "{older} {recent}");
+    assert_eq!(count("2026-05-01").await, recent);
+    // Functions whose answer moves are run every time.
+    let random = "SELECT random() FROM marts.liquidity_vs_risk LIMIT 1";
+    let draws: std::collections::BTreeSet<_> =
+        futures::future::join_all((0..3).map(|_| async { texts(&c, random).await }))
+            .await
+            .into_iter()
+            .collect();
+    assert_eq!(
+        draws.len(),
+        3,
+        "random() answered from the cache: {draws:?}"
+    );
+    let clock = "SELECT now() FROM marts.liquidity_vs_risk LIMIT 1";
+    let t0 = texts(&c, clock).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_ne!(texts(&c, clock).await, t0, "now() answered from the cache");
+    // A constant over a lake table with a limit (a BI tool's existence probe) gets its limit:
+    // deltalake answers a scan of no column from its log and dropped it.
+    for server in [&c, &u] {
+        let probe = "SELECT 1 AS one FROM marts.liquidity_vs_risk LIMIT 3";
+        assert_eq!(texts(server, probe).await.len(), 3);
+        let tail =
+            "SELECT count(*) FROM (SELECT 'x' AS l FROM marts.asset_daily OFFSET 10 LIMIT 5) s";
+        assert_eq!(texts(server, tail).await, vec![vec!["5".to_string()]]);
     }
 }
 
