@@ -11,8 +11,10 @@ the seeds, the models in build order, the daily cut-off, where `macrolake serve`
 2. PostgreSQL (Debian's server, `initdb` in the work folder, or under the system temporary
    folder when run as root, loopback only): loads the marts the dashboard reads with COPY, adds the indexes a DBA would (date; symbol, date), ANALYZE.
 3. The dashboard queries, over pgwire with psycopg, against both servers: warm-up, then `runs`
-   timed executions each (fetching every row); p50/p95 per server. Both servers must return the
-   same number of rows, or the run fails.
+   timed executions each (fetching every row); p50/p95 per server. Then again with each
+   execution's text made distinct by a comment, so macrolake's result cache and both servers'
+   prepared statements never answer: the cost of a query seen for the first time. Both servers
+   must return the same number of rows, or the run fails.
 
 Writes the results as JSON to --out.
 """
@@ -226,16 +228,22 @@ def load_postgres(pg, manifest, work):
     return time.perf_counter() - start, rows, version
 
 
-def timed(conn, sql, runs):
+def timed(conn, sql, runs, distinct=False):
+    """p50/p95 of `runs` executions after a warm-up. With `distinct`, each execution's text
+    differs by a comment (`/* run N */`), so no result cache or prepared statement answers it:
+    every run is parsed, planned and executed, as a dashboard's first view is."""
+    def text(i):
+        return f"{sql} /* run {i} */" if distinct else sql
+
     with conn.cursor() as cur:
-        for _ in range(max(3, runs // 20)):
-            cur.execute(sql)
+        for i in range(max(3, runs // 20)):
+            cur.execute(text(-1 - i))
             cur.fetchall()
         times = []
         n = 0
-        for _ in range(runs):
+        for i in range(runs):
             start = time.perf_counter()
-            cur.execute(sql)
+            cur.execute(text(i))
             n = len(cur.fetchall())
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
@@ -279,9 +287,14 @@ def main():
             print(f"compare: {name}", file=sys.stderr)
             a = timed(ours, sql, runs)
             b = timed(theirs, sql, runs)
-            if a["rows"] != b["rows"]:
+            a_fresh = timed(ours, sql, runs, distinct=True)
+            b_fresh = timed(theirs, sql, runs, distinct=True)
+            if not (a["rows"] == b["rows"] == a_fresh["rows"] == b_fresh["rows"]):
                 sys.exit(f"compare: {name}: macrolake returned {a['rows']} rows, PostgreSQL {b['rows']}\n{sql}")
-            queries.append({"name": name, "sql": sql, "runs": runs, "macrolake": a, "postgres": b})
+            queries.append({
+                "name": name, "sql": sql, "runs": runs, "macrolake": a, "postgres": b,
+                "macrolake_distinct": a_fresh, "postgres_distinct": b_fresh,
+            })
         result["queries"] = queries
         ours.close()
         theirs.close()

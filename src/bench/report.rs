@@ -248,28 +248,41 @@ impl Report {
             out,
             "Dashboard queries, psycopg over pgwire, {runs} runs each after warm-up (PostgreSQL: the same mart rows loaded with COPY, indexed on date and (symbol, date)):\n"
         );
-        out.push_str("| query | macrolake p50 ms | p95 ms | PostgreSQL p50 ms | p95 ms | p50 ratio | p95 ratio |\n|---|---|---|---|---|---|---|\n");
+        out.push_str("| query | macrolake p50 ms | p95 ms | PostgreSQL p50 ms | p95 ms | p50 ratio | p95 ratio | first-time text: macrolake p50 / p95 ms | PostgreSQL p50 / p95 ms | p50 ratio |\n|---|---|---|---|---|---|---|---|---|---|\n");
         let get = |q: &Value, server: &str, k: &str| {
             q.get(server).and_then(|s| s.get(k)).and_then(Value::as_f64)
+        };
+        let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
+            _ => "–".into(),
         };
         for q in queries {
             let name = q.get("name").and_then(Value::as_str).unwrap_or("?");
             let (m50, m95) = (get(q, "macrolake", "p50_ms"), get(q, "macrolake", "p95_ms"));
             let (p50, p95) = (get(q, "postgres", "p50_ms"), get(q, "postgres", "p95_ms"));
-            let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
-            let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
-                _ => "–".into(),
-            };
+            let (d50, d95) = (
+                get(q, "macrolake_distinct", "p50_ms"),
+                get(q, "macrolake_distinct", "p95_ms"),
+            );
+            let (e50, e95) = (
+                get(q, "postgres_distinct", "p50_ms"),
+                get(q, "postgres_distinct", "p95_ms"),
+            );
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
                 f(m50),
                 f(m95),
                 f(p50),
                 f(p95),
                 r(m50, p50),
-                r(m95, p95)
+                r(m95, p95),
+                f(d50),
+                f(d95),
+                f(e50),
+                f(e95),
+                r(d50, e50)
             );
         }
         out.push('\n');
