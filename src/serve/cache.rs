@@ -25,7 +25,13 @@ use datafusion::common::TableReference;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
-use datafusion::sql::sqlparser::ast::Statement;
+use std::ops::ControlFlow;
+
+use datafusion::execution::SessionState;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Statement, visit_expressions, visit_relations,
+};
+use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
 use datafusion_postgres::pgwire;
 use futures::StreamExt;
 use pgwire::api::results::{FieldInfo, QueryResponse, Response};
@@ -332,6 +338,63 @@ fn immutable(plan: &LogicalPlan) -> bool {
     ok
 }
 
+/// Whether the simple-protocol `sql` may be kept, from its text alone (planning it twice would
+/// cost a first-time query as much again): one query whose every relation is a table or view
+/// of `zones` (qualified, e.g. `marts.liquidity_vs_risk`) or a CTE of its own, and whose every
+/// function is an aggregate, a window function or an immutable scalar function of `state`.
+/// Anything else — unqualified or catalog tables, table functions, unknown names — is not kept.
+pub fn text_cacheable(sql: &str, state: &SessionState, zones: &[&str]) -> bool {
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        return false;
+    };
+    if statements.len() != 1 {
+        return false;
+    }
+    let statement = statements.remove(0);
+    let Statement::Query(query) = &statement else {
+        return false;
+    };
+    let ctes: Vec<String> = query
+        .with
+        .iter()
+        .flat_map(|w| &w.cte_tables)
+        .map(|c| c.alias.name.value.to_lowercase())
+        .collect();
+    let mut lake_tables = 0;
+    let relations_ok = visit_relations(&statement, |name| {
+        let text = name.to_string().replace('"', "").to_lowercase();
+        match text.split('.').collect::<Vec<_>>().as_slice() {
+            [zone, _] if zones.contains(zone) => lake_tables += 1,
+            [cte] if ctes.iter().any(|c| c == cte) => {}
+            _ => return ControlFlow::Break(()),
+        }
+        ControlFlow::Continue(())
+    })
+    .is_continue();
+    let functions_ok = visit_expressions(&statement, |e| match e {
+        SqlExpr::Function(f) if !known_immutable(&f.name.to_string(), state) => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_continue();
+    relations_ok && functions_ok && lake_tables > 0
+}
+
+fn known_immutable(name: &str, state: &SessionState) -> bool {
+    let name = name.replace('"', "").to_lowercase();
+    if SESSION_FUNCTIONS.iter().any(|p| name.starts_with(p)) || name == "user" {
+        return false;
+    }
+    match state.scalar_functions().get(&name) {
+        Some(f) => f.signature().volatility == Volatility::Immutable,
+        None => {
+            state.aggregate_functions().contains_key(&name)
+                || state.window_functions().contains_key(&name)
+        }
+    }
+}
+
 /// Whether the answer of `statement` (planned as `plan`) may be kept: a query that reads at
 /// least one table and only tables for which `is_lake` holds, and calls only immutable
 /// functions.
@@ -499,44 +562,60 @@ mod tests {
         }
     }
 
-    async fn verdict(sql: &str) -> bool {
+    /// The verdicts from the plan and from the text (they must agree).
+    async fn verdict(sql: &str) -> (bool, bool) {
         let config = datafusion::prelude::SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
+        ctx.sql("CREATE SCHEMA marts").await.unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let batch =
             RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
                 .unwrap();
         let table: Arc<dyn TableProvider> =
             Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap());
-        ctx.register_table("t", table.clone()).unwrap();
+        ctx.register_table("marts.t", table.clone()).unwrap();
         let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
-        cacheable(&statement, &plan, |p| {
+        let by_plan = cacheable(&statement, &plan, |p| {
             std::ptr::addr_eq(Arc::as_ptr(p), Arc::as_ptr(&table))
-        })
+        });
+        (by_plan, text_cacheable(sql, &ctx.state(), &["marts"]))
     }
 
     #[tokio::test]
     async fn only_queries_over_lake_tables_with_immutable_functions_are_cacheable() {
         for sql in [
-            "SELECT v FROM t WHERE v > 1",
-            "SELECT sum(v), abs(min(v)) FROM t",
-            "WITH w AS (SELECT v FROM t) SELECT * FROM w WHERE v IN (SELECT v FROM t)",
+            "SELECT v FROM marts.t WHERE v > 1",
+            "SELECT sum(v), abs(min(v)), row_number() OVER (ORDER BY v) FROM marts.t GROUP BY v",
+            "WITH w AS (SELECT v FROM marts.t) SELECT * FROM w WHERE v IN (SELECT v FROM marts.t)",
         ] {
-            assert!(verdict(sql).await, "{sql}");
+            assert_eq!(verdict(sql).await, (true, true), "{sql}");
         }
         for sql in [
-            "SELECT v, now() FROM t",
-            "SELECT v FROM t WHERE random() < 0.5",
-            "SELECT v FROM t WHERE v IN (SELECT v + random() FROM t)",
-            "SELECT current_date, v FROM t",
+            "SELECT v, now() FROM marts.t",
+            "SELECT v FROM marts.t WHERE random() < 0.5",
+            "SELECT v FROM marts.t WHERE v IN (SELECT v + random() FROM marts.t)",
+            "SELECT current_date, v FROM marts.t",
             "SELECT 1",
             "SELECT table_name FROM information_schema.tables",
-            "EXPLAIN SELECT v FROM t",
+            "EXPLAIN SELECT v FROM marts.t",
         ] {
-            assert!(!verdict(sql).await, "{sql}");
+            assert_eq!(verdict(sql).await, (false, false), "{sql}");
         }
+        // The text check knows no more than the text: more than one statement, or a function
+        // it cannot find, is not kept.
+        let state = SessionContext::new().state();
+        assert!(!text_cacheable(
+            "SELECT v FROM marts.t; SELECT v FROM marts.t",
+            &state,
+            &["marts"]
+        ));
+        assert!(!text_cacheable(
+            "SELECT no_such(v) FROM marts.t",
+            &state,
+            &["marts"]
+        ));
     }
 }

@@ -192,20 +192,10 @@ impl Guarded {
         }
     }
 
-    /// Whether the simple-protocol `query` is one statement whose answer may be kept.
-    async fn simple_cacheable<C>(&self, client: &C, query: &str) -> bool
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        use datafusion::sql::sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
-        let one = Parser::parse_sql(&PostgreSqlDialect {}, query).is_ok_and(|s| s.len() == 1);
-        if !one {
-            return false;
-        }
-        match self.parser.inner.parse_sql(client, query, &[]).await {
-            Ok(Some((_, Some((statement, plan))))) => self.cacheable(&statement, &plan),
-            _ => false,
-        }
+    /// Whether the simple-protocol `query`'s answer may be kept (judged from its text).
+    fn simple_cacheable(&self, query: &str) -> bool {
+        let zones: Vec<&str> = crate::lake::Zone::ALL.iter().map(|z| z.as_str()).collect();
+        cache::text_cacheable(query, &self.catalog.ctx.state(), &zones)
     }
 
     fn cacheable(&self, statement: &SqlStatement, plan: &LogicalPlan) -> bool {
@@ -300,7 +290,7 @@ impl SimpleQueryHandler for Guarded {
         let keep = match results.lookup(&key) {
             Lookup::Hit(response) => return Ok(vec![response]),
             Lookup::Refused => false,
-            Lookup::Miss if self.simple_cacheable(client, query).await => true,
+            Lookup::Miss if self.simple_cacheable(query) => true,
             Lookup::Miss => {
                 results.refuse(key.clone(), generation);
                 false
