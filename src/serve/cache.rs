@@ -95,14 +95,8 @@ struct Answer {
     rows: Arc<Vec<DataRow>>,
 }
 
-enum Entry {
-    Answer(Answer),
-    /// The statement was found not cacheable: not planned again to find out.
-    Refused,
-}
-
 struct Slot {
-    entry: Entry,
+    answer: Answer,
     bytes: usize,
     used: u64,
 }
@@ -118,9 +112,9 @@ struct State {
 pub enum Lookup {
     /// The kept answer, ready to send.
     Hit(Response),
-    /// Known not cacheable: run it.
-    Refused,
-    /// Not known: run it, and keep it if [`cacheable`].
+    /// The cache is off: run it, keep nothing.
+    Off,
+    /// Not kept: run it, and keep it if it is [`cacheable`].
     Miss,
 }
 
@@ -184,7 +178,7 @@ impl ResultCache {
     /// The answer kept for `key`, if any.
     pub fn lookup(&self, key: &Key) -> Lookup {
         if !self.enabled() {
-            return Lookup::Refused;
+            return Lookup::Off;
         }
         let mut state = self.state();
         state.clock += 1;
@@ -193,21 +187,13 @@ impl ResultCache {
             return Lookup::Miss;
         };
         slot.used = clock;
-        let Entry::Answer(answer) = &slot.entry else {
-            return Lookup::Refused;
-        };
+        let answer = &slot.answer;
         self.hits.fetch_add(1, Ordering::Relaxed);
         let rows = answer.rows.clone();
         let stream = futures::stream::iter(0..rows.len()).map(move |i| Ok(rows[i].clone()));
         let mut response = QueryResponse::new(answer.fields.clone(), stream);
         response.set_command_tag(&answer.command_tag);
         Lookup::Hit(Response::Query(response))
-    }
-
-    /// Remembers that `key` is not cacheable (until the next invalidation).
-    pub fn refuse(&self, key: Key, generation: u64) {
-        let bytes = key.bytes() + ENTRY_OVERHEAD;
-        self.insert(key, Entry::Refused, bytes, generation);
     }
 
     /// Passes `response` through, keeping its rows under `key` once all were sent, if the
@@ -248,7 +234,7 @@ impl ResultCache {
                                     command_tag,
                                     rows: Arc::new(kept),
                                 };
-                                cache.insert(key, Entry::Answer(answer), bytes, generation);
+                                cache.insert(key, answer, bytes, generation);
                             }
                         }
                     }
@@ -259,7 +245,7 @@ impl ResultCache {
         Response::Query(query)
     }
 
-    fn insert(&self, key: Key, entry: Entry, bytes: usize, generation: u64) {
+    fn insert(&self, key: Key, answer: Answer, bytes: usize, generation: u64) {
         if !self.enabled() || bytes > self.max_bytes {
             return;
         }
@@ -284,7 +270,14 @@ impl ResultCache {
         }
         state.clock += 1;
         let used = state.clock;
-        if let Some(old) = state.slots.insert(key, Slot { entry, bytes, used }) {
+        if let Some(old) = state.slots.insert(
+            key,
+            Slot {
+                answer,
+                bytes,
+                used,
+            },
+        ) {
             state.bytes -= old.bytes;
         }
         state.bytes += bytes;
@@ -538,7 +531,7 @@ mod tests {
         // Turned off: nothing is kept.
         let off = Arc::new(ResultCache::new(0));
         let k = key("off");
-        assert!(matches!(off.lookup(&k), Lookup::Refused));
+        assert!(matches!(off.lookup(&k), Lookup::Off));
         drain(off.keep(k.clone(), 0, response(vec![Ok(row("a"))])), 9).await;
         assert!(hit(&off, &k).is_none());
     }

@@ -289,12 +289,8 @@ impl SimpleQueryHandler for Guarded {
         let key = Key::new(query, &[], "simple".into(), client.metadata());
         let keep = match results.lookup(&key) {
             Lookup::Hit(response) => return Ok(vec![response]),
-            Lookup::Refused => false,
-            Lookup::Miss if self.simple_cacheable(query) => true,
-            Lookup::Miss => {
-                results.refuse(key.clone(), generation);
-                false
-            }
+            Lookup::Off => false,
+            Lookup::Miss => self.simple_cacheable(query),
         };
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
@@ -354,9 +350,8 @@ impl ExtendedQueryHandler for Guarded {
             let key = Key::new(sql, &portal.parameters, formats, client.metadata());
             match results.lookup(&key) {
                 Lookup::Hit(response) => return Ok(response),
-                Lookup::Refused => {}
                 Lookup::Miss if self.cacheable(statement, plan) => keep = Some(key),
-                Lookup::Miss => results.refuse(key, generation),
+                Lookup::Off | Lookup::Miss => {}
             }
         }
         let limit = statement_limit(client, self.timeout);
