@@ -41,7 +41,7 @@ use url::Url;
 
 pub use name::{TableName, Zone};
 pub use row::{INGESTED_AT, StagingRow, ingested_at_column};
-pub use session::{AsOf, QuerySession, ViewDef};
+pub use session::{AsOf, QuerySession, ViewDef, collect_sql};
 pub use sorted::BatchSender;
 pub use staged::Staged;
 

@@ -186,16 +186,7 @@ impl Lake {
                 continue;
             }
             let sql = format!("CREATE VIEW {} AS {}", view.name, view.sql);
-            let df_err = |source| LakeError::DataFusion {
-                context: format!("creating view {}", view.name),
-                source: Box::new(source),
-            };
-            ctx.sql(&sql)
-                .await
-                .map_err(df_err)?
-                .collect()
-                .await
-                .map_err(df_err)?;
+            collect_sql(&ctx, &sql, &format!("creating view {}", view.name)).await?;
         }
         Ok(QuerySession { ctx, tables })
     }
@@ -266,6 +257,24 @@ fn truncate(
     let day = datafusion::scalar::ScalarValue::Date32(Some(Date32Type::from_naive_date(day)));
     let df = ctx.read_table(provider)?.filter(known.lt_eq(lit(day)))?;
     Ok(df.into_view())
+}
+
+/// Runs `sql` on `ctx` and collects its rows; a failure says it happened while `context`.
+pub async fn collect_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    context: &str,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    let df_err = |source| LakeError::DataFusion {
+        context: context.to_string(),
+        source: Box::new(source),
+    };
+    ctx.sql(sql)
+        .await
+        .map_err(df_err)?
+        .collect()
+        .await
+        .map_err(df_err)
 }
 
 #[cfg(test)]

@@ -220,13 +220,7 @@ impl LiveCatalog {
                 }
                 let sql = format!("CREATE OR REPLACE VIEW {} AS {}", view.name, view.sql);
                 let context = format!("creating view {}", view.name);
-                self.ctx
-                    .sql(&sql)
-                    .await
-                    .map_err(df_err(&context))?
-                    .collect()
-                    .await
-                    .map_err(df_err(&context))?;
+                crate::lake::collect_sql(&self.ctx, &sql, &context).await?;
             }
             // After every swap and view: an answer computed on the old versions (or on a mix)
             // is neither served nor kept from now on.

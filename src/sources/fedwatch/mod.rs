@@ -211,18 +211,7 @@ impl Fedwatch {
         let names: Vec<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
         let q = |sql: String| {
             let ctx = session.ctx.clone();
-            async move {
-                let df_err = |source| LakeError::DataFusion {
-                    context: "reading FedWatch inputs".into(),
-                    source: Box::new(source),
-                };
-                ctx.sql(&sql)
-                    .await
-                    .map_err(df_err)?
-                    .collect()
-                    .await
-                    .map_err(df_err)
-            }
+            async move { crate::lake::collect_sql(&ctx, &sql, "reading FedWatch inputs").await }
         };
         let mut curves: BTreeMap<NaiveDate, (method::Curve, BTreeSet<String>)> = BTreeMap::new();
         if names.contains(&crate::sources::futures::parse::Settle::table()) {
