@@ -317,8 +317,7 @@ fn immutable(plan: &LogicalPlan) -> bool {
                 if let Expr::ScalarFunction(f) = e {
                     let name = f.func.name().to_ascii_lowercase();
                     if f.func.signature().volatility != Volatility::Immutable
-                        || SESSION_FUNCTIONS.iter().any(|p| name.starts_with(p))
-                        || name == "user"
+                        || session_dependent(&name)
                     {
                         ok = false;
                         return Ok(TreeNodeRecursion::Stop);
@@ -374,9 +373,15 @@ pub fn text_cacheable(sql: &str, state: &SessionState, zones: &[&str]) -> bool {
     relations_ok && functions_ok && lake_tables > 0
 }
 
+/// Whether the lower-case function `name` answers per connection or moment whatever its declared
+/// volatility.
+fn session_dependent(name: &str) -> bool {
+    SESSION_FUNCTIONS.iter().any(|p| name.starts_with(p)) || name == "user"
+}
+
 fn known_immutable(name: &str, state: &SessionState) -> bool {
     let name = name.replace('"', "").to_lowercase();
-    if SESSION_FUNCTIONS.iter().any(|p| name.starts_with(p)) || name == "user" {
+    if session_dependent(&name) {
         return false;
     }
     match state.scalar_functions().get(&name) {
