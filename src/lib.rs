@@ -16,6 +16,7 @@
 //! * [`export`] — lake tables to Parquet/CSV files (local folder or object store), atomically.
 //! * [`chart`] — net liquidity vs bitcoin vs Russell 2000 as a PNG or SVG.
 //! * [`serve`] — the lake over the PostgreSQL wire protocol; [`web`] — the status page.
+//! * [`memory`] — when freed memory goes back to the system (mimalloc's purge delay).
 //! * [`bench`] — `macrolake bench` against DuckDB and PostgreSQL.
 //! * [`app`] — the application context and its commands' logic; [`cli`] — the arguments and
 //!   the dispatch of each command, on top of everything else.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod export;
 pub mod http;
 pub mod lake;
+pub mod memory;
 pub mod models;
 pub mod query;
 pub mod schedule;

@@ -12,28 +12,8 @@ use macrolake::cli::{Cli, error_text, init_logging, run};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Makes mimalloc return freed pages to the system at once (its `purge_delay` option, 10 ms by
-/// default) unless `MIMALLOC_PURGE_DELAY` says otherwise. With the delay, pages a phase freed
-/// stayed resident into the next (the nightly's steps run in one process, the daemon idles
-/// between ticks): at 13M rows the next day's test step peaked at 1024 MiB, 561 MiB without
-/// (`docs/benchmarks.md`), at no measurable cost in time.
-fn purge_freed_memory_at_once() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    unsafe extern "C" {
-        // mimalloc.h: `void mi_option_set(mi_option_t option, long value)`.
-        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    }
-    /// `mi_option_purge_delay` in mimalloc.h (the same in its v2 and v3).
-    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-    // SAFETY: a plain setter of mimalloc's option table, which is linked in as the global
-    // allocator; any value is valid for this option.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
-}
-
 fn main() -> ExitCode {
-    purge_freed_memory_at_once();
+    macrolake::memory::configure();
     let cli = Cli::parse();
     init_logging(&cli.global);
     // 64 MiB per worker: planning and dropping a statement recurse over its expression tree; the
