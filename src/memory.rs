@@ -13,6 +13,10 @@
 //! Both are no-ops in effect where mimalloc is not the global allocator (the test binaries): the
 //! calls reach mimalloc's own, unused, heap.
 
+// Links mimalloc's C library into every binary built from this crate, the test binaries too
+// (they do not use it as their allocator): the two functions below are its.
+extern crate mimalloc as _;
+
 /// The purge delay set by [`configure`], in milliseconds.
 pub const PURGE_DELAY_MS: i64 = 100;
 

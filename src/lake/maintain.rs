@@ -66,16 +66,17 @@ impl Lake {
     pub async fn optimize(&self, table: &TableName, target_mb: u64) -> Result<Maintained> {
         let delta = self.load(table, None).await?;
         let target = NonZeroU64::new(target_mb.max(1) * 1024 * 1024).expect("non-zero");
-        let (delta, metrics) =
-            delta
-                .optimize()
-                .with_target_size(target)
-                .await
-                .map_err(|source| LakeError::Delta {
-                    table: table.clone(),
-                    action: "optimize",
-                    source: Box::new(source),
-                })?;
+        let (delta, metrics) = delta
+            .optimize()
+            .with_target_size(target)
+            // Compacted files are like every other file of the lake (delta-rs would write Zstd).
+            .with_writer_properties(super::files::writer_properties())
+            .await
+            .map_err(|source| LakeError::Delta {
+                table: table.clone(),
+                action: "optimize",
+                source: Box::new(source),
+            })?;
         Ok(Maintained {
             table: table.clone(),
             files_added: metrics.num_files_added,

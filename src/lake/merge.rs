@@ -333,6 +333,7 @@ impl Merge<'_> {
             .merge(source, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
+            .with_writer_properties(super::files::writer_properties())
             .when_matched_update(|u| {
                 columns
                     .iter()

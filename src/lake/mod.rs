@@ -15,6 +15,7 @@
 //! the table at its previous version; the data files it wrote are never referenced.
 
 pub mod availability;
+pub mod files;
 mod limit;
 pub mod maintain;
 mod merge;
@@ -394,7 +395,10 @@ impl Lake {
                     Some(t) => t,
                     None => self.builder(table)?.build().map_err(err("create"))?,
                 };
-                let mut builder = delta.write(batches).with_table_name(table.to_string());
+                let mut builder = delta
+                    .write(batches)
+                    .with_table_name(table.to_string())
+                    .with_writer_properties(files::writer_properties());
                 builder = match mode {
                     // New nullable columns (e.g. added to meta.runs by an upgrade) join the table.
                     WriteMode::Append | WriteMode::Merge { .. } => builder

@@ -103,6 +103,7 @@ impl Lake {
             .with_session_state(Arc::new(state))
             .with_table_name(table.to_string())
             .with_save_mode(SaveMode::ErrorIfExists)
+            .with_writer_properties(super::files::writer_properties())
             .await;
         let staged = match written {
             Ok(staged) => staged,
