@@ -231,7 +231,6 @@ impl App {
                 Ok(report) => (report.rows_written, report.failures),
                 Err(e) => (0, vec![e]),
             };
-            crate::memory::release_freed();
             for e in &errors {
                 tracing::error!(source = %kind, error = %e, "source failed");
             }

@@ -16,7 +16,7 @@
 //! * [`export`] — lake tables to Parquet/CSV files (local folder or object store), atomically.
 //! * [`chart`] — net liquidity vs bitcoin vs Russell 2000 as a PNG or SVG.
 //! * [`serve`] — the lake over the PostgreSQL wire protocol; [`web`] — the status page.
-//! * [`memory`] — when freed memory goes back to the system (mimalloc's purge delay).
+//! * [`memory`] — when freed memory goes back to the system (mimalloc's purge delay per workload).
 //! * [`bench`] — `macrolake bench` against DuckDB and PostgreSQL.
 //! * [`app`] — the application context and its commands' logic; [`cli`] — the arguments and
 //!   the dispatch of each command, on top of everything else.

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use macrolake::cli::{Cli, error_text, init_logging, run};
+use macrolake::cli::{Cli, Command, error_text, init_logging, run};
+use macrolake::memory::Workload;
 
 /// mimalloc, as datafusion-cli uses: a large ingest or build frees its memory back to the system
 /// instead of leaving it fragmented across glibc's per-thread arenas for the rest of the run (the
@@ -13,8 +14,11 @@ use macrolake::cli::{Cli, error_text, init_logging, run};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    macrolake::memory::configure();
     let cli = Cli::parse();
+    macrolake::memory::configure(match cli.command {
+        Command::Serve { .. } => Workload::Serving,
+        _ => Workload::Batch,
+    });
     init_logging(&cli.global);
     // 64 MiB per worker: planning and dropping a statement recurse over its expression tree; the
     // server's guard caps the tree (1,000 operators, parser depth 50), and this leaves a wide margin

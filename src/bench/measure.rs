@@ -32,8 +32,6 @@ pub struct Meter {
 impl Meter {
     /// Starts measuring: resets the peak-RSS mark and notes the lake's size.
     pub fn start(name: &str, lake_dir: &Path) -> Self {
-        // What the previous phase freed is not this phase's.
-        crate::memory::release_freed();
         // Linux: writing 5 to clear_refs resets VmHWM to the current RSS (since 4.0).
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         Self {

@@ -322,8 +322,6 @@ pub async fn build(
                 outcome.message = Some(message);
             }
         }
-        // The model's working set is done with: hand it back before the next one runs.
-        crate::memory::release_freed();
         outcome.seconds = clock.elapsed().as_secs_f64();
         records.push(outcome.record(&run_id, kind, started));
         report.outcomes.push(outcome);

@@ -144,7 +144,6 @@ pub async fn run_job(job: &Job, cx: RunContext<'_>) -> Result<JobReport, Schedul
             Some((status, _)) => run.skip(step, label, *status).await?,
             None => {
                 let report = run.step(index, step, label).await?;
-                crate::memory::release_freed();
                 if let Some(error) = &report.error {
                     ended = Some((report.status, format!("step {}: {error}", report.label)));
                 }
