@@ -86,11 +86,15 @@ WITH roles AS (
 corr AS (
     SELECT date, known_on, corr AS btc_rut_corr_90d FROM marts.btc_smallcap_xcorr WHERE k = 0
 ),
+-- Per day, the lead with the highest correlation (ties: the smaller |k|, then the smaller k). An
+-- aggregate, not row_number() = 1 over a window per day: DataFusion's window operator pays per
+-- partition (also in eps below).
 best_lag AS (
-    SELECT date, k AS btc_lead_sessions, c AS btc_lead_corr
-    FROM (SELECT date, k, corr AS c, row_number() OVER (PARTITION BY date ORDER BY corr DESC, abs(k), k) AS rn
-          FROM marts.btc_smallcap_xcorr WHERE corr IS NOT NULL)
-    WHERE rn = 1
+    SELECT date,
+           first_value(k ORDER BY corr DESC, abs(k), k) AS btc_lead_sessions,
+           first_value(corr ORDER BY corr DESC, abs(k), k) AS btc_lead_corr
+    FROM marts.btc_smallcap_xcorr WHERE corr IS NOT NULL
+    GROUP BY date
 ),
 stats AS (
     SELECT c.date, c.known_on, c.btc_rut_corr_90d, b.btc_lead_sessions, b.btc_lead_corr
@@ -125,7 +129,9 @@ names AS (
 as_of AS (
     SELECT d.date, n.feed,
            max(w.date) OVER (PARTITION BY n.feed ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS obs_date
-    FROM days d CROSS JOIN names n
+    -- names first: DataFusion's cross join emits a batch per row of its left side and right batch,
+    -- and thousands of tiny batches made the sort behind this window 70× slower
+    FROM names n CROSS JOIN days d
     LEFT JOIN newest w ON w.feed = n.feed AND w.known_on = d.date
 ),
 -- Per day, each role's newest known row within 5 days.
@@ -192,8 +198,10 @@ eps AS (
            max(CASE WHEN index = 'SP600' THEN edition_date END) AS sp600_eps_edition_date,
            max(CASE WHEN index = 'RUT' THEN growth_pct END) AS rut_eps_growth_pct,
            max(CASE WHEN index = 'RUT' THEN edition_date END) AS rut_eps_edition_date
-    FROM (SELECT *, row_number() OVER (PARTITION BY date, index ORDER BY edition_date DESC, source) AS rn FROM marts.eps_growth)
-    WHERE rn = 1
+    FROM (SELECT date, index,
+                 first_value(growth_pct ORDER BY edition_date DESC, source) AS growth_pct,
+                 first_value(edition_date ORDER BY edition_date DESC, source) AS edition_date
+          FROM marts.eps_growth GROUP BY date, index)
     GROUP BY date
 )
 SELECT d.date,

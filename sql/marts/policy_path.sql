@@ -31,14 +31,10 @@ days AS (
 -- The range in force on the day: the newest DFEDTARL print at most 7 days old (the FedWatch
 -- step started its distribution from the same print).
 current_target AS (
-    SELECT as_of_date, low_bps
-    FROM (
-        SELECT d.as_of_date, t.low_bps,
-               row_number() OVER (PARTITION BY d.as_of_date ORDER BY t.date DESC) AS rn
-        FROM days d
-        JOIN target t ON t.date <= d.as_of_date AND t.date >= d.as_of_date - INTERVAL '7 days'
-    )
-    WHERE rn = 1
+    SELECT d.as_of_date, first_value(t.low_bps ORDER BY t.date DESC) AS low_bps
+    FROM days d
+    JOIN target t ON t.date <= d.as_of_date AND t.date >= d.as_of_date - INTERVAL '7 days'
+    GROUP BY d.as_of_date
 ),
 per_meeting AS (
     SELECT f.as_of_date, f.meeting_date, f.meeting_index,

@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use super::session::{collect, mem_table, register};
 use super::spec::{DataTest, Model};
@@ -49,34 +50,51 @@ fn checks<'a>(
     out
 }
 
-/// Runs checks; returns the failures, each with up to five offending rows.
+/// Runs checks, as many at once as the machine has cores (each is a small query whose time is
+/// mostly planning, single-threaded); returns the failures, in the checks' order, each with up
+/// to five offending rows.
 async fn run_checks(ctx: &SessionContext, checks: Vec<(String, String)>) -> Vec<String> {
-    let mut failures = Vec::new();
-    for (name, sql) in checks {
-        let clock = Instant::now();
-        let outcome = collect(
-            ctx,
-            &format!(
-                "SELECT * FROM ({}) LIMIT 5",
-                sql.trim().trim_end_matches(';')
-            ),
-        )
-        .await;
-        tracing::debug!(test = %name, seconds = clock.elapsed().as_secs_f64(), "data test ran");
-        match outcome {
-            Ok(rows) if rows.iter().all(|b| b.num_rows() == 0) => {}
-            Ok(rows) => {
-                let shown = pretty_format_batches(&rows)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                failures.push(format!(
-                    "test {name} failed; offending rows (up to 5):\n{shown}"
-                ));
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+    futures::stream::iter(checks)
+        .map(|(name, sql)| {
+            // A task each, so that their planning runs on the runtime's other threads too.
+            let task = tokio::spawn(run_check(ctx.clone(), name.clone(), sql));
+            async move {
+                task.await
+                    .unwrap_or_else(|e| Some(format!("test {name} could not run: {e}")))
             }
-            Err(e) => failures.push(format!("test {name} could not run: {e}")),
+        })
+        .buffered(at_once)
+        .filter_map(|failure| async move { failure })
+        .collect()
+        .await
+}
+
+/// Runs one check: `Some(failure)` when it finds offending rows or cannot run.
+async fn run_check(ctx: SessionContext, name: String, sql: String) -> Option<String> {
+    let ctx = &ctx;
+    let clock = Instant::now();
+    let outcome = collect(
+        ctx,
+        &format!(
+            "SELECT * FROM ({}) LIMIT 5",
+            sql.trim().trim_end_matches(';')
+        ),
+    )
+    .await;
+    tracing::debug!(test = %name, seconds = clock.elapsed().as_secs_f64(), "data test ran");
+    match outcome {
+        Ok(rows) if rows.iter().all(|b| b.num_rows() == 0) => None,
+        Ok(rows) => {
+            let shown = pretty_format_batches(&rows)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            Some(format!(
+                "test {name} failed; offending rows (up to 5):\n{shown}"
+            ))
         }
+        Err(e) => Some(format!("test {name} could not run: {e}")),
     }
-    failures
 }
 
 /// Audits what the model's name is bound to now: every declared test and every custom test

@@ -519,6 +519,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     if let Some(kept) = keep_if_unchanged(step, prints.as_ref()).await? {
         return Ok(kept);
     }
+    let phase = Instant::now();
     // Write: stream the new rows into files beside the table, visible to no one.
     let query = ctx
         .sql(&m.sql)
@@ -528,6 +529,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         .stage(&m.name, query)
         .await
         .map_err(|e| format!("{}: {e}", m.path.display()))?;
+    let staged_in = phase.elapsed();
     // Audit exactly those rows, read back from the files.
     let audited = match staged.provider(&ctx.state()).await {
         Ok(candidate) => super::audit::stage_and_audit(ctx, m, custom, reference, candidate).await,
@@ -541,7 +543,10 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     }
     // Publish: one atomic commit. An empty result is a valid version with its schema (the tests
     // decide whether empty is acceptable).
+    let audited_in = phase.elapsed() - staged_in;
     let published = staged.publish(lake).await.map_err(|e| e.to_string())?;
+    tracing::debug!(model = %m.name, staged_s = staged_in.as_secs_f64(), audited_s = audited_in.as_secs_f64(),
+        published_s = (phase.elapsed() - staged_in - audited_in).as_secs_f64(), "built");
     if incremental {
         super::incremental::record_state(lake, ctx, m, inputs, started).await?;
     }

@@ -519,9 +519,16 @@ impl Source for Fred {
             name: TableName::staging("fred_observations_latest"),
             requires: ObservationRow::table(),
             description: "newest vintage of every FRED observation",
-            sql: "SELECT series_id, date, value, units, value_musd, realtime_start, source, ingested_at, available_at \
-                  FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY series_id, date ORDER BY realtime_start DESC) AS vintage_rank \
-                        FROM staging.fred_observations) WHERE vintage_rank = 1"
+            // The newest vintage as a join with each observation's newest realtime_start (unique
+            // with series_id and date: the table's key), not `row_number() = 1` over a window per
+            // observation: DataFusion's window operator pays per partition, and 30k one-row
+            // partitions cost 0.2 s where the aggregate and join take 5 ms.
+            sql: "SELECT o.series_id, o.date, o.value, o.units, o.value_musd, o.realtime_start, o.source, \
+                  o.ingested_at, o.available_at \
+                  FROM staging.fred_observations o \
+                  JOIN (SELECT series_id, date, max(realtime_start) AS realtime_start \
+                        FROM staging.fred_observations GROUP BY series_id, date) n \
+                  ON n.series_id = o.series_id AND n.date = o.date AND n.realtime_start = o.realtime_start"
                 .to_string(),
         }]
     }
