@@ -17,7 +17,8 @@
 -- Per role and day, the row of the most preferred symbol with a close: in (role, date, preference,
 -- symbol) order, the first row of its day. One window per role, not row_number() = 1 over a
 -- window per role and day: DataFusion's window operator pays per partition, and 64k of them took
--- 0.4 s (first_value(… ORDER BY …) per group took longer still on the text columns).
+-- 0.4 s (first_value(… ORDER BY …) per group took longer still on the text columns, and DuckDB
+-- does not know it as an aggregate).
 WITH ranked AS (
     SELECT r.role, a.date, a.symbol, a.close, a.daily_return, a.drawdown_pct, a.is_new_high,
            a.history_start, a.known_on,

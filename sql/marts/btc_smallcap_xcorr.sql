@@ -21,7 +21,9 @@ indexed AS (
     FROM sessions WHERE rut_ret IS NOT NULL AND btc_ret IS NOT NULL
 ),
 lags AS (
-    SELECT CAST(value AS BIGINT) AS k FROM generate_series(-10, 10)
+    -- unnest of the list (not the table function, whose column DuckDB names differently): the
+    -- same SQL runs in DataFusion and DuckDB
+    SELECT CAST(unnest(generate_series(-10, 10)) AS BIGINT) AS k
 ),
 -- At anchor session t and lead k, bitcoin's return at t − max(k, 0) is paired with small caps'
 -- at t − max(−k, 0): never a session after t.

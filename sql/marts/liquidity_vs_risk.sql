@@ -86,15 +86,15 @@ WITH roles AS (
 corr AS (
     SELECT date, known_on, corr AS btc_rut_corr_90d FROM marts.btc_smallcap_xcorr WHERE k = 0
 ),
--- Per day, the lead with the highest correlation (ties: the smaller |k|, then the smaller k). An
--- aggregate, not row_number() = 1 over a window per day: DataFusion's window operator pays per
--- partition (also in eps below).
+-- Per day, the lead with the highest correlation (ties: the smaller |k|, then the smaller k): the
+-- first row of its day in that order. One window over the whole table that marks it, not
+-- row_number() = 1 over a window per day: DataFusion's window operator pays per partition (eps
+-- below does the same).
 best_lag AS (
-    SELECT date,
-           first_value(k ORDER BY corr DESC, abs(k), k) AS btc_lead_sessions,
-           first_value(corr ORDER BY corr DESC, abs(k), k) AS btc_lead_corr
-    FROM marts.btc_smallcap_xcorr WHERE corr IS NOT NULL
-    GROUP BY date
+    SELECT date, k AS btc_lead_sessions, corr AS btc_lead_corr
+    FROM (SELECT date, k, corr, lag(date) OVER (ORDER BY date, corr DESC, abs(k), k) AS previous_date
+          FROM marts.btc_smallcap_xcorr WHERE corr IS NOT NULL)
+    WHERE previous_date IS DISTINCT FROM date
 ),
 stats AS (
     SELECT c.date, c.known_on, c.btc_rut_corr_90d, b.btc_lead_sessions, b.btc_lead_corr
@@ -198,10 +198,10 @@ eps AS (
            max(CASE WHEN index = 'SP600' THEN edition_date END) AS sp600_eps_edition_date,
            max(CASE WHEN index = 'RUT' THEN growth_pct END) AS rut_eps_growth_pct,
            max(CASE WHEN index = 'RUT' THEN edition_date END) AS rut_eps_edition_date
-    FROM (SELECT date, index,
-                 first_value(growth_pct ORDER BY edition_date DESC, source) AS growth_pct,
-                 first_value(edition_date ORDER BY edition_date DESC, source) AS edition_date
-          FROM marts.eps_growth GROUP BY date, index)
+    FROM (SELECT date, index, growth_pct, edition_date,
+                 lag(date) OVER (PARTITION BY index ORDER BY date, edition_date DESC, source) AS previous_date
+          FROM marts.eps_growth)
+    WHERE previous_date IS DISTINCT FROM date
     GROUP BY date
 )
 SELECT d.date,

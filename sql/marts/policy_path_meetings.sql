@@ -23,10 +23,12 @@ days AS (
 ),
 -- The range in force on the day: the newest DFEDTARL print at most 7 days old (as in policy_path).
 current_target AS (
-    SELECT d.as_of_date, first_value(t.low_bps ORDER BY t.date DESC) AS low_bps
-    FROM days d
-    JOIN target t ON t.date <= d.as_of_date AND t.date >= d.as_of_date - INTERVAL '7 days'
-    GROUP BY d.as_of_date
+    SELECT n.as_of_date, t.low_bps
+    FROM (SELECT d.as_of_date, max(t.date) AS date
+          FROM days d
+          JOIN target t ON t.date <= d.as_of_date AND t.date >= d.as_of_date - INTERVAL '7 days'
+          GROUP BY d.as_of_date) n
+    JOIN target t ON t.date = n.date
 )
 SELECT f.as_of_date, f.meeting_date, f.meeting_index,
        sum(f.probability * (f.target_low_bps + 12.5)) / 100 AS expected_mid_pct,
