@@ -423,6 +423,7 @@ impl Lake {
 
     /// Every table in the lake, found by listing the zone folders for Delta logs.
     pub async fn tables(&self) -> Result<Vec<TableName>> {
+        use futures::StreamExt;
         let mut found = Vec::new();
         for zone in Zone::ALL {
             let prefix = self.path(zone.as_str());
@@ -434,18 +435,24 @@ impl Lake {
                     path: prefix.to_string(),
                     source,
                 })?;
-            for dir in listing.common_prefixes {
-                if let Some(name) = dir.filename() {
-                    let table = TableName {
-                        zone,
-                        name: name.to_string(),
-                    };
-                    if self.exists(&table).await? {
-                        found.push(table);
-                    }
-                }
-            }
+            found.extend(listing.common_prefixes.iter().filter_map(|dir| {
+                dir.filename().map(|name| TableName {
+                    zone,
+                    name: name.to_string(),
+                })
+            }));
         }
+        // A folder is a table once its log has a commit; the checks run at once (a round trip
+        // each on S3).
+        let checked = futures::stream::iter(found)
+            .map(|table| async move { self.exists(&table).await.map(|yes| yes.then_some(table)) })
+            .buffered(8)
+            .collect::<Vec<_>>()
+            .await;
+        let mut found = checked
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<_>>>()?;
         found.sort();
         Ok(found)
     }

@@ -8,8 +8,12 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
 
 use super::{Lake, LakeError, Result, TableName, Zone};
+
+/// How many tables' Delta logs a session reads at once.
+const TABLES_LOADED_AT_ONCE: usize = 8;
 
 /// A point in a table's history for time travel (`--as-of`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +152,22 @@ impl Lake {
             schemas.push((zone, schema));
         }
         let mut tables = Vec::new();
-        for name in self.tables().await? {
-            let (provider, version) = match self.provider(&name, as_of, &ctx.state()).await {
+        // Every table's log is read at once (each load waits on the store: a round trip per
+        // file on S3), then registered in name order.
+        let state = ctx.state();
+        let loads = futures::stream::iter(self.tables().await?)
+            .map(|name| {
+                let state = &state;
+                async move {
+                    let found = self.provider(&name, as_of, state).await;
+                    (name, found)
+                }
+            })
+            .buffered(TABLES_LOADED_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        for (name, found) in loads {
+            let (provider, version) = match found {
                 Ok(found) => found,
                 Err(LakeError::Delta { source, .. }) if as_of.is_some() => {
                     tracing::warn!(table = %name, error = %source, "table has no version at --as-of; not visible");
