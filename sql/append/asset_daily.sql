@@ -14,7 +14,9 @@ WITH ranked AS (
         ) AS previous_date
     FROM staging.prices_daily p
     JOIN append_after a ON a.symbol = p.symbol
-    WHERE p.date > a.last_date
+    -- The second bound is implied by the first; as a constant (DataFusion runs the subquery
+    -- first) it lets the scan skip every file, row group and page of older days.
+    WHERE p.date > a.last_date AND p.date > (SELECT min(last_date) FROM append_after)
 ),
 roles AS (
     SELECT symbol, min(role) AS role FROM seeds.asset_roles GROUP BY symbol
@@ -24,6 +26,7 @@ continued AS (
     SELECT t.symbol, t.date, t.close, t.available_at, t.ath_close AS high_so_far, t.history_start, true AS stored
     FROM marts.asset_daily t
     JOIN append_after a ON a.symbol = t.symbol AND t.date = a.last_date
+    WHERE t.date >= (SELECT min(last_date) FROM append_after)
     UNION ALL
     SELECT symbol, date, close, available_at, close AS high_so_far, CAST(NULL AS DATE) AS history_start, false AS stored
     FROM ranked WHERE previous_date IS DISTINCT FROM date
