@@ -134,8 +134,10 @@ as_of AS (
     FROM names n CROSS JOIN days d
     LEFT JOIN newest w ON w.feed = n.feed AND w.known_on = d.date
 ),
--- Per day, each role's newest known row within 5 days.
-role_wide AS (
+-- Per day, each carried input's newest known row within 5 days: the roles, the correlation
+-- stats and the policy path, in one pass over as_of (a CTE is planned again wherever a query
+-- names it: three passes planned as_of, and the feeds under it, three times over).
+carried AS (
     SELECT a.date,
         max(CASE WHEN r.role = 'bitcoin' THEN r.close END) AS btc_close,
         max(CASE WHEN r.role = 'bitcoin' THEN r.drawdown_pct END) AS btc_drawdown_pct,
@@ -162,24 +164,27 @@ role_wide AS (
         max(CASE WHEN r.role = 'silver' THEN r.symbol END) AS silver_symbol,
         max(CASE WHEN r.role = 'silver' THEN r.close END) AS silver_close,
         max(CASE WHEN r.role = 'silver' THEN r.drawdown_pct END) AS silver_drawdown_pct,
-        max(CASE WHEN r.role = 'silver' THEN r.date END) AS silver_as_of
-    FROM as_of a JOIN roles r ON r.role = a.feed AND r.date = a.obs_date
+        max(CASE WHEN r.role = 'silver' THEN r.date END) AS silver_as_of,
+        max(s.btc_rut_corr_90d) AS btc_rut_corr_90d,
+        max(s.btc_lead_sessions) AS btc_lead_sessions,
+        max(s.btc_lead_corr) AS btc_lead_corr,
+        max(s.date) AS stats_as_of,
+        max(p.as_of_date) AS policy_as_of,
+        max(CASE WHEN p.next_meeting_date >= a.date THEN p.next_meeting_date END) AS next_meeting_date,
+        max(CASE WHEN p.next_meeting_date >= a.date THEN p.next_meeting_cut_prob END) AS next_meeting_cut_prob,
+        max(p.priced_change_12m_bp) AS priced_change_12m_bp,
+        max(p.priced_horizon_date) AS priced_horizon_date,
+        max(p.proxy_change_bp) AS proxy_change_bp,
+        max(p.proxy_basis) AS proxy_basis,
+        max(p.proxy_horizon_months) AS proxy_horizon_months,
+        max(p.basis) AS policy_basis,
+        max(p.reason) AS policy_reason
+    FROM as_of a
+    LEFT JOIN roles r ON r.role = a.feed AND r.date = a.obs_date
+    LEFT JOIN stats s ON a.feed = 'stats' AND s.date = a.obs_date
+    LEFT JOIN policy p ON a.feed = 'policy' AND p.as_of_date = a.obs_date
     WHERE a.obs_date >= a.date - INTERVAL '5 days'
     GROUP BY a.date
-),
-stats_daily AS (
-    SELECT a.date, s.btc_rut_corr_90d, s.btc_lead_sessions, s.btc_lead_corr, s.date AS stats_as_of
-    FROM as_of a JOIN stats s ON a.feed = 'stats' AND s.date = a.obs_date
-    WHERE a.obs_date >= a.date - INTERVAL '5 days'
-),
-policy_daily AS (
-    SELECT a.date, p.as_of_date AS policy_as_of,
-           CASE WHEN p.next_meeting_date >= a.date THEN p.next_meeting_date END AS next_meeting_date,
-           CASE WHEN p.next_meeting_date >= a.date THEN p.next_meeting_cut_prob END AS next_meeting_cut_prob,
-           p.priced_change_12m_bp, p.priced_horizon_date, p.proxy_change_bp, p.proxy_basis, p.proxy_horizon_months,
-           p.basis AS policy_basis, p.reason AS policy_reason
-    FROM as_of a JOIN policy p ON a.feed = 'policy' AND p.as_of_date = a.obs_date
-    WHERE a.obs_date >= a.date - INTERVAL '5 days'
 ),
 bills AS (
     -- Exact dollars from the operations; the purpose from marts.bill_purchases.
@@ -211,8 +216,8 @@ SELECT d.date,
        CASE WHEN d.date >= DATE '2025-12-12' THEN
            sum(coalesce(b.accepted_usd, 0)) OVER (ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
        END AS bill_purchases_cum_usd,
-       p.next_meeting_date, p.next_meeting_cut_prob, p.priced_change_12m_bp, p.priced_horizon_date,
-       p.proxy_change_bp, p.proxy_basis, p.proxy_horizon_months, p.policy_basis, p.policy_reason, p.policy_as_of,
+       r.next_meeting_date, r.next_meeting_cut_prob, r.priced_change_12m_bp, r.priced_horizon_date,
+       r.proxy_change_bp, r.proxy_basis, r.proxy_horizon_months, r.policy_basis, r.policy_reason, r.policy_as_of,
        e.sp500_eps_growth_pct, e.sp500_eps_edition_date, e.sp600_eps_growth_pct, e.sp600_eps_edition_date,
        e.rut_eps_growth_pct, e.rut_eps_edition_date,
        r.btc_close, r.btc_drawdown_pct, r.btc_high_since, r.btc_as_of,
@@ -221,15 +226,13 @@ SELECT d.date,
        r.ndx_symbol, r.ndx_close, r.ndx_drawdown_pct, r.ndx_as_of,
        r.dji_symbol, r.dji_close, r.dji_drawdown_pct, r.dji_as_of,
        r.silver_symbol, r.silver_close, r.silver_drawdown_pct, r.silver_as_of,
-       s.btc_rut_corr_90d, s.btc_lead_sessions, s.btc_lead_corr, s.stats_as_of,
+       r.btc_rut_corr_90d, r.btc_lead_sessions, r.btc_lead_corr, r.stats_as_of,
        CASE WHEN r.btc_close IS NOT NULL AND r.rut_close IS NOT NULL THEN
            (r.btc_drawdown_pct >= -2 AND r.rut_drawdown_pct < -20) OR (r.rut_drawdown_pct >= -2 AND r.btc_drawdown_pct < -20)
        END AS divergence
 FROM days d
 LEFT JOIN marts.net_liquidity_daily n ON n.date = d.date
-LEFT JOIN role_wide r ON r.date = d.date
-LEFT JOIN stats_daily s ON s.date = d.date
-LEFT JOIN policy_daily p ON p.date = d.date
+LEFT JOIN carried r ON r.date = d.date
 LEFT JOIN bills b ON b.date = d.date
 LEFT JOIN eps e ON e.date = d.date
 ORDER BY d.date
