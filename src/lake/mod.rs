@@ -16,6 +16,7 @@
 
 pub mod availability;
 pub mod files;
+pub mod increasing;
 mod limit;
 pub mod maintain;
 mod merge;

@@ -44,12 +44,26 @@ pub struct Staged {
     pub rows: usize,
     /// Data files staged (none when the query returned no row).
     pub files: usize,
+    /// The watched keys the rows came out in strictly increasing order of, so unique
+    /// ([`super::increasing`]).
+    pub unique_keys: Vec<Vec<String>>,
 }
 
 impl Lake {
     /// Streams `query`'s rows into a staged next version of `table` (see the module docs).
     /// Nothing becomes visible; on error the folder is deleted.
     pub async fn stage(&self, table: &TableName, query: DataFrame) -> Result<Staged> {
+        self.stage_watching(table, query, &[]).await
+    }
+
+    /// [`Lake::stage`], watching the rows for `keys` (lists of columns) that strictly increase
+    /// from row to row: those are reported in [`Staged::unique_keys`].
+    pub async fn stage_watching(
+        &self,
+        table: &TableName,
+        query: DataFrame,
+        keys: &[Vec<String>],
+    ) -> Result<Staged> {
         let folder = format!("staged-{}", uuid::Uuid::new_v4());
         let url = self
             .table_url(table)
@@ -81,6 +95,7 @@ impl Lake {
             Arc::new(datafusion::execution::TaskContext::from(&state)),
         )
         .map_err(df_err(table))?;
+        let (watch, rows) = super::increasing::KeyWatch::wrap(keys, rows);
         let source = StreamingTable::try_new(rows.schema(), vec![Arc::new(Once::new(rows))])
             .map_err(df_err(table))?;
         let plan = LogicalPlanBuilder::scan("staged", provider_as_source(Arc::new(source)), None)
@@ -126,6 +141,7 @@ impl Lake {
             staged,
             rows,
             files,
+            unique_keys: watch.proven(rows),
         })
     }
 

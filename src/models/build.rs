@@ -526,13 +526,17 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         .await
         .map_err(|e| format!("{}: DataFusion: {e}", m.path.display()))?;
     let staged = lake
-        .stage(&m.name, query)
+        .stage_watching(&m.name, query, &super::audit::unique_keys(m))
         .await
         .map_err(|e| format!("{}: {e}", m.path.display()))?;
     let staged_in = phase.elapsed();
-    // Audit exactly those rows, read back from the files.
+    // Audit exactly those rows, read back from the files (a unique key they were written in
+    // strictly increasing order of is proven already).
     let audited = match staged.provider(&ctx.state()).await {
-        Ok(candidate) => super::audit::stage_and_audit(ctx, m, custom, reference, candidate).await,
+        Ok(candidate) => {
+            let proven = &staged.unique_keys;
+            super::audit::stage_and_audit(ctx, m, custom, reference, candidate, proven).await
+        }
         Err(e) => Err(e.to_string()),
     };
     if let Err(failure) = audited {

@@ -124,6 +124,74 @@ fn units_and_downstream(dir: &Path, units_sql: &str) -> (std::path::PathBuf, std
     (lake, sql)
 }
 
+/// A `unique` test is settled while the rows are written when they come out in strictly
+/// increasing order of its key; sorted rows with a repeated key, or unsorted ones, still run the
+/// test over the files, and a repeat fails the build.
+#[test]
+fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |body: &str| format!("-- test: unique(series_id, date)\n{body}\n");
+    let (lake, sql) = units_and_downstream(
+        dir.path(),
+        &model(
+            "SELECT series_id, date FROM staging.fred_observations GROUP BY series_id, date ORDER BY series_id, date",
+        ),
+    );
+    let sql_arg = sql.to_str().unwrap();
+    let build_units = || {
+        run(bin(dir.path())
+            .env("MACROLAKE_LOG", "macrolake=debug")
+            .arg("--lake")
+            .arg(&lake)
+            .args(["build", "--select", "units", "--sql-dir", sql_arg]))
+    };
+    let proven = "data test passed: the rows were written in strictly increasing order of its key";
+    let (code, out, err) = build_units();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(proven) && err.contains("unique(series_id, date)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("unique(series_id, date) seconds"),
+        "not run again:\n{err}"
+    );
+
+    // The same rows unsorted: the test runs over the files, and passes.
+    write(
+        &sql,
+        "marts/units.sql",
+        &model(
+            "SELECT series_id, date FROM staging.fred_observations GROUP BY series_id, date ORDER BY date DESC, series_id",
+        ),
+    );
+    let (code, out, err) = build_units();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains(proven), "{err}");
+    assert!(
+        err.contains("unique(series_id, date) seconds"),
+        "the test ran:\n{err}"
+    );
+
+    // Sorted, with one key twice: the test runs, fails, and shows the key.
+    write(
+        &sql,
+        "marts/units.sql",
+        &model(
+            "SELECT series_id, date FROM (SELECT series_id, date FROM staging.fred_observations GROUP BY series_id, date \
+             UNION ALL SELECT 'EFFR', DATE '2024-01-02') ORDER BY series_id, date",
+        ),
+    );
+    let (code, out, err) = build_units();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!err.contains(proven), "{err}");
+    assert!(
+        out.contains("unique(series_id, date) failed")
+            && out.contains("| EFFR      | 2024-01-02 | 2 |"),
+        "offending key shown:\n{out}"
+    );
+}
+
 #[test]
 fn a_failing_test_keeps_the_previous_version_prints_rows_and_skips_downstream() {
     let dir = tempfile::tempdir().unwrap();
