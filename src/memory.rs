@@ -1,14 +1,13 @@
 //! When freed memory goes back to the system.
 //!
 //! The binary's allocator is mimalloc, which hands freed pages back to the kernel after a delay
-//! (`purge_delay`). Batch commands (ingest, build, test, run, the daemon) hand them back at once
-//! (delay 0): a phase's freed pages then never stay resident into the next, and peak RSS at 13M
-//! price rows stays near 600 MiB. The server keeps them 100 ms instead: with delay 0 each query
-//! faults its working memory in again from zeroed pages, and a query's first run over pgwire
-//! (`asset_daily`, one symbol) took 6.7–7.4 ms against 3.7–4.2 ms with 100 ms, for about 40 MiB
-//! more resident. The same 100 ms for the batch phases bought no measurable time (full build
-//! 11.8–12.7 s either way, runs interleaved) and raised their peak to 820–910 MiB
-//! (`docs/benchmarks.md`). `MIMALLOC_PURGE_DELAY` overrides both.
+//! (`purge_delay`). With delay 0 every operator's working memory is faulted in again from zeroed
+//! pages each time it grows: a 13M-row build of `asset_daily` spent 4.7–5.4 s of system time
+//! doing so, and took 9.3–10.1 s against 7.8–8.6 s with 100 ms (2026-12-05, runs interleaved,
+//! peak RSS 575–600 MiB → 624–680 MiB). A query's first run over pgwire (`asset_daily`, one
+//! symbol) likewise took 6.7–7.4 ms against 3.7–4.2 ms. So every workload keeps freed pages
+//! 100 ms; the batch commands used 0 until then, for a lower peak, when an earlier measurement on a
+//! noisier machine showed no time to gain. `MIMALLOC_PURGE_DELAY` overrides both.
 
 // Links mimalloc's C library into every binary built from this crate, the test binaries too
 // (they do not use it as their allocator): the function below is its.
@@ -36,7 +35,7 @@ impl Workload {
     /// mimalloc's purge delay for this workload, in milliseconds.
     pub fn purge_delay_ms(self) -> i64 {
         match self {
-            Workload::Batch => 0,
+            Workload::Batch => 100,
             Workload::Serving => 100,
         }
     }

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::kernels::{boolean, cmp};
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 /// One key watched: its columns' positions, whether it has increased strictly so far, and the
@@ -86,6 +88,11 @@ impl KeyWatch {
         }
     }
 
+    /// Whether any watched key still holds (a reader may stop when none does).
+    pub fn any_holds(&self) -> bool {
+        self.lock().0.iter().any(|w| w.holds)
+    }
+
     /// The keys every row of the stream increased strictly in, provided the stream carried
     /// `rows` rows (the count the written files hold).
     pub fn proven(&self, rows: usize) -> Vec<Vec<String>> {
@@ -100,6 +107,39 @@ impl KeyWatch {
             .map(|w| w.columns.clone())
             .collect()
     }
+}
+
+/// Whether the rows of `relation` (a table or view of `ctx`), read by one partition in the order
+/// of its files, rise strictly in `key`: then `key` is unique, without the hash aggregation of a
+/// `unique` test (the reading stops at the first row that does not rise). A table built from a
+/// query ending in `ORDER BY` its key is stored so.
+pub async fn stored_rows_rise(ctx: &SessionContext, relation: &str, key: &[String]) -> bool {
+    let columns: Vec<String> = key.iter().map(|c| format!("\"{c}\"")).collect();
+    let sql = format!("SELECT {} FROM {relation}", columns.join(", "));
+    let Ok(query) = ctx.sql(&sql).await else {
+        return false;
+    };
+    // The session's own state, copied, planned with one partition: files one after another.
+    let (mut state, plan) = query.into_parts();
+    state.config_mut().options_mut().execution.target_partitions = 1;
+    let Ok(plan) = state.create_physical_plan(&plan).await else {
+        return false;
+    };
+    let Ok(rows) = execute_stream(plan, Arc::new(TaskContext::from(&state))) else {
+        return false;
+    };
+    let (watch, mut rows) = KeyWatch::wrap(&[key.to_vec()], rows);
+    let mut seen = 0;
+    while let Some(batch) = rows.next().await {
+        let Ok(batch) = batch else {
+            return false;
+        };
+        seen += batch.num_rows();
+        if !watch.any_holds() {
+            return false;
+        }
+    }
+    !watch.proven(seen).is_empty()
 }
 
 /// A watch over `key` in `schema`, or `None` when a column is missing or of a type whose

@@ -138,24 +138,27 @@ fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails
         ),
     );
     let sql_arg = sql.to_str().unwrap();
-    let build_units = || {
+    let command = |step: &str| {
         run(bin(dir.path())
             .env("MACROLAKE_LOG", "macrolake=debug")
             .arg("--lake")
             .arg(&lake)
-            .args(["build", "--select", "units", "--sql-dir", sql_arg]))
+            .args([step, "--select", "units", "--sql-dir", sql_arg]))
     };
-    let proven = "data test passed: the rows were written in strictly increasing order of its key";
+    let build_units = || command("build");
+    let proven = "data test passed: the rows are in strictly increasing order of its key";
+    let ran = "unique(series_id, date) seconds";
     let (code, out, err) = build_units();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         err.contains(proven) && err.contains("unique(series_id, date)"),
         "{err}"
     );
-    assert!(
-        !err.contains("unique(series_id, date) seconds"),
-        "not run again:\n{err}"
-    );
+    assert!(!err.contains(ran), "not run again:\n{err}");
+    // `test` reads the stored files in order and finds the same.
+    let (code, out, err) = command("test");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains(proven) && !err.contains(ran), "{err}");
 
     // The same rows unsorted: the test runs over the files, and passes.
     write(
@@ -168,6 +171,12 @@ fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails
     let (code, out, err) = build_units();
     assert_eq!(code, 0, "{out}{err}");
     assert!(!err.contains(proven), "{err}");
+    let (code, out, test_err) = command("test");
+    assert_eq!(code, 0, "{out}{test_err}");
+    assert!(
+        !test_err.contains(proven) && test_err.contains(ran),
+        "{test_err}"
+    );
     assert!(
         err.contains("unique(series_id, date) seconds"),
         "the test ran:\n{err}"
