@@ -1,7 +1,45 @@
 //! Reading cells of a calamine sheet: labels, numbers, dates, `A1` names.
 
-use calamine::{Data, DataType, Range};
+use calamine::{Cell, Data, DataRef, DataType, Range, Xlsx};
 use chrono::NaiveDate;
+
+/// Most cells a sheet's bounding box may span. A real edition's sheets span some 10,000; calamine
+/// allocates the whole box, so one stray far-away cell (`XFD1048576`) in a damaged workbook asked
+/// for 26 GB and aborted the process.
+pub const MAX_SHEET_CELLS: u64 = 4_000_000;
+
+/// Reads sheet `name` (`wanted` in messages) of a workbook, refusing a sheet whose cells span more
+/// than [`MAX_SHEET_CELLS`] with an error naming the cell that stretched it.
+pub fn sheet_range<R: std::io::Read + std::io::Seek>(
+    wb: &mut Xlsx<R>,
+    name: &str,
+    wanted: &str,
+) -> Result<Range<Data>, String> {
+    let unreadable = |e: calamine::XlsxError| format!("sheet {wanted}: cannot be read: {e}");
+    let mut reader = wb.worksheet_cells_reader(name).map_err(unreadable)?;
+    let mut cells: Vec<Cell<Data>> = Vec::new();
+    let (mut top, mut left, mut bottom, mut right) = (u32::MAX, u32::MAX, 0, 0);
+    while let Some(cell) = reader.next_cell().map_err(unreadable)? {
+        if matches!(cell.get_value(), DataRef::Empty) {
+            continue;
+        }
+        let (row, col) = cell.get_position();
+        (top, left) = (top.min(row), left.min(col));
+        (bottom, right) = (bottom.max(row), right.max(col));
+        let span = u64::from(bottom - top + 1) * u64::from(right - left + 1);
+        if span > MAX_SHEET_CELLS {
+            return Err(format!(
+                "sheet {wanted}: cell {} stretches the sheet to {} rows × {} columns, more than \
+                 {MAX_SHEET_CELLS} cells: the workbook is damaged or not an S&P edition",
+                cell_name(row, col),
+                bottom - top + 1,
+                right - left + 1
+            ));
+        }
+        cells.push(Cell::new((row, col), Data::from(cell.get_value().clone())));
+    }
+    Ok(Range::from_sparse(cells))
+}
 
 /// Text of a label: trimmed, spaces collapsed, upper case.
 pub fn norm_str(s: &str) -> String {

@@ -46,6 +46,23 @@ type QuarterRow = (u32, (i32, u32), bool);
 
 /// Parses a workbook's bytes. Errors name the sheet and cell where the layout was not as expected.
 pub fn workbook(body: &[u8]) -> Result<Edition, String> {
+    // calamine panics on some damaged files (a cell reference with more digits than a u32 holds
+    // overflows its arithmetic in debug builds; the fuzz test found it): an error, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_workbook(body))).unwrap_or_else(
+        |panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!(
+                "the workbook is damaged: the xlsx reader failed: {why}"
+            ))
+        },
+    )
+}
+
+fn read_workbook(body: &[u8]) -> Result<Edition, String> {
     let mut wb =
         Xlsx::new(Cursor::new(body)).map_err(|e| format!("not a readable xlsx workbook: {e}"))?;
     let mut range = |wanted: &str| {
@@ -55,8 +72,7 @@ pub fn workbook(body: &[u8]) -> Result<Edition, String> {
             .find(|n| norm_str(n) == norm_str(wanted))
             .cloned()
             .ok_or_else(|| format!("no sheet {wanted} (sheets: {})", names.join(", ")))?;
-        wb.worksheet_range(&name)
-            .map_err(|e| format!("sheet {wanted}: cannot be read: {e}"))
+        super::cells::sheet_range(&mut wb, &name, wanted)
     };
     let mut edition = estimates_sheet(&range(SHEET)?)?;
     edition.rows.extend(super::sector::sector_sheet(&range(

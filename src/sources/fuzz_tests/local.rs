@@ -126,6 +126,49 @@ fn fuzz_eps_workbook_xml() {
         .unwrap();
 }
 
+/// The real workbook with `row` added at the end of every worksheet's cells.
+fn workbook_with_row(row: &str) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(read(WORKBOOK))).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut changed = 0;
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        let name = f.name().unwrap().into_owned();
+        let text = String::from_utf8_lossy(&bytes);
+        if name.contains("worksheets/sheet") && text.contains("</sheetData>") {
+            bytes = text
+                .replace("</sheetData>", &format!("{row}</sheetData>"))
+                .into_bytes();
+            changed += 1;
+        }
+        out.start_file(name.as_str(), stored).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    assert!(changed > 0);
+    out.finish().unwrap().into_inner()
+}
+
+/// Two cases the fuzz test found, each of which crashed the process: one cell at the sheet's far
+/// corner (calamine allocates the whole box, 26 GB, and aborts), and a cell reference with more
+/// digits than a u32 holds (calamine's arithmetic overflows: a panic in a debug build). Both are
+/// errors now.
+#[test]
+fn a_stray_far_cell_or_an_overlong_reference_is_an_error_not_a_crash() {
+    let far = workbook_with_row(r#"<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>"#);
+    let e = eps::parse::workbook(&far).unwrap_err();
+    assert!(
+        e.contains("cell XFD1048576 stretches the sheet") && e.contains("damaged"),
+        "{e}"
+    );
+    let long = workbook_with_row(r#"<row r="7"><c r="A99999999999"><v>1</v></c></row>"#);
+    let e = eps::parse::workbook(&long).unwrap_err();
+    assert!(e.contains("damaged"), "{e}");
+}
+
 /// One change to a sheet's cells.
 #[derive(Debug, Clone)]
 enum CellChange {
