@@ -78,26 +78,37 @@ impl DataTest {
         }
     }
 
+    /// The condition an offending row meets, for a test that looks at one row at a time
+    /// (`not_null`, `accepted_range`, and `no_rows_where` without a subquery); `None` for the
+    /// others. Such tests can be screened together in one scan (see `models::audit`), and on an
+    /// incremental build their outcome on the new rows is their outcome on the whole table.
+    pub fn row_condition(&self) -> Option<String> {
+        match self {
+            DataTest::NotNull(cols) => Some(not_null_condition(cols)),
+            DataTest::AcceptedRange { column, min, max } => Some(range_condition(column, min, max)),
+            // A condition with a subquery may look at other rows.
+            DataTest::NoRowsWhere(cond) if !cond.to_ascii_lowercase().contains("select") => {
+                Some(cond.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// A query over `relation` returning the offending rows (none = pass); `reference` is the
     /// day freshness is measured from.
     pub fn failing_rows_sql(&self, relation: &str, reference: chrono::NaiveDate) -> String {
         let q = |c: &str| format!("\"{c}\"");
+        let rows_where = |cond: &str| format!("SELECT * FROM {relation} WHERE {cond}");
         match self {
-            DataTest::NotNull(cols) => {
-                let cond: Vec<String> = cols.iter().map(|c| format!("{} IS NULL", q(c))).collect();
-                format!("SELECT * FROM {relation} WHERE {}", cond.join(" OR "))
+            DataTest::NotNull(cols) => rows_where(&not_null_condition(cols)),
+            DataTest::AcceptedRange { column, min, max } => {
+                rows_where(&range_condition(column, min, max))
             }
             DataTest::Unique(cols) => {
                 let list: Vec<String> = cols.iter().map(|c| q(c)).collect();
                 format!(
                     "SELECT {0}, count(*) AS n FROM {relation} GROUP BY {0} HAVING count(*) > 1",
                     list.join(", ")
-                )
-            }
-            DataTest::AcceptedRange { column, min, max } => {
-                format!(
-                    "SELECT * FROM {relation} WHERE {0} < {min} OR {0} > {max}",
-                    q(column)
                 )
             }
             DataTest::Relationships {
@@ -122,9 +133,22 @@ impl DataTest {
                  WHERE newest IS NULL OR newest < DATE '{reference}' - INTERVAL '{max_age_days} days'",
                 q(column)
             ),
-            DataTest::NoRowsWhere(cond) => format!("SELECT * FROM {relation} WHERE {cond}"),
+            DataTest::NoRowsWhere(cond) => rows_where(cond),
         }
     }
+}
+
+/// `"a" IS NULL OR "b" IS NULL …`
+fn not_null_condition(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| format!("\"{c}\" IS NULL"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// `"c" < min OR "c" > max`
+fn range_condition(column: &str, min: &str, max: &str) -> String {
+    format!("\"{column}\" < {min} OR \"{column}\" > {max}")
 }
 
 /// One model.

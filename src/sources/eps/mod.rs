@@ -114,14 +114,26 @@ impl Eps {
         Ok(Some((file, edition)))
     }
 
-    /// Every edition in the archive folder; unreadable files go to `failures`.
+    /// Every edition in the archive folder, in file-name order; unreadable files go to
+    /// `failures`. Workbooks are parsed one per core at a time (an archive of 13 editions:
+    /// 0.2–0.4 s one after another, and every nightly run reads them all).
     async fn archive(&self, dir: &Path, failures: &mut Vec<SourceError>) -> Vec<(String, Edition)> {
+        use futures::StreamExt;
+        let paths = local::list_or_report(NAME, dir, "xlsx", failures);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let parsed: Vec<_> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let parsed = match tokio::fs::read(&path).await {
+                    Ok(body) => parse_workbook(body.into()).await,
+                    Err(e) => Err(format!("cannot read: {e}")),
+                };
+                (path, parsed)
+            })
+            .buffered(cores)
+            .collect()
+            .await;
         let mut editions = Vec::new();
-        for path in local::list_or_report(NAME, dir, "xlsx", failures) {
-            let parsed = match tokio::fs::read(&path).await {
-                Ok(body) => parse_workbook(body.into()).await,
-                Err(e) => Err(format!("cannot read: {e}")),
-            };
+        for (path, parsed) in parsed {
             match parsed {
                 Ok(edition) => editions.push((local::file_name(&path), edition)),
                 Err(m) => failures.push(file_error(&path, None, m)),
