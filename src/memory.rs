@@ -8,6 +8,9 @@
 //! symbol) likewise took 6.7–7.4 ms against 3.7–4.2 ms. So every workload keeps freed pages
 //! 100 ms; the batch commands used 0 until then, for a lower peak, when an earlier measurement on a
 //! noisier machine showed no time to gain. `MIMALLOC_PURGE_DELAY` overrides both.
+//!
+//! Transparent huge pages are off for the binary (`MIMALLOC_ALLOW_THP=0` unless set): that has to
+//! be decided before mimalloc starts, so it is done in `src/main.rs`, where the figures are.
 
 // Links mimalloc's C library into every binary built from this crate, the test binaries too
 // (they do not use it as their allocator): the function below is its.

@@ -58,6 +58,15 @@ pub fn start(lake: &Path, serve_extra: &str) -> Server {
 
 /// [`start`] with extra arguments to `serve` (e.g. `--http 127.0.0.1:0`).
 pub fn start_with(lake: &Path, serve_extra: &str, args: &[&str]) -> Server {
+    spawn_server(lake, serve_extra, args, &[])
+}
+
+/// [`start`] with extra environment variables for the server process.
+pub fn start_with_env(lake: &Path, serve_extra: &str, env: &[(&str, &str)]) -> Server {
+    spawn_server(lake, serve_extra, &[], env)
+}
+
+fn spawn_server(lake: &Path, serve_extra: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("macrolake.toml");
     std::fs::write(
@@ -76,6 +85,7 @@ pub fn start_with(lake: &Path, serve_extra: &str, args: &[&str]) -> Server {
         .arg(&cfg)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -514,6 +524,30 @@ async fn each_statement_has_its_own_memory_limit() {
         first_value(&greedy.simple_query("SELECT 3").await.unwrap()),
         "3"
     );
+}
+
+/// The binary turns transparent huge pages off before its allocator starts (see `src/main.rs`),
+/// unless the user asked for them.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_binary_runs_without_transparent_huge_pages_unless_asked() {
+    // `THP_enabled` has been in /proc/<pid>/status since Linux 5.0.
+    let thp = |server: &Server| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()));
+        let status = status.expect("the server's /proc status");
+        let line = status.lines().find(|l| l.starts_with("THP_enabled:"));
+        let line = line.unwrap_or_else(|| panic!("no THP_enabled line in:\n{status}"));
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let server = start(lake(), "");
+    assert_eq!(thp(&server), "0");
+    let asked = start_with_env(lake(), "", &[("MIMALLOC_ALLOW_THP", "1")]);
+    assert_eq!(thp(&asked), "1");
+    let answer = bi(&server.addr).await.simple_query("SELECT 1").await;
+    assert_eq!(first_value(&answer.unwrap()), "1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
