@@ -17,24 +17,37 @@ sessions AS (
     WHERE r.role = 'small_caps'
 ),
 indexed AS (
-    SELECT date, known_on, rut_ret, btc_ret, row_number() OVER (ORDER BY date) AS idx
+    -- Each session's returns and those of the ten sessions before it ([1] = its own), one pass
+    -- over the sessions: the shifted pairs are then read from the anchor's row, where two self
+    -- joins of this CTE planned and ran it three times.
+    SELECT date, known_on, row_number() OVER s AS idx,
+           [btc_ret, lag(btc_ret, 1) OVER s, lag(btc_ret, 2) OVER s, lag(btc_ret, 3) OVER s,
+            lag(btc_ret, 4) OVER s, lag(btc_ret, 5) OVER s, lag(btc_ret, 6) OVER s,
+            lag(btc_ret, 7) OVER s, lag(btc_ret, 8) OVER s, lag(btc_ret, 9) OVER s,
+            lag(btc_ret, 10) OVER s] AS btc_back,
+           [rut_ret, lag(rut_ret, 1) OVER s, lag(rut_ret, 2) OVER s, lag(rut_ret, 3) OVER s,
+            lag(rut_ret, 4) OVER s, lag(rut_ret, 5) OVER s, lag(rut_ret, 6) OVER s,
+            lag(rut_ret, 7) OVER s, lag(rut_ret, 8) OVER s, lag(rut_ret, 9) OVER s,
+            lag(rut_ret, 10) OVER s] AS rut_back
     FROM sessions WHERE rut_ret IS NOT NULL AND btc_ret IS NOT NULL
+    WINDOW s AS (ORDER BY date)
 ),
 lags AS (
     -- unnest of the list (not the table function, whose column DuckDB names differently): the
     -- same SQL runs in DataFusion and DuckDB
     SELECT CAST(unnest(generate_series(-10, 10)) AS BIGINT) AS k
 ),
--- At anchor session t and lead k, bitcoin's return at t − max(k, 0) is paired with small caps'
--- at t − max(−k, 0): never a session after t.
 shifted AS (
-    SELECT a.date, a.known_on, a.idx, l.k, br.btc_ret, rr.rut_ret
+    -- A session before the first has no return: NULL here, and the pair is left out, as the
+    -- join to a missing row left it out.
+    SELECT a.date, a.known_on, a.idx, l.k,
+           a.btc_back[greatest(l.k, 0) + 1] AS btc_ret,
+           a.rut_back[greatest(-l.k, 0) + 1] AS rut_ret
     FROM indexed a CROSS JOIN lags l
-    JOIN indexed br ON br.idx = a.idx - greatest(l.k, 0)
-    JOIN indexed rr ON rr.idx = a.idx - greatest(-l.k, 0)
 )
 SELECT date, known_on, k,
        CASE WHEN count(*) OVER w = 90 THEN corr(btc_ret, rut_ret) OVER w END AS corr
 FROM shifted
+WHERE btc_ret IS NOT NULL AND rut_ret IS NOT NULL
 WINDOW w AS (PARTITION BY k ORDER BY idx ROWS BETWEEN 89 PRECEDING AND CURRENT ROW)
 ORDER BY date, k
