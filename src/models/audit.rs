@@ -135,38 +135,53 @@ async fn run_check(ctx: &SessionContext, check: Check) -> Option<String> {
 }
 
 /// Audits what the model's name is bound to now: every declared test and every custom test
-/// attached to the model. Returns the failures.
+/// attached to the model, but the `unique` tests of keys in `published` (the build that
+/// published the stored version proved them: [`super::proven`]) or whose stored rows rise in
+/// file order. Returns the failures.
 pub(super) async fn audit(
     ctx: &SessionContext,
     model: &Model,
     custom: &Custom,
     reference: chrono::NaiveDate,
+    published: Vec<Vec<String>>,
 ) -> Vec<String> {
-    let mut proven = Vec::new();
     // A view's query would run once more for it (a sort must finish before its first row).
     let stored = model.materialized != super::spec::Materialized::View;
-    for key in unique_keys(model).into_iter().filter(|_| stored) {
-        if crate::lake::increasing::stored_rows_rise(ctx, &model.name.to_string(), &key).await {
-            proven.push(key);
+    let mut rising = Vec::new();
+    for key in unique_keys(model) {
+        if stored
+            && !published.contains(&key)
+            && crate::lake::increasing::stored_rows_rise(ctx, &model.name.to_string(), &key).await
+        {
+            rising.push(key);
         }
     }
+    let proofs = [(published, PUBLISHED), (rising, RISING)];
     let relation = model.name.to_string();
-    let checks = checks(model, unproven(model, &proven), custom, reference);
+    let checks = checks(model, unproven(model, &proofs), custom, reference);
     run_checks(ctx, &relation, checks).await
 }
 
-/// The model's tests but the `unique` tests of keys in `proven` (each logged as passed).
+/// Why a `unique` test passed without running: the rows rise in the order of its key.
+const RISING: &str = "data test passed: the rows are in strictly increasing order of its key";
+/// Why a `unique` test passed without running: a build proved it on the stored version.
+const PUBLISHED: &str = "data test passed: the build that published the stored version proved it (the table has not changed since)";
+
+/// The model's tests but the `unique` tests of keys proven, each logged as passed with the
+/// reason given beside its keys.
 fn unproven<'a>(
     m: &'a Model,
-    proven: &'a [Vec<String>],
+    proofs: &'a [(Vec<Vec<String>>, &'static str)],
 ) -> impl Iterator<Item = &'a (usize, DataTest)> {
-    m.tests.iter().filter(move |(line, t)| match t {
-        DataTest::Unique(cols) if proven.contains(cols) => {
-            tracing::debug!(test = %format!("{}:{line} {}", m.path.display(), t.name()),
-                "data test passed: the rows are in strictly increasing order of its key");
-            false
-        }
-        _ => true,
+    m.tests.iter().filter(move |(line, t)| {
+        let DataTest::Unique(cols) = t else {
+            return true;
+        };
+        let Some((_, why)) = proofs.iter().find(|(keys, _)| keys.contains(cols)) else {
+            return true;
+        };
+        tracing::debug!(test = %format!("{}:{line} {}", m.path.display(), t.name()), "{why}");
+        false
     })
 }
 
@@ -206,7 +221,8 @@ pub(super) async fn stage_and_audit(
     proven: &[Vec<String>],
 ) -> Result<(), String> {
     register(ctx, &m.name, candidate).map_err(|e| e.to_string())?;
-    let checks = checks(m, unproven(m, proven), custom, reference);
+    let proofs = [(proven.to_vec(), RISING)];
+    let checks = checks(m, unproven(m, &proofs), custom, reference);
     not_published(m, run_checks(ctx, &m.name.to_string(), checks).await)
 }
 

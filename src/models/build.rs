@@ -266,7 +266,8 @@ pub async fn build(
     let kind = if options.test_only { "test" } else { "build" };
     let mut broken: BTreeSet<TableName> = BTreeSet::new();
     let mut records = Vec::new();
-    let states = if options.test_only || options.full_refresh {
+    // `test` reads them too: the unique keys each build proved on the version it published.
+    let states = if options.full_refresh {
         HashMap::new()
     } else {
         lake.model_states().await?
@@ -446,7 +447,17 @@ async fn run_model(step: &Step<'_>, test_only: bool) -> Result<Built, String> {
 
 /// Audits the model as it is published (a view: as it reads now).
 async fn audit_as_is(step: &Step<'_>) -> Result<Built, String> {
-    let failures = super::audit::audit(step.ctx, step.model, step.custom, step.reference).await;
+    let proven = match &step.previous {
+        Some(state) if step.model.materialized != Materialized::View => {
+            match step.lake.version(&step.model.name).await {
+                Ok(Some(v)) => super::proven::unique_keys_at(step.model, state, v),
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    let (ctx, m) = (step.ctx, step.model);
+    let failures = super::audit::audit(ctx, m, step.custom, step.reference, proven).await;
     if failures.is_empty() {
         Ok(Built::Rows(0, None))
     } else {
@@ -552,10 +563,12 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     tracing::debug!(model = %m.name, staged_s = staged_in.as_secs_f64(), audited_s = audited_in.as_secs_f64(),
         published_s = (phase.elapsed() - staged_in - audited_in).as_secs_f64(), "built");
     if incremental {
-        super::incremental::record_state(lake, ctx, m, inputs, started).await?;
+        let version = published.version;
+        super::incremental::record_state(lake, ctx, m, inputs, started, version).await?;
     }
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
         inputs.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
+        inputs.extend(super::proven::on_publish(m, version));
         ModelState {
             built_at: Some(started),
             inputs,

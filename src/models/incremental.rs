@@ -350,18 +350,48 @@ async fn candidate(
     Ok(all.into_view())
 }
 
-/// Records what a build of `m` (started at `started`) read, after it published.
+/// Records what a build of `m` (started at `started`) read, after it published `published`
+/// (its unique keys hold there: [`super::proven`]).
 pub(super) async fn record_state(
     lake: &Lake,
     ctx: &SessionContext,
     m: &Model,
     inputs: &[TableName],
     started: chrono::DateTime<chrono::Utc>,
+    published: Option<u64>,
 ) -> Result<(), String> {
-    let classified = classify(lake, ctx, m, inputs).await?;
+    let proofs = published.map(|v| super::proven::on_publish(m, v));
+    save_state(lake, ctx, m, inputs, started, proofs.unwrap_or_default()).await
+}
+
+/// [`record_state`] for a build that published nothing: the proofs recorded for the version
+/// the table is still at stay.
+async fn record_unchanged(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    inputs: &[TableName],
+    started: chrono::DateTime<chrono::Utc>,
+    previous: &ModelState,
+) -> Result<(), String> {
+    let version = lake.version(&m.name).await.map_err(|e| e.to_string())?;
+    let proofs = super::proven::kept(previous, version);
+    save_state(lake, ctx, m, inputs, started, proofs).await
+}
+
+async fn save_state(
+    lake: &Lake,
+    ctx: &SessionContext,
+    m: &Model,
+    inputs: &[TableName],
+    started: chrono::DateTime<chrono::Utc>,
+    proofs: HashMap<String, String>,
+) -> Result<(), String> {
+    let mut inputs = classify(lake, ctx, m, inputs).await?.fingerprints;
+    inputs.extend(proofs);
     let state = ModelState {
         built_at: Some(started),
-        inputs: classified.fingerprints,
+        inputs,
     };
     lake.set_model_state(&m.name, &state)
         .await
@@ -463,7 +493,7 @@ pub(super) async fn build_incremental(
     let changes = changes(ctx, m, &classified.partitioned, built_at).await?;
     lap("changes found");
     if changes.recompute.is_empty() && changes.after.is_empty() {
-        record_state(lake, ctx, m, inputs, started).await?;
+        record_unchanged(lake, ctx, m, inputs, started, &previous).await?;
         return Ok(Some(0));
     }
     let NewRows {
@@ -493,11 +523,13 @@ pub(super) async fn build_incremental(
     } else {
         inc.rows
     };
-    lake.write(&m.name, batches, mode)
+    let written = lake
+        .write(&m.name, batches, mode)
         .await
         .map_err(|e| e.to_string())?;
     lap("published");
-    record_state(lake, ctx, m, inputs, started).await?;
+    let version = written.version;
+    record_state(lake, ctx, m, inputs, started, version).await?;
     Ok(Some(count))
 }
 

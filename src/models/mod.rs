@@ -34,6 +34,7 @@ pub mod docs;
 pub mod evaluate;
 mod fingerprint;
 mod incremental;
+mod proven;
 pub mod seeds;
 mod session;
 pub mod spec;

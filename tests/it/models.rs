@@ -126,7 +126,8 @@ fn units_and_downstream(dir: &Path, units_sql: &str) -> (std::path::PathBuf, std
 
 /// A `unique` test is settled while the rows are written when they come out in strictly
 /// increasing order of its key; sorted rows with a repeated key, or unsorted ones, still run the
-/// test over the files, and a repeat fails the build.
+/// test over the files, and a repeat fails the build. `test` takes the build's verdict while the
+/// table is still the version the build published, and runs the test on any other version.
 #[test]
 fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,21 +147,22 @@ fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails
             .args([step, "--select", "units", "--sql-dir", sql_arg]))
     };
     let build_units = || command("build");
-    let proven = "data test passed: the rows are in strictly increasing order of its key";
+    let rising = "data test passed: the rows are in strictly increasing order of its key";
+    let published = "data test passed: the build that published the stored version proved it";
     let ran = "unique(series_id, date) seconds";
     let (code, out, err) = build_units();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        err.contains(proven) && err.contains("unique(series_id, date)"),
+        err.contains(rising) && err.contains("unique(series_id, date)"),
         "{err}"
     );
     assert!(!err.contains(ran), "not run again:\n{err}");
-    // `test` reads the stored files in order and finds the same.
+    // `test` finds the version the build published.
     let (code, out, err) = command("test");
     assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains(proven) && !err.contains(ran), "{err}");
+    assert!(err.contains(published) && !err.contains(ran), "{err}");
 
-    // The same rows unsorted: the test runs over the files, and passes.
+    // The same rows unsorted: the build runs the test over the files, and it passes.
     write(
         &sql,
         "marts/units.sql",
@@ -170,19 +172,53 @@ fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails
     );
     let (code, out, err) = build_units();
     assert_eq!(code, 0, "{out}{err}");
-    assert!(!err.contains(proven), "{err}");
+    assert!(
+        !err.contains(rising) && err.contains(ran),
+        "the test ran:\n{err}"
+    );
     let (code, out, test_err) = command("test");
     assert_eq!(code, 0, "{out}{test_err}");
     assert!(
-        !test_err.contains(proven) && test_err.contains(ran),
+        test_err.contains(published) && !test_err.contains(ran),
         "{test_err}"
     );
+
+    // A version the build did not publish (a writer outside the build appends a key the table
+    // holds): `test` runs the test, and it fails with the key.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use datafusion::arrow::array::{Date32Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use macrolake::lake::{Lake, TableName, WriteMode};
+        let lake = Lake::open(lake.to_str().unwrap(), false).unwrap();
+        let units = TableName::marts("units");
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::Utf8, true),
+            Field::new("date", DataType::Date32, true),
+        ]));
+        let effr_day = 19724; // 2024-01-02
+        let row = RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(StringArray::from(vec!["EFFR"])),
+                std::sync::Arc::new(Date32Array::from(vec![effr_day])),
+            ],
+        )
+        .unwrap();
+        lake.write(&units, vec![row], WriteMode::Append)
+            .await
+            .unwrap();
+    });
+    let (code, out, test_err) = command("test");
+    assert_eq!(code, 1, "{out}{test_err}");
+    assert!(!test_err.contains(published), "{test_err}");
     assert!(
-        err.contains("unique(series_id, date) seconds"),
-        "the test ran:\n{err}"
+        out.contains("unique(series_id, date) failed")
+            && out.contains("| EFFR      | 2024-01-02 | 2 |"),
+        "offending key shown:\n{out}"
     );
 
-    // Sorted, with one key twice: the test runs, fails, and shows the key.
+    // Sorted, with one key twice: the build runs the test, fails, and shows the key.
     write(
         &sql,
         "marts/units.sql",
@@ -193,7 +229,7 @@ fn a_unique_key_written_in_rising_order_is_proven_and_a_repeated_one_still_fails
     );
     let (code, out, err) = build_units();
     assert_eq!(code, 1, "{out}{err}");
-    assert!(!err.contains(proven), "{err}");
+    assert!(!err.contains(rising), "{err}");
     assert!(
         out.contains("unique(series_id, date) failed")
             && out.contains("| EFFR      | 2024-01-02 | 2 |"),
