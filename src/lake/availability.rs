@@ -324,10 +324,6 @@ impl CutoffDays {
         }
     }
 
-    fn micros(at: DateTime<Utc>) -> i64 {
-        at.timestamp_micros()
-    }
-
     fn exact(&self, micros: i64) -> Option<i32> {
         DateTime::from_timestamp_micros(micros)
             .map(|at| Date32Type::from_naive_date(self.cutoff.known_on(at)))
@@ -337,7 +333,11 @@ impl CutoffDays {
     fn describe(&self, u: i64) -> Option<UtcDay> {
         let start = DateTime::from_timestamp_micros(u.checked_mul(DAY_MICROS)?)?;
         let first = self.cutoff.known_on(start);
-        let until = |days| Self::micros(self.cutoff.instant(first + Duration::days(days)));
+        let until = |days| {
+            self.cutoff
+                .instant(first + Duration::days(days))
+                .timestamp_micros()
+        };
         let (first_until, second_until, third_until) = (until(0), until(1), until(2));
         // The lookup is `known_on` when each day's cut-off falls on that local day: not so for a
         // cut-off inside a daylight-saving gap (02:30 on a spring-forward night is taken as UTC)
@@ -350,9 +350,9 @@ impl CutoffDays {
                 .date_naive()
                 == day
         });
-        let spaced = first_until >= Self::micros(start)
+        let spaced = first_until >= start.timestamp_micros()
             && second_until > first_until
-            && third_until >= Self::micros(start) + DAY_MICROS;
+            && third_until >= start.timestamp_micros() + DAY_MICROS;
         (aligned && spaced).then(|| UtcDay {
             first: Date32Type::from_naive_date(first),
             first_until,

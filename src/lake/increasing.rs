@@ -96,10 +96,15 @@ impl KeyWatch {
     /// The keys every row of the stream increased strictly in, provided the stream carried
     /// `rows` rows (the count the written files hold).
     pub fn proven(&self, rows: usize) -> Vec<Vec<String>> {
-        let guard = self.lock();
-        if guard.1 != rows {
+        if self.lock().1 != rows {
             return Vec::new();
         }
+        self.holding()
+    }
+
+    /// The keys every row the watch saw increased strictly in.
+    fn holding(&self) -> Vec<Vec<String>> {
+        let guard = self.lock();
         guard
             .0
             .iter()
@@ -129,17 +134,13 @@ pub async fn stored_rows_rise(ctx: &SessionContext, relation: &str, key: &[Strin
         return false;
     };
     let (watch, mut rows) = KeyWatch::wrap(&[key.to_vec()], rows);
-    let mut seen = 0;
     while let Some(batch) = rows.next().await {
-        let Ok(batch) = batch else {
-            return false;
-        };
-        seen += batch.num_rows();
-        if !watch.any_holds() {
+        if batch.is_err() || !watch.any_holds() {
             return false;
         }
     }
-    !watch.proven(seen).is_empty()
+    // The query has no filter: the watch saw every row of the relation.
+    !watch.holding().is_empty()
 }
 
 /// A watch over `key` in `schema`, or `None` when a column is missing or of a type whose
@@ -242,6 +243,29 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    /// `stored_rows_rise` over a table of these batches, in this order.
+    async fn rises(batches: Vec<RecordBatch>, key: &[&str]) -> bool {
+        let ctx = SessionContext::new();
+        let schema = batches[0].schema();
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let key: Vec<String> = key.iter().map(|c| c.to_string()).collect();
+        stored_rows_rise(&ctx, "t", &key).await
+    }
+
+    #[tokio::test]
+    async fn stored_rows_rise_across_batches_only_when_every_key_is_greater_than_the_last() {
+        let (a, b) = (Some("A"), Some("B"));
+        let sorted = || vec![batch(&[a, a], &[1, 2]), batch(&[a, b], &[3, 1])];
+        assert!(rises(sorted(), &["symbol", "date"]).await);
+        assert!(!rises(sorted(), &["date"]).await, "3 then 1 across batches");
+        // A key repeated across the batch boundary, or a key over a float column.
+        let repeated = vec![batch(&[a, a], &[1, 2]), batch(&[a], &[2])];
+        assert!(!rises(repeated, &["symbol", "date"]).await);
+        assert!(!rises(sorted(), &["close", "symbol"]).await);
+        assert!(!rises(sorted(), &["no_such_column"]).await);
     }
 
     /// Streams the batches through a watch of (symbol, date), (date) and (close); the keys proven.

@@ -85,14 +85,7 @@ fn fuzz_eps_workbook_bytes() {
 /// reading and our cell reading instead of failing at the zip's checksums.
 #[test]
 fn fuzz_eps_workbook_xml() {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(read(WORKBOOK))).unwrap();
-    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).unwrap();
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).unwrap();
-        parts.push((f.name().unwrap().into_owned(), bytes));
-    }
+    let parts = workbook_parts();
     let xml: Vec<usize> = (0..parts.len())
         .filter(|i| {
             let n = &parts[*i].0;
@@ -109,47 +102,54 @@ fn fuzz_eps_workbook_xml() {
     runner
         .run(&strategy, |(part, muts)| {
             let target = xml[part.index(xml.len())];
-            let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-            let stored = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Stored);
-            for (i, (name, bytes)) in parts.iter().enumerate() {
-                let mut bytes = bytes.clone();
-                if i == target {
-                    muts.iter().for_each(|m| apply(&mut bytes, m));
-                }
-                out.start_file(name.as_str(), stored).unwrap();
-                out.write_all(&bytes).unwrap();
-            }
-            let body = out.finish().unwrap().into_inner();
+            let mut parts = parts.clone();
+            muts.iter().for_each(|m| apply(&mut parts[target].1, m));
+            let body = zipped(&parts);
             check_edition(eps::parse::workbook(&body)).map_err(TestCaseError::fail)
         })
         .unwrap();
 }
 
-/// The real workbook with `row` added at the end of every worksheet's cells.
-fn workbook_with_row(row: &str) -> Vec<u8> {
+/// The real workbook's parts (name, bytes), unzipped.
+fn workbook_parts() -> Vec<(String, Vec<u8>)> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(read(WORKBOOK))).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).unwrap();
+            (f.name().unwrap().into_owned(), bytes)
+        })
+        .collect()
+}
+
+/// `parts` zipped again, stored (uncompressed).
+fn zipped(parts: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in parts {
+        out.start_file(name.as_str(), stored).unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// The real workbook with `row` added at the end of every worksheet's cells.
+fn workbook_with_row(row: &str) -> Vec<u8> {
+    let mut parts = workbook_parts();
     let mut changed = 0;
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).unwrap();
-        let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).unwrap();
-        let name = f.name().unwrap().into_owned();
-        let text = String::from_utf8_lossy(&bytes);
+    for (name, bytes) in &mut parts {
+        let text = String::from_utf8_lossy(bytes);
         if name.contains("worksheets/sheet") && text.contains("</sheetData>") {
-            bytes = text
+            *bytes = text
                 .replace("</sheetData>", &format!("{row}</sheetData>"))
                 .into_bytes();
             changed += 1;
         }
-        out.start_file(name.as_str(), stored).unwrap();
-        out.write_all(&bytes).unwrap();
     }
     assert!(changed > 0);
-    out.finish().unwrap().into_inner()
+    zipped(&parts)
 }
 
 /// Two cases the fuzz test found, each of which crashed the process: one cell at the sheet's far
