@@ -245,7 +245,16 @@ mod tests {
         later.insert(PUBLISHED.into(), "version 8".into());
         assert!(!unchanged(&previous, &later));
         later.insert(PUBLISHED.into(), "version 7".into());
+        // The unique keys the build proved are recorded beside the fingerprints, not among them.
+        let proof = ("proven unique(date)".to_string(), "version 7".to_string());
+        previous.inputs.insert(proof.0.clone(), proof.1.clone());
+        assert!(unchanged(&previous, &later));
         later.insert("seeds.x".into(), "sha256 b".into());
+        assert!(!unchanged(&previous, &later));
+        // Another input in place of one is a change, though the counts agree.
+        later.remove("seeds.x");
+        later.remove("marts.base");
+        later.insert("marts.other".into(), "version 3".into());
         assert!(!unchanged(&previous, &later));
     }
 }
