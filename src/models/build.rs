@@ -483,7 +483,10 @@ async fn keep_if_unchanged(
         return Ok(None);
     };
     let mut now = prints.clone();
-    now.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
+    now.insert(
+        fingerprint::PUBLISHED.into(),
+        fingerprint::version_print(version),
+    );
     if !fingerprint::unchanged(previous, &now) {
         return Ok(None);
     }
@@ -567,7 +570,10 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         super::incremental::record_state(lake, ctx, m, inputs, started, version).await?;
     }
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
-        inputs.insert(fingerprint::PUBLISHED.into(), format!("version {version}"));
+        inputs.insert(
+            fingerprint::PUBLISHED.into(),
+            fingerprint::version_print(version),
+        );
         inputs.extend(super::proven::on_publish(m, version));
         ModelState {
             built_at: Some(started),

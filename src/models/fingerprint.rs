@@ -25,6 +25,11 @@ use crate::lake::{Lake, TableName, Zone};
 pub(super) const FILES: &str = "model files";
 /// The key of the model's own table version, recorded after it published.
 pub(super) const PUBLISHED: &str = "published version";
+/// How a Delta version is written in a state: `version 7`.
+pub(super) fn version_print(version: u64) -> String {
+    format!("version {version}")
+}
+
 /// How deep views over views are followed before an input counts as unknowable.
 const MAX_VIEW_DEPTH: usize = 8;
 
@@ -65,7 +70,7 @@ fn print<'a>(
         if name.zone != Zone::Seeds
             && let Some(v) = lake.version(name).await.map_err(|e| e.to_string())?
         {
-            return Ok(Some(format!("version {v}")));
+            return Ok(Some(version_print(v)));
         }
         let provider = ctx
             .table_provider(name.to_string())

@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+use super::audit::unique_keys;
+use super::fingerprint::version_print;
 use super::spec::{DataTest, Model};
 use crate::lake::model_state::ModelState;
 
@@ -26,28 +28,30 @@ pub(super) fn is_proof(key: &str) -> bool {
     key.starts_with(PREFIX)
 }
 
-fn entry(version: u64) -> String {
-    format!("version {version}")
+/// The state entry of a proof of `unique(cols)`: `proven unique(symbol, date)`.
+fn proof_key(cols: &[String]) -> String {
+    format!("{PREFIX}{}", DataTest::Unique(cols.to_vec()).name())
 }
 
 /// The state entries recording that every `unique` test of `m` holds on `version`: what a build
 /// records once the rows it audited are published as `version`.
 pub(super) fn on_publish(m: &Model, version: u64) -> HashMap<String, String> {
-    unique_tests(m)
-        .map(|t| (format!("{PREFIX}{}", t.name()), entry(version)))
+    unique_keys(m)
+        .iter()
+        .map(|cols| (proof_key(cols), version_print(version)))
         .collect()
 }
 
 /// The proofs of `previous` that still hold at `version` (the table was not written since):
 /// what a build that publishes nothing carries over.
 pub(super) fn kept(previous: &ModelState, version: Option<u64>) -> HashMap<String, String> {
-    let Some(version) = version else {
+    let Some(version) = version.map(version_print) else {
         return HashMap::new();
     };
     previous
         .inputs
         .iter()
-        .filter(|(k, v)| is_proof(k) && **v == entry(version))
+        .filter(|(k, v)| is_proof(k) && **v == version)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -55,20 +59,11 @@ pub(super) fn kept(previous: &ModelState, version: Option<u64>) -> HashMap<Strin
 /// The key columns of `m`'s `unique` tests proven on `version` by the build that recorded
 /// `state`.
 pub(super) fn unique_keys_at(m: &Model, state: &ModelState, version: u64) -> Vec<Vec<String>> {
-    unique_tests(m)
-        .filter(|t| state.inputs.get(&format!("{PREFIX}{}", t.name())) == Some(&entry(version)))
-        .filter_map(|t| match t {
-            DataTest::Unique(cols) => Some(cols.clone()),
-            _ => None,
-        })
+    let version = version_print(version);
+    unique_keys(m)
+        .into_iter()
+        .filter(|cols| state.inputs.get(&proof_key(cols)) == Some(&version))
         .collect()
-}
-
-fn unique_tests(m: &Model) -> impl Iterator<Item = &DataTest> {
-    m.tests
-        .iter()
-        .map(|(_, t)| t)
-        .filter(|t| matches!(t, DataTest::Unique(_)))
 }
 
 #[cfg(test)]
