@@ -1,6 +1,7 @@
 -- The append query of marts.asset_daily (its header names it with `-- append_sql:`): the days
 -- after each symbol's last stored day, for the symbols whose only new input rows are such days.
--- The engine provides append_after(symbol, last_date). The running high continues from the stored
+-- The engine provides append_after(symbol, last_date) and append_last, the stored last row of each
+-- of those symbols (every column of the model). The running high continues from the stored
 -- last row: its ath_close is the highest close up to last_date, so the maximum over it and the
 -- new closes is the maximum over the whole history, and its close is the previous close of the
 -- first new day. The result must equal the model's rows for those days (tests/it/incremental.rs
@@ -23,10 +24,8 @@ roles AS (
 ),
 continued AS (
     -- the stored last row of each symbol, carrying its all-time high
-    SELECT t.symbol, t.date, t.close, t.available_at, t.ath_close AS high_so_far, t.history_start, true AS stored
-    FROM marts.asset_daily t
-    JOIN append_after a ON a.symbol = t.symbol AND t.date = a.last_date
-    WHERE t.date >= (SELECT min(last_date) FROM append_after)
+    SELECT symbol, date, close, available_at, ath_close AS high_so_far, history_start, true AS stored
+    FROM append_last
     UNION ALL
     SELECT symbol, date, close, available_at, close AS high_so_far, CAST(NULL AS DATE) AS history_start, false AS stored
     FROM ranked WHERE previous_date IS DISTINCT FROM date

@@ -1,8 +1,8 @@
 //! Running an incremental model's append query (`-- append_sql:`, see [`super::spec::Append`]):
 //! the engine binds `append_after` to the partitions to extend and their last stored order value,
-//! runs the query, conforms its rows to the model's columns and checks that each one extends a
-//! listed partition after its last stored row, so an append never rewrites or duplicates a
-//! stored row.
+//! and `append_last` to those partitions' stored last rows (`super::last_rows`), runs the
+//! query, conforms its rows to the model's columns and checks that each one extends a listed
+//! partition after its last stored row, so an append never rewrites or duplicates a stored row.
 
 use std::sync::Arc;
 
@@ -16,24 +16,27 @@ use super::spec::Append;
 
 /// The name the append query reads its partitions from.
 pub const AFTER_TABLE: &str = "append_after";
+/// The name the append query reads the stored last rows of those partitions from.
+pub const LAST_TABLE: &str = "append_last";
 /// The name the check binds the appended rows to.
 const ROWS_TABLE: &str = "append_rows";
 
-/// The append query's new rows for the partitions in `after` (rows of `append_after`).
+/// The append query's new rows for the partitions in `after` (rows of `append_after`), whose
+/// stored last rows are `last` (rows of `append_last`).
 pub(super) async fn rows(
     ctx: &SessionContext,
     a: &Append,
     partition_by: &[String],
     schema: &SchemaRef,
     after: Vec<RecordBatch>,
+    last: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>, String> {
     let err =
         |e: datafusion::error::DataFusionError| format!("{}: DataFusion: {e}", a.path.display());
-    let after_schema = after[0].schema();
-    let table = mem_table(ctx, after_schema, after).map_err(err)?;
-    ctx.deregister_table(AFTER_TABLE).map_err(err)?;
-    ctx.register_table(AFTER_TABLE, Arc::new(table))
-        .map_err(err)?;
+    let last_schema = last.first().map(RecordBatch::schema);
+    let last_schema = last_schema.unwrap_or_else(|| schema.clone());
+    bind(ctx, AFTER_TABLE, after[0].schema(), after).map_err(err)?;
+    bind(ctx, LAST_TABLE, last_schema, last).map_err(err)?;
     let result = async {
         let out = collect(ctx, &a.sql).await.map_err(err)?;
         let out = conform(a, schema, out)?;
@@ -42,7 +45,21 @@ pub(super) async fn rows(
     }
     .await;
     ctx.deregister_table(AFTER_TABLE).map_err(err)?;
+    ctx.deregister_table(LAST_TABLE).map_err(err)?;
     result
+}
+
+/// Binds `name` to a table of `rows`, replacing what it named.
+fn bind(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<(), datafusion::error::DataFusionError> {
+    let table = mem_table(ctx, schema, rows)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
 }
 
 /// Plans the append query against an empty `append_after` shaped after the model's columns
@@ -67,12 +84,11 @@ pub(super) async fn plan(
     fields.push(field(&a.order_by)?.with_name(a.last_column()));
     let after = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
     let err = |e: datafusion::error::DataFusionError| format!("DataFusion: {e}");
-    let table = mem_table(ctx, after, Vec::new()).map_err(err)?;
-    ctx.deregister_table(AFTER_TABLE).map_err(err)?;
-    ctx.register_table(AFTER_TABLE, Arc::new(table))
-        .map_err(err)?;
+    bind(ctx, AFTER_TABLE, after, Vec::new()).map_err(err)?;
+    bind(ctx, LAST_TABLE, schema.clone(), Vec::new()).map_err(err)?;
     let planned = ctx.sql(&a.sql).await;
     ctx.deregister_table(AFTER_TABLE).map_err(err)?;
+    ctx.deregister_table(LAST_TABLE).map_err(err)?;
     let names = |s: &datafusion::arrow::datatypes::Schema| {
         s.fields()
             .iter()

@@ -567,7 +567,8 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         published_s = (phase.elapsed() - staged_in - audited_in).as_secs_f64(), "built");
     if incremental {
         let version = published.version;
-        super::incremental::record_state(lake, ctx, m, inputs, started, version).await?;
+        let also = super::last_rows::rewrite(lake, m, version).await;
+        super::incremental::record_state(lake, ctx, m, inputs, started, version, also).await?;
     }
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
         inputs.insert(

@@ -15,20 +15,19 @@
 //! and ingests must not overlap (the job lease sees to it for jobs): a row whose ingest started
 //! before a build but committed after it was read would be missed.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionContext, cast, ident};
 
 use super::audit::{Custom, Increment, audit_increment};
-use super::fingerprint;
+use super::changes::{Changes, changes, predicate};
 use super::session::{collect, mem_table};
 use super::spec::Model;
+use super::{fingerprint, last_rows};
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, WriteMode};
 
@@ -41,7 +40,7 @@ struct Inputs {
     fingerprints: HashMap<String, String>,
 }
 
-fn df_err(m: &Model) -> impl Fn(datafusion::error::DataFusionError) -> String + '_ {
+pub(super) fn df_err(m: &Model) -> impl Fn(datafusion::error::DataFusionError) -> String + '_ {
     move |e| format!("{}: DataFusion: {e}", m.path.display())
 }
 
@@ -76,233 +75,6 @@ async fn classify(
             .unwrap_or_else(|| format!("unknown {}", uuid::Uuid::new_v4()));
         out.fingerprints.insert(input.to_string(), print);
     }
-    Ok(out)
-}
-
-/// The key of a partition as text, one value per partition column.
-type Partition = Vec<String>;
-
-/// The partition key of each row: its first `n` columns as text (NULL as the empty string).
-fn row_keys(b: &RecordBatch, n: usize) -> Result<Vec<Partition>, String> {
-    let cols: Vec<StringArray> = (0..n)
-        .map(|i| {
-            datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)
-                .map_err(|e| e.to_string())
-                .map(|a| {
-                    a.as_any()
-                        .downcast_ref::<StringArray>()
-                        .cloned()
-                        .expect("cast to Utf8")
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((0..b.num_rows())
-        .map(|r| {
-            cols.iter()
-                .map(|c| {
-                    if c.is_null(r) {
-                        String::new()
-                    } else {
-                        c.value(r).to_string()
-                    }
-                })
-                .collect()
-        })
-        .collect())
-}
-
-async fn partitions(
-    ctx: &SessionContext,
-    m: &Model,
-    sql: String,
-) -> Result<BTreeSet<Partition>, String> {
-    let mut out = BTreeSet::new();
-    for b in collect(ctx, &sql).await.map_err(df_err(m))? {
-        out.extend(row_keys(&b, m.partition_by.len())?);
-    }
-    Ok(out)
-}
-
-/// A SQL predicate matching the given partitions.
-fn predicate(columns: &[String], parts: &BTreeSet<Partition>) -> String {
-    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
-    if columns.len() == 1 {
-        let list: Vec<String> = parts.iter().map(|p| quote(&p[0])).collect();
-        return format!("\"{}\" IN ({})", columns[0], list.join(", "));
-    }
-    parts
-        .iter()
-        .map(|p| {
-            let conds: Vec<String> = columns
-                .iter()
-                .zip(p)
-                .map(|(c, v)| format!("\"{c}\" = {}", quote(v)))
-                .collect();
-            format!("({})", conds.join(" AND "))
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
-/// A SQL literal of a scalar (dates and timestamps typed, so Delta's predicate parser compares
-/// them as such).
-fn literal(v: &ScalarValue) -> String {
-    let text = v.to_string().replace('\'', "''");
-    match v.data_type() {
-        DataType::Date32 | DataType::Date64 => format!("DATE '{text}'"),
-        DataType::Timestamp(..) => format!("TIMESTAMP '{text}'"),
-        t if t.is_numeric() => text,
-        _ => format!("'{text}'"),
-    }
-}
-
-/// What changed since the last build.
-#[derive(Default)]
-struct Changes {
-    /// Partitions to recompute whole.
-    recompute: BTreeSet<Partition>,
-    /// The partitions to extend with the append query: `append_after` rows (partition columns and
-    /// the last stored order value).
-    after: Vec<RecordBatch>,
-    /// The predicate matching the appended rows: per group of partitions with the same last
-    /// stored value, `(<partition> IN (…) AND <order> > <last>)`.
-    appended: Option<String>,
-}
-
-/// Keeps the smaller of two first-new values; `None` (not appendable) wins.
-fn earliest(a: Option<ScalarValue>, b: Option<ScalarValue>) -> Option<ScalarValue> {
-    match (a, b) {
-        (Some(x), Some(y)) => match x.partial_cmp(&y)? {
-            Ordering::Greater => Some(y),
-            _ => Some(x),
-        },
-        _ => None,
-    }
-}
-
-/// Per partition with rows ingested into `partitioned` since `since`: the smallest order value
-/// among those rows (`None`: it cannot be appended to); and every partition present in them.
-async fn new_in_inputs(
-    ctx: &SessionContext,
-    m: &Model,
-    partitioned: &[TableName],
-    cols: &str,
-    since: &str,
-) -> Result<
-    (
-        BTreeMap<Partition, Option<ScalarValue>>,
-        BTreeSet<Partition>,
-    ),
-    String,
-> {
-    let n = m.partition_by.len();
-    let order = m.append.as_ref().map(|a| a.order_by.as_str());
-    let mut first_new: BTreeMap<Partition, Option<ScalarValue>> = BTreeMap::new();
-    let mut present = BTreeSet::new();
-    for input in partitioned {
-        let schema = ctx.table(input.to_string()).await.map_err(df_err(m))?;
-        match order.filter(|o| schema.schema().has_column_with_unqualified_name(o)) {
-            Some(o) => {
-                let sql = format!(
-                    "SELECT {cols}, min(\"{o}\") FROM {input} WHERE ingested_at >= {since} GROUP BY {cols}"
-                );
-                for b in collect(ctx, &sql).await.map_err(df_err(m))? {
-                    for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
-                        let v = ScalarValue::try_from_array(b.column(n), r)
-                            .map_err(|e| e.to_string())?;
-                        let v = (!v.is_null()).then_some(v);
-                        let merged = match first_new.remove(&key) {
-                            Some(old) => earliest(old, v),
-                            None => v,
-                        };
-                        first_new.insert(key, merged);
-                    }
-                }
-            }
-            None => {
-                let sql =
-                    format!("SELECT DISTINCT {cols} FROM {input} WHERE ingested_at >= {since}");
-                for key in partitions(ctx, m, sql).await? {
-                    first_new.insert(key, None);
-                }
-            }
-        }
-        present.extend(partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {input}")).await?);
-    }
-    Ok((first_new, present))
-}
-
-/// What changed in the inputs since the build at `built_at`, against the stored model.
-async fn changes(
-    ctx: &SessionContext,
-    m: &Model,
-    partitioned: &[TableName],
-    built_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Changes, String> {
-    let n = m.partition_by.len();
-    let cols = m
-        .partition_by
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let since = format!(
-        "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
-        built_at.timestamp_micros()
-    );
-    let order = m.append.as_ref().map(|a| a.order_by.as_str());
-    let (mut first_new, present) = new_in_inputs(ctx, m, partitioned, &cols, &since).await?;
-    let stored_sql = match order {
-        Some(o) => format!(
-            "SELECT {cols}, max(\"{o}\") AS \"last_{o}\" FROM {} GROUP BY {cols}",
-            m.name
-        ),
-        None => format!("SELECT DISTINCT {cols} FROM {}", m.name),
-    };
-    let mut out = Changes::default();
-    let mut stored = BTreeSet::new();
-    let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();
-    for b in collect(ctx, &stored_sql).await.map_err(df_err(m))? {
-        let mut extend = Vec::with_capacity(b.num_rows());
-        for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
-            let mut yes = false;
-            if let (Some(Some(first)), Some(_)) = (first_new.get(&key), order) {
-                let last =
-                    ScalarValue::try_from_array(b.column(n), r).map_err(|e| e.to_string())?;
-                if !last.is_null() && first.partial_cmp(&last) == Some(Ordering::Greater) {
-                    yes = true;
-                    first_new.remove(&key);
-                    groups
-                        .entry(literal(&last))
-                        .or_default()
-                        .insert(key.clone());
-                }
-            }
-            extend.push(yes);
-            stored.insert(key);
-        }
-        if extend.iter().any(|e| *e) {
-            let mask = BooleanArray::from(extend);
-            out.after.push(
-                datafusion::arrow::compute::filter_record_batch(&b, &mask)
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-    }
-    if let Some(o) = order.filter(|_| !groups.is_empty()) {
-        let terms: Vec<String> = groups
-            .iter()
-            .map(|(last, parts)| {
-                format!(
-                    "({} AND \"{o}\" > {last})",
-                    predicate(&m.partition_by, parts)
-                )
-            })
-            .collect();
-        out.appended = Some(terms.join(" OR "));
-    }
-    out.recompute = first_new.into_keys().collect();
-    out.recompute.extend(stored.difference(&present).cloned());
     Ok(out)
 }
 
@@ -351,7 +123,8 @@ async fn candidate(
 }
 
 /// Records what a build of `m` (started at `started`) read, after it published `published`
-/// (its unique keys hold there: [`super::proven`]).
+/// (its unique keys hold there: [`super::proven`]), with the entries of `also` (what else holds
+/// on that version, e.g. the side table of [`super::last_rows`]).
 pub(super) async fn record_state(
     lake: &Lake,
     ctx: &SessionContext,
@@ -359,23 +132,28 @@ pub(super) async fn record_state(
     inputs: &[TableName],
     started: chrono::DateTime<chrono::Utc>,
     published: Option<u64>,
+    also: HashMap<String, String>,
 ) -> Result<(), String> {
-    let proofs = published.map(|v| super::proven::on_publish(m, v));
-    save_state(lake, ctx, m, inputs, started, proofs.unwrap_or_default()).await
+    let mut proofs = published
+        .map(|v| super::proven::on_publish(m, v))
+        .unwrap_or_default();
+    proofs.extend(also);
+    save_state(lake, ctx, m, inputs, started, proofs).await
 }
 
-/// [`record_state`] for a build that published nothing: the proofs recorded for the version
-/// the table is still at stay.
+/// [`record_state`] for a build that published nothing: the proofs recorded for `version`, the
+/// version the table is still at, stay (with the entries of `also`).
 async fn record_unchanged(
     lake: &Lake,
     ctx: &SessionContext,
     m: &Model,
     inputs: &[TableName],
     started: chrono::DateTime<chrono::Utc>,
-    previous: &ModelState,
+    (previous, version): (&ModelState, Option<u64>),
+    also: HashMap<String, String>,
 ) -> Result<(), String> {
-    let version = lake.version(&m.name).await.map_err(|e| e.to_string())?;
-    let proofs = super::proven::kept(previous, version);
+    let mut proofs = super::proven::kept(previous, version);
+    proofs.extend(also);
     save_state(lake, ctx, m, inputs, started, proofs).await
 }
 
@@ -447,7 +225,15 @@ async fn new_rows(ctx: &SessionContext, m: &Model, changes: Changes) -> Result<N
     let appended_after = match &m.append {
         Some(a) if appending > 0 => {
             rows.extend(
-                super::append::rows(ctx, a, &m.partition_by, &schema, changes.after).await?,
+                super::append::rows(
+                    ctx,
+                    a,
+                    &m.partition_by,
+                    &schema,
+                    changes.after,
+                    changes.last,
+                )
+                .await?,
             );
             Some(a.order_by.clone())
         }
@@ -490,10 +276,21 @@ pub(super) async fn build_incremental(
     let lap = |what: &str| {
         tracing::debug!(model = %m.name, step = what, seconds = clock.elapsed().as_secs_f64(), "incremental build");
     };
-    let changes = changes(ctx, m, &classified.partitioned, built_at).await?;
+    let version = lake.version(&m.name).await.map_err(|e| e.to_string())?;
+    let last = match &m.append {
+        Some(a) => Some(last_rows::read(lake, m, &a.order_by, &previous, version).await?),
+        None => None,
+    };
+    let last_before = last.as_ref().map(|l| l.rows.as_slice()).unwrap_or_default();
+    let changes = changes(ctx, m, &classified.partitioned, built_at, last_before).await?;
     lap("changes found");
     if changes.recompute.is_empty() && changes.after.is_empty() {
-        record_unchanged(lake, ctx, m, inputs, started, &previous).await?;
+        // Last rows read from the model are saved for the next build.
+        let also = match last.filter(|l| !l.from_side_table) {
+            Some(l) => last_rows::save(lake, m, l.rows, version).await,
+            None => HashMap::new(),
+        };
+        record_unchanged(lake, ctx, m, inputs, started, (&previous, version), also).await?;
         return Ok(Some(0));
     }
     let NewRows {
@@ -512,6 +309,13 @@ pub(super) async fn build_incremental(
     };
     audit_increment(ctx, m, custom, reference, &inc).await?;
     lap("audited");
+    let last_after = match (&m.append, last) {
+        (Some(a), Some(l)) => {
+            let r = replaced.as_deref();
+            Some(last_rows::after(m, &a.order_by, l.rows, r, &schema, &inc.rows).await?)
+        }
+        _ => None,
+    };
     let count: usize = inc.rows.iter().map(RecordBatch::num_rows).sum();
     let mode = match (replaced, appended) {
         (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
@@ -529,25 +333,10 @@ pub(super) async fn build_incremental(
         .map_err(|e| e.to_string())?;
     lap("published");
     let version = written.version;
-    record_state(lake, ctx, m, inputs, started, version).await?;
+    let also = match last_after {
+        Some(rows) => last_rows::save(lake, m, rows, version).await,
+        None => HashMap::new(),
+    };
+    record_state(lake, ctx, m, inputs, started, version, also).await?;
     Ok(Some(count))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn predicates_quote_values() {
-        let one = BTreeSet::from([vec!["BTC-USD".to_string()], vec!["O'X".to_string()]]);
-        assert_eq!(
-            predicate(&["symbol".into()], &one),
-            "\"symbol\" IN ('BTC-USD', 'O''X')"
-        );
-        let two = BTreeSet::from([vec!["a".to_string(), "b".to_string()]]);
-        assert_eq!(
-            predicate(&["x".into(), "y".into()], &two),
-            "(\"x\" = 'a' AND \"y\" = 'b')"
-        );
-    }
 }

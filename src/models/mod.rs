@@ -29,11 +29,13 @@
 mod append;
 mod audit;
 pub mod build;
+mod changes;
 pub mod dag;
 pub mod docs;
 pub mod evaluate;
 mod fingerprint;
 mod incremental;
+mod last_rows;
 mod proven;
 pub mod seeds;
 mod session;

@@ -184,10 +184,12 @@ pub struct Model {
 ///
 /// A partition whose only input changes since the last build are rows after its last stored
 /// value of the order column (the one `unique_key` column not in `partition_by`, e.g. `date`) is
-/// extended by this query instead of recomputed: it reads the engine's table
+/// extended by this query instead of recomputed: it reads the engine's tables
 /// `append_after(<partition columns>, last_<order column>)` — one row per such partition, with
-/// its last stored value — and must return the model's rows after it, the same rows a full build
-/// would give (e.g. continuing a running maximum from the stored last row). Rows depending on
+/// its last stored value — and `append_last`, those partitions' stored last rows (every column of
+/// the model, kept beside it in `meta.<model>_last_rows`: reading them costs a row per partition,
+/// not the table), and must return the model's rows after it, the same rows a full build would
+/// give (e.g. continuing a running maximum from the stored last row). Rows depending on
 /// later ones (a centred window, a partition-wide statistic) cannot be appended: such a model
 /// must not declare an append query. Any other change (a late day, a revision, a new partition)
 /// recomputes the partition as before; `tests/it/incremental.rs` checks that the result equals a

@@ -341,6 +341,13 @@ async fn a_new_day_is_appended_and_a_revision_recomputes_only_its_symbol() {
             table_text(&full, "marts.asset_daily").await,
             "incremental differs from a full refresh"
         );
+        for lake in [&inc, &full] {
+            assert_eq!(
+                table_text(lake, "meta.asset_daily_last_rows").await,
+                table_text(lake, &last_rows_of("max")).await,
+                "the side table holds each symbol's last stored row"
+            );
+        }
         rows
     };
     // Every symbol but its last two days.
@@ -376,6 +383,15 @@ async fn a_new_day_is_appended_and_a_revision_recomputes_only_its_symbol() {
         removed >= 1,
         "the revised symbol's stored rows are replaced"
     );
+    // The side table is a cache: written outside a build (here, each symbol's first row), it is
+    // no longer taken, and the next append reads the last rows from the model.
+    let session = inc.session(None, &[]).await.unwrap();
+    let wrong =
+        macrolake::query::collect(&session.ctx, &last_rows_of("min").replace(") AS last", ")"))
+            .await
+            .unwrap();
+    let side = TableName::meta("asset_daily_last_rows");
+    inc.write(&side, wrong, WriteMode::Overwrite).await.unwrap();
     // A new day for every symbol and a revision of another: one commit does both.
     let (other, other_rows) = by_symbol.iter().nth(1).unwrap();
     let mut picks = day(1);
@@ -549,6 +565,14 @@ async fn build_asset_daily(lake: &Lake, full_refresh: bool) -> usize {
     report.outcomes[0].rows
 }
 
+/// A relation of each symbol's stored row on its `agg` (`max`, `min`) day.
+fn last_rows_of(agg: &str) -> String {
+    format!(
+        "(SELECT a.* FROM marts.asset_daily a JOIN (SELECT symbol, {agg}(date) AS d \
+         FROM marts.asset_daily GROUP BY symbol) l ON a.symbol = l.symbol AND a.date = l.d) AS last"
+    )
+}
+
 async fn table_text(lake: &Lake, t: &str) -> String {
     let session = lake.session(None, &[]).await.unwrap();
     let rows = macrolake::query::collect(&session.ctx, &format!("select * from {t}"))
@@ -686,6 +710,11 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
             assert!(
                 a == b,
                 "case {case} step {step}: incremental marts.asset_daily differs from a full refresh"
+            );
+            assert_eq!(
+                table_text(&inc, "meta.asset_daily_last_rows").await,
+                table_text(&inc, &last_rows_of("max")).await,
+                "case {case} step {step}: the side table holds each symbol's last stored row"
             );
         }
     }

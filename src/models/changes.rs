@@ -1,0 +1,311 @@
+//! What changed in an incremental model's inputs since its last build, against the stored model:
+//! the partitions to recompute whole, and those to extend with the append query (their last
+//! stored rows and order values).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::MemTable;
+use datafusion::common::ScalarValue;
+use datafusion::prelude::SessionContext;
+
+use super::incremental::df_err;
+use super::session::collect;
+use super::spec::Model;
+use crate::lake::TableName;
+
+/// The key of a partition as text, one value per partition column.
+pub(super) type Partition = Vec<String>;
+
+/// The partition key of each row: its first `n` columns as text (NULL as the empty string).
+fn row_keys(b: &RecordBatch, n: usize) -> Result<Vec<Partition>, String> {
+    let cols: Vec<StringArray> = (0..n)
+        .map(|i| {
+            datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)
+                .map_err(|e| e.to_string())
+                .map(|a| {
+                    a.as_any()
+                        .downcast_ref::<StringArray>()
+                        .cloned()
+                        .expect("cast to Utf8")
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((0..b.num_rows())
+        .map(|r| {
+            cols.iter()
+                .map(|c| {
+                    if c.is_null(r) {
+                        String::new()
+                    } else {
+                        c.value(r).to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
+async fn partitions(
+    ctx: &SessionContext,
+    m: &Model,
+    sql: String,
+) -> Result<BTreeSet<Partition>, String> {
+    let mut out = BTreeSet::new();
+    for b in collect(ctx, &sql).await.map_err(df_err(m))? {
+        out.extend(row_keys(&b, m.partition_by.len())?);
+    }
+    Ok(out)
+}
+
+/// A SQL predicate matching the given partitions.
+pub(super) fn predicate(columns: &[String], parts: &BTreeSet<Partition>) -> String {
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    if columns.len() == 1 {
+        let list: Vec<String> = parts.iter().map(|p| quote(&p[0])).collect();
+        return format!("\"{}\" IN ({})", columns[0], list.join(", "));
+    }
+    parts
+        .iter()
+        .map(|p| {
+            let conds: Vec<String> = columns
+                .iter()
+                .zip(p)
+                .map(|(c, v)| format!("\"{c}\" = {}", quote(v)))
+                .collect();
+            format!("({})", conds.join(" AND "))
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// A SQL literal of a scalar (dates and timestamps typed, so Delta's predicate parser compares
+/// them as such).
+fn literal(v: &ScalarValue) -> String {
+    let text = v.to_string().replace('\'', "''");
+    match v.data_type() {
+        DataType::Date32 | DataType::Date64 => format!("DATE '{text}'"),
+        DataType::Timestamp(..) => format!("TIMESTAMP '{text}'"),
+        t if t.is_numeric() => text,
+        _ => format!("'{text}'"),
+    }
+}
+
+/// What changed since the last build.
+#[derive(Default)]
+pub(super) struct Changes {
+    /// Partitions to recompute whole.
+    pub recompute: BTreeSet<Partition>,
+    /// The partitions to extend with the append query: `append_after` rows (partition columns and
+    /// the last stored order value).
+    pub after: Vec<RecordBatch>,
+    /// Their stored last rows (every column of the model): `append_last`.
+    pub last: Vec<RecordBatch>,
+    /// The predicate matching the appended rows: per group of partitions with the same last
+    /// stored value, `(<partition> IN (…) AND <order> > <last>)`.
+    pub appended: Option<String>,
+}
+
+/// Keeps the smaller of two first-new values; `None` (not appendable) wins.
+fn earliest(a: Option<ScalarValue>, b: Option<ScalarValue>) -> Option<ScalarValue> {
+    match (a, b) {
+        (Some(x), Some(y)) => match x.partial_cmp(&y)? {
+            Ordering::Greater => Some(y),
+            _ => Some(x),
+        },
+        _ => None,
+    }
+}
+
+/// Per partition with rows ingested into `partitioned` since `since`: the smallest order value
+/// among those rows (`None`: it cannot be appended to); and every partition present in them.
+async fn new_in_inputs(
+    ctx: &SessionContext,
+    m: &Model,
+    partitioned: &[TableName],
+    cols: &str,
+    since: &str,
+) -> Result<
+    (
+        BTreeMap<Partition, Option<ScalarValue>>,
+        BTreeSet<Partition>,
+    ),
+    String,
+> {
+    let n = m.partition_by.len();
+    let order = m.append.as_ref().map(|a| a.order_by.as_str());
+    let mut first_new: BTreeMap<Partition, Option<ScalarValue>> = BTreeMap::new();
+    let mut present = BTreeSet::new();
+    for input in partitioned {
+        let schema = ctx.table(input.to_string()).await.map_err(df_err(m))?;
+        match order.filter(|o| schema.schema().has_column_with_unqualified_name(o)) {
+            Some(o) => {
+                let sql = format!(
+                    "SELECT {cols}, min(\"{o}\") FROM {input} WHERE ingested_at >= {since} GROUP BY {cols}"
+                );
+                for b in collect(ctx, &sql).await.map_err(df_err(m))? {
+                    for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
+                        let v = ScalarValue::try_from_array(b.column(n), r)
+                            .map_err(|e| e.to_string())?;
+                        let v = (!v.is_null()).then_some(v);
+                        let merged = match first_new.remove(&key) {
+                            Some(old) => earliest(old, v),
+                            None => v,
+                        };
+                        first_new.insert(key, merged);
+                    }
+                }
+            }
+            None => {
+                let sql =
+                    format!("SELECT DISTINCT {cols} FROM {input} WHERE ingested_at >= {since}");
+                for key in partitions(ctx, m, sql).await? {
+                    first_new.insert(key, None);
+                }
+            }
+        }
+        present.extend(partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {input}")).await?);
+    }
+    Ok((first_new, present))
+}
+
+/// Each stored partition of `m` with its last order value (`last_<order>`), from its stored last
+/// rows; without an append query, each stored partition.
+async fn stored(
+    ctx: &SessionContext,
+    m: &Model,
+    cols: &str,
+    last_rows: &[RecordBatch],
+) -> Result<Vec<RecordBatch>, String> {
+    let Some(a) = &m.append else {
+        let sql = format!("SELECT DISTINCT {cols} FROM {}", m.name);
+        return collect(ctx, &sql).await.map_err(df_err(m));
+    };
+    let Some(schema) = last_rows.first().map(RecordBatch::schema) else {
+        return Ok(Vec::new());
+    };
+    let err = df_err(m);
+    let own = SessionContext::new();
+    let table = MemTable::try_new(schema, vec![last_rows.to_vec()]).map_err(&err)?;
+    own.register_table("last_rows", Arc::new(table))
+        .map_err(&err)?;
+    let (o, last) = (&a.order_by, a.last_column());
+    let sql = format!("SELECT DISTINCT {cols}, \"{o}\" AS \"{last}\" FROM last_rows");
+    collect(&own, &sql).await.map_err(err)
+}
+
+/// The rows of `batches` whose partition (columns `by`) is in `keep`.
+fn rows_of(
+    batches: &[RecordBatch],
+    by: &[String],
+    keep: &BTreeSet<Partition>,
+) -> Result<Vec<RecordBatch>, String> {
+    batches
+        .iter()
+        .map(|b| {
+            let idx = by
+                .iter()
+                .map(|c| b.schema().index_of(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let keys = row_keys(&b.project(&idx).map_err(|e| e.to_string())?, by.len())?;
+            let mask =
+                BooleanArray::from(keys.iter().map(|k| keep.contains(k)).collect::<Vec<_>>());
+            filter_record_batch(b, &mask).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// What changed in the inputs since the build at `built_at`, against the stored model, whose
+/// partitions' last rows are `last_rows` (read when it has an append query).
+pub(super) async fn changes(
+    ctx: &SessionContext,
+    m: &Model,
+    partitioned: &[TableName],
+    built_at: chrono::DateTime<chrono::Utc>,
+    last_rows: &[RecordBatch],
+) -> Result<Changes, String> {
+    let n = m.partition_by.len();
+    let cols = m
+        .partition_by
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let since = format!(
+        "arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        built_at.timestamp_micros()
+    );
+    let order = m.append.as_ref().map(|a| a.order_by.as_str());
+    let (mut first_new, present) = new_in_inputs(ctx, m, partitioned, &cols, &since).await?;
+    let mut out = Changes::default();
+    let mut stored_parts = BTreeSet::new();
+    let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();
+    for b in stored(ctx, m, &cols, last_rows).await? {
+        let mut extend = Vec::with_capacity(b.num_rows());
+        for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
+            let mut yes = false;
+            if let (Some(Some(first)), Some(_)) = (first_new.get(&key), order) {
+                let last =
+                    ScalarValue::try_from_array(b.column(n), r).map_err(|e| e.to_string())?;
+                if !last.is_null() && first.partial_cmp(&last) == Some(Ordering::Greater) {
+                    yes = true;
+                    first_new.remove(&key);
+                    groups
+                        .entry(literal(&last))
+                        .or_default()
+                        .insert(key.clone());
+                }
+            }
+            extend.push(yes);
+            stored_parts.insert(key);
+        }
+        if extend.iter().any(|e| *e) {
+            let mask = BooleanArray::from(extend);
+            out.after
+                .push(filter_record_batch(&b, &mask).map_err(|e| e.to_string())?);
+        }
+    }
+    if let Some(o) = order.filter(|_| !groups.is_empty()) {
+        let terms: Vec<String> = groups
+            .iter()
+            .map(|(last, parts)| {
+                format!(
+                    "({} AND \"{o}\" > {last})",
+                    predicate(&m.partition_by, parts)
+                )
+            })
+            .collect();
+        out.appended = Some(terms.join(" OR "));
+        let extended: BTreeSet<Partition> = groups.into_values().flatten().collect();
+        out.last = rows_of(last_rows, &m.partition_by, &extended)?;
+    }
+    out.recompute = first_new.into_keys().collect();
+    out.recompute
+        .extend(stored_parts.difference(&present).cloned());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predicates_quote_values() {
+        let one = BTreeSet::from([vec!["BTC-USD".to_string()], vec!["O'X".to_string()]]);
+        assert_eq!(
+            predicate(&["symbol".into()], &one),
+            "\"symbol\" IN ('BTC-USD', 'O''X')"
+        );
+        let two = BTreeSet::from([vec!["a".to_string(), "b".to_string()]]);
+        assert_eq!(
+            predicate(&["x".into(), "y".into()], &two),
+            "(\"x\" = 'a' AND \"y\" = 'b')"
+        );
+    }
+}
