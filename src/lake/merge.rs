@@ -11,7 +11,9 @@
 //! the comparison scan and the MERGE carry that range as a predicate, and Delta's per-file
 //! statistics skip every file that cannot hold those keys (one new day reads no old file). For
 //! that to hold on a table with many symbols, staging rows are written ordered by their date
-//! ([`cluster_by_date`]): each file then covers a run of days, not a run of symbols.
+//! ([`cluster_by_date`]): each file then covers a run of days, not a run of symbols. When no
+//! changed row's key is stored (the nightly new day), the rows are appended instead: a MERGE
+//! would only insert them, after scanning the target once more.
 
 use std::collections::HashSet;
 
@@ -147,14 +149,20 @@ pub(super) async fn merge(
     let ranges = key_ranges(&incoming, keys);
     let ctx = SessionContext::new();
     let stored = m.stored(&ctx, &current, &ranges, &compared).await?;
-    let changed = m.changed(&incoming, &stored, &compared)?;
+    let (changed, all_new) = m.changed(&incoming, &stored, &compared, keys)?;
     if changed.is_empty() {
         return Ok(unchanged(version));
     }
     let changed = take_record_batch(&incoming, &UInt32Array::from(changed))
         .map_err(|e| m.data_err(e.to_string()))?;
     let rows = changed.num_rows();
-    let merged = m.apply(&ctx, current, changed, keys, &ranges).await?;
+    // No changed row's key is stored (the nightly new day): a MERGE would only insert, and an
+    // append commits the same rows without scanning the target again.
+    let merged = if all_new {
+        m.append(current, changed).await?
+    } else {
+        m.apply(&ctx, current, changed, keys, &ranges).await?
+    };
     Ok(WriteOutcome {
         rows,
         version: merged.version(),
@@ -273,31 +281,71 @@ impl Merge<'_> {
     }
 
     /// Indices of the incoming rows equal to no stored row (NULL-aware, via the row format).
+    /// And whether no key of those rows is stored (`false` when the keys are not all compared).
     fn changed(
         &self,
         incoming: &RecordBatch,
         stored: &[Vec<ArrayRef>],
         compared: &[usize],
-    ) -> Result<Vec<u32>> {
+        keys: &[String],
+    ) -> Result<(Vec<u32>, bool)> {
+        // The key columns' positions among the compared ones.
+        let key_pos: Option<Vec<usize>> = keys
+            .iter()
+            .map(|k| {
+                let i = self.schema.index_of(k).ok()?;
+                compared.iter().position(|c| *c == i)
+            })
+            .collect();
+        let key_idx: Vec<usize> = key_pos.iter().flatten().map(|p| compared[*p]).collect();
         let mut known = HashSet::new();
+        let mut known_keys = HashSet::new();
         for columns in stored {
             known.extend(
                 self.rows(compared, columns)?
                     .iter()
                     .map(|r| r.as_ref().to_vec()),
             );
+            if let Some(pos) = &key_pos {
+                let key_columns: Vec<ArrayRef> = pos.iter().map(|p| columns[*p].clone()).collect();
+                known_keys.extend(
+                    self.rows(&key_idx, &key_columns)?
+                        .iter()
+                        .map(|r| r.as_ref().to_vec()),
+                );
+            }
         }
-        let columns: Vec<ArrayRef> = compared
-            .iter()
-            .map(|i| incoming.column(*i).clone())
-            .collect();
-        Ok(self
-            .rows(compared, &columns)?
+        let pick = |idx: &[usize]| -> Vec<ArrayRef> {
+            idx.iter().map(|i| incoming.column(*i).clone()).collect()
+        };
+        let changed: Vec<u32> = self
+            .rows(compared, &pick(compared))?
             .iter()
             .enumerate()
             .filter(|(_, r)| !known.contains(r.as_ref()))
             .map(|(i, _)| i as u32)
-            .collect())
+            .collect();
+        let all_new = key_pos.is_some() && {
+            let incoming_keys = self.rows(&key_idx, &pick(&key_idx))?;
+            changed
+                .iter()
+                .all(|i| !known_keys.contains(incoming_keys.row(*i as usize).as_ref()))
+        };
+        Ok((changed, all_new))
+    }
+
+    /// Appends `rows` (none of whose keys is stored) in one commit.
+    async fn append(&self, current: DeltaTable, rows: RecordBatch) -> Result<DeltaTable> {
+        current
+            .write(vec![rows])
+            .with_save_mode(deltalake::protocol::SaveMode::Append)
+            .with_writer_properties(super::files::writer_properties())
+            .await
+            .map_err(|source| LakeError::Delta {
+                table: self.table.clone(),
+                action: "append",
+                source: Box::new(source),
+            })
     }
 
     /// Delta's MERGE of `changed` on `keys` (plus the key ranges, so file statistics prune):

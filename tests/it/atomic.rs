@@ -12,6 +12,7 @@ use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::stream::BoxStream;
 use macrolake::lake::{Lake, TableName, WriteMode};
+use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
@@ -168,6 +169,17 @@ async fn a_commit_failure_after_data_files_leaves_the_previous_version() {
         assert_eq!(count(&lake).await, 100, "{mode:?}: no extra rows visible");
     }
 
+    // Only new keys (appended without a MERGE): the same.
+    store.armed.store(true, Ordering::SeqCst);
+    let err = lake
+        .write(&t, vec![batch(500..600)], WriteMode::merge_on(&["id"]))
+        .await
+        .unwrap_err();
+    store.armed.store(false, Ordering::SeqCst);
+    assert!(err.to_string().contains("table staging.t"), "{err}");
+    assert_eq!(lake.version(&t).await.unwrap(), Some(0));
+    assert_eq!(count(&lake).await, 100, "no extra rows visible");
+
     // And the table still takes writes afterwards.
     let ok = lake
         .write(&t, vec![batch(50..400)], WriteMode::merge_on(&["id"]))
@@ -218,6 +230,31 @@ fn taken_reads(store: &FailCommits) -> BTreeSet<String> {
     std::mem::take(&mut *store.data_files_read.lock().unwrap())
 }
 
+/// The operation of the table's newest commit (`WRITE`, `MERGE`, …).
+async fn last_operation(lake: &Lake, t: &TableName) -> String {
+    let v = lake.version(t).await.unwrap().unwrap();
+    let log = lake.path(&format!(
+        "{}/{}/_delta_log/{v:020}.json",
+        t.zone.as_str(),
+        t.name
+    ));
+    let body = lake.store().get(&log).await.unwrap().bytes().await.unwrap();
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let action: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some(
+                action
+                    .get("commitInfo")?
+                    .get("operation")?
+                    .as_str()?
+                    .to_string(),
+            )
+        })
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
     let store = Arc::new(FailCommits::default());
@@ -248,6 +285,11 @@ async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
         BTreeSet::new(),
         "a new key read old files"
     );
+    assert_eq!(
+        last_operation(&lake, &t).await,
+        "WRITE",
+        "only new keys: appended, no MERGE scanning the target"
+    );
 
     // A revision of one stored key reads the one file holding it.
     let schema = batch(0..1).schema();
@@ -266,6 +308,7 @@ async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
     assert!(out.committed && out.rows == 1);
     let read = taken_reads(&store);
     assert_eq!(read.len(), 1, "a revision of one key read {read:?}");
+    assert_eq!(last_operation(&lake, &t).await, "MERGE");
     // Unchanged, it is found equal in that file and makes no commit.
     let again = lake
         .write(&t, vec![revised], WriteMode::merge_on(&["id"]))
