@@ -132,18 +132,7 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryE
             s.push('\n');
             Ok(s.into_bytes())
         }
-        Format::Csv => {
-            let mut out = Vec::new();
-            {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut out);
-                for b in batches {
-                    w.write(b).map_err(|e| fmt_err(e.to_string()))?;
-                }
-            }
-            Ok(out)
-        }
+        Format::Csv => encode_all(batches, format),
         Format::Json => {
             let mut out = Vec::new();
             {
@@ -177,37 +166,103 @@ pub fn encode(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryE
     if format != Format::Parquet {
         return render(batches, format);
     }
-    let fmt_err = |message: String| QueryError::Format { format, message };
-    let source_schema = batches
+    encode_all(batches, format)
+}
+
+/// `batches` through a [`FileEncoder`] into memory.
+fn encode_all(batches: &[RecordBatch], format: Format) -> Result<Vec<u8>, QueryError> {
+    let schema = batches
         .first()
         .map(|b| b.schema())
         .unwrap_or_else(|| Arc::new(Schema::empty()));
-    let schema = Arc::new(plain_schema(&source_schema));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
-        .build();
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-        .map_err(|e| fmt_err(e.to_string()))?;
+    let mut encoder = FileEncoder::new(Vec::new(), &schema, format)?;
     for batch in batches {
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column.clone())
-                } else {
-                    cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fmt_err(e.to_string()))?;
-        let plain =
-            RecordBatch::try_new(schema.clone(), columns).map_err(|e| fmt_err(e.to_string()))?;
-        writer.write(&plain).map_err(|e| fmt_err(e.to_string()))?;
+        encoder.write(batch)?;
     }
-    writer.into_inner().map_err(|e| fmt_err(e.to_string()))
+    encoder.finish()
+}
+
+/// Encodes rows one batch at a time into `W`, as CSV (what [`render`] writes) or Parquet (what
+/// [`encode`] writes), so that a whole table can be written without holding it in memory.
+pub struct FileEncoder<W: Write + Send> {
+    format: Format,
+    inner: Encoder<W>,
+}
+
+enum Encoder<W: Write + Send> {
+    Csv(datafusion::arrow::csv::Writer<W>),
+    Parquet {
+        writer: ArrowWriter<W>,
+        /// The file's schema: view columns as plain ones.
+        schema: SchemaRef,
+    },
+}
+
+impl<W: Write + Send> FileEncoder<W> {
+    /// An encoder of rows of `schema` in `format` (CSV or Parquet) into `out`.
+    pub fn new(out: W, schema: &Schema, format: Format) -> Result<Self, QueryError> {
+        let fmt_err = |message: String| QueryError::Format { format, message };
+        let inner = match format {
+            Format::Csv => Encoder::Csv(
+                datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(out),
+            ),
+            Format::Parquet => {
+                let schema = Arc::new(plain_schema(schema));
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+                    .build();
+                let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))
+                    .map_err(|e| fmt_err(e.to_string()))?;
+                Encoder::Parquet { writer, schema }
+            }
+            other => return Err(fmt_err(format!("{other:?} is not written batch by batch"))),
+        };
+        Ok(Self { format, inner })
+    }
+
+    /// Encodes one batch (with the encoder's schema).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), QueryError> {
+        let format = self.format;
+        let fmt_err = |message: String| QueryError::Format { format, message };
+        match &mut self.inner {
+            Encoder::Csv(w) => w.write(batch).map_err(|e| fmt_err(e.to_string())),
+            Encoder::Parquet { writer, schema } => {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(column, field)| {
+                        if column.data_type() == field.data_type() {
+                            Ok(column.clone())
+                        } else {
+                            cast(column, field.data_type())
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| fmt_err(e.to_string()))?;
+                let plain = RecordBatch::try_new(schema.clone(), columns)
+                    .map_err(|e| fmt_err(e.to_string()))?;
+                writer.write(&plain).map_err(|e| fmt_err(e.to_string()))
+            }
+        }
+    }
+
+    /// Ends the file (Parquet's footer) and returns the writer.
+    pub fn finish(self) -> Result<W, QueryError> {
+        let format = self.format;
+        match self.inner {
+            Encoder::Csv(w) => Ok(w.into_inner()),
+            Encoder::Parquet { writer, .. } => {
+                writer.into_inner().map_err(|e| QueryError::Format {
+                    format,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
 }
 
 /// `schema` with string/binary view columns as plain strings/binaries.
@@ -240,31 +295,70 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
-    })?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create_new(&tmp)?;
-        fill(&mut file)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut file = AtomicFile::create(path)?;
+    fill(file.file())?;
+    file.commit()
+}
+
+/// A file written under a hidden temporary name in the folder of `path`
+/// (`.<name>.tmp-<pid>-<n>`) and renamed over `path` by [`AtomicFile::commit`]; dropped
+/// uncommitted (an error, a panic), the temporary file is removed and `path` is left as it was.
+pub struct AtomicFile {
+    path: PathBuf,
+    /// The temporary file's path, until it is renamed.
+    tmp: Option<PathBuf>,
+    file: Option<std::fs::File>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file. The folder must exist.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = path.file_name().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+        })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create_new(&tmp)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp: Some(tmp),
+            file: Some(file),
+        })
     }
-    result
+
+    /// The temporary file, to write to.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.file.as_mut().expect("open until committed")
+    }
+
+    /// Flushes the file to disk and renames it over `path`.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        let tmp = self.tmp.as_ref().expect("renamed once");
+        std::fs::rename(tmp, &self.path)?;
+        self.tmp = None;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// Writes the result to a file (atomically: a temporary file renamed into place) or stdout.

@@ -9,19 +9,21 @@
 //! lake versions. Rows are sorted by every column from left to right (by `date` for the marts),
 //! so exporting the same data twice gives the same file.
 
+mod sink;
+
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::SortExpr;
-use datafusion::prelude::ident;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
-use url::Url;
+use datafusion::prelude::{DataFrame, ident};
+use futures::StreamExt;
 
 use crate::lake::{AsOf, QuerySession};
-use crate::query::{self, Format};
+use crate::query::{self, FileEncoder, Format};
+use sink::Destination;
 
 /// The zones (SQL schemas) whose tables can be exported.
 const ZONES: [&str; 4] = ["marts", "staging", "meta", "seeds"];
@@ -156,100 +158,6 @@ pub enum ExportError {
     },
 }
 
-/// Where files go.
-enum Destination {
-    /// A local folder.
-    Dir(PathBuf),
-    /// An object store under a URL prefix (ending in `/`).
-    Store {
-        url: Url,
-        store: Arc<dyn ObjectStore>,
-        prefix: ObjectPath,
-    },
-}
-
-impl Destination {
-    /// Parses `--to` without touching anything.
-    fn parse(to: &str, allow_http: bool) -> Result<Self, ExportError> {
-        let bad = |message: String| ExportError::Destination {
-            to: to.to_string(),
-            message,
-        };
-        if to.trim().is_empty() {
-            return Err(bad(
-                "give a folder or a URL such as s3://bucket/prefix".into()
-            ));
-        }
-        match Url::parse(to) {
-            // One-letter schemes are Windows drive letters (C:\exports).
-            Ok(mut url) if url.scheme().len() > 1 => {
-                if url.scheme() == "memory" {
-                    return Err(bad(
-                        "an in-memory store vanishes when macrolake exits; give a folder or a \
-                         persistent store URL"
-                            .into(),
-                    ));
-                }
-                if !url.path().ends_with('/') {
-                    let path = format!("{}/", url.path());
-                    url.set_path(&path);
-                }
-                let store = crate::lake::store::store_for(&url, allow_http)
-                    .map_err(|e| bad(e.to_string()))?;
-                let prefix = ObjectPath::from_url_path(url.path())
-                    .map_err(|e| bad(format!("bad path in the URL: {e}")))?;
-                Ok(Destination::Store { url, store, prefix })
-            }
-            _ => {
-                let dir = PathBuf::from(to);
-                if dir.exists() && !dir.is_dir() {
-                    return Err(bad("exists and is not a folder".into()));
-                }
-                Ok(Destination::Dir(dir))
-            }
-        }
-    }
-
-    /// Creates the local folder if needed.
-    fn prepare(&self, to: &str) -> Result<(), ExportError> {
-        if let Destination::Dir(dir) = self {
-            std::fs::create_dir_all(dir).map_err(|e| ExportError::Destination {
-                to: to.to_string(),
-                message: format!("cannot create the folder: {e}"),
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Writes one file whole (temp + rename, or a single put) and returns where it is.
-    async fn write(&self, file_name: &str, bytes: Vec<u8>) -> Result<String, ExportError> {
-        match self {
-            Destination::Dir(dir) => {
-                let path = dir.join(file_name);
-                query::write_atomic(&path, &bytes).map_err(|source| ExportError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-                Ok(path.display().to_string())
-            }
-            Destination::Store { url, store, prefix } => {
-                let location = prefix.clone().join(file_name);
-                let target = url
-                    .join(file_name)
-                    .map_or_else(|_| format!("{url}{file_name}"), |u| u.to_string());
-                store
-                    .put(&location, bytes.into())
-                    .await
-                    .map_err(|source| ExportError::Put {
-                        url: target.clone(),
-                        source,
-                    })?;
-                Ok(target)
-            }
-        }
-    }
-}
-
 /// Resolves a name as given (`liquidity_vs_risk`, `staging.fred_observations`) against the
 /// exportable tables (`(zone, name)` pairs). A bare name means a mart.
 pub fn resolve(input: &str, tables: &[(String, String)]) -> Result<(String, String), ExportError> {
@@ -352,16 +260,7 @@ pub async fn export(
     destination.prepare(&args.to)?;
     let mut written = Vec::new();
     for table in &selected {
-        let Encoded { table, rows, bytes } = encode_one(&session.ctx, table, args.format).await?;
-        let size = bytes.len() as u64;
-        let file_name = format!("{table}.{}", args.format.extension());
-        let location = destination.write(&file_name, bytes).await?;
-        written.push(Exported {
-            table,
-            location,
-            rows,
-            bytes: size,
-        });
+        written.push(export_one(&session.ctx, table, args.format, &destination).await?);
     }
     Ok(written)
 }
@@ -402,14 +301,34 @@ async fn read_sorted(
     zone: &str,
     name: &str,
 ) -> Result<Vec<RecordBatch>, ExportError> {
-    let read_err = |source| ExportError::Read {
-        table: format!("{zone}.{name}"),
+    let (df, schema) = sorted(ctx, zone, name).await?;
+    let mut batches = df.collect().await.map_err(read_err(zone, name))?;
+    batches.retain(|b| b.num_rows() > 0);
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok(batches)
+}
+
+fn read_err(zone: &str, name: &str) -> impl Fn(datafusion::error::DataFusionError) -> ExportError {
+    let table = format!("{zone}.{name}");
+    move |source| ExportError::Read {
+        table: table.clone(),
         source: Box::new(source),
-    };
+    }
+}
+
+/// The query of a whole table sorted as [`read_sorted`] says, and the table's schema.
+async fn sorted(
+    ctx: &datafusion::prelude::SessionContext,
+    zone: &str,
+    name: &str,
+) -> Result<(DataFrame, SchemaRef), ExportError> {
+    let read_err = read_err(zone, name);
     let df = ctx
         .table(TableReference::partial(zone, name))
         .await
-        .map_err(read_err)?;
+        .map_err(&read_err)?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let order: Vec<SortExpr> = schema
         .fields()
@@ -422,12 +341,84 @@ async fn read_sorted(
     } else {
         df.sort(order).map_err(read_err)?
     };
-    let mut batches = df.collect().await.map_err(read_err)?;
-    batches.retain(|b| b.num_rows() > 0);
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(schema));
+    Ok((df, schema))
+}
+
+/// Collects the bytes a [`FileEncoder`] writes, taken out between batches.
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Pending {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
     }
-    Ok(batches)
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Pending {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+/// Writes one table, sorted, into `destination` batch by batch: memory holds a batch and a
+/// Parquet row group, not the table. The file appears whole or not at all.
+async fn export_one(
+    ctx: &datafusion::prelude::SessionContext,
+    (zone, name): &(String, String),
+    format: ExportFormat,
+    destination: &Destination,
+) -> Result<Exported, ExportError> {
+    let table = format!("{zone}.{name}");
+    let file_name = format!("{table}.{}", format.extension());
+    let (df, schema) = sorted(ctx, zone, name).await?;
+    let (mut sink, location) = destination.open(&file_name).await?;
+    let pending = Pending::default();
+    let mut written = Exported {
+        table: table.clone(),
+        location,
+        rows: 0,
+        bytes: 0,
+    };
+    let encode_err = |source| ExportError::Encode {
+        table: table.clone(),
+        format,
+        source,
+    };
+    let result = async {
+        let mut encoder = FileEncoder::new(pending.clone(), &schema, format.query_format())
+            .map_err(encode_err)?;
+        let mut stream = df.execute_stream().await.map_err(read_err(zone, name))?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(read_err(zone, name))?;
+            written.rows += batch.num_rows();
+            encoder.write(&batch).map_err(encode_err)?;
+            let bytes = pending.take();
+            written.bytes += bytes.len() as u64;
+            sink.put(&bytes).await?;
+        }
+        if written.rows == 0 {
+            // The header (CSV) of an empty table.
+            let empty = RecordBatch::new_empty(schema.clone());
+            encoder.write(&empty).map_err(encode_err)?;
+        }
+        encoder.finish().map_err(encode_err)?;
+        let bytes = pending.take();
+        written.bytes += bytes.len() as u64;
+        sink.put(&bytes).await
+    }
+    .await;
+    match result {
+        Ok(()) => sink.finish().await.map(|()| written),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -481,44 +472,5 @@ mod tests {
         );
         let err = resolve("x", &[]).unwrap_err().to_string();
         assert!(err.contains("tables: none (run"), "{err}");
-    }
-
-    #[test]
-    fn destinations_are_folders_or_store_urls() {
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("a/b");
-        let d = Destination::parse(sub.to_str().unwrap(), false).unwrap();
-        assert!(matches!(&d, Destination::Dir(p) if *p == sub));
-        assert!(!sub.exists(), "parsing creates nothing");
-        d.prepare("x").unwrap();
-        assert!(sub.is_dir());
-
-        let d = Destination::parse("s3://bucket/some/prefix", false).unwrap();
-        let Destination::Store { url, prefix, .. } = d else {
-            panic!("s3 is a store")
-        };
-        assert_eq!(url.as_str(), "s3://bucket/some/prefix/");
-        assert_eq!(prefix.as_ref(), "some/prefix");
-
-        let file = dir.path().join("f");
-        std::fs::write(&file, "x").unwrap();
-        for bad in [file.to_str().unwrap(), "memory://", "ftp://host/x", ""] {
-            let err = Destination::parse(bad, false).err().map(|e| e.to_string());
-            assert!(
-                err.as_deref().is_some_and(|e| e.contains("--to")),
-                "{bad}: {err:?}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn a_store_destination_writes_one_object_under_the_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = Url::from_directory_path(dir.path()).unwrap();
-        let d = Destination::parse(&format!("{url}exports"), false).unwrap();
-        let location = d.write("marts.x.csv", b"a\n1\n".to_vec()).await.unwrap();
-        assert!(location.starts_with("file://") && location.ends_with("/exports/marts.x.csv"));
-        let written = std::fs::read(dir.path().join("exports/marts.x.csv")).unwrap();
-        assert_eq!(written, b"a\n1\n");
     }
 }
