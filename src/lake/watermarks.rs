@@ -17,7 +17,8 @@ fn table() -> TableName {
 
 impl Lake {
     /// Runs `sql` (with `$1…` parameters) over one table registered as `t`, without registering
-    /// the rest of the lake (that would replay every table's log); no rows when it does not exist.
+    /// the rest of the lake (that would replay every table's log), within `[lake]
+    /// memory_limit_mb` like any query; no rows when it does not exist.
     pub async fn query_table(
         &self,
         name: &TableName,
@@ -28,7 +29,7 @@ impl Lake {
             return Ok(Vec::new());
         }
         let delta = self.load(name, None).await?;
-        let ctx = datafusion::prelude::SessionContext::new();
+        let ctx = self.context(datafusion::prelude::SessionConfig::new())?;
         let df_err = |source| LakeError::DataFusion {
             context: format!("reading {name}"),
             source: Box::new(source),

@@ -195,7 +195,7 @@ async fn stored(
     own.register_table("last_rows", Arc::new(table))
         .map_err(&err)?;
     let (o, last) = (&a.order_by, a.last_column());
-    let sql = format!("SELECT DISTINCT {cols}, \"{o}\" AS \"{last}\" FROM last_rows");
+    let sql = format!("SELECT {cols}, max(\"{o}\") AS \"{last}\" FROM last_rows GROUP BY {cols}");
     collect(&own, &sql).await.map_err(err)
 }
 

@@ -111,7 +111,10 @@ pub(super) async fn read(
 
 /// The last rows of every partition, read from the model as stored now.
 async fn from_model(lake: &Lake, m: &Model, order: &str) -> Result<Vec<RecordBatch>, String> {
-    // Only the rows from the earliest partition's last value on can be any partition's last.
+    // Only the rows from the earliest partition's last value on can be any partition's last:
+    // with every partition current, a few days of rows. A partition that ended long ago (a
+    // delisted symbol) widens that to most of the table; the window's sort then spills past
+    // `[lake] memory_limit_mb` (`Lake::query_table`) rather than growing.
     let sql = newest_sql(
         m,
         order,
