@@ -10,20 +10,20 @@
 //! so exporting the same data twice gives the same file.
 
 mod sink;
+mod stream;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::{DataFrame, ident};
-use futures::StreamExt;
 
 use crate::lake::{AsOf, QuerySession};
-use crate::query::{self, FileEncoder, Format};
+use crate::query::{self, Format};
 use sink::Destination;
+pub use stream::TableStream;
 
 /// The zones (SQL schemas) whose tables can be exported.
 const ZONES: [&str; 4] = ["marts", "staging", "meta", "seeds"];
@@ -190,17 +190,6 @@ pub fn resolve(input: &str, tables: &[(String, String)]) -> Result<(String, Stri
     })
 }
 
-/// One table encoded in memory, as `export` would write it.
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    /// The table, `zone.name`.
-    pub table: String,
-    /// Its rows.
-    pub rows: usize,
-    /// The file's bytes.
-    pub bytes: Vec<u8>,
-}
-
 /// Resolves `inputs` to tables of `session` (each once, in the order given), so they are all
 /// read from the same lake versions.
 async fn select(
@@ -216,35 +205,6 @@ async fn select(
         }
     }
     Ok(selected)
-}
-
-/// Reads one table, sorted, and encodes it.
-async fn encode_one(
-    ctx: &datafusion::prelude::SessionContext,
-    (zone, name): &(String, String),
-    format: ExportFormat,
-) -> Result<Encoded, ExportError> {
-    let table = format!("{zone}.{name}");
-    let batches = read_sorted(ctx, zone, name).await?;
-    let rows = batches.iter().map(RecordBatch::num_rows).sum();
-    let bytes =
-        query::encode(&batches, format.query_format()).map_err(|source| ExportError::Encode {
-            table: table.clone(),
-            format,
-            source,
-        })?;
-    Ok(Encoded { table, rows, bytes })
-}
-
-/// One table (`liquidity_vs_risk` or `zone.table`) encoded in memory exactly as `export` writes
-/// it (the status page's downloads).
-pub async fn encode_table(
-    session: &QuerySession,
-    input: &str,
-    format: ExportFormat,
-) -> Result<Encoded, ExportError> {
-    let selected = select(session, &[input.to_string()]).await?;
-    encode_one(&session.ctx, &selected[0], format).await
 }
 
 /// Exports the tables named in `args` from `session` (opened as of `args.as_of`) and returns one
@@ -293,23 +253,6 @@ async fn exportable_tables(
         .collect())
 }
 
-/// A whole table, sorted by every orderable column from left to right (ascending, NULLs last,
-/// as `ORDER BY 1, 2, …` sorts); an empty table gives
-/// one empty batch, so its columns are still written.
-async fn read_sorted(
-    ctx: &datafusion::prelude::SessionContext,
-    zone: &str,
-    name: &str,
-) -> Result<Vec<RecordBatch>, ExportError> {
-    let (df, schema) = sorted(ctx, zone, name).await?;
-    let mut batches = df.collect().await.map_err(read_err(zone, name))?;
-    batches.retain(|b| b.num_rows() > 0);
-    if batches.is_empty() {
-        batches.push(RecordBatch::new_empty(schema));
-    }
-    Ok(batches)
-}
-
 fn read_err(zone: &str, name: &str) -> impl Fn(datafusion::error::DataFusionError) -> ExportError {
     let table = format!("{zone}.{name}");
     move |source| ExportError::Read {
@@ -344,81 +287,50 @@ async fn sorted(
     Ok((df, schema))
 }
 
-/// Collects the bytes a [`FileEncoder`] writes, taken out between batches.
-#[derive(Clone, Default)]
-struct Pending(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Pending {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Pending {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
-    }
-}
-
 /// Writes one table, sorted, into `destination` batch by batch: memory holds a batch and a
 /// Parquet row group, not the table. The file appears whole or not at all.
 async fn export_one(
     ctx: &datafusion::prelude::SessionContext,
-    (zone, name): &(String, String),
+    table: &(String, String),
     format: ExportFormat,
     destination: &Destination,
 ) -> Result<Exported, ExportError> {
-    let table = format!("{zone}.{name}");
-    let file_name = format!("{table}.{}", format.extension());
-    let (df, schema) = sorted(ctx, zone, name).await?;
+    let mut chunks = TableStream::open(ctx, table, format).await?;
+    let file_name = format!("{}.{}", chunks.table, format.extension());
     let (mut sink, location) = destination.open(&file_name).await?;
-    let pending = Pending::default();
-    let mut written = Exported {
-        table: table.clone(),
-        location,
-        rows: 0,
-        bytes: 0,
-    };
-    let encode_err = |source| ExportError::Encode {
-        table: table.clone(),
-        format,
-        source,
-    };
+    let mut bytes = 0;
     let result = async {
-        let mut encoder = FileEncoder::new(pending.clone(), &schema, format.query_format())
-            .map_err(encode_err)?;
-        let mut stream = df.execute_stream().await.map_err(read_err(zone, name))?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(read_err(zone, name))?;
-            written.rows += batch.num_rows();
-            encoder.write(&batch).map_err(encode_err)?;
-            let bytes = pending.take();
-            written.bytes += bytes.len() as u64;
-            sink.put(&bytes).await?;
+        while let Some(chunk) = chunks.next_chunk().await {
+            let chunk = chunk?;
+            bytes += chunk.len() as u64;
+            sink.put(&chunk).await?;
         }
-        if written.rows == 0 {
-            // The header (CSV) of an empty table.
-            let empty = RecordBatch::new_empty(schema.clone());
-            encoder.write(&empty).map_err(encode_err)?;
-        }
-        encoder.finish().map_err(encode_err)?;
-        let bytes = pending.take();
-        written.bytes += bytes.len() as u64;
-        sink.put(&bytes).await
+        Ok(())
     }
     .await;
     match result {
-        Ok(()) => sink.finish().await.map(|()| written),
+        Ok(()) => sink.finish().await.map(|()| Exported {
+            table: chunks.table.clone(),
+            location,
+            rows: chunks.rows(),
+            bytes,
+        }),
         Err(e) => {
             sink.abort().await;
             Err(e)
         }
     }
+}
+
+/// One table (`liquidity_vs_risk` or `zone.table`) of `session`, sorted and encoded as `export`
+/// writes it, as a stream of chunks (the status page's downloads).
+pub async fn open_table(
+    session: &QuerySession,
+    input: &str,
+    format: ExportFormat,
+) -> Result<TableStream, ExportError> {
+    let selected = select(session, &[input.to_string()]).await?;
+    TableStream::open(&session.ctx, &selected[0], format).await
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Bytes, Frame};
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
@@ -58,8 +60,8 @@ pub async fn file(cx: &Cx<'_>, file: &str) -> Response<Body> {
             &format!("{file}: name a table and .csv or .parquet, e.g. /download/marts.liquidity_vs_risk.csv"),
         );
     };
-    let encoded = match cx.state.app.session(None).await {
-        Ok(session) => crate::export::encode_table(&session, name, format).await,
+    let opened = match cx.state.app.session(None).await {
+        Ok(session) => crate::export::open_table(&session, name, format).await,
         Err(e) => {
             return cx.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,14 +70,15 @@ pub async fn file(cx: &Cx<'_>, file: &str) -> Response<Body> {
             );
         }
     };
-    match encoded {
-        Ok(encoded) => {
-            let mut r = respond(StatusCode::OK, content_type, encoded.bytes);
+    match opened {
+        Ok(chunks) => {
             let disposition = format!(
                 "attachment; filename=\"{}.{}\"",
-                encoded.table,
+                chunks.table,
                 format.extension()
             );
+            let mut r = respond(StatusCode::OK, content_type, Bytes::new());
+            *r.body_mut() = streamed(chunks);
             if let Ok(v) = HeaderValue::from_str(&disposition) {
                 r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
             }
@@ -90,4 +93,21 @@ pub async fn file(cx: &Cx<'_>, file: &str) -> Response<Body> {
             &e.to_string(),
         ),
     }
+}
+
+/// The file as a body sent chunk by chunk while the table is read: the server holds a batch,
+/// not the table. An error after the first bytes ends the response without its last chunk, so
+/// the client sees a broken download, not a short file.
+fn streamed(chunks: crate::export::TableStream) -> Body {
+    let frames = futures::stream::unfold(chunks, |mut chunks| async move {
+        let next = chunks.next_chunk().await?;
+        let frame = next
+            .map(|bytes| Frame::data(Bytes::from(bytes)))
+            .map_err(|e| {
+                tracing::warn!(table = %chunks.table, error = %e, "download failed");
+                std::io::Error::other(e.to_string())
+            });
+        Some((frame, chunks))
+    });
+    StreamBody::new(frames).boxed_unsync()
 }

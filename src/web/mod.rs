@@ -42,7 +42,7 @@ use crate::serve::ServeError;
 const MAX_BODY: usize = 16 * 1024;
 
 /// A response body.
-pub type Body = Full<Bytes>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// What a page handler needs.
 pub struct State {
@@ -132,7 +132,8 @@ pub async fn start(
 
 /// A page or an error as a response.
 pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let full = Full::new(body.into()).map_err(|never| match never {});
+    let mut r = Response::new(full.boxed_unsync());
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(

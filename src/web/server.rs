@@ -6,8 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,7 +16,7 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Serves `handler` on `listener` (over TLS when `tls` is set) until `shutdown` turns true.
 /// `name` labels the log lines.
-pub async fn serve<H, F>(
+pub async fn serve<H, F, B>(
     name: &'static str,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -25,7 +24,10 @@ pub async fn serve<H, F>(
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     loop {
         let (socket, peer) = tokio::select! {
