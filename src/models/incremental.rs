@@ -312,7 +312,7 @@ pub(super) async fn build_incremental(
     let last_after = match (&m.append, last) {
         (Some(a), Some(l)) => {
             let r = replaced.as_deref();
-            Some(last_rows::after(m, &a.order_by, l.rows, r, &schema, &inc.rows).await?)
+            Some(last_rows::after(ctx, m, &a.order_by, (l.rows, r), &schema, &inc.rows).await?)
         }
         _ => None,
     };

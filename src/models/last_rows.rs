@@ -139,30 +139,45 @@ async fn from_model(lake: &Lake, m: &Model, order: &str) -> Result<Vec<RecordBat
 
 /// The last rows once `rows` (with `schema`, the model's columns) are published in place of
 /// the partitions matching `replaced`: `before`'s rows outside those partitions and the new rows,
-/// the newest of each partition.
+/// the newest of each partition. Runs in the build's session `ctx` (within its memory limit: a
+/// night that recomputes every partition has the whole table as new rows).
 pub(super) async fn after(
+    ctx: &SessionContext,
     m: &Model,
     order: &str,
-    before: Vec<RecordBatch>,
-    replaced: Option<&str>,
+    (before, replaced): (Vec<RecordBatch>, Option<&str>),
     schema: &SchemaRef,
     rows: &[RecordBatch],
 ) -> Result<Vec<RecordBatch>, String> {
     let err =
         |e: datafusion::error::DataFusionError| format!("{}: last rows: {e}", m.path.display());
-    let ctx = SessionContext::new();
     let before_schema = before
         .first()
         .map(RecordBatch::schema)
         .unwrap_or_else(|| schema.clone());
     let tables = [
-        ("before", before_schema, before),
-        ("new", schema.clone(), rows.to_vec()),
+        ("__last_rows_before", before_schema, before),
+        ("__last_rows_new", schema.clone(), rows.to_vec()),
     ];
     for (name, schema, batches) in tables {
         let t = MemTable::try_new(schema, vec![batches]).map_err(err)?;
+        ctx.deregister_table(name).map_err(err)?;
         ctx.register_table(name, Arc::new(t)).map_err(err)?;
     }
+    let out = newest(ctx, m, order, replaced, schema).await;
+    for name in ["__last_rows_before", "__last_rows_new"] {
+        ctx.deregister_table(name).map_err(err)?;
+    }
+    out.map_err(err)
+}
+
+async fn newest(
+    ctx: &SessionContext,
+    m: &Model,
+    order: &str,
+    replaced: Option<&str>,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>, datafusion::error::DataFusionError> {
     let columns = schema
         .fields()
         .iter()
@@ -174,16 +189,13 @@ pub(super) async fn after(
         None => String::new(),
     };
     let union = format!(
-        "(SELECT {columns} FROM before {kept} UNION ALL SELECT {columns} FROM new) AS rows"
+        "(SELECT {columns} FROM __last_rows_before {kept} \
+         UNION ALL SELECT {columns} FROM __last_rows_new) AS rows"
     );
-    let out = ctx
-        .sql(&newest_sql(m, order, &union, &columns))
-        .await
-        .map_err(err)?
+    ctx.sql(&newest_sql(m, order, &union, &columns))
+        .await?
         .collect()
         .await
-        .map_err(err)?;
-    Ok(out)
 }
 
 /// After a full build published `version` of `m`: its side table rewritten from it, and the
@@ -298,7 +310,9 @@ mod tests {
             ],
         );
         let replaced = "\"symbol\" IN ('B', 'D')";
-        let got = after(&m, "date", vec![before], Some(replaced), &schema, &[new])
+        let ctx = SessionContext::new();
+        let replacing = (vec![before], Some(replaced));
+        let got = after(&ctx, &m, "date", replacing, &schema, &[new])
             .await
             .unwrap();
         assert_eq!(

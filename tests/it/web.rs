@@ -212,7 +212,11 @@ async fn the_status_page_needs_a_login_and_shows_runs_freshness_chart_lineage_an
             .contains("marts.liquidity_vs_risk.csv")
     );
     // Sent while the table is read (chunked), not encoded whole first.
-    assert!(r.headers().get("content-length").is_none(), "{:?}", r.headers());
+    assert!(
+        r.headers().get("content-length").is_none(),
+        "{:?}",
+        r.headers()
+    );
     assert_eq!(r.headers()["transfer-encoding"], "chunked");
     let downloaded = r.bytes().await.unwrap();
     let out = dir.path().join("exports");
