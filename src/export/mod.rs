@@ -253,6 +253,7 @@ async fn exportable_tables(
         .collect())
 }
 
+/// The error of reading `zone.name`.
 fn read_err(zone: &str, name: &str) -> impl Fn(datafusion::error::DataFusionError) -> ExportError {
     let table = format!("{zone}.{name}");
     move |source| ExportError::Read {
@@ -261,7 +262,8 @@ fn read_err(zone: &str, name: &str) -> impl Fn(datafusion::error::DataFusionErro
     }
 }
 
-/// The query of a whole table sorted as [`read_sorted`] says, and the table's schema.
+/// The query of a whole table sorted by every orderable column from left to right (ascending,
+/// NULLs last, as `ORDER BY 1, 2, …` sorts), and the table's schema.
 async fn sorted(
     ctx: &datafusion::prelude::SessionContext,
     zone: &str,
