@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 
-use super::session::{collect, mem_table};
+use super::session::{bind, collect};
 use super::spec::Append;
 
 /// The name the append query reads its partitions from.
@@ -47,19 +47,6 @@ pub(super) async fn rows(
     ctx.deregister_table(AFTER_TABLE).map_err(err)?;
     ctx.deregister_table(LAST_TABLE).map_err(err)?;
     result
-}
-
-/// Binds `name` to a table of `rows`, replacing what it named.
-fn bind(
-    ctx: &SessionContext,
-    name: &str,
-    schema: SchemaRef,
-    rows: Vec<RecordBatch>,
-) -> Result<(), datafusion::error::DataFusionError> {
-    let table = mem_table(ctx, schema, rows)?;
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
-    Ok(())
 }
 
 /// Plans the append query against an empty `append_after` shaped after the model's columns
@@ -162,10 +149,7 @@ async fn check(
 ) -> Result<(), String> {
     let err =
         |e: datafusion::error::DataFusionError| format!("{}: DataFusion: {e}", a.path.display());
-    let table = mem_table(ctx, schema.clone(), out.to_vec()).map_err(err)?;
-    ctx.deregister_table(ROWS_TABLE).map_err(err)?;
-    ctx.register_table(ROWS_TABLE, Arc::new(table))
-        .map_err(err)?;
+    bind(ctx, ROWS_TABLE, schema.clone(), out.to_vec()).map_err(err)?;
     let on: Vec<String> = partition_by
         .iter()
         .map(|c| format!("o.\"{c}\" = a.\"{c}\""))

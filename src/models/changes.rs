@@ -4,17 +4,15 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::MemTable;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 
 use super::incremental::df_err;
-use super::session::collect;
+use super::session::{bind, collect};
 use super::spec::Model;
 use crate::lake::TableName;
 
@@ -190,9 +188,7 @@ async fn stored(
     };
     let err = df_err(m);
     let own = SessionContext::new();
-    let table = MemTable::try_new(schema, vec![last_rows.to_vec()]).map_err(&err)?;
-    own.register_table("last_rows", Arc::new(table))
-        .map_err(&err)?;
+    bind(&own, "last_rows", schema, last_rows.to_vec()).map_err(&err)?;
     let (o, last) = (&a.order_by, a.last_column());
     let sql = format!("SELECT {cols}, max(\"{o}\") AS \"{last}\" FROM last_rows GROUP BY {cols}");
     collect(&own, &sql).await.map_err(err)

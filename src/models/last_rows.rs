@@ -17,14 +17,13 @@
 //! same either way (`tests/it/incremental.rs` compares appends with full refreshes).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::fingerprint::version_print;
+use super::session::bind;
 use super::spec::Model;
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, WriteMode};
@@ -160,9 +159,7 @@ pub(super) async fn after(
         ("__last_rows_new", schema.clone(), rows.to_vec()),
     ];
     for (name, schema, batches) in tables {
-        let t = MemTable::try_new(schema, vec![batches]).map_err(err)?;
-        ctx.deregister_table(name).map_err(err)?;
-        ctx.register_table(name, Arc::new(t)).map_err(err)?;
+        bind(ctx, name, schema, batches).map_err(err)?;
     }
     let out = newest(ctx, m, order, replaced, schema).await;
     for name in ["__last_rows_before", "__last_rows_new"] {
@@ -250,6 +247,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Date32Array, Float64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     fn model() -> Model {
         let name = TableName::marts("m");

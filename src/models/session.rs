@@ -32,6 +32,19 @@ pub(super) fn register(
     Ok(())
 }
 
+/// Binds the bare name `name` to a table of `rows` (see [`mem_table`]), replacing what it named.
+pub(super) fn bind(
+    ctx: &SessionContext,
+    name: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows: Vec<RecordBatch>,
+) -> Result<(), datafusion::error::DataFusionError> {
+    let table = mem_table(ctx, schema, rows)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
 /// A table of `rows` in one partition per core (scans, joins and GROUP BYs over it run in
 /// parallel).
 pub(super) fn mem_table(
