@@ -18,6 +18,7 @@ pub mod availability;
 pub mod files;
 pub mod increasing;
 mod limit;
+pub mod log;
 pub mod maintain;
 mod merge;
 pub mod model_state;

@@ -3,12 +3,14 @@
 //! model's name; nothing is committed unless every one passes.
 //!
 //! An incremental build audits in two parts. A test whose outcome on the whole table follows from
-//! its outcome on the new rows — a row-by-row condition, or uniqueness of keys that include the
+//! its outcome on the new rows — a row-by-row condition, uniqueness of keys that include the
 //! partition (and the order column when rows were appended after each partition's last stored
-//! one) — runs over the new rows only: the stored rows passed the same tests when they were
-//! published (a change to the model's file makes a full build). The others (relationships,
-//! freshness, custom tests) run over the table as it would be: the stored rows that stay plus
-//! the new ones.
+//! one), or a relationships test to a staging table that has only gained rows since the stored
+//! rows passed it (`super::added`) — runs over the new rows only: the stored rows passed the same
+//! tests when they were published (a change to the model's file makes a full build). Such a
+//! relationships test of a partition column does not run at all when every new row extends a
+//! stored partition. The others (freshness, custom tests, relationships otherwise) run over the
+//! table as it would be: the stored rows that stay plus the new ones.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -135,25 +137,26 @@ async fn run_check(ctx: &SessionContext, check: Check) -> Option<String> {
 }
 
 /// Audits what the model's name is bound to now: every declared test and every custom test
-/// attached to the model, but the `unique` tests of keys in `published` (the build that
-/// published the stored version proved them: [`super::proven`]) or whose stored rows rise in
-/// file order. Returns the failures.
+/// attached to the model, but the tests named in `published` (the build that published the
+/// stored version proved them, and they still hold: [`super::proven`], [`super::added`]) and the
+/// `unique` tests whose keys the stored rows rise in file order. Returns the failures.
 pub(super) async fn audit(
     ctx: &SessionContext,
     model: &Model,
     custom: &Custom,
     reference: chrono::NaiveDate,
-    published: Vec<Vec<String>>,
+    published: Vec<String>,
 ) -> Vec<String> {
     // A view's query would run once more for it (a sort must finish before its first row).
     let stored = model.materialized != super::spec::Materialized::View;
     let mut rising = Vec::new();
     for key in unique_keys(model) {
+        let name = DataTest::Unique(key.clone()).name();
         if stored
-            && !published.contains(&key)
+            && !published.contains(&name)
             && crate::lake::increasing::stored_rows_rise(ctx, &model.name.to_string(), &key).await
         {
-            rising.push(key);
+            rising.push(name);
         }
     }
     let proofs = [(published, PUBLISHED), (rising, RISING)];
@@ -164,23 +167,24 @@ pub(super) async fn audit(
 
 /// Why a `unique` test passed without running: the rows rise in the order of its key.
 const RISING: &str = "data test passed: the rows are in strictly increasing order of its key";
-/// Why a `unique` test passed without running: a build proved it on the stored version.
-const PUBLISHED: &str = "data test passed: the build that published the stored version proved it (the table has not changed since)";
+/// Why a test passed without running: a build proved it on the stored version.
+const PUBLISHED: &str = "data test passed: the build that published the stored version proved it (the table has not changed since, nor lost a row it references)";
+/// Why a relationships test passed without running in an incremental build: the stored rows
+/// passed it, the table it refers to has only gained rows since, and every new row extends a
+/// stored partition (the tested column is a partition column).
+const EXTENDED: &str = "data test passed: the stored rows passed it, the table it refers to only gained rows since, and the new rows extend stored partitions";
 
-/// The model's tests but the `unique` tests of keys proven, each logged as passed with the
-/// reason given beside its keys.
+/// The model's tests but those named in a proof, each logged as passed with the proof's reason.
 fn unproven<'a>(
     m: &'a Model,
-    proofs: &'a [(Vec<Vec<String>>, &'static str)],
+    proofs: &'a [(Vec<String>, &'static str)],
 ) -> impl Iterator<Item = &'a (usize, DataTest)> {
     m.tests.iter().filter(move |(line, t)| {
-        let DataTest::Unique(cols) = t else {
+        let name = t.name();
+        let Some((_, why)) = proofs.iter().find(|(names, _)| names.contains(&name)) else {
             return true;
         };
-        let Some((_, why)) = proofs.iter().find(|(keys, _)| keys.contains(cols)) else {
-            return true;
-        };
-        tracing::debug!(test = %format!("{}:{line} {}", m.path.display(), t.name()), "{why}");
+        tracing::debug!(test = %format!("{}:{line} {name}", m.path.display()), "{why}");
         false
     })
 }
@@ -221,18 +225,21 @@ pub(super) async fn stage_and_audit(
     proven: &[Vec<String>],
 ) -> Result<(), String> {
     register(ctx, &m.name, candidate).map_err(|e| e.to_string())?;
-    let proofs = [(proven.to_vec(), RISING)];
+    let proven = proven.iter().map(|k| DataTest::Unique(k.clone()).name());
+    let proofs = [(proven.collect(), RISING)];
     let checks = checks(m, unproven(m, &proofs), custom, reference);
     not_published(m, run_checks(ctx, &m.name.to_string(), checks).await)
 }
 
 /// Whether `test` passing on the new rows of an incremental build means it passes on the whole
 /// table. `appended_after`: the order column, when rows were appended after each partition's
-/// last stored row (rather than whole partitions recomputed).
+/// last stored row (rather than whole partitions recomputed). `held`: the stored rows still pass
+/// the test (a relationships test whose table has only gained rows: [`super::added`]).
 fn decided_by_new_rows(
     test: &DataTest,
     partition_by: &[String],
     appended_after: Option<&str>,
+    held: bool,
 ) -> bool {
     match test {
         DataTest::NotNull(_) | DataTest::AcceptedRange { .. } | DataTest::NoRowsWhere(_) => {
@@ -242,7 +249,8 @@ fn decided_by_new_rows(
             partition_by.iter().all(|p| cols.contains(p))
                 && appended_after.is_none_or(|o| cols.iter().any(|c| c == o))
         }
-        DataTest::Relationships { .. } | DataTest::Freshness { .. } => false,
+        DataTest::Relationships { .. } => held,
+        DataTest::Freshness { .. } => false,
     }
 }
 
@@ -256,6 +264,10 @@ pub(super) struct Increment {
     pub candidate: Arc<dyn TableProvider>,
     /// The order column, when rows were appended after each partition's last stored one.
     pub appended_after: Option<String>,
+    /// Whether some partitions were recomputed (rather than only extended).
+    pub recomputed: bool,
+    /// The names of the relationships tests the stored rows still pass ([`super::added`]).
+    pub held: Vec<String>,
 }
 
 /// Audits an incremental build (see the module's doc). Leaves the model's name bound to the
@@ -268,10 +280,24 @@ pub(super) async fn audit_increment(
     inc: &Increment,
 ) -> Result<(), String> {
     type Tests<'a> = Vec<&'a (usize, DataTest)>;
-    let (local, whole): (Tests, Tests) = m
+    let held = |t: &DataTest| inc.held.contains(&t.name());
+    // A held relationships test of a partition column, when every new row extends a stored
+    // partition: each new row's value is a stored row's.
+    let extended: Vec<String> = m
         .tests
         .iter()
-        .partition(|(_, t)| decided_by_new_rows(t, &m.partition_by, inc.appended_after.as_deref()));
+        .filter(|(_, t)| match t {
+            DataTest::Relationships { column, .. } => {
+                !inc.recomputed && held(t) && m.partition_by.contains(column)
+            }
+            _ => false,
+        })
+        .map(|(_, t)| t.name())
+        .collect();
+    let proofs = [(extended, EXTENDED)];
+    let after = inc.appended_after.as_deref();
+    let (local, whole): (Tests, Tests) = unproven(m, &proofs)
+        .partition(|(_, t)| decided_by_new_rows(t, &m.partition_by, after, held(t)));
     let mem = mem_table(ctx, inc.schema.clone(), inc.rows.clone()).map_err(|e| e.to_string())?;
     register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
     let relation = m.name.to_string();
@@ -362,36 +388,40 @@ mod tests {
         let p = ["symbol".to_string()];
         let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let unique = DataTest::Unique(cols(&["symbol", "date"]));
-        assert!(decided_by_new_rows(&unique, &p, None));
-        assert!(decided_by_new_rows(&unique, &p, Some("date")));
+        assert!(decided_by_new_rows(&unique, &p, None, false));
+        assert!(decided_by_new_rows(&unique, &p, Some("date"), false));
         // Keys without the order column can collide with a stored row of the same partition.
         assert!(!decided_by_new_rows(
             &DataTest::Unique(cols(&["symbol"])),
             &p,
-            Some("date")
+            Some("date"),
+            false
         ));
         // Keys without the partition can collide with another partition's rows.
         assert!(!decided_by_new_rows(
             &DataTest::Unique(cols(&["date"])),
             &p,
-            None
+            None,
+            false
         ));
         assert!(decided_by_new_rows(
             &DataTest::NotNull(cols(&["close"])),
             &p,
-            Some("date")
+            Some("date"),
+            false
         ));
         let fresh = DataTest::Freshness {
             column: "date".into(),
             max_age_days: 7,
         };
-        assert!(!decided_by_new_rows(&fresh, &p, None));
+        assert!(!decided_by_new_rows(&fresh, &p, None, false));
         let sub = DataTest::NoRowsWhere("close > (SELECT max(close) FROM marts.x)".into());
-        assert!(!decided_by_new_rows(&sub, &p, None));
+        assert!(!decided_by_new_rows(&sub, &p, None, false));
         assert!(decided_by_new_rows(
             &DataTest::NoRowsWhere("close < 0".into()),
             &p,
-            None
+            None,
+            false
         ));
     }
 }

@@ -252,6 +252,7 @@ pub async fn build(
     let models = selected(models, &existing, options)?;
     let order = dag::order(&models, &existing)?;
     let ctx = session.ctx.clone();
+    let read = super::added::versions(&session.tables);
     plan_all(&ctx, &models, &order, &existing, options.test_only).await?;
     let attached = attach_custom(&custom, &models, &order)?;
     let mut report = BuildReport::default();
@@ -298,6 +299,7 @@ pub async fn build(
                     inputs: refs,
                     custom: attached.get(i).map(Vec::as_slice).unwrap_or(&[]),
                     reference: options.reference_date,
+                    read: &read,
                     // A model not in the lake yet, or a full refresh, builds from scratch.
                     previous: (existing.contains(&m.name) && !options.full_refresh)
                         .then(|| states.get(&m.name.to_string()).cloned().unwrap_or_default()),
@@ -413,19 +415,24 @@ fn attach_custom(
 }
 
 /// One model's build (or audit), with what it needs from the whole build.
-struct Step<'a> {
-    lake: &'a Lake,
-    ctx: &'a SessionContext,
-    model: &'a Model,
+pub(super) struct Step<'a> {
+    /// The lake.
+    pub(super) lake: &'a Lake,
+    /// The build's session.
+    pub(super) ctx: &'a SessionContext,
+    /// The model.
+    pub(super) model: &'a Model,
     /// The tables its SQL reads.
-    inputs: &'a [TableName],
+    pub(super) inputs: &'a [TableName],
     /// Custom tests attached to it.
-    custom: &'a [(std::path::PathBuf, String)],
+    pub(super) custom: &'a [(std::path::PathBuf, String)],
     /// Day freshness tests measure from.
-    reference: chrono::NaiveDate,
+    pub(super) reference: chrono::NaiveDate,
+    /// The version of each staging table the session reads.
+    pub(super) read: &'a super::added::Versions,
     /// What its last build recorded, when the table exists and may be updated rather than
     /// rebuilt (`None`: build it from scratch).
-    previous: Option<ModelState>,
+    pub(super) previous: Option<ModelState>,
 }
 
 /// What building one model did.
@@ -447,17 +454,17 @@ async fn run_model(step: &Step<'_>, test_only: bool) -> Result<Built, String> {
 
 /// Audits the model as it is published (a view: as it reads now).
 async fn audit_as_is(step: &Step<'_>) -> Result<Built, String> {
-    let proven = match &step.previous {
-        Some(state) if step.model.materialized != Materialized::View => {
-            match step.lake.version(&step.model.name).await {
-                Ok(Some(v)) => super::proven::unique_keys_at(step.model, state, v),
-                _ => Vec::new(),
-            }
-        }
-        _ => Vec::new(),
-    };
-    let (ctx, m) = (step.ctx, step.model);
-    let failures = super::audit::audit(ctx, m, step.custom, step.reference, proven).await;
+    let (lake, m) = (step.lake, step.model);
+    let mut proven = Vec::new();
+    if let Some(state) = step.previous.as_ref()
+        && m.materialized != Materialized::View
+        && let Ok(version) = lake.version(&m.name).await
+    {
+        proven.extend(super::proven::unique_tests_at(m, state, version));
+        proven
+            .extend(super::added::relationships_holding(lake, m, state, version, step.read).await);
+    }
+    let failures = super::audit::audit(step.ctx, m, step.custom, step.reference, proven).await;
     if failures.is_empty() {
         Ok(Built::Rows(0, None))
     } else {
@@ -514,8 +521,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     let started = Lake::now();
     let incremental = m.materialized == Materialized::Incremental;
     if incremental && step.previous.is_some() {
-        let built =
-            super::incremental::build_incremental(lake, ctx, m, inputs, custom, reference).await?;
+        let built = super::incremental::build_incremental(step).await?;
         if let Some(rows) = built {
             return Ok(Built::Rows(rows, None));
         }
@@ -568,7 +574,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     if incremental {
         let version = published.version;
         let also = super::last_rows::rewrite(lake, m, version).await;
-        super::incremental::record_state(lake, ctx, m, inputs, started, version, also).await?;
+        super::incremental::record_state(step, started, version, also).await?;
     }
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
         inputs.insert(
@@ -576,6 +582,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
             fingerprint::version_print(version),
         );
         inputs.extend(super::proven::on_publish(m, version));
+        inputs.extend(super::added::on_publish(m, &[], step.read, version));
         ModelState {
             built_at: Some(started),
             inputs,

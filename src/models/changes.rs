@@ -119,24 +119,22 @@ fn earliest(a: Option<ScalarValue>, b: Option<ScalarValue>) -> Option<ScalarValu
     }
 }
 
+/// Per partition with new rows, the smallest order value among them (`None`: not appendable).
+type FirstNew = BTreeMap<Partition, Option<ScalarValue>>;
+
 /// Per partition with rows ingested into `partitioned` since `since`: the smallest order value
-/// among those rows (`None`: it cannot be appended to); and every partition present in them.
+/// among those rows (`None`: it cannot be appended to); and every partition present in them,
+/// unless `known` (every stored one is: `None`).
 async fn new_in_inputs(
     ctx: &SessionContext,
     m: &Model,
-    partitioned: &[TableName],
+    (partitioned, known): (&[TableName], bool),
     cols: &str,
     since: &str,
-) -> Result<
-    (
-        BTreeMap<Partition, Option<ScalarValue>>,
-        BTreeSet<Partition>,
-    ),
-    String,
-> {
+) -> Result<(FirstNew, Option<BTreeSet<Partition>>), String> {
     let n = m.partition_by.len();
     let order = m.append.as_ref().map(|a| a.order_by.as_str());
-    let mut first_new: BTreeMap<Partition, Option<ScalarValue>> = BTreeMap::new();
+    let mut first_new = FirstNew::new();
     let mut present = BTreeSet::new();
     for input in partitioned {
         let schema = ctx.table(input.to_string()).await.map_err(df_err(m))?;
@@ -166,9 +164,12 @@ async fn new_in_inputs(
                 }
             }
         }
-        present.extend(partitions(ctx, m, format!("SELECT DISTINCT {cols} FROM {input}")).await?);
+        if !known {
+            let sql = format!("SELECT DISTINCT {cols} FROM {input}");
+            present.extend(partitions(ctx, m, sql).await?);
+        }
     }
-    Ok((first_new, present))
+    Ok((first_new, (!known).then_some(present)))
 }
 
 /// Each stored partition of `m` with its last order value (`last_<order>`), from its stored last
@@ -216,12 +217,14 @@ fn rows_of(
         .collect()
 }
 
-/// What changed in the inputs since the build at `built_at`, against the stored model, whose
-/// partitions' last rows are `last_rows` (read when it has an append query).
+/// What changed in the partitioned inputs since the build at `built_at`, against the stored
+/// model, whose partitions' last rows are `last_rows` (read when it has an append query).
+/// `present`: every stored partition is known to be still present in the inputs
+/// (`super::added`), so they are not listed.
 pub(super) async fn changes(
     ctx: &SessionContext,
     m: &Model,
-    partitioned: &[TableName],
+    (partitioned, present): (&[TableName], bool),
     built_at: chrono::DateTime<chrono::Utc>,
     last_rows: &[RecordBatch],
 ) -> Result<Changes, String> {
@@ -237,7 +240,8 @@ pub(super) async fn changes(
         built_at.timestamp_micros()
     );
     let order = m.append.as_ref().map(|a| a.order_by.as_str());
-    let (mut first_new, present) = new_in_inputs(ctx, m, partitioned, &cols, &since).await?;
+    let (mut first_new, present) =
+        new_in_inputs(ctx, m, (partitioned, present), &cols, &since).await?;
     let mut out = Changes::default();
     let mut stored_parts = BTreeSet::new();
     let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();
@@ -281,8 +285,11 @@ pub(super) async fn changes(
         out.last = rows_of(last_rows, &m.partition_by, &extended)?;
     }
     out.recompute = first_new.into_keys().collect();
-    out.recompute
-        .extend(stored_parts.difference(&present).cloned());
+    if let Some(present) = present {
+        // A partition gone from the inputs is recomputed: its rows go.
+        out.recompute
+            .extend(stored_parts.difference(&present).cloned());
+    }
     Ok(out)
 }
 

@@ -23,7 +23,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::{SessionContext, cast, ident};
 
-use super::audit::{Custom, Increment, audit_increment};
+use super::audit::{Increment, audit_increment};
+use super::build::Step;
 use super::changes::{Changes, changes, predicate};
 use super::session::{collect, mem_table};
 use super::spec::Model;
@@ -122,50 +123,70 @@ async fn candidate(
     Ok(all.into_view())
 }
 
-/// Records what a build of `m` (started at `started`) read, after it published `published`
-/// (its unique keys hold there: [`super::proven`]), with the entries of `also` (what else holds
-/// on that version, e.g. the side table of [`super::last_rows`]).
+/// Records what a build of the step's model (started at `started`) read, after it published
+/// `published`: its unique keys and its relationships hold there ([`super::proven`],
+/// [`super::added`]), its stored partitions are present in its inputs, and so do the entries
+/// of `also` (e.g. the side table of [`super::last_rows`]).
 pub(super) async fn record_state(
-    lake: &Lake,
-    ctx: &SessionContext,
-    m: &Model,
-    inputs: &[TableName],
+    step: &Step<'_>,
     started: chrono::DateTime<chrono::Utc>,
     published: Option<u64>,
     also: HashMap<String, String>,
 ) -> Result<(), String> {
-    let mut proofs = published
-        .map(|v| super::proven::on_publish(m, v))
-        .unwrap_or_default();
+    let Step {
+        lake,
+        ctx,
+        model: m,
+        inputs,
+        ..
+    } = *step;
+    let classified = classify(lake, ctx, m, inputs).await?;
+    let mut proofs = HashMap::new();
+    if let Some(v) = published {
+        proofs.extend(super::proven::on_publish(m, v));
+        proofs.extend(super::added::on_publish(
+            m,
+            &classified.partitioned,
+            step.read,
+            v,
+        ));
+    }
     proofs.extend(also);
-    save_state(lake, ctx, m, inputs, started, proofs).await
+    save_state(lake, m, classified.fingerprints, started, proofs).await
 }
 
 /// [`record_state`] for a build that published nothing: the proofs recorded for `version`, the
-/// version the table is still at, stay (with the entries of `also`).
+/// version the table is still at, stay; its stored partitions are present in the inputs as the
+/// build read them; and the entries of `also`.
 async fn record_unchanged(
-    lake: &Lake,
-    ctx: &SessionContext,
-    m: &Model,
-    inputs: &[TableName],
+    step: &Step<'_>,
     started: chrono::DateTime<chrono::Utc>,
     (previous, version): (&ModelState, Option<u64>),
     also: HashMap<String, String>,
 ) -> Result<(), String> {
+    let Step {
+        lake,
+        ctx,
+        model: m,
+        inputs,
+        ..
+    } = *step;
+    let classified = classify(lake, ctx, m, inputs).await?;
     let mut proofs = super::proven::kept(previous, version);
+    if let Some(v) = version {
+        proofs.extend(super::added::present(&classified.partitioned, step.read, v));
+    }
     proofs.extend(also);
-    save_state(lake, ctx, m, inputs, started, proofs).await
+    save_state(lake, m, classified.fingerprints, started, proofs).await
 }
 
 async fn save_state(
     lake: &Lake,
-    ctx: &SessionContext,
     m: &Model,
-    inputs: &[TableName],
+    mut inputs: HashMap<String, String>,
     started: chrono::DateTime<chrono::Utc>,
     proofs: HashMap<String, String>,
 ) -> Result<(), String> {
-    let mut inputs = classify(lake, ctx, m, inputs).await?.fingerprints;
     inputs.extend(proofs);
     let state = ModelState {
         built_at: Some(started),
@@ -250,14 +271,17 @@ async fn new_rows(ctx: &SessionContext, m: &Model, changes: Changes) -> Result<N
 
 /// An incremental build. `Ok(None)`: the model needs a full build (it never built, its files
 /// changed, or an unpartitioned input changed).
-pub(super) async fn build_incremental(
-    lake: &Lake,
-    ctx: &SessionContext,
-    m: &Model,
-    inputs: &[TableName],
-    custom: &Custom,
-    reference: chrono::NaiveDate,
-) -> Result<Option<usize>, String> {
+pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, String> {
+    let Step {
+        lake,
+        ctx,
+        model: m,
+        inputs,
+        custom,
+        reference,
+        read,
+        ..
+    } = *step;
     let started = Lake::now();
     let previous = lake.model_state(&m.name).await.map_err(|e| e.to_string())?;
     let Some(built_at) = previous.built_at else {
@@ -282,7 +306,9 @@ pub(super) async fn build_incremental(
         None => None,
     };
     let last_before = last.as_ref().map(|l| l.rows.as_slice()).unwrap_or_default();
-    let changes = changes(ctx, m, &classified.partitioned, built_at, last_before).await?;
+    let partitioned = &classified.partitioned;
+    let present = super::added::present_holds(lake, &previous, version, partitioned, read).await;
+    let changes = changes(ctx, m, (partitioned, present), built_at, last_before).await?;
     lap("changes found");
     if changes.recompute.is_empty() && changes.after.is_empty() {
         // Last rows read from the model are saved for the next build.
@@ -290,7 +316,7 @@ pub(super) async fn build_incremental(
             Some(l) => last_rows::save(lake, m, l.rows, version).await,
             None => HashMap::new(),
         };
-        record_unchanged(lake, ctx, m, inputs, started, (&previous, version), also).await?;
+        record_unchanged(step, started, (&previous, version), also).await?;
         return Ok(Some(0));
     }
     let NewRows {
@@ -306,6 +332,8 @@ pub(super) async fn build_incremental(
         schema: schema.clone(),
         rows,
         appended_after,
+        recomputed: replaced.is_some(),
+        held: super::added::relationships_holding(lake, m, &previous, version, read).await,
     };
     audit_increment(ctx, m, custom, reference, &inc).await?;
     lap("audited");
@@ -337,6 +365,6 @@ pub(super) async fn build_incremental(
         Some(rows) => last_rows::save(lake, m, rows, version).await,
         None => HashMap::new(),
     };
-    record_state(lake, ctx, m, inputs, started, version, also).await?;
+    record_state(step, started, version, also).await?;
     Ok(Some(count))
 }

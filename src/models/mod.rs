@@ -26,6 +26,7 @@
 //! and cut-off are as at the build that published it keeps its rows, and only its tests run
 //! (`fingerprint.rs`).
 
+mod added;
 mod append;
 mod audit;
 pub mod build;

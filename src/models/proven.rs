@@ -21,7 +21,7 @@ use super::spec::{DataTest, Model};
 use crate::lake::model_state::ModelState;
 
 /// Prefix of a state entry recording a proof (the rest is the test's name).
-const PREFIX: &str = "proven ";
+pub(super) const PREFIX: &str = "proven ";
 
 /// Whether a state entry is a proof rather than an input's fingerprint.
 pub(super) fn is_proof(key: &str) -> bool {
@@ -43,7 +43,8 @@ pub(super) fn on_publish(m: &Model, version: u64) -> HashMap<String, String> {
 }
 
 /// The proofs of `previous` that still hold at `version` (the table was not written since):
-/// what a build that publishes nothing carries over.
+/// what a build that publishes nothing carries over. A proof's value is the version, or starts
+/// with it (`version 7 with staging.x at version 3`: [`super::added`]).
 pub(super) fn kept(previous: &ModelState, version: Option<u64>) -> HashMap<String, String> {
     let Some(version) = version.map(version_print) else {
         return HashMap::new();
@@ -51,18 +52,22 @@ pub(super) fn kept(previous: &ModelState, version: Option<u64>) -> HashMap<Strin
     previous
         .inputs
         .iter()
-        .filter(|(k, v)| is_proof(k) && **v == version)
+        .filter(|(k, v)| {
+            is_proof(k) && (**v == version || v.starts_with(&format!("{version} with ")))
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
-/// The key columns of `m`'s `unique` tests proven on `version` by the build that recorded
-/// `state`.
-pub(super) fn unique_keys_at(m: &Model, state: &ModelState, version: u64) -> Vec<Vec<String>> {
-    let version = version_print(version);
+/// The names of `m`'s `unique` tests proven on `version` by the build that recorded `state`.
+pub(super) fn unique_tests_at(m: &Model, state: &ModelState, version: Option<u64>) -> Vec<String> {
+    let Some(version) = version.map(version_print) else {
+        return Vec::new();
+    };
     unique_keys(m)
         .into_iter()
         .filter(|cols| state.inputs.get(&proof_key(cols)) == Some(&version))
+        .map(|cols| DataTest::Unique(cols).name())
         .collect()
 }
 
@@ -90,15 +95,33 @@ mod tests {
         };
         assert_eq!(state.inputs.len(), 1, "only unique tests are recorded");
         assert!(state.inputs.keys().all(|k| is_proof(k)));
-        let proven = vec![vec!["symbol".to_string(), "date".to_string()]];
-        assert_eq!(unique_keys_at(&m, &state, 7), proven);
-        assert!(unique_keys_at(&m, &state, 8).is_empty(), "a later version");
+        let proven = vec!["unique(symbol, date)".to_string()];
+        assert_eq!(unique_tests_at(&m, &state, Some(7)), proven);
+        assert!(
+            unique_tests_at(&m, &state, Some(8)).is_empty(),
+            "a later version"
+        );
+        assert!(unique_tests_at(&m, &state, None).is_empty(), "no table");
         // The test was edited since (another key): its proof is not the recorded one.
         let edited = model(&[key(&["symbol"])]);
-        assert!(unique_keys_at(&edited, &state, 7).is_empty());
+        assert!(unique_tests_at(&edited, &state, Some(7)).is_empty());
         // A build that publishes nothing keeps proofs of the version the table is still at.
         assert_eq!(kept(&state, Some(7)), state.inputs);
         assert!(kept(&state, Some(8)).is_empty());
         assert!(kept(&state, None).is_empty());
+        // A verdict that names the version of an input it read too (`super::added`).
+        let mut with = state.clone();
+        let read = "version 7 with staging.p at version 3".to_string();
+        with.inputs
+            .insert("proven present in staging.p".into(), read.clone());
+        with.inputs.insert(
+            "proven other".into(),
+            "version 70 with staging.p at version 3".into(),
+        );
+        assert_eq!(
+            kept(&with, Some(7)).get("proven present in staging.p"),
+            Some(&read)
+        );
+        assert_eq!(kept(&with, Some(7)).len(), 2, "not version 70's");
     }
 }

@@ -16,18 +16,20 @@ use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetRange, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// An in-memory store that, when armed, refuses every write into a `_delta_log/` folder: the
 /// Delta commit step. Data files still get written. It also records which data files are read.
 #[derive(Debug, Default)]
-struct FailCommits {
+pub(crate) struct FailCommits {
     inner: InMemory,
     armed: AtomicBool,
     data_files_written: AtomicUsize,
     data_files_read: Mutex<BTreeSet<String>>,
+    /// Every read of a data file, with its byte range.
+    ranges_read: Mutex<Vec<(Path, Option<GetRange>)>>,
     log_files_read: AtomicUsize,
 }
 
@@ -80,6 +82,8 @@ impl ObjectStore for FailCommits {
         if is_data_file(location) {
             let mut read = self.data_files_read.lock().unwrap();
             read.insert(location.to_string());
+            let mut ranges = self.ranges_read.lock().unwrap();
+            ranges.push((location.clone(), options.range.clone()));
         } else if location.as_ref().contains("_delta_log/") {
             self.log_files_read.fetch_add(1, Ordering::SeqCst);
         }
@@ -226,8 +230,34 @@ async fn merge_with_no_changes_makes_no_commit() {
     );
 }
 
-fn taken_reads(store: &FailCommits) -> BTreeSet<String> {
+/// The data files read since the last call.
+pub(crate) fn taken_reads(store: &FailCommits) -> BTreeSet<String> {
+    store.ranges_read.lock().unwrap().clear();
     std::mem::take(&mut *store.data_files_read.lock().unwrap())
+}
+
+/// The data files whose rows were read since the last call (of this or [`taken_reads`]): a read
+/// of anything before the Parquet footer (the file's metadata, which a scan reads to prune).
+pub(crate) async fn taken_pages_read(store: &FailCommits) -> BTreeSet<String> {
+    let ranges = std::mem::take(&mut *store.ranges_read.lock().unwrap());
+    store.data_files_read.lock().unwrap().clear();
+    let mut out = BTreeSet::new();
+    for (file, range) in ranges {
+        let size = store.inner.head(&file).await.unwrap().size;
+        let tail = store.inner.get_range(&file, size - 8..size).await.unwrap();
+        let metadata = u32::from_le_bytes(tail[..4].try_into().unwrap()) as u64;
+        let footer = size - 8 - metadata;
+        let start = match range {
+            None => 0,
+            Some(GetRange::Bounded(r)) => r.start,
+            Some(GetRange::Offset(o)) => o,
+            Some(GetRange::Suffix(n)) => size.saturating_sub(n),
+        };
+        if start < footer {
+            out.insert(file.to_string());
+        }
+    }
+    out
 }
 
 /// The operation of the table's newest commit (`WRITE`, `MERGE`, …).
@@ -324,4 +354,64 @@ async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
     assert_eq!(lake.latest_version(&t, Some(3)).await.unwrap(), newest);
     assert_eq!(store.log_files_read.load(Ordering::SeqCst), 0);
     assert_eq!(lake.latest_version(&t, None).await.unwrap(), newest);
+}
+
+/// What the Delta log says between two versions: appends (and MERGEs of new keys only) keep every
+/// row, a compaction too; an update, a delete or an overwrite does not, nor a range too long to
+/// read.
+#[tokio::test]
+async fn only_appends_and_compactions_keep_every_row_between_two_versions() {
+    let store = Arc::new(FailCommits::default());
+    let lake = Lake::with_store("memory://", store.clone()).unwrap();
+    let t = TableName::staging("t");
+    let merge = || WriteMode::merge_on(&["id"]);
+    for k in 0..4 {
+        lake.write(&t, vec![batch(k * 10..(k + 1) * 10)], merge())
+            .await
+            .unwrap();
+    }
+    let v = async |lake: &Lake| lake.version(&t).await.unwrap().unwrap();
+    let appended = v(&lake).await;
+    assert_eq!(appended, 3);
+    assert!(lake.only_added_between(&t, 0, appended).await);
+    assert!(
+        lake.only_added_between(&t, appended, appended).await,
+        "no commit"
+    );
+    assert!(!lake.only_added_between(&t, appended, 0).await, "backwards");
+    // Compaction rewrites the rows as they were.
+    lake.optimize(&t, 64).await.unwrap();
+    let compacted = v(&lake).await;
+    assert!(compacted > appended, "optimize committed");
+    assert!(lake.only_added_between(&t, 0, compacted).await);
+    // A revision of a stored key rewrites its file: rows may be gone.
+    let revised = RecordBatch::try_new(
+        batch(0..1).schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![5])),
+            Arc::new(Float64Array::from(vec![-1.0])),
+        ],
+    )
+    .unwrap();
+    lake.write(&t, vec![revised], merge()).await.unwrap();
+    let merged = v(&lake).await;
+    assert!(!lake.only_added_between(&t, compacted, merged).await);
+    assert!(!lake.only_added_between(&t, 0, merged).await);
+    lake.write(&t, vec![batch(100..101)], merge())
+        .await
+        .unwrap();
+    assert!(lake.only_added_between(&t, merged, merged + 1).await);
+    // A delete (replace-where with no rows) and an overwrite.
+    let empty = RecordBatch::new_empty(batch(0..1).schema());
+    lake.write(&t, vec![empty], WriteMode::ReplaceWhere("id = 100".into()))
+        .await
+        .unwrap();
+    assert!(!lake.only_added_between(&t, merged + 1, merged + 2).await);
+    lake.write(&t, vec![batch(0..3)], WriteMode::Overwrite)
+        .await
+        .unwrap();
+    assert!(!lake.only_added_between(&t, merged + 2, merged + 3).await);
+    // Too many commits apart to read: not known.
+    let far = merged + 3 + macrolake::lake::log::MAX_COMMITS + 1;
+    assert!(!lake.only_added_between(&t, merged + 3, far).await);
 }

@@ -549,6 +549,111 @@ async fn a_day_from_several_sources_takes_the_preferred_sources_close() {
     );
 }
 
+/// A night that only adds a day to the prices reads only that day's file of
+/// `staging.prices_daily`: the stored symbols are known to be still there (no list of the
+/// symbols present), and the stored rows still pass the relationships test (the new rows extend
+/// stored symbols). A night that deletes a symbol's prices reads them again, and the symbol
+/// leaves the model as in a full refresh.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_appending_night_reads_only_the_new_prices_and_a_deletion_is_still_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let mut by_symbol = rows_by_symbol(&all);
+    // Two symbols on one calendar, so a new day is after every stored day. (The append query
+    // reads every stored price after the earliest last day, so bitcoin's weekends and the
+    // snapshot's ^RUT, which ends in February, would make it read older files.)
+    by_symbol.retain(|s, _| s == "IWM" || s == "SPY");
+    assert_eq!(by_symbol.len(), 2);
+    let store = std::sync::Arc::new(crate::atomic::FailCommits::default());
+    let inc = Lake::with_store("memory://", store.clone()).unwrap();
+    let full = Lake::open(dir.path().join("full").to_str().unwrap(), false).unwrap();
+    let prices = TableName::staging("prices_daily");
+    let model = TableName::marts("asset_daily");
+    let land = async |batch: datafusion::arrow::array::RecordBatch, mode: &WriteMode| {
+        for lake in [&inc, &full] {
+            let batches = vec![batch.clone()];
+            lake.write(&prices, batches, mode.clone()).await.unwrap();
+        }
+    };
+    let merge = WriteMode::merge_on(&["symbol", "date", "source"]);
+    let same = async || {
+        build_asset_daily(&full, true).await;
+        assert_eq!(
+            table_text(&inc, "marts.asset_daily").await,
+            table_text(&full, "marts.asset_daily").await,
+            "incremental differs from a full refresh"
+        );
+    };
+    let upto: Vec<(RowRef, f64)> = by_symbol
+        .values()
+        .flat_map(|rows| rows[..rows.len() - 2].iter().map(|r| (*r, 1.0)))
+        .collect();
+    land(rows_batch(&all, &upto, Lake::now()), &merge).await;
+    build_asset_daily(&inc, false).await;
+    same().await;
+    // The files of the prices whose rows were read (not only their footers).
+    let prices_read = async || -> Vec<String> {
+        let read = crate::atomic::taken_pages_read(&store).await;
+        read.into_iter()
+            .filter(|f| f.contains("staging/prices_daily/"))
+            .collect()
+    };
+    for back in [2, 1] {
+        let day: Vec<(RowRef, f64)> = by_symbol
+            .values()
+            .map(|rows| (rows[rows.len() - back], 1.0))
+            .collect();
+        land(rows_batch(&all, &day, Lake::now()), &merge).await;
+        prices_read().await;
+        assert_eq!(build_asset_daily(&inc, false).await, by_symbol.len());
+        let read = prices_read().await;
+        assert_eq!(read.len(), 1, "only the new day's rows: {read:?}");
+        same().await;
+    }
+    // What the build recorded: the model's version and the version of the prices it read.
+    let state = inc.model_state(&model).await.unwrap();
+    let verdict = format!(
+        "version {} with staging.prices_daily at version {}",
+        inc.version(&model).await.unwrap().unwrap(),
+        inc.version(&prices).await.unwrap().unwrap()
+    );
+    for key in [
+        "proven present in staging.prices_daily",
+        "proven relationships(symbol, staging.prices_daily.symbol)",
+    ] {
+        assert_eq!(state.inputs.get(key), Some(&verdict), "{key}");
+    }
+    // `test` takes the build's verdict: the prices are not read at all.
+    let options = BuildOptions {
+        sql_dir: &repo().join("sql"),
+        selector: Some("asset_daily"),
+        dry_run: false,
+        test_only: true,
+        reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+        full_refresh: false,
+    };
+    prices_read().await;
+    assert!(build(&inc, &[], &options).await.unwrap().ok());
+    assert_eq!(
+        prices_read().await,
+        Vec::<String>::new(),
+        "test read the prices"
+    );
+    // A symbol withdrawn: its prices deleted. The next build lists the symbols present again.
+    let (gone, _) = by_symbol.iter().next().unwrap();
+    let empty = rows_batch(&all, &[], Lake::now());
+    land(
+        empty,
+        &WriteMode::ReplaceWhere(format!("symbol = '{gone}'")),
+    )
+    .await;
+    build_asset_daily(&inc, false).await;
+    same().await;
+    let left = table_text(&inc, "marts.asset_daily").await;
+    assert!(!left.contains(gone.as_str()), "{gone} left the model");
+    assert!(!left.is_empty());
+}
+
 /// Builds `marts.asset_daily`; returns the rows it computed and published.
 async fn build_asset_daily(lake: &Lake, full_refresh: bool) -> usize {
     let options = BuildOptions {

@@ -1,0 +1,173 @@
+//! What a staging table that has only gained rows proves about a model's stored version.
+//!
+//! Two verdicts of the build that published a version stay true while an input only gains rows
+//! (no commit since removed a file with rows: [`Lake::only_added_between`]):
+//! - **present**: every stored partition of an incremental model is still present in its
+//!   partitioned input, so the change step need not list the partitions present there, a scan of
+//!   every input row's partition columns (13M values at the bench's full scale);
+//! - **relationships**: every value the stored rows take from a staging table is still there, so
+//!   a `relationships` test need only check what new rows add; `test` need not run it at all
+//!   while the table is at that version.
+//!
+//! The build records each verdict in `meta.model_state` beside the unique-key proofs
+//! (`super::proven`), with the version of the input it read, e.g.
+//! `proven relationships(symbol, staging.prices_daily.symbol)` →
+//! `version 42 with staging.prices_daily at version 41`. A verdict counts only while the model is
+//! at the version it names, and only as far as the input's log can be read
+//! ([`crate::lake::log::MAX_COMMITS`] commits); otherwise the work runs as it would without it.
+//!
+//! Only staging tables count: connectors write them, never a build. A mart's registered version
+//! is not what a model downstream reads during a build (it reads the rows being published).
+
+use std::collections::HashMap;
+
+use super::fingerprint::version_print;
+use super::spec::{DataTest, Model};
+use crate::lake::model_state::ModelState;
+use crate::lake::{Lake, TableName, Zone};
+
+/// The version of each staging table a build's session reads, by name (`staging.prices_daily`).
+pub(super) type Versions = HashMap<String, u64>;
+
+/// The staging tables' versions among a session's registered tables.
+pub(super) fn versions(tables: &[(TableName, Option<u64>)]) -> Versions {
+    tables
+        .iter()
+        .filter(|(t, _)| t.zone == Zone::Staging)
+        .filter_map(|(t, v)| v.map(|v| (t.to_string(), v)))
+        .collect()
+}
+
+/// The state key of the verdict that the stored partitions are present in `input`.
+fn present_key(input: &str) -> String {
+    format!("{}present in {input}", super::proven::PREFIX)
+}
+
+/// The state key of a relationships test's verdict (the test's name).
+fn relationship_key(test: &DataTest) -> String {
+    format!("{}{}", super::proven::PREFIX, test.name())
+}
+
+/// How a verdict's value starts for `version` of the model and `input`; the input's version
+/// follows.
+fn value_prefix(version: u64, input: &str) -> String {
+    format!("{} with {input} at version ", version_print(version))
+}
+
+/// The staging table a relationships test reads, when it is one.
+fn parent(test: &DataTest) -> Option<&str> {
+    match test {
+        DataTest::Relationships { to_table, .. } if to_table.starts_with("staging.") => {
+            Some(to_table)
+        }
+        _ => None,
+    }
+}
+
+/// The verdicts of a build that published `version` of `m`: each partitioned input in which
+/// every stored partition is present, and each relationships test on a staging table (every
+/// test passed, or nothing was published).
+pub(super) fn on_publish(
+    m: &Model,
+    partitioned: &[TableName],
+    read: &Versions,
+    version: u64,
+) -> HashMap<String, String> {
+    let tests = m.tests.iter().map(|(_, t)| t);
+    let relationships =
+        tests.filter_map(|t| parent(t).map(|p| (relationship_key(t), p.to_string())));
+    present(partitioned, read, version)
+        .into_iter()
+        .chain(relationships.filter_map(|(key, input)| {
+            let at = read.get(&input)?;
+            Some((key, format!("{}{at}", value_prefix(version, &input))))
+        }))
+        .collect()
+}
+
+/// The present verdicts alone: what a build that published nothing records anew (its change
+/// step listed the partitions present, or knew them from an earlier verdict).
+pub(super) fn present(
+    partitioned: &[TableName],
+    read: &Versions,
+    version: u64,
+) -> HashMap<String, String> {
+    partitioned
+        .iter()
+        .map(|t| t.to_string())
+        .filter_map(|input| {
+            let at = read.get(&input)?;
+            Some((
+                present_key(&input),
+                format!("{}{at}", value_prefix(version, &input)),
+            ))
+        })
+        .collect()
+}
+
+/// Whether the verdict `state` records under `key` for `version` of the model, read from
+/// `input`, holds now: `input` has only gained rows since.
+async fn holds(
+    lake: &Lake,
+    state: &ModelState,
+    key: &str,
+    version: u64,
+    input: &str,
+    read: &Versions,
+) -> bool {
+    let since = state
+        .inputs
+        .get(key)
+        .and_then(|v| v.strip_prefix(&value_prefix(version, input)))
+        .and_then(|v| v.parse::<u64>().ok());
+    let (Some(since), Some(now)) = (since, read.get(input)) else {
+        return false;
+    };
+    // Versions holds staging tables only.
+    let Some(table) = input.strip_prefix("staging.").map(TableName::staging) else {
+        return false;
+    };
+    lake.only_added_between(&table, since, *now).await
+}
+
+/// Whether every stored partition of the model at `version` is still present in each of its
+/// partitioned inputs (`false` without any).
+pub(super) async fn present_holds(
+    lake: &Lake,
+    state: &ModelState,
+    version: Option<u64>,
+    partitioned: &[TableName],
+    read: &Versions,
+) -> bool {
+    let Some(version) = version else {
+        return false;
+    };
+    for input in partitioned.iter().map(|t| t.to_string()) {
+        if !holds(lake, state, &present_key(&input), version, &input, read).await {
+            return false;
+        }
+    }
+    !partitioned.is_empty()
+}
+
+/// The names of `m`'s relationships tests that hold on the stored rows of `version`.
+pub(super) async fn relationships_holding(
+    lake: &Lake,
+    m: &Model,
+    state: &ModelState,
+    version: Option<u64>,
+    read: &Versions,
+) -> Vec<String> {
+    let Some(version) = version else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (_, test) in &m.tests {
+        if let Some(input) = parent(test)
+            && holds(lake, state, &relationship_key(test), version, input, read).await
+        {
+            out.push(test.name());
+        }
+    }
+    out
+}
