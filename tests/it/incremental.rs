@@ -757,7 +757,7 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
                 let sym = symbols[rng.random_range(0..symbols.len())].clone();
                 let rows = &by_symbol[&sym];
                 let have = landed.get_mut(&sym).unwrap();
-                match rng.random_range(0..4) {
+                match rng.random_range(0..5) {
                     // Late or missing days: land everything up to a random day.
                     0 => {
                         let upto = rng.random_range(0..rows.len());
@@ -781,6 +781,20 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
                                 1.0
                             };
                             picks.push((rows[i], factor));
+                        }
+                    }
+                    // The symbol withdrawn: every price of it deleted (landed again later by
+                    // a late-days step).
+                    4 => {
+                        have.iter_mut().for_each(|h| *h = false);
+                        let of_sym =
+                            |r: &RowRef| rows.iter().any(|x| (x.batch, x.row) == (r.batch, r.row));
+                        picks.retain(|(r, _)| !of_sym(r));
+                        let empty = rows_batch(&all, &[], Lake::now());
+                        let delete = WriteMode::ReplaceWhere(format!("symbol = '{sym}'"));
+                        for lake in [&inc, &full] {
+                            let batches = vec![empty.clone()];
+                            lake.write(&prices, batches, delete.clone()).await.unwrap();
                         }
                     }
                     // The newest days only.
