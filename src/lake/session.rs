@@ -132,6 +132,38 @@ impl Lake {
         views: &[ViewDef],
         known_on: Option<NaiveDate>,
     ) -> Result<QuerySession> {
+        let tables = self.tables().await?;
+        self.open_session(as_of, views, known_on, tables).await
+    }
+
+    /// A session with only those of `tables` that exist, at their newest versions, and the
+    /// views whose input is among them: for a reader of a few tables (a connector's look at what
+    /// it stored), which need not load every table's log (a few ms a table on a local disk, a
+    /// round trip per log file on S3).
+    pub async fn session_of(
+        &self,
+        tables: &[TableName],
+        views: &[ViewDef],
+    ) -> Result<QuerySession> {
+        let mut found = Vec::new();
+        for table in tables {
+            if !found.contains(table) && self.exists(table).await? {
+                found.push(table.clone());
+            }
+        }
+        found.sort();
+        self.open_session(None, views, None, found).await
+    }
+
+    /// A session with `tables` registered (see [`Lake::session_known_on`]) and the views whose
+    /// input is among them.
+    async fn open_session(
+        &self,
+        as_of: Option<&AsOf>,
+        views: &[ViewDef],
+        known_on: Option<NaiveDate>,
+        names: Vec<TableName>,
+    ) -> Result<QuerySession> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
@@ -155,7 +187,7 @@ impl Lake {
         // Every table's log is read at once (each load waits on the store: a round trip per
         // file on S3), then registered in name order.
         let state = ctx.state();
-        let loads = futures::stream::iter(self.tables().await?)
+        let loads = futures::stream::iter(names)
             .map(|name| {
                 let state = &state;
                 async move {
@@ -312,5 +344,51 @@ mod tests {
         assert_eq!(ts.to_rfc3339(), "2026-06-05T23:59:59.999+00:00");
         assert!("yesterday".parse::<AsOf>().is_err());
         assert!("-1".parse::<AsOf>().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_session_of_some_tables_registers_those_that_exist_and_their_views() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let lake = Lake::open("memory://", false).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let rows = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2]))]);
+        let rows = rows.unwrap();
+        let (a, b) = (TableName::staging("a"), TableName::staging("b"));
+        for t in [&a, &b] {
+            let rows = vec![rows.clone()];
+            lake.write(t, rows, crate::lake::WriteMode::Append)
+                .await
+                .unwrap();
+        }
+        let view = |requires: &TableName, name: &str| ViewDef {
+            name: TableName::staging(name),
+            requires: requires.clone(),
+            sql: format!("SELECT n * 10 AS n FROM {requires}"),
+            description: "",
+        };
+        let views = [view(&a, "a_view"), view(&b, "b_view")];
+        let missing = TableName::staging("missing");
+        let s = lake
+            .session_of(&[a.clone(), missing, a.clone()], &views)
+            .await;
+        let s = s.unwrap();
+        assert_eq!(s.tables, vec![(a.clone(), Some(0))], "only a, once");
+        let sum = |sql: &str| {
+            let ctx = s.ctx.clone();
+            let sql = sql.to_string();
+            async move { collect_sql(&ctx, &sql, "test").await }
+        };
+        let out = sum("SELECT sum(n) FROM staging.a_view").await.unwrap();
+        let total = out[0].column(0).as_any().downcast_ref::<Int64Array>();
+        assert_eq!(total.unwrap().value(0), 30);
+        assert!(
+            sum("SELECT * FROM staging.b").await.is_err(),
+            "b not registered"
+        );
+        assert!(
+            sum("SELECT * FROM staging.b_view").await.is_err(),
+            "nor its view"
+        );
     }
 }

@@ -207,7 +207,11 @@ impl Fedwatch {
 
     async fn inputs(&self, ctx: &IngestContext) -> Result<Inputs, LakeError> {
         let views = crate::sources::fred::Fred::new(Default::default()).views();
-        let session = ctx.lake.session(None, &views).await?;
+        let read = [
+            crate::sources::futures::parse::Settle::table(),
+            crate::sources::fred::ObservationRow::table(),
+        ];
+        let session = ctx.lake.session_of(&read, &views).await?;
         let names: Vec<TableName> = session.tables.iter().map(|(t, _)| t.clone()).collect();
         let q = |sql: String| {
             let ctx = session.ctx.clone();

@@ -255,7 +255,7 @@ async fn read<T>(
     sql: &str,
     per_batch: impl Fn(&RecordBatch, &mut Vec<T>) -> Result<(), LakeError>,
 ) -> Result<Option<Vec<T>>, LakeError> {
-    let session = lake.session(None, &[]).await?;
+    let session = lake.session_of(std::slice::from_ref(table), &[]).await?;
     if !session.tables.iter().any(|(t, _)| t == table) {
         return Ok(None);
     }

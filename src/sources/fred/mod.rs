@@ -328,7 +328,9 @@ impl Fred {
         if !lake.exists(&ObservationRow::table()).await? {
             return Ok(out);
         }
-        let session = lake.session(None, &self.views()).await?;
+        let session = lake
+            .session_of(&[ObservationRow::table()], &self.views())
+            .await?;
         let df_err = |source| LakeError::DataFusion {
             context: "reading stored FRED vintages".into(),
             source: Box::new(source),
