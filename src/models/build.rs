@@ -574,7 +574,8 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     if incremental {
         let version = published.version;
         let also = super::last_rows::rewrite(lake, m, version).await;
-        super::incremental::record_state(step, started, version, also).await?;
+        let ended = super::incremental::Ended::Published(version);
+        super::incremental::record_state(step, started, ended, also).await?;
     }
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
         inputs.insert(

@@ -123,14 +123,30 @@ async fn candidate(
     Ok(all.into_view())
 }
 
-/// Records what a build of the step's model (started at `started`) read, after it published
-/// `published`: its unique keys and its relationships hold there ([`super::proven`],
-/// [`super::added`]), its stored partitions are present in its inputs, and so do the entries
-/// of `also` (e.g. the side table of [`super::last_rows`]).
+/// How a build of a model ended, for [`record_state`].
+pub(super) enum Ended<'a> {
+    /// It published this version (`None`: the commit reported none).
+    Published(Option<u64>),
+    /// It published nothing: the table is still at `version`, and `previous` is what the build
+    /// that published it recorded.
+    Unchanged {
+        /// The state recorded before this build.
+        previous: &'a ModelState,
+        /// The table's current version.
+        version: Option<u64>,
+    },
+}
+
+/// Records what a build of the step's model (started at `started`) read, and what holds on the
+/// version it leaves, with the entries of `also` (e.g. the side table of [`super::last_rows`]):
+/// - published: its unique keys and its relationships tests hold ([`super::proven`],
+///   [`super::added`]) and its stored partitions are present in its inputs;
+/// - unchanged: the proofs recorded for the version the table is still at stay, and its stored
+///   partitions are present in the inputs as this build read them.
 pub(super) async fn record_state(
     step: &Step<'_>,
     started: chrono::DateTime<chrono::Utc>,
-    published: Option<u64>,
+    ended: Ended<'_>,
     also: HashMap<String, String>,
 ) -> Result<(), String> {
     let Step {
@@ -138,43 +154,24 @@ pub(super) async fn record_state(
         ctx,
         model: m,
         inputs,
+        read,
         ..
     } = *step;
     let classified = classify(lake, ctx, m, inputs).await?;
+    let partitioned = &classified.partitioned;
     let mut proofs = HashMap::new();
-    if let Some(v) = published {
-        proofs.extend(super::proven::on_publish(m, v));
-        proofs.extend(super::added::on_publish(
-            m,
-            &classified.partitioned,
-            step.read,
-            v,
-        ));
-    }
-    proofs.extend(also);
-    save_state(lake, m, classified.fingerprints, started, proofs).await
-}
-
-/// [`record_state`] for a build that published nothing: the proofs recorded for `version`, the
-/// version the table is still at, stay; its stored partitions are present in the inputs as the
-/// build read them; and the entries of `also`.
-async fn record_unchanged(
-    step: &Step<'_>,
-    started: chrono::DateTime<chrono::Utc>,
-    (previous, version): (&ModelState, Option<u64>),
-    also: HashMap<String, String>,
-) -> Result<(), String> {
-    let Step {
-        lake,
-        ctx,
-        model: m,
-        inputs,
-        ..
-    } = *step;
-    let classified = classify(lake, ctx, m, inputs).await?;
-    let mut proofs = super::proven::kept(previous, version);
-    if let Some(v) = version {
-        proofs.extend(super::added::present(&classified.partitioned, step.read, v));
+    match ended {
+        Ended::Published(Some(v)) => {
+            proofs.extend(super::proven::on_publish(m, v));
+            proofs.extend(super::added::on_publish(m, partitioned, read, v));
+        }
+        Ended::Published(None) => {}
+        Ended::Unchanged { previous, version } => {
+            proofs.extend(super::proven::kept(previous, version));
+            if let Some(v) = version {
+                proofs.extend(super::added::present(partitioned, read, v));
+            }
+        }
     }
     proofs.extend(also);
     save_state(lake, m, classified.fingerprints, started, proofs).await
@@ -316,7 +313,11 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
             Some(l) => last_rows::save(lake, m, l.rows, version).await,
             None => HashMap::new(),
         };
-        record_unchanged(step, started, (&previous, version), also).await?;
+        let ended = Ended::Unchanged {
+            previous: &previous,
+            version,
+        };
+        record_state(step, started, ended, also).await?;
         return Ok(Some(0));
     }
     let NewRows {
@@ -365,6 +366,6 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         Some(rows) => last_rows::save(lake, m, rows, version).await,
         None => HashMap::new(),
     };
-    record_state(step, started, version, also).await?;
+    record_state(step, started, Ended::Published(version), also).await?;
     Ok(Some(count))
 }
