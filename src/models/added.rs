@@ -18,6 +18,11 @@
 //!
 //! Only staging tables count: connectors write them, never a build. A mart's registered version
 //! is not what a model downstream reads during a build (it reads the rows being published).
+//!
+//! The log is read by version number: a staging table deleted by hand and landed again from
+//! scratch up to the recorded version or past it would look as if it had only gained rows
+//! (macrolake itself never deletes a table; a full-refresh ingest MERGEs into it). After such a
+//! deletion, run `macrolake build --full-refresh`: it records the verdicts anew.
 
 use std::collections::HashMap;
 
