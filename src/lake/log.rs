@@ -22,13 +22,7 @@ impl Lake {
         if now < since || now - since > MAX_COMMITS {
             return false;
         }
-        let Ok(delta) = self.builder(table).and_then(|b| {
-            b.build().map_err(|source| super::LakeError::Delta {
-                table: table.clone(),
-                action: "open",
-                source: Box::new(source),
-            })
-        }) else {
+        let Some(delta) = self.builder(table).ok().and_then(|b| b.build().ok()) else {
             return false;
         };
         let log = delta.log_store();

@@ -56,7 +56,20 @@ fn relationship_key(test: &DataTest) -> String {
 /// How a verdict's value starts for `version` of the model and `input`; the input's version
 /// follows.
 fn value_prefix(version: u64, input: &str) -> String {
-    format!("{} with {input} at version ", version_print(version))
+    format!("{}{input} at version ", on_version(&version_print(version)))
+}
+
+/// How every verdict's value on `version` of the model starts (`version 42 with `): what
+/// [`super::proven::kept`] looks for.
+pub(super) fn on_version(version: &str) -> String {
+    format!("{version} with ")
+}
+
+/// The verdict under `key` on `version` of the model, with the version of `input` the build
+/// read; `None` when the session did not read it.
+fn verdict(key: String, input: &str, read: &Versions, version: u64) -> Option<(String, String)> {
+    let at = read.get(input)?;
+    Some((key, format!("{}{at}", value_prefix(version, input))))
 }
 
 /// The staging table a relationships test reads, when it is one.
@@ -78,15 +91,13 @@ pub(super) fn on_publish(
     read: &Versions,
     version: u64,
 ) -> HashMap<String, String> {
-    let tests = m.tests.iter().map(|(_, t)| t);
-    let relationships =
-        tests.filter_map(|t| parent(t).map(|p| (relationship_key(t), p.to_string())));
+    let relationships = m.tests.iter().filter_map(|(_, t)| {
+        let input = parent(t)?;
+        verdict(relationship_key(t), input, read, version)
+    });
     present(partitioned, read, version)
         .into_iter()
-        .chain(relationships.filter_map(|(key, input)| {
-            let at = read.get(&input)?;
-            Some((key, format!("{}{at}", value_prefix(version, &input))))
-        }))
+        .chain(relationships)
         .collect()
 }
 
@@ -100,13 +111,7 @@ pub(super) fn present(
     partitioned
         .iter()
         .map(|t| t.to_string())
-        .filter_map(|input| {
-            let at = read.get(&input)?;
-            Some((
-                present_key(&input),
-                format!("{}{at}", value_prefix(version, &input)),
-            ))
-        })
+        .filter_map(|input| verdict(present_key(&input), &input, read, version))
         .collect()
 }
 

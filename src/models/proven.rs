@@ -53,7 +53,7 @@ pub(super) fn kept(previous: &ModelState, version: Option<u64>) -> HashMap<Strin
         .inputs
         .iter()
         .filter(|(k, v)| {
-            is_proof(k) && (**v == version || v.starts_with(&format!("{version} with ")))
+            is_proof(k) && (**v == version || v.starts_with(&super::added::on_version(&version)))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
