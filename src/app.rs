@@ -219,6 +219,7 @@ impl App {
             lake: self.lake.clone(),
             window,
             run_at,
+            raw: crate::lake::raw::RawArchives::new(self.lake.clone(), run_at),
         };
         let mut outcomes = Vec::new();
         let mut records = Vec::new();
@@ -227,10 +228,17 @@ impl App {
             let clock = Instant::now();
             tracing::info!(source = %kind, "ingesting");
             let source = sources::source_for(kind, &self.config.sources);
-            let (rows, errors) = match source.ingest(&ctx).await {
+            let (rows, mut errors) = match source.ingest(&ctx).await {
                 Ok(report) => (report.rows_written, report.failures),
                 Err(e) => (0, vec![e]),
             };
+            // The bodies fetched land whether or not their parse succeeded.
+            if let Err(error) = ctx.raw.finish().await {
+                errors.push(SourceError::Lake {
+                    source_name: kind.as_str(),
+                    error,
+                });
+            }
             for e in &errors {
                 tracing::error!(source = %kind, error = %e, "source failed");
             }

@@ -3,7 +3,7 @@
 //! Layout under the lake root (DESIGN §2):
 //!
 //! ```text
-//! raw/<source>/<yyyy-mm-dd>/…gz   raw upstream bodies as fetched (landing zone)
+//! raw/<source>/<yyyy-mm-dd>/…gz   raw upstream bodies as fetched, one archive per source and run (landing zone)
 //! staging/<table>/               typed tables written by connectors
 //! marts/<model>/                 tables written by SQL models
 //! meta/runs/, meta/watermarks/   run history and per-source high-water marks

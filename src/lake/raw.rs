@@ -1,59 +1,234 @@
-//! The landing zone: raw upstream bodies kept gzip-compressed under `raw/<source>/<date>/`, so a
-//! source can be re-parsed without re-fetching and what upstream said can be audited. The
-//! (redacted) URL is stored in the gzip header's comment field.
+//! The landing zone: the raw upstream bodies of each ingest, kept gzip-compressed under
+//! `raw/<source>/<date>/`, so a source can be re-parsed without re-fetching and what upstream said
+//! can be audited.
+//!
+//! One object per source and run (`<HHMMSS.mmm>-<source>.gz`), one gzip member per body: the
+//! member's header names the body (file name field) and its (redacted) URL (comment field). Any
+//! gzip reader (`zcat`, Python's `gzip`) reads the bodies one after another; [`read_archive`]
+//! gives them back one by one with their names and URLs. One object, not one per body: a
+//! 2,000-symbol price night created and renamed 2,000 files, 0.6 s of a 1.1 s ingest on disk.
+//! The object is written as it grows (a multipart upload: bounded memory on a first night's
+//! whole histories) and becomes visible only when the source's ingest ends.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use flate2::{Compression, GzBuilder};
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::buffered::BufWriter;
+use tokio::io::AsyncWriteExt;
 
 use super::{Lake, LakeError, Result};
 use crate::http::redact::{redact, redact_bytes};
 
-impl Lake {
-    /// Lands one raw body; returns its path relative to the lake root.
-    pub async fn land_raw(
-        &self,
-        source: &str,
-        name: &str,
-        url: &str,
-        fetched_at: DateTime<Utc>,
-        body: &[u8],
-    ) -> Result<String> {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+/// One body of a raw archive, as [`read_archive`] gives it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    /// What the connector named it (`yahoo-SPY.json`).
+    pub name: String,
+    /// The URL it was fetched from, secrets redacted.
+    pub url: String,
+    /// The body as fetched (secrets redacted).
+    pub body: Vec<u8>,
+}
+
+/// The raw archives of one ingest run, one per source, each open from its first body until
+/// [`RawArchives::finish`]. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct RawArchives {
+    lake: Lake,
+    run_at: DateTime<Utc>,
+    open: Arc<tokio::sync::Mutex<HashMap<String, Archive>>>,
+}
+
+impl std::fmt::Debug for RawArchives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawArchives")
+            .field("run_at", &self.run_at)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Archive {
+    relative: String,
+    writer: BufWriter,
+}
+
+impl RawArchives {
+    /// The archives of a run that starts at `run_at` (which names their objects).
+    pub fn new(lake: Lake, run_at: DateTime<Utc>) -> Self {
+        Self {
+            lake,
+            run_at,
+            open: Arc::default(),
+        }
+    }
+
+    /// Appends one body to its source's archive (opened on the first); returns the archive's
+    /// path relative to the lake root.
+    pub async fn add(&self, source: &str, name: &str, url: &str, body: &[u8]) -> Result<String> {
         let relative = format!(
-            "raw/{source}/{}/{}-{safe}.gz",
-            fetched_at.format("%Y-%m-%d"),
-            fetched_at.format("%H%M%S")
+            "raw/{source}/{}/{}-{source}.gz",
+            self.run_at.format("%Y-%m-%d"),
+            self.run_at.format("%H%M%S%.3f")
         );
-        let mut encoder = GzBuilder::new()
-            .filename(safe.as_bytes())
-            .comment(redact(url).as_bytes())
-            .write(Vec::new(), Compression::default());
-        let io_err = |e: std::io::Error| LakeError::Data {
-            table: super::TableName::meta("raw"),
-            message: format!("compressing {relative}: {e}"),
-        };
-        encoder.write_all(&redact_bytes(body)).map_err(io_err)?;
-        let gz = encoder.finish().map_err(io_err)?;
-        let path = self.path(&relative);
-        self.store()
-            .put(&path, PutPayload::from(gz))
+        let member = member(name, url, body).map_err(|e| compress_error(&relative, e))?;
+        let mut open = self.open.lock().await;
+        let archive = open.entry(source.to_string()).or_insert_with(|| Archive {
+            writer: BufWriter::new(self.lake.store(), self.lake.path(&relative)),
+            relative: relative.clone(),
+        });
+        archive
+            .writer
+            .write_all(&member)
             .await
-            .map_err(|source| LakeError::Store {
-                path: path.to_string(),
-                source,
-            })?;
+            .map_err(|e| write_error(&self.lake, &relative, e))?;
         Ok(relative)
+    }
+
+    /// Completes every open archive, which makes each visible; returns their paths.
+    pub async fn finish(&self) -> Result<Vec<String>> {
+        let mut open = self.open.lock().await;
+        let mut done = Vec::new();
+        for (_, mut archive) in open.drain() {
+            archive
+                .writer
+                .shutdown()
+                .await
+                .map_err(|e| write_error(&self.lake, &archive.relative, e))?;
+            done.push(archive.relative);
+        }
+        Ok(done)
+    }
+}
+
+/// One gzip member: the body, named, with the redacted URL in the header's comment.
+fn member(name: &str, url: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoder = GzBuilder::new()
+        .filename(safe.as_bytes())
+        .comment(redact(url).as_bytes())
+        .write(Vec::new(), Compression::default());
+    encoder.write_all(&redact_bytes(body))?;
+    encoder.finish()
+}
+
+fn compress_error(relative: &str, e: std::io::Error) -> LakeError {
+    LakeError::Data {
+        table: super::TableName::meta("raw"),
+        message: format!("compressing a body for {relative}: {e}"),
+    }
+}
+
+fn write_error(lake: &Lake, relative: &str, e: std::io::Error) -> LakeError {
+    LakeError::Data {
+        table: super::TableName::meta("raw"),
+        message: format!("writing {}: {e}", lake.path(relative)),
+    }
+}
+
+/// The bodies of one raw archive (the bytes of a `raw/…gz` object), in the order they landed.
+/// A file from before archives (one body per file) reads as one body.
+pub fn read_archive(bytes: &[u8]) -> std::io::Result<Vec<RawBody>> {
+    let mut rest = std::io::BufReader::new(bytes);
+    let mut out = Vec::new();
+    while !rest.fill_buf()?.is_empty() {
+        let mut gz = flate2::bufread::GzDecoder::new(&mut rest);
+        let mut body = Vec::new();
+        gz.read_to_end(&mut body)?;
+        let text = |f: Option<&[u8]>| String::from_utf8_lossy(f.unwrap_or_default()).into_owned();
+        let header = gz.header();
+        out.push(RawBody {
+            name: text(header.and_then(|h| h.filename())),
+            url: text(header.and_then(|h| h.comment())),
+            body,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sources_bodies_land_in_one_archive_visible_once_finished() {
+        let lake = Lake::open("memory://", false).unwrap();
+        let run_at = DateTime::parse_from_rfc3339("2026-06-05T22:30:01.250Z")
+            .unwrap()
+            .to_utc();
+        let raw = RawArchives::new(lake.clone(), run_at);
+        crate::http::redact::register("raw-archive-s3cr3t");
+        let a = raw
+            .add(
+                "fred",
+                "WALCL.json",
+                "https://x/obs?series_id=WALCL&api_key=raw-archive-s3cr3t",
+                b"one",
+            )
+            .await
+            .unwrap();
+        let b = raw
+            .add("fred", "RRP/2.json", "https://x/obs?series_id=RRP", b"two")
+            .await
+            .unwrap();
+        raw.add("prices", "yahoo-SPY.json", "https://y/SPY", b"three")
+            .await
+            .unwrap();
+        assert_eq!(a, "raw/fred/2026-06-05/223001.250-fred.gz");
+        assert_eq!(a, b, "one archive per source and run");
+        let store = lake.store();
+        assert!(
+            store.get(&lake.path(&a)).await.is_err(),
+            "not visible before the ingest ends"
+        );
+
+        let mut done = raw.finish().await.unwrap();
+        done.sort();
+        assert_eq!(
+            done,
+            vec![
+                a.clone(),
+                "raw/prices/2026-06-05/223001.250-prices.gz".into()
+            ]
+        );
+        let bytes = store
+            .get(&lake.path(&a))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let bodies = read_archive(&bytes).unwrap();
+        assert_eq!(bodies.len(), 2);
+        assert_eq!(bodies[0].name, "WALCL.json");
+        assert_eq!(bodies[1].name, "RRP_2.json");
+        assert_eq!(bodies[0].body, b"one");
+        assert_eq!(bodies[1].body, b"two");
+        assert!(
+            bodies[0].url.contains("api_key=REDACTED"),
+            "{}",
+            bodies[0].url
+        );
+        assert!(!bodies[0].url.contains("s3cr3t"));
+        // Any gzip reader reads the bodies one after another.
+        let mut all = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut all)
+            .unwrap();
+        assert_eq!(all, "onetwo");
+        assert!(raw.finish().await.unwrap().is_empty(), "nothing left open");
     }
 }

@@ -293,11 +293,14 @@ pub struct IngestContext {
     pub window: Window,
     /// The run's timestamp (`ingested_at` of every row written).
     pub run_at: DateTime<Utc>,
+    /// The run's raw archives (one per source), where [`IngestContext::fetch`] lands each body.
+    pub raw: crate::lake::raw::RawArchives,
 }
 
 impl IngestContext {
-    /// Fetches one request through the engine and lands its raw body under `raw/<source>/`.
-    /// `item` names what is fetched (a series, a page) in errors.
+    /// Fetches one request through the engine and lands its raw body in the source's archive
+    /// under `raw/<source>/` (visible once the source's ingest ends). `item` names what is
+    /// fetched (a series, a page) in errors.
     pub async fn fetch(
         &self,
         source_name: &'static str,
@@ -314,14 +317,8 @@ impl IngestContext {
                 item: item.to_string(),
                 error,
             })?;
-        self.lake
-            .land_raw(
-                source_name,
-                raw_name,
-                &resp.url,
-                resp.fetched_at,
-                &resp.body,
-            )
+        self.raw
+            .add(source_name, raw_name, &resp.url, &resp.body)
             .await
             .map_err(|error| SourceError::Lake { source_name, error })?;
         Ok(resp)
