@@ -321,7 +321,10 @@ impl Daemon {
                     shutdown: stop_rx.clone(),
                     scheduled_for: Some(tick),
                 };
-                match runner::run_job(&job, cx).await {
+                let outcome = runner::run_job(&job, cx).await;
+                // Tables first: a scraper that sees the run counted also sees its commits.
+                refresh_table_metrics(&lake, &metrics).await;
+                match outcome {
                     Ok(report) => {
                         metrics.observe(&report);
                         if report.status == RunStatus::Ok {
@@ -345,7 +348,6 @@ impl Daemon {
             if let Err(e) = held.release().await {
                 tracing::warn!(job = %job.name, "cannot release the lease (it will expire): {e}");
             }
-            refresh_table_metrics(&lake, &metrics).await;
         })
     }
 

@@ -438,3 +438,29 @@ async fn metrics_count_runs_and_rows() {
     assert!(text.contains("macrolake_table_last_success_timestamp_seconds{table=\"meta.runs\"}"));
     assert!(text.contains("macrolake_job_last_success_timestamp_seconds{job=\"hourly\"}"));
 }
+
+#[tokio::test]
+async fn a_counted_run_already_shows_its_table_commits() {
+    // A scraper polling while the run ends must never see the run counted without the
+    // commits it made (the daemon test scrapes as soon as the counter appears).
+    let rig = Rig::new("2026-06-05T07:30:00Z");
+    let exec = Arc::new(Fake::default());
+    let (mut d, _tx) = rig.daemon("a", &job("misfire = \"skip\""), exec);
+    d.poll().await.unwrap();
+    rig.clock.set(utc("2026-06-05T10:00:01Z"));
+    d.poll().await.unwrap();
+    let metrics = d.metrics().clone();
+    let ok = "macrolake_job_runs_total{job=\"hourly\",status=\"ok\"} 1";
+    let text = loop {
+        let text = metrics.render();
+        if text.lines().any(|l| l == ok) {
+            break text;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert!(
+        text.contains("macrolake_table_last_success_timestamp_seconds{table=\"meta.runs\"}"),
+        "run counted before its commits were:\n{text}"
+    );
+    d.wait_idle().await;
+}
