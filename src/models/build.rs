@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::common::SchemaError;
@@ -265,69 +266,66 @@ pub async fn build(
     }
     let run_id = uuid::Uuid::new_v4().to_string();
     let kind = if options.test_only { "test" } else { "build" };
-    let mut broken: BTreeSet<TableName> = BTreeSet::new();
-    let mut records = Vec::new();
     // `test` reads them too: the unique keys each build proved on the version it published.
     let states = if options.full_refresh {
         HashMap::new()
     } else {
         lake.model_states().await?
     };
-    // Table models' states, recorded together after the loop (one commit).
+    // Models that do not read each other build at once; incremental ones one at a time (their
+    // append and last-row queries bind fixed table names in the shared session).
+    let position: HashMap<&TableName, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(p, (i, _))| (&models[*i].name, p))
+        .collect();
+    let upstream: Vec<Vec<usize>> = order
+        .iter()
+        .map(|(_, refs)| refs.iter().filter_map(|r| position.get(r).copied()).collect())
+        .collect();
+    let one_incremental = Arc::new(tokio::sync::Mutex::new(()));
+    let width = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let finished = super::parallel::run(
+        &upstream,
+        width,
+        |p, done: &[Option<Finished>]| {
+            let (i, refs) = &order[p];
+            let m = &models[*i];
+            let failed_up = upstream[p]
+                .iter()
+                .filter_map(|&q| done[q].as_ref())
+                .find(|up| up.outcome.status != RunStatus::Ok)
+                .map(|up| up.outcome.name.clone());
+            let job = Job {
+                lake: lake.clone(),
+                ctx: ctx.clone(),
+                model: m.clone(),
+                inputs: refs.clone(),
+                custom: attached.get(i).cloned().unwrap_or_default(),
+                reference: options.reference_date,
+                read: read.clone(),
+                // A model not in the lake yet, or a full refresh, builds from scratch.
+                previous: (existing.contains(&m.name) && !options.full_refresh)
+                    .then(|| states.get(&m.name.to_string()).cloned().unwrap_or_default()),
+                test_only: options.test_only,
+                lock: (m.materialized == Materialized::Incremental)
+                    .then(|| one_incremental.clone()),
+            };
+            job.run(failed_up, run_id.clone(), kind)
+        },
+        |message| Finished::panicked(&run_id, kind, message),
+    )
+    .await;
     let mut built_states = Vec::new();
-    for (i, refs) in &order {
-        let m = &models[*i];
-        let started = Lake::now();
-        let clock = Instant::now();
-        let mut outcome = ModelOutcome {
-            name: m.name.clone(),
-            status: RunStatus::Ok,
-            rows: 0,
-            seconds: 0.0,
-            message: None,
-        };
-        let result = match refs.iter().find(|r| broken.contains(r)) {
-            Some(up) => Err((
-                RunStatus::Skipped,
-                format!("upstream {up} failed or was skipped"),
-            )),
-            None => {
-                let step = Step {
-                    lake,
-                    ctx: &ctx,
-                    model: m,
-                    inputs: refs,
-                    custom: attached.get(i).map(Vec::as_slice).unwrap_or(&[]),
-                    reference: options.reference_date,
-                    read: &read,
-                    // A model not in the lake yet, or a full refresh, builds from scratch.
-                    previous: (existing.contains(&m.name) && !options.full_refresh)
-                        .then(|| states.get(&m.name.to_string()).cloned().unwrap_or_default()),
-                };
-                run_model(&step, options.test_only)
-                    .await
-                    .map_err(|message| (RunStatus::Failed, message))
-            }
-        };
-        match result {
-            Ok(Built::Rows(rows, state)) => {
-                outcome.rows = rows;
-                built_states.extend(state.map(|s| (m.name.clone(), s)));
-            }
-            Ok(Built::Unchanged(version)) => {
-                outcome.message = Some(format!(
-                    "unchanged: nothing it reads changed since its build of version {version}; its tests pass"
-                ));
-            }
-            Err((status, message)) => {
-                broken.insert(m.name.clone());
-                outcome.status = status;
-                outcome.message = Some(message);
-            }
-        }
-        outcome.seconds = clock.elapsed().as_secs_f64();
-        records.push(outcome.record(&run_id, kind, started));
-        report.outcomes.push(outcome);
+    let mut records = Vec::new();
+    for (p, f) in finished.into_iter().enumerate() {
+        let mut f = f;
+        // A panic's outcome knows no name: the node's model.
+        f.outcome.name = models[order[p].0].name.clone();
+        f.record.target = Some(f.outcome.name.to_string());
+        built_states.extend(f.state.map(|s| (f.outcome.name.clone(), s)));
+        records.push(f.record);
+        report.outcomes.push(f.outcome);
     }
     lake.set_model_states(&built_states).await?;
     lake.record_runs(&records).await?;
@@ -433,6 +431,112 @@ pub(super) struct Step<'a> {
     /// What its last build recorded, when the table exists and may be updated rather than
     /// rebuilt (`None`: build it from scratch).
     pub(super) previous: Option<ModelState>,
+}
+
+/// What one model's build (or audit) left: its outcome, its `meta.runs` row and, for a table
+/// model, the state to record.
+struct Finished {
+    outcome: ModelOutcome,
+    record: RunRecord,
+    state: Option<ModelState>,
+}
+
+impl Finished {
+    /// A build task that panicked: a failure (the caller puts the model's name on it).
+    fn panicked(run_id: &str, kind: &str, message: String) -> Self {
+        let outcome = ModelOutcome {
+            name: TableName::marts("unknown"),
+            status: RunStatus::Failed,
+            rows: 0,
+            seconds: 0.0,
+            message: Some(format!("the {kind} of this model {message}")),
+        };
+        let record = outcome.record(run_id, kind, Lake::now());
+        Finished {
+            outcome,
+            record,
+            state: None,
+        }
+    }
+}
+
+/// One model's build as a task of its own: what a [`Step`] borrows, owned.
+struct Job {
+    lake: Lake,
+    ctx: SessionContext,
+    model: Model,
+    inputs: Vec<TableName>,
+    custom: Vec<(std::path::PathBuf, String)>,
+    reference: chrono::NaiveDate,
+    read: super::added::Versions,
+    previous: Option<ModelState>,
+    test_only: bool,
+    /// Held while the model builds (incremental models take turns).
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Job {
+    /// Builds (or audits) the model, or skips it when `failed_up`, a model it reads, failed or
+    /// was skipped.
+    async fn run(self, failed_up: Option<TableName>, run_id: String, kind: &'static str) -> Finished {
+        let started = Lake::now();
+        let clock = Instant::now();
+        let mut outcome = ModelOutcome {
+            name: self.model.name.clone(),
+            status: RunStatus::Ok,
+            rows: 0,
+            seconds: 0.0,
+            message: None,
+        };
+        let result = match failed_up {
+            Some(up) => Err((
+                RunStatus::Skipped,
+                format!("upstream {up} failed or was skipped"),
+            )),
+            None => {
+                let _turn = match &self.lock {
+                    Some(lock) => Some(lock.lock().await),
+                    None => None,
+                };
+                let step = Step {
+                    lake: &self.lake,
+                    ctx: &self.ctx,
+                    model: &self.model,
+                    inputs: &self.inputs,
+                    custom: &self.custom,
+                    reference: self.reference,
+                    read: &self.read,
+                    previous: self.previous.clone(),
+                };
+                run_model(&step, self.test_only)
+                    .await
+                    .map_err(|message| (RunStatus::Failed, message))
+            }
+        };
+        let mut state = None;
+        match result {
+            Ok(Built::Rows(rows, built)) => {
+                outcome.rows = rows;
+                state = built;
+            }
+            Ok(Built::Unchanged(version)) => {
+                outcome.message = Some(format!(
+                    "unchanged: nothing it reads changed since its build of version {version}; its tests pass"
+                ));
+            }
+            Err((status, message)) => {
+                outcome.status = status;
+                outcome.message = Some(message);
+            }
+        }
+        outcome.seconds = clock.elapsed().as_secs_f64();
+        let record = outcome.record(&run_id, kind, started);
+        Finished {
+            outcome,
+            record,
+            state,
+        }
+    }
 }
 
 /// What building one model did.
