@@ -1,6 +1,7 @@
 //! The application: configuration, lake and HTTP engine built once, and the commands that use
 //! them (`ingest`, `status`; `sql` lives in [`crate::query`]).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
@@ -221,47 +222,67 @@ impl App {
             run_at,
             raw: crate::lake::raw::RawArchives::new(self.lake.clone(), run_at),
         };
+        let connectors: Vec<Arc<dyn sources::Source>> = kinds
+            .iter()
+            .map(|k| Arc::from(sources::source_for(*k, &self.config.sources)))
+            .collect();
+        // A connector that reads another's tables waits for it; the others ingest side by
+        // side (at least two at once: live runs wait on the network more than on the CPU).
+        let upstream: Vec<Vec<usize>> = connectors
+            .iter()
+            .map(|c| {
+                c.reads()
+                    .iter()
+                    .filter_map(|r| kinds.iter().position(|k| k == r))
+                    .collect()
+            })
+            .collect();
+        let width = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let done = crate::parallel::run(
+            &upstream,
+            width,
+            |i, _: &[Option<Result<(SourceOutcome, RunRecord), String>>]| {
+                let (kind, connector) = (kinds[i], connectors[i].clone());
+                let (ctx, run_id) = (ctx.clone(), run_id.clone());
+                async move { Ok(ingest_one(kind, connector.as_ref(), &ctx, &run_id).await) }
+            },
+            Err,
+        )
+        .await;
         let mut outcomes = Vec::new();
         let mut records = Vec::new();
-        for kind in kinds {
-            let started = Lake::now();
-            let clock = Instant::now();
-            tracing::info!(source = %kind, "ingesting");
-            let source = sources::source_for(kind, &self.config.sources);
-            let (rows, mut errors) = match source.ingest(&ctx).await {
-                Ok(report) => (report.rows_written, report.failures),
-                Err(e) => (0, vec![e]),
-            };
-            // The bodies fetched land whether or not their parse succeeded.
-            if let Err(error) = ctx.raw.finish().await {
-                errors.push(SourceError::Lake {
+        for (kind, one) in kinds.iter().zip(done) {
+            let (outcome, record) = one.unwrap_or_else(|message| {
+                let error = SourceError::Crashed {
                     source_name: kind.as_str(),
-                    error,
-                });
-            }
-            for e in &errors {
-                tracing::error!(source = %kind, error = %e, "source failed");
-            }
-            let error = (!errors.is_empty()).then(|| {
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                    message,
+                };
+                tracing::error!(source = %kind, error = %error, "source failed");
+                let record = ingest_record(
+                    &run_id,
+                    Some(kind.to_string()),
+                    run_at,
+                    0,
+                    Some(error.to_string()),
+                );
+                let outcome = SourceOutcome {
+                    kind: *kind,
+                    rows: 0,
+                    errors: vec![error],
+                    seconds: 0.0,
+                };
+                (outcome, record)
             });
-            records.push(ingest_record(
-                &run_id,
-                Some(kind.to_string()),
-                started,
-                rows as i64,
-                error,
-            ));
-            outcomes.push(SourceOutcome {
-                kind,
-                rows,
-                errors,
-                seconds: clock.elapsed().as_secs_f64(),
-            });
+            outcomes.push(outcome);
+            records.push(record);
+        }
+        // A body landed under a name no connector finished is kept all the same.
+        match ctx.raw.finish_all().await {
+            Ok(left) if !left.is_empty() => {
+                tracing::warn!(archives = ?left, "raw archives completed after every source ended")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot complete the raw archives"),
         }
         let failed = outcomes.iter().filter(|o| !o.errors.is_empty()).count();
         let mut run = ingest_record(
@@ -325,6 +346,47 @@ impl App {
 
 /// A `meta.runs` row of `macrolake ingest` ending now: one source's (`target`), or the whole
 /// run's; failed when there is an `error`.
+/// Ingests one source: its outcome and its `meta.runs` row. Its raw archive is completed
+/// whether or not the parse succeeded.
+async fn ingest_one(
+    kind: SourceKind,
+    source: &dyn sources::Source,
+    ctx: &IngestContext,
+    run_id: &str,
+) -> (SourceOutcome, RunRecord) {
+    let started = Lake::now();
+    let clock = Instant::now();
+    tracing::info!(source = %kind, "ingesting");
+    let (rows, mut errors) = match source.ingest(ctx).await {
+        Ok(report) => (report.rows_written, report.failures),
+        Err(e) => (0, vec![e]),
+    };
+    if let Err(error) = ctx.raw.finish(kind.as_str()).await {
+        errors.push(SourceError::Lake {
+            source_name: kind.as_str(),
+            error,
+        });
+    }
+    for e in &errors {
+        tracing::error!(source = %kind, error = %e, "source failed");
+    }
+    let error = (!errors.is_empty()).then(|| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let record = ingest_record(run_id, Some(kind.to_string()), started, rows as i64, error);
+    let outcome = SourceOutcome {
+        kind,
+        rows,
+        errors,
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    (outcome, record)
+}
+
 fn ingest_record(
     run_id: &str,
     target: Option<String>,

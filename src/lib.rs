@@ -31,6 +31,7 @@ pub mod http;
 pub mod lake;
 pub mod memory;
 pub mod models;
+mod parallel;
 pub mod query;
 pub mod schedule;
 pub mod serve;

@@ -32,6 +32,7 @@ mod staged;
 pub mod store;
 pub mod watermarks;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -164,6 +165,11 @@ pub struct Lake {
     cutoff: availability::Cutoff,
     /// Bytes one session's queries may hold before spilling (`None`: no limit).
     memory_limit: Option<usize>,
+    /// One lock per table written through [`Lake::write`] in this process: tasks running at
+    /// once (sources ingesting side by side, each raising its watermarks in
+    /// `meta.watermarks`) commit to a shared table one after the other, each on the version the
+    /// other committed, never racing for the same version.
+    writers: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// The default of `[lake] memory_limit_mb`.
@@ -187,6 +193,7 @@ impl Lake {
             store,
             cutoff: Default::default(),
             memory_limit: Some(DEFAULT_MEMORY_LIMIT_MB << 20),
+            writers: Arc::default(),
         })
     }
 
@@ -198,6 +205,7 @@ impl Lake {
             store,
             cutoff: Default::default(),
             memory_limit: Some(DEFAULT_MEMORY_LIMIT_MB << 20),
+            writers: Arc::default(),
         })
     }
 
@@ -367,6 +375,14 @@ impl Lake {
         } else {
             batches
         };
+        let writer = self
+            .writers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(table.to_string())
+            .or_default()
+            .clone();
+        let _writing = writer.lock().await;
         let existing = if self.exists(table).await? {
             Some(self.load(table, None).await?)
         } else {

@@ -34,12 +34,12 @@ pub struct RawBody {
 }
 
 /// The raw archives of one ingest run, one per source, each open from its first body until
-/// [`RawArchives::finish`]. Cheap to clone (shared).
+/// [`RawArchives::finish`] for its source. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct RawArchives {
     lake: Lake,
     run_at: DateTime<Utc>,
-    open: Arc<tokio::sync::Mutex<HashMap<String, Archive>>>,
+    open: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Archive>>>>>,
 }
 
 impl std::fmt::Debug for RawArchives {
@@ -74,12 +74,23 @@ impl RawArchives {
             self.run_at.format("%H%M%S%.3f")
         );
         let member = member(name, url, body).map_err(|e| compress_error(&relative, e))?;
-        let mut open = self.open.lock().await;
-        let archive = open.entry(source.to_string()).or_insert_with(|| Archive {
-            writer: BufWriter::new(self.lake.store(), self.lake.path(&relative)),
-            relative: relative.clone(),
-        });
+        // The map is locked only to find the archive: sources ingesting at once write to
+        // their own archives side by side.
+        let archive = self
+            .open
+            .lock()
+            .await
+            .entry(source.to_string())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Archive {
+                    writer: BufWriter::new(self.lake.store(), self.lake.path(&relative)),
+                    relative: relative.clone(),
+                }))
+            })
+            .clone();
         archive
+            .lock()
+            .await
             .writer
             .write_all(&member)
             .await
@@ -87,17 +98,28 @@ impl RawArchives {
         Ok(relative)
     }
 
-    /// Completes every open archive, which makes each visible; returns their paths.
-    pub async fn finish(&self) -> Result<Vec<String>> {
-        let mut open = self.open.lock().await;
+    /// Completes the archive of `source`, which makes it visible; returns its path (`None`: the
+    /// source landed no body in this run).
+    pub async fn finish(&self, source: &str) -> Result<Option<String>> {
+        let Some(archive) = self.open.lock().await.remove(source) else {
+            return Ok(None);
+        };
+        let mut archive = archive.lock().await;
+        archive
+            .writer
+            .shutdown()
+            .await
+            .map_err(|e| write_error(&self.lake, &archive.relative, e))?;
+        Ok(Some(archive.relative.clone()))
+    }
+
+    /// Completes every archive still open (a body landed under a name no source finished);
+    /// returns their paths.
+    pub async fn finish_all(&self) -> Result<Vec<String>> {
+        let sources: Vec<String> = self.open.lock().await.keys().cloned().collect();
         let mut done = Vec::new();
-        for (_, mut archive) in open.drain() {
-            archive
-                .writer
-                .shutdown()
-                .await
-                .map_err(|e| write_error(&self.lake, &archive.relative, e))?;
-            done.push(archive.relative);
+        for source in sources {
+            done.extend(self.finish(&source).await?);
         }
         Ok(done)
     }
@@ -195,15 +217,13 @@ mod tests {
             "not visible before the ingest ends"
         );
 
-        let mut done = raw.finish().await.unwrap();
-        done.sort();
-        assert_eq!(
-            done,
-            vec![
-                a.clone(),
-                "raw/prices/2026-06-05/223001.250-prices.gz".into()
-            ]
+        assert_eq!(raw.finish("fred").await.unwrap(), Some(a.clone()));
+        let prices = "raw/prices/2026-06-05/223001.250-prices.gz";
+        assert!(
+            store.get(&lake.path(prices)).await.is_err(),
+            "another source's archive stays open until that source ends"
         );
+        assert_eq!(raw.finish("prices").await.unwrap().as_deref(), Some(prices));
         let bytes = store
             .get(&lake.path(&a))
             .await
@@ -229,6 +249,18 @@ mod tests {
             .read_to_string(&mut all)
             .unwrap();
         assert_eq!(all, "onetwo");
-        assert!(raw.finish().await.unwrap().is_empty(), "nothing left open");
+        assert_eq!(raw.finish("fred").await.unwrap(), None, "finished once");
+        raw.add("eps", "x.xlsx", "https://z/x", b"four")
+            .await
+            .unwrap();
+        let rest = raw.finish_all().await.unwrap();
+        assert_eq!(
+            rest,
+            vec!["raw/eps/2026-06-05/223001.250-eps.gz".to_string()]
+        );
+        assert!(
+            raw.finish_all().await.unwrap().is_empty(),
+            "nothing left open"
+        );
     }
 }

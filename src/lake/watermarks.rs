@@ -112,3 +112,53 @@ impl Lake {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sources_raising_watermarks_at_once_all_keep_theirs() {
+        // Sources ingest side by side and each raises its watermarks in the one shared table.
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let now = Utc::now();
+        let day = NaiveDate::from_ymd_opt(2026, 6, 5).unwrap();
+        let first = HashMap::from([("k".to_string(), day)]);
+        lake.set_watermarks("first", &first, now).await.unwrap();
+        // Every source has marks already: raising them rewrites stored rows.
+        let old = day - chrono::Days::new(30);
+        for i in 0..6 {
+            let marks = HashMap::from([("a".to_string(), old), ("b".to_string(), old)]);
+            lake.set_watermarks(&format!("source{i}"), &marks, now)
+                .await
+                .unwrap();
+        }
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let lake = lake.clone();
+                tokio::spawn(async move {
+                    let marks = HashMap::from([
+                        ("a".to_string(), day + chrono::Days::new(i)),
+                        ("b".to_string(), day),
+                    ]);
+                    lake.set_watermarks(&format!("source{i}"), &marks, now)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        for i in 0..6 {
+            let marks = lake.watermarks(&format!("source{i}")).await.unwrap();
+            assert_eq!(
+                marks.get("a"),
+                Some(&(day + chrono::Days::new(i))),
+                "source{i}"
+            );
+            assert_eq!(marks.len(), 2);
+        }
+        assert_eq!(lake.watermarks("first").await.unwrap(), first);
+    }
+}

@@ -281,11 +281,15 @@ pub async fn build(
         .collect();
     let upstream: Vec<Vec<usize>> = order
         .iter()
-        .map(|(_, refs)| refs.iter().filter_map(|r| position.get(r).copied()).collect())
+        .map(|(_, refs)| {
+            refs.iter()
+                .filter_map(|r| position.get(r).copied())
+                .collect()
+        })
         .collect();
     let one_incremental = Arc::new(tokio::sync::Mutex::new(()));
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let finished = super::parallel::run(
+    let finished = crate::parallel::run(
         &upstream,
         width,
         |p, done: &[Option<Finished>]| {
@@ -478,7 +482,12 @@ struct Job {
 impl Job {
     /// Builds (or audits) the model, or skips it when `failed_up`, a model it reads, failed or
     /// was skipped.
-    async fn run(self, failed_up: Option<TableName>, run_id: String, kind: &'static str) -> Finished {
+    async fn run(
+        self,
+        failed_up: Option<TableName>,
+        run_id: String,
+        kind: &'static str,
+    ) -> Finished {
         let started = Lake::now();
         let clock = Instant::now();
         let mut outcome = ModelOutcome {

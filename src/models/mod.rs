@@ -37,7 +37,6 @@ pub mod evaluate;
 mod fingerprint;
 mod incremental;
 mod last_rows;
-mod parallel;
 mod proven;
 pub mod seeds;
 mod session;

@@ -98,6 +98,15 @@ pub enum SourceError {
         /// Why, and what to do.
         message: String,
     },
+    /// The connector stopped unexpectedly (a panic: a bug in macrolake, please report it with
+    /// the message). What it had committed stays; the other sources are not affected.
+    #[error("{source_name}: the connector stopped unexpectedly ({message}); please report it")]
+    Crashed {
+        /// The connector.
+        source_name: &'static str,
+        /// What the panic said.
+        message: String,
+    },
     /// Writing to the lake failed.
     #[error("{source_name}: {error}")]
     Lake {
@@ -492,6 +501,11 @@ pub trait Source: Send + Sync {
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError>;
     /// The staging tables it writes, as declared (schema, key, column docs).
     fn tables(&self) -> Vec<TableDoc>;
+    /// The connectors whose tables it reads: when both ingest in one run, those land first
+    /// (the others ingest side by side).
+    fn reads(&self) -> Vec<SourceKind> {
+        Vec::new()
+    }
     /// SQL views over its tables, registered in every query session.
     fn views(&self) -> Vec<ViewDef> {
         Vec::new()

@@ -265,6 +265,12 @@ impl Source for Fedwatch {
         vec![ProbabilityRow::doc(), ProxyRow::doc()]
     }
 
+    fn reads(&self) -> Vec<super::SourceKind> {
+        use super::SourceKind::{Fomc, Fred, Futures};
+        // futures_daily, the FOMC calendar, FRED's target range, EFFR and yields
+        vec![Futures, Fomc, Fred]
+    }
+
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
         let lake_err = SourceError::lake(NAME);
         let meetings = self.meetings(ctx).await?;

@@ -1,7 +1,7 @@
 //! Running the nodes of a DAG as soon as what they wait for is done, a few at a time: models that
 //! do not read each other build side by side (net liquidity beside the price marts, two marts
-//! over the same roles), where one after another left a core idle through every commit and
-//! planning pause.
+//! over the same roles), and sources that do not read each other's tables ingest side by side,
+//! where one after another left a core idle through every commit, fetch and planning pause.
 
 use std::future::Future;
 
@@ -13,7 +13,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 /// so with a topological order and `width` 1 this is the sequential build. A task that panics
 /// gets `panicked(message)` as its result; a node that can never run (its upstream is itself
 /// or a later node that waits for it) gets `panicked` too, with a message saying so.
-pub(super) async fn run<T, F, Fut>(
+pub(crate) async fn run<T, F, Fut>(
     upstream: &[Vec<usize>],
     width: usize,
     mut start: F,
@@ -138,7 +138,11 @@ mod tests {
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
         assert_eq!(out[0], Ok(0));
         assert_eq!(out[1], Err("panicked: node one broke".into()));
-        assert_eq!(out[2], Ok(2), "a node still runs; its start decides what a failed upstream means");
+        assert_eq!(
+            out[2],
+            Ok(2),
+            "a node still runs; its start decides what a failed upstream means"
+        );
     }
 
     #[tokio::test]
