@@ -226,8 +226,9 @@ impl App {
             .iter()
             .map(|k| Arc::from(sources::source_for(*k, &self.config.sources)))
             .collect();
-        // A connector that reads another's tables waits for it; the others ingest side by
-        // side (at least two at once: live runs wait on the network more than on the CPU).
+        // A connector that reads another's tables waits for it; the others all ingest at once:
+        // a live run waits on many hosts, and in a replay the longest connector (prices, with
+        // thousands of symbols) then sets the time instead of the sum of all.
         let upstream: Vec<Vec<usize>> = connectors
             .iter()
             .map(|c| {
@@ -237,10 +238,9 @@ impl App {
                     .collect()
             })
             .collect();
-        let width = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         let done = crate::parallel::run(
             &upstream,
-            width,
+            kinds.len(),
             |i, _: &[Option<Result<(SourceOutcome, RunRecord), String>>]| {
                 let (kind, connector) = (kinds[i], connectors[i].clone());
                 let (ctx, run_id) = (ctx.clone(), run_id.clone());

@@ -108,10 +108,12 @@ policy AS (
     LEFT JOIN (SELECT as_of_date, max(available_at) AS available_at FROM staging.policy_proxy GROUP BY as_of_date) px
       ON px.as_of_date = p.as_of_date AND p.basis <> 'fedwatch'
 ),
--- Every carried input as (feed, observation day, first day it is known).
+-- Every carried input as (feed, observation day, first day it is known). The stats feed's days
+-- are corr's (stats is corr with the best lead joined on its day): naming corr keeps the lead's
+-- window out of the three places this CTE is planned (−30 ms at 2,000 symbols × 25 years).
 feeds AS (
     SELECT role AS feed, date, known_on FROM roles
-    UNION ALL SELECT 'stats', date, known_on FROM stats
+    UNION ALL SELECT 'stats', date, known_on FROM corr
     UNION ALL SELECT 'policy', as_of_date, known_on FROM policy WHERE known_on IS NOT NULL
 ),
 newest AS (

@@ -120,7 +120,7 @@ pub enum SourceError {
 
 /// Declares the connectors, one line each: the kind (and its doc), its name (`macrolake ingest
 /// <name>`, `[sources.<name>]`), its settings type and how the connector is made from the
-/// settings. The kind enum, [`SourceKind::ALL`] (in declaration order, which is ingest order),
+/// settings. The kind enum, [`SourceKind::ALL`] (in declaration order: the order of reports),
 /// [`SourcesConfig`] and [`source_for`] all come from this list.
 macro_rules! connectors {
     ($(
@@ -134,7 +134,7 @@ macro_rules! connectors {
         }
 
         impl SourceKind {
-            /// Every connector, in ingest order.
+            /// Every connector, in declaration order (sources ingest at once; see [`Source::reads`]).
             pub const ALL: [SourceKind; [$(SourceKind::$kind),+].len()] = [$(SourceKind::$kind),+];
 
             /// The connector's name.
@@ -512,7 +512,7 @@ pub trait Source: Send + Sync {
     }
 }
 
-/// Every staging table of every connector, as declared, in ingest order.
+/// Every staging table of every connector, as declared, in declaration order.
 pub fn all_tables(config: &SourcesConfig) -> Vec<TableDoc> {
     SourceKind::ALL
         .iter()
