@@ -344,8 +344,6 @@ impl App {
     }
 }
 
-/// A `meta.runs` row of `macrolake ingest` ending now: one source's (`target`), or the whole
-/// run's; failed when there is an `error`.
 /// Ingests one source: its outcome and its `meta.runs` row. Its raw archive is completed
 /// whether or not the parse succeeded.
 async fn ingest_one(
@@ -387,6 +385,8 @@ async fn ingest_one(
     (outcome, record)
 }
 
+/// A `meta.runs` row of `macrolake ingest` ending now: one source's (`target`), or the whole
+/// run's; failed when there is an `error`.
 fn ingest_record(
     run_id: &str,
     target: Option<String>,
