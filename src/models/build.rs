@@ -279,12 +279,19 @@ pub async fn build(
         .enumerate()
         .map(|(p, (i, _))| (&models[*i].name, p))
         .collect();
+    // A model carrying custom tests (`sql/tests/`) waits for every model before it: a test may
+    // read models that do not read each other, and sees each of them built.
     let upstream: Vec<Vec<usize>> = order
         .iter()
-        .map(|(_, refs)| {
-            refs.iter()
-                .filter_map(|r| position.get(r).copied())
-                .collect()
+        .enumerate()
+        .map(|(p, (i, refs))| {
+            if attached.contains_key(i) {
+                (0..p).collect()
+            } else {
+                refs.iter()
+                    .filter_map(|r| position.get(r).copied())
+                    .collect()
+            }
         })
         .collect();
     let one_incremental = Arc::new(tokio::sync::Mutex::new(()));
