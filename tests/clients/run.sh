@@ -15,6 +15,9 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# `… | has PATTERN`: reads all of its input before matching. `grep -q` exits at the first match,
+# and under pipefail the writer still writing (psql, tee) then dies of SIGPIPE and fails the line.
+has() { local text; text=$(cat); grep -q -- "$1" <<< "$text"; }
 step() { echo "== $*"; }
 
 step "a lake from the bundled snapshot"
@@ -50,18 +53,18 @@ export PGHOST=${ADDR%:*} PGPORT=${ADDR##*:} PGUSER=bi PGDATABASE=macrolake
 export PGPASSWORD=$CI_BI_PASSWORD PGSSLMODE=require
 
 step "psql $(psql --version | awk '{print $3}') over TLS"
-psql -c '\conninfo' | grep -q "SSL connection" || fail "psql did not use TLS"
-psql -c '\dt' | tee "$WORK/dt.txt" | grep -q "liquidity_vs_risk" || fail "\\dt: $(cat "$WORK/dt.txt")"
-psql -c '\dt marts.*' | grep -q " marts  *| liquidity_vs_risk " || fail "\\dt marts.*"
+psql -c '\conninfo' | has "SSL connection" || fail "psql did not use TLS"
+psql -c '\dt' | tee "$WORK/dt.txt" | has "liquidity_vs_risk" || fail "\\dt: $(cat "$WORK/dt.txt")"
+psql -c '\dt marts.*' | has " marts  *| liquidity_vs_risk " || fail "\\dt marts.*"
 psql -c '\d marts.liquidity_vs_risk' | tee "$WORK/d.txt" \
-  | grep -q "net_liquidity_musd *| double precision" || fail "\\d: $(cat "$WORK/d.txt")"
+  | has "net_liquidity_musd *| double precision" || fail "\\d: $(cat "$WORK/d.txt")"
 ROWS=$(psql -At -c "select count(*) from marts.liquidity_vs_risk where net_liquidity_musd is not null")
 # Net liquidity needs a TGA level: the DTS (from 2021-06) or FRED's WDTGAL; the snapshot carries
 # only WTREGEN (a week average) before the DTS, so ~1,800 days have it (2021-06-14 .. 2026-06).
 [ "$ROWS" -gt 1700 ] || fail "mart rows with net liquidity: $ROWS (expected > 1700)"
-psql -At -c "select version()" | grep -q "^PostgreSQL 16\." || fail "version()"
+psql -At -c "select version()" | has "^PostgreSQL 16\." || fail "version()"
 OUT=$(psql -v VERBOSITY=verbose -c "COPY marts.co_highs TO '$WORK/stolen.csv'" 2>&1 || true)
-echo "$OUT" | grep -q "42501" || fail "COPY not refused with 42501: $OUT"
+echo "$OUT" | has "42501" || fail "COPY not refused with 42501: $OUT"
 [ ! -e "$WORK/stolen.csv" ] || fail "COPY wrote a file"
 PGPASSWORD=wrong psql -c "select 1" >/dev/null 2>&1 && fail "a wrong password got in"
 echo "psql: \\dt, \\d, query, version(), COPY refused, wrong password refused"
