@@ -416,14 +416,21 @@ async fn a_failing_step_is_retried_then_failed_and_later_steps_skipped() {
     );
 }
 
-#[tokio::test]
-async fn metrics_count_runs_and_rows() {
-    let rig = Rig::new("2026-06-05T07:30:00Z");
+/// A daemon that saw the hourly job at 07:30 and, polled at 10:00, started its run (the two
+/// missed ticks skipped).
+async fn hourly_run_started(rig: &Rig) -> (Daemon, watch::Sender<bool>) {
     let exec = Arc::new(Fake::default());
-    let (mut d, _tx) = rig.daemon("a", &job("misfire = \"skip\""), exec);
+    let (mut d, tx) = rig.daemon("a", &job("misfire = \"skip\""), exec);
     d.poll().await.unwrap();
     rig.clock.set(utc("2026-06-05T10:00:01Z"));
     d.poll().await.unwrap();
+    (d, tx)
+}
+
+#[tokio::test]
+async fn metrics_count_runs_and_rows() {
+    let rig = Rig::new("2026-06-05T07:30:00Z");
+    let (mut d, _tx) = hourly_run_started(&rig).await;
     d.wait_idle().await;
     let text = d.metrics().render();
     for line in [
@@ -444,11 +451,7 @@ async fn a_counted_run_already_shows_its_table_commits() {
     // A scraper polling while the run ends must never see the run counted without the
     // commits it made (the daemon test scrapes as soon as the counter appears).
     let rig = Rig::new("2026-06-05T07:30:00Z");
-    let exec = Arc::new(Fake::default());
-    let (mut d, _tx) = rig.daemon("a", &job("misfire = \"skip\""), exec);
-    d.poll().await.unwrap();
-    rig.clock.set(utc("2026-06-05T10:00:01Z"));
-    d.poll().await.unwrap();
+    let (mut d, _tx) = hourly_run_started(&rig).await;
     let metrics = d.metrics().clone();
     let ok = "macrolake_job_runs_total{job=\"hourly\",status=\"ok\"} 1";
     let text = loop {
