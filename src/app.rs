@@ -323,12 +323,11 @@ impl App {
             ]
             .into_iter()
             .find(|c| has(c));
-            let newest =
-                date_col.map_or("NULL".to_string(), |c| format!("CAST(max({c}) AS VARCHAR)"));
+            let newest = date_col.map_or("NULL".to_string(), |c| newest_text(&schema, c));
             let ingested = if has("ingested_at") {
-                "CAST(max(ingested_at) AS VARCHAR)"
+                newest_text(&schema, "ingested_at")
             } else {
-                "NULL"
+                "NULL".to_string()
             };
             parts.push(format!(
                 "SELECT '{table}' AS \"table\", count(*) AS \"rows\", {newest} AS newest_date, \
@@ -341,6 +340,23 @@ impl App {
         }
         let sql = format!("{} ORDER BY 1", parts.join(" UNION ALL "));
         Ok(crate::query::collect(&session.ctx, &sql).await?)
+    }
+}
+
+/// `max(column)` as text for `status`. Timestamps are printed with all six digits of their
+/// microseconds: a plain cast drops trailing zeros, so the same kind of value would print
+/// with different widths from one run to the next.
+fn newest_text(schema: &datafusion::arrow::datatypes::Schema, column: &str) -> String {
+    let timestamp = schema.field_with_name(column).is_ok_and(|f| {
+        matches!(
+            f.data_type(),
+            datafusion::arrow::datatypes::DataType::Timestamp(..)
+        )
+    });
+    if timestamp {
+        format!("to_char(max({column}), '%Y-%m-%dT%H:%M:%S%.6fZ')")
+    } else {
+        format!("CAST(max({column}) AS VARCHAR)")
     }
 }
 
@@ -410,5 +426,40 @@ fn ingest_record(
         },
         rows_written,
         error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::newest_text;
+
+    /// A timestamp on a whole millisecond prints as wide as any other (a plain cast prints
+    /// `…:56.161Z` for it and `…:56.161794Z` for the next), and a date prints as a date.
+    #[tokio::test]
+    async fn status_prints_timestamps_with_a_fixed_width() {
+        let ctx = SessionContext::new();
+        ctx.sql(
+            "CREATE TABLE t AS SELECT \
+             arrow_cast(TIMESTAMP '2026-12-06T03:50:56.161', 'Timestamp(Microsecond, Some(\"UTC\"))') AS ingested_at, \
+             DATE '2026-01-30' AS as_of_date",
+        )
+        .await
+        .unwrap();
+        let schema = ctx.table("t").await.unwrap().schema().as_arrow().clone();
+        let sql = format!(
+            "SELECT {} AS a, {} AS b FROM t",
+            newest_text(&schema, "ingested_at"),
+            newest_text(&schema, "as_of_date")
+        );
+        let batches = crate::query::collect(&ctx, &sql).await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("| 2026-12-06T03:50:56.161000Z | 2026-01-30 |"),
+            "{text}"
+        );
     }
 }

@@ -57,6 +57,33 @@ pub fn ingest_snapshot(cwd: &Path, lake: &Path) {
     assert_eq!(code, 0, "ingest failed\nstdout:\n{out}\nstderr:\n{err}");
 }
 
+/// `table`'s line of `macrolake status` as its trimmed cells joined by ` | ` (table, rows,
+/// newest date, last ingest, version). Column widths follow the other tables' values, so a
+/// padded line is not compared.
+pub fn status_row(cwd: &Path, lake: &Path, table: &str) -> String {
+    let (code, out, err) = run(bin(cwd).arg("--lake").arg(lake).arg("status"));
+    assert_eq!(code, 0, "status failed\n{err}");
+    status_rows(&out)
+        .into_iter()
+        .find(|row| row.starts_with(&format!("{table} |")))
+        .unwrap_or_else(|| panic!("{table} not in status:\n{out}"))
+}
+
+/// Every table line of a `macrolake status` output as trimmed cells joined by ` | `.
+pub fn status_rows(status: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| table "))
+        .map(|l| {
+            l.trim_matches(|c: char| c == '|' || c.is_whitespace())
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
+}
+
 /// `macrolake sql` as CSV; asserts success.
 pub fn sql_csv(cwd: &Path, lake: &Path, query: &str) -> String {
     let (code, out, err) = run(bin(cwd)

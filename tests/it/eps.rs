@@ -33,16 +33,6 @@ fn ingest_eps_snapshot(cwd: &Path, lake: &Path, extra: &[&str]) -> (i32, String)
     (code, format!("{out}\n{err}"))
 }
 
-/// The `staging.eps_estimates` line of `macrolake status`.
-fn status_line(cwd: &Path, lake: &Path) -> String {
-    let (code, out, err) = run(bin(cwd).arg("--lake").arg(lake).arg("status"));
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .find(|l| l.contains("staging.eps_estimates"))
-        .unwrap_or_else(|| panic!("no eps table in status:\n{out}"))
-        .to_string()
-}
-
 #[test]
 fn snapshot_lands_13_editions_and_a_second_ingest_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,7 +73,7 @@ fn snapshot_lands_13_editions_and_a_second_ingest_adds_nothing() {
         "the downloaded body landed raw"
     );
 
-    let version = status_line(dir.path(), &lake);
+    let version = status_row(dir.path(), &lake, "staging.eps_estimates");
     let dump = "select * except (ingested_at) from staging.eps_estimates order by as_of_date, index, period, kind";
     let rows_before = sql_csv(dir.path(), &lake, dump);
     let (code, out) = ingest_eps_snapshot(dir.path(), &lake, &[]);
@@ -99,7 +89,7 @@ fn snapshot_lands_13_editions_and_a_second_ingest_adds_nothing() {
     );
     assert_eq!(sql_csv(dir.path(), &lake, dump), rows_before);
     assert_eq!(
-        status_line(dir.path(), &lake),
+        status_row(dir.path(), &lake, "staging.eps_estimates"),
         version,
         "no new Delta version"
     );

@@ -1,5 +1,6 @@
 //! Upstream faults served by wiremock: retries, Retry-After, a failing series, malformed bodies.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use macrolake::app::App;
@@ -355,13 +356,9 @@ fn malformed_api_json_fails_clearly_and_keeps_the_version() {
             && err.contains("not the observations JSON layout"),
         "{err}"
     );
-    let (_, status, _) = run(bin(dir.path()).args(["--lake", "lake", "status"]));
-    let line = status
-        .lines()
-        .find(|l| l.contains("staging.fred_observations"))
-        .unwrap();
+    let line = status_row(dir.path(), Path::new("lake"), "staging.fred_observations");
     assert!(
-        line.contains("| 157 ") && line.trim_end().ends_with("| 0       |"),
+        line.contains("| 157 |") && line.ends_with("| 0"),
         "version and rows unchanged: {line}"
     );
 }
