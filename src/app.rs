@@ -221,6 +221,7 @@ impl App {
             window,
             run_at,
             raw: crate::lake::raw::RawArchives::new(self.lake.clone(), run_at),
+            start_marks: Default::default(),
         };
         let connectors: Vec<Arc<dyn sources::Source>> = kinds
             .iter()

@@ -119,6 +119,15 @@ fn unchanged(version: Option<u64>) -> WriteOutcome {
     }
 }
 
+/// Indices of `rows` not in `known`.
+fn unknown(rows: &Rows, known: &HashSet<&[u8]>) -> Vec<u32> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, r)| !known.contains(r.data()))
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
 /// MERGEs `batches` into `current` on `keys`: rows equal to a stored row (every column but
 /// `ignore`) are dropped first, and nothing is committed when none is left.
 pub(super) async fn merge(
@@ -219,9 +228,10 @@ impl Merge<'_> {
             .iter()
             .map(|i| incoming.column(*i).clone())
             .collect();
-        let mut seen = HashSet::new();
-        for (row, r) in self.rows(&key_idx, &columns)?.iter().enumerate() {
-            if !seen.insert(r.as_ref().to_vec()) {
+        let rows = self.rows(&key_idx, &columns)?;
+        let mut seen = HashSet::with_capacity(rows.num_rows());
+        for (row, r) in rows.iter().enumerate() {
+            if !seen.insert(r.data()) {
                 let shown: Vec<String> = columns
                     .iter()
                     .map(|c| array_value_to_string(c, row).unwrap_or_default())
@@ -297,47 +307,64 @@ impl Merge<'_> {
                 compared.iter().position(|c| *c == i)
             })
             .collect();
-        let key_idx: Vec<usize> = key_pos.iter().flatten().map(|p| compared[*p]).collect();
-        // foldhash (DataFusion's default), not SipHash: every stored row in the incoming keys'
-        // ranges is hashed, tens of thousands on a night of 2,000 symbols.
-        let stored_rows: usize = stored
-            .iter()
-            .filter_map(|c| c.first())
-            .map(|c| c.len())
-            .sum();
-        let mut known = HashSet::with_capacity(stored_rows);
-        let mut known_keys = HashSet::with_capacity(stored_rows);
-        for columns in stored {
-            known.extend(
-                self.rows(compared, columns)?
-                    .iter()
-                    .map(|r| r.as_ref().to_vec()),
-            );
-            if let Some(pos) = &key_pos {
-                let key_columns: Vec<ArrayRef> = pos.iter().map(|p| columns[*p].clone()).collect();
-                known_keys.extend(
-                    self.rows(&key_idx, &key_columns)?
-                        .iter()
-                        .map(|r| r.as_ref().to_vec()),
-                );
-            }
-        }
         let pick = |idx: &[usize]| -> Vec<ArrayRef> {
             idx.iter().map(|i| incoming.column(*i).clone()).collect()
         };
-        let changed: Vec<u32> = self
-            .rows(compared, &pick(compared))?
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !known.contains(r.as_ref()))
-            .map(|(i, _)| i as u32)
-            .collect();
-        let all_new = key_pos.is_some() && {
-            let incoming_keys = self.rows(&key_idx, &pick(&key_idx))?;
-            changed
+        let incoming_rows = self.rows(compared, &pick(compared))?;
+        let Some(key_pos) = key_pos else {
+            // Keys not all compared: every stored row in the ranges may equal an incoming one.
+            let stored_rows = stored
                 .iter()
-                .all(|i| !known_keys.contains(incoming_keys.row(*i as usize).as_ref()))
+                .map(|columns| self.rows(compared, columns))
+                .collect::<Result<Vec<_>>>()?;
+            let known: HashSet<&[u8]> = stored_rows
+                .iter()
+                .flat_map(|rows| rows.iter().map(|r| r.data()))
+                .collect();
+            let changed = unknown(&incoming_rows, &known);
+            return Ok((changed, false));
         };
+        // Only a stored row whose key is an incoming one can equal an incoming row or be replaced
+        // by one. The ranges are per key column (one symbol whose source lags widens the date
+        // range for all 2,000), so the stored rows are first matched on their keys, which are
+        // short, and only those that match are encoded whole. foldhash (DataFusion's default),
+        // not SipHash.
+        let key_idx: Vec<usize> = key_pos.iter().map(|p| compared[*p]).collect();
+        let incoming_keys = self.rows(&key_idx, &pick(&key_idx))?;
+        let wanted: HashSet<&[u8]> = incoming_keys.iter().map(|r| r.data()).collect();
+        let mut known_keys: HashSet<&[u8]> = HashSet::with_capacity(wanted.len());
+        let mut candidates = Vec::new();
+        for columns in stored {
+            let key_columns: Vec<ArrayRef> = key_pos.iter().map(|p| columns[*p].clone()).collect();
+            let stored_keys = self.rows(&key_idx, &key_columns)?;
+            let matching: Vec<u32> = stored_keys
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let key = wanted.get(r.data())?;
+                    known_keys.insert(key);
+                    Some(i as u32)
+                })
+                .collect();
+            if matching.is_empty() {
+                continue;
+            }
+            let matching = UInt32Array::from(matching);
+            let taken = columns
+                .iter()
+                .map(|c| take(c, &matching, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| self.data_err(e.to_string()))?;
+            candidates.push(self.rows(compared, &taken)?);
+        }
+        let known: HashSet<&[u8]> = candidates
+            .iter()
+            .flat_map(|rows| rows.iter().map(|r| r.data()))
+            .collect();
+        let changed = unknown(&incoming_rows, &known);
+        let all_new = changed
+            .iter()
+            .all(|i| !known_keys.contains(incoming_keys.row(*i as usize).data()));
         Ok((changed, all_new))
     }
 
@@ -466,5 +493,63 @@ mod tests {
             RecordBatch::try_new(plain, vec![Arc::new(StringArray::from(vec!["b", "a"]))]).unwrap();
         let same = cluster_by_date(vec![b.clone()]).unwrap();
         assert_eq!(same[0], b);
+    }
+
+    /// Stored rows in the incoming ranges whose keys are not incoming are no candidates: an
+    /// incoming row equal to a stored one is dropped, a changed value of a stored key is an
+    /// update (not all new), and a new key alone is all new.
+    #[test]
+    fn only_stored_rows_with_an_incoming_key_are_compared() {
+        use datafusion::arrow::array::Float64Array;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", DataType::Utf8, false),
+            Field::new("date", DataType::Date32, false),
+            Field::new("close", DataType::Float64, true),
+        ]));
+        let columns = |rows: &[(&str, i32, Option<f64>)]| -> Vec<ArrayRef> {
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.2))),
+            ]
+        };
+        let table = TableName::staging("t");
+        let m = Merge {
+            table: &table,
+            schema: &schema,
+        };
+        // The stored rows of the keys' ranges: B's days lie between A's but are not incoming.
+        let stored = vec![
+            columns(&[("A", 1, Some(1.0)), ("B", 2, Some(5.0)), ("B", 3, None)]),
+            columns(&[("A", 4, None), ("B", 4, Some(6.0))]),
+        ];
+        let keys = ["symbol".to_string(), "date".to_string()];
+        let changed = |rows: &[(&str, i32, Option<f64>)]| {
+            let incoming = RecordBatch::try_new(schema.clone(), columns(rows)).unwrap();
+            m.changed(&incoming, &stored, &[0, 1, 2], &keys).unwrap()
+        };
+        // A's stored days again (a NULL equals a NULL) and one new day: only the new day, all new.
+        assert_eq!(
+            changed(&[("A", 1, Some(1.0)), ("A", 4, None), ("A", 5, Some(2.0))]),
+            (vec![2], true)
+        );
+        // A revised value of a stored key: changed, and not all new (a MERGE, not an append).
+        assert_eq!(
+            changed(&[("A", 1, Some(1.5)), ("A", 5, Some(2.0))]),
+            (vec![0, 1], false)
+        );
+        // B's day 3 with a value where NULL was stored is a revision too.
+        assert_eq!(changed(&[("B", 3, Some(7.0))]), (vec![0], false));
+        // Keys not all compared (the date is ignored): whole rows are compared.
+        let incoming =
+            RecordBatch::try_new(schema.clone(), columns(&[("B", 9, Some(5.0))])).unwrap();
+        let whole: Vec<Vec<ArrayRef>> = stored
+            .iter()
+            .map(|c| vec![c[0].clone(), c[2].clone()])
+            .collect();
+        assert_eq!(
+            m.changed(&incoming, &whole, &[0, 2], &keys).unwrap(),
+            (vec![], false)
+        );
     }
 }

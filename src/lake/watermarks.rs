@@ -54,19 +54,16 @@ impl Lake {
 
     /// The watermarks of one source, by key (e.g. FRED series id).
     pub async fn watermarks(&self, source: &str) -> Result<HashMap<String, NaiveDate>> {
-        let mut out = HashMap::new();
-        let sql = "SELECT key, watermark_date FROM t WHERE source = $1";
+        let sql = "SELECT source, key, watermark_date FROM t WHERE source = $1";
         let batches = self.query_table(&table(), sql, vec![source.into()]).await?;
-        for batch in batches {
-            let keys: StringArray = column_as(&batch, 0, &DataType::Utf8)?;
-            let dates: Date32Array = column_as(&batch, 1, &DataType::Date32)?;
-            for i in 0..batch.num_rows() {
-                if let Some(day) = dates.value_as_date(i).filter(|_| !dates.is_null(i)) {
-                    out.insert(keys.value(i).to_string(), day);
-                }
-            }
-        }
-        Ok(out)
+        Ok(by_source(&batches)?.remove(source).unwrap_or_default())
+    }
+
+    /// Every source's watermarks, by source and key: one read of the table where each source's
+    /// own would be one each (sources start side by side; see `IngestContext::watermarks`).
+    pub async fn all_watermarks(&self) -> Result<HashMap<String, HashMap<String, NaiveDate>>> {
+        let sql = "SELECT source, key, watermark_date FROM t";
+        by_source(&self.query_table(&table(), sql, Vec::new()).await?)
     }
 
     /// Raises (or sets) watermarks of one source in one commit.
@@ -111,6 +108,24 @@ impl Lake {
         self.write(&table(), vec![batch], mode).await?;
         Ok(())
     }
+}
+
+/// Rows of (source, key, watermark_date) by source and key (a NULL date is no mark).
+fn by_source(batches: &[RecordBatch]) -> Result<HashMap<String, HashMap<String, NaiveDate>>> {
+    let mut out: HashMap<String, HashMap<String, NaiveDate>> = HashMap::new();
+    for batch in batches {
+        let sources: StringArray = column_as(batch, 0, &DataType::Utf8)?;
+        let keys: StringArray = column_as(batch, 1, &DataType::Utf8)?;
+        let dates: Date32Array = column_as(batch, 2, &DataType::Date32)?;
+        for i in 0..batch.num_rows() {
+            if let Some(day) = dates.value_as_date(i).filter(|_| !dates.is_null(i)) {
+                out.entry(sources.value(i).to_string())
+                    .or_default()
+                    .insert(keys.value(i).to_string(), day);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -160,5 +175,11 @@ mod tests {
             assert_eq!(marks.len(), 2);
         }
         assert_eq!(lake.watermarks("first").await.unwrap(), first);
+        // One read of every source's marks says what each source's own read says.
+        let all = lake.all_watermarks().await.unwrap();
+        assert_eq!(all.len(), 7);
+        for (source, marks) in &all {
+            assert_eq!(marks, &lake.watermarks(source).await.unwrap(), "{source}");
+        }
     }
 }

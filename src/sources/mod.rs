@@ -36,8 +36,10 @@ mod fuzz_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -304,7 +306,13 @@ pub struct IngestContext {
     pub run_at: DateTime<Utc>,
     /// The run's raw archives (one per source), where [`IngestContext::fetch`] lands each body.
     pub raw: crate::lake::raw::RawArchives,
+    /// Every source's watermarks as the run found them, read once by the first source that asks
+    /// ([`IngestContext::watermarks`]).
+    pub start_marks: StartMarks,
 }
+
+/// Every source's watermarks at the start of an ingest run, read once for all sources.
+pub type StartMarks = Arc<tokio::sync::OnceCell<HashMap<String, HashMap<String, NaiveDate>>>>;
 
 impl IngestContext {
     /// Fetches one request through the engine and lands its raw body in the source's archive
@@ -333,6 +341,23 @@ impl IngestContext {
         Ok(resp)
     }
 
+    /// A source's watermarks as the run found them. The sources start side by side, and one read
+    /// of `meta.watermarks` serves them all where each used to read it at once. A source raises
+    /// only its own marks, and only once it has read them, so the run's first read is what each
+    /// source would have read itself. ([`IngestContext::raise_watermarks`] reads the table
+    /// afresh: a source may raise its marks more than once.)
+    pub async fn watermarks(
+        &self,
+        source_name: &'static str,
+    ) -> Result<HashMap<String, NaiveDate>, SourceError> {
+        let all = self
+            .start_marks
+            .get_or_try_init(|| self.lake.all_watermarks())
+            .await
+            .map_err(|error| SourceError::Lake { source_name, error })?;
+        Ok(all.get(source_name).cloned().unwrap_or_default())
+    }
+
     /// The start of the window for one watermark key of a source.
     pub async fn start_for(
         &self,
@@ -341,11 +366,7 @@ impl IngestContext {
         lookback_days: u32,
         default_start: Option<NaiveDate>,
     ) -> Result<Option<NaiveDate>, SourceError> {
-        let marks = self
-            .lake
-            .watermarks(source_name)
-            .await
-            .map_err(|error| SourceError::Lake { source_name, error })?;
+        let marks = self.watermarks(source_name).await?;
         Ok(self
             .window
             .start_for(marks.get(key).copied(), lookback_days, default_start))
@@ -377,12 +398,20 @@ impl IngestContext {
     ) -> Result<usize, SourceError> {
         let table = R::table();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let clock = std::time::Instant::now();
         let written = self
             .lake
             .write(&table, batches, mode)
             .await
             .map_err(SourceError::lake(source_name))?;
+        let write_s = clock.elapsed().as_secs_f64();
         self.raise_watermarks(source_name, watermarks).await?;
+        tracing::debug!(
+            source = source_name,
+            write_s,
+            marks_s = clock.elapsed().as_secs_f64() - write_s,
+            "landing steps"
+        );
         tracing::info!(source = source_name, table = %table, rows, written = written.rows, "landed");
         Ok(written.rows)
     }

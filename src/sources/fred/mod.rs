@@ -252,11 +252,7 @@ impl Fred {
         ctx: &IngestContext,
         report: &mut SourceReport,
     ) -> Result<Vec<Fetched>, SourceError> {
-        let marks = ctx
-            .lake
-            .watermarks(NAME)
-            .await
-            .map_err(SourceError::lake(NAME))?;
+        let marks = ctx.watermarks(NAME).await?;
         let jobs: Vec<(String, Option<NaiveDate>)> = self
             .config
             .series

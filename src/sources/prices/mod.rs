@@ -11,6 +11,8 @@
 pub mod config;
 pub mod parse;
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use futures::StreamExt;
 
@@ -301,6 +303,16 @@ impl Prices {
     }
 }
 
+/// A spawned fetch that stops when its stream is dropped (a landing that failed), as the
+/// fetch did when it was a future of the stream.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Creates `staging.prices_daily` from the series as they are fetched (failures go to
 /// `failures`); returns the rows written.
 async fn land_first(
@@ -340,18 +352,28 @@ impl Source for Prices {
         let mut report = SourceReport::default();
         let mut fetched = Vec::new();
         // The watermarks once for every symbol (not a lake read per symbol: 2,000 symbols).
-        let marks = ctx
-            .lake
-            .watermarks(NAME)
-            .await
-            .map_err(|error| SourceError::Lake {
-                source_name: NAME,
-                error,
-            })?;
+        let marks = ctx.watermarks(NAME).await?;
+        // Each symbol is its own task: reading and parsing 2,000 bodies then uses every core
+        // (the futures of one stream share a thread), in the configured order.
+        let (this, shared, marks) = (
+            Arc::new(self.clone()),
+            Arc::new(ctx.clone()),
+            Arc::new(marks),
+        );
         let fetches = futures::stream::iter(self.config.symbols.iter().cloned())
             .map(|sym| {
-                let marks = &marks;
-                async move { self.fetch_symbol(ctx, &sym, marks).await }
+                let (this, ctx, marks) = (this.clone(), shared.clone(), marks.clone());
+                let mut task = AbortOnDrop(tokio::spawn(async move {
+                    this.fetch_symbol(&ctx, &sym, &marks).await
+                }));
+                async move {
+                    (&mut task.0).await.unwrap_or_else(|e| {
+                        Err(SourceError::Crashed {
+                            source_name: NAME,
+                            message: e.to_string(),
+                        })
+                    })
+                }
             })
             .buffered(self.config.concurrency.max(1));
         let exists = ctx
