@@ -247,14 +247,17 @@ pub async fn build(
     views: &[ViewDef],
     options: &BuildOptions<'_>,
 ) -> Result<BuildReport, ModelError> {
+    let clock = Instant::now();
     let (models, custom) = discover(options.sql_dir)?;
     let session = lake.session(None, views).await?;
+    let opened_s = clock.elapsed().as_secs_f64();
     let existing = readable(&session, views, options.sql_dir).await?;
     let models = selected(models, &existing, options)?;
     let order = dag::order(&models, &existing)?;
     let ctx = session.ctx.clone();
     let read = super::added::versions(&session.tables);
     plan_all(&ctx, &models, &order, &existing, options.test_only).await?;
+    let planned_s = clock.elapsed().as_secs_f64() - opened_s;
     let attached = attach_custom(&custom, &models, &order)?;
     let mut report = BuildReport::default();
     if options.dry_run {
@@ -272,6 +275,12 @@ pub async fn build(
     } else {
         lake.model_states().await?
     };
+    tracing::debug!(
+        opened_s,
+        planned_s,
+        states_s = clock.elapsed().as_secs_f64() - opened_s - planned_s,
+        "build started: models found, session opened, models planned, states read"
+    );
     // Models that do not read each other build at once; incremental ones one at a time (their
     // append and last-row queries bind fixed table names in the shared session).
     let position: HashMap<&TableName, usize> = order
@@ -338,8 +347,11 @@ pub async fn build(
         records.push(f.record);
         report.outcomes.push(f.outcome);
     }
-    lake.set_model_states(&built_states).await?;
-    lake.record_runs(&records).await?;
+    // Two tables, two commits: side by side.
+    tokio::try_join!(
+        lake.set_model_states(&built_states),
+        lake.record_runs(&records)
+    )?;
     Ok(report)
 }
 

@@ -367,5 +367,6 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         None => HashMap::new(),
     };
     record_state(step, started, Ended::Published(version), also).await?;
+    lap("last rows and state saved");
     Ok(Some(count))
 }
