@@ -42,8 +42,29 @@ static NO_HUGE_PAGES: extern "C" fn() = {
     no_huge_pages
 };
 
+/// Restores the default action of SIGPIPE: a process writing to a pipe whose reader is gone
+/// (`macrolake status | head`) ends quietly, as Unix tools do. Rust ignores the signal, so the
+/// write fails instead and `println!` panics with a backtrace. Sockets are unaffected: Rust and
+/// tokio send on them with `MSG_NOSIGNAL`, and a closed connection is an error as before.
+#[cfg(unix)]
+fn default_sigpipe() {
+    unsafe extern "C" {
+        fn signal(signum: std::ffi::c_int, handler: usize) -> usize;
+    }
+    const SIGPIPE: std::ffi::c_int = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid action.
+    unsafe { signal(SIGPIPE, SIG_DFL) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server and the daemon keep ignoring SIGPIPE: they run for days, and a closed pipe on
+    // their log output must not end them without a word.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve { .. } | Command::Daemon { .. }) {
+        default_sigpipe();
+    }
     macrolake::memory::configure(match cli.command {
         Command::Serve { .. } => Workload::Serving,
         _ => Workload::Batch,

@@ -316,3 +316,27 @@ fn treasury_tga_daily_from_three_layouts() {
         "open_balance_musd,close_balance_musd,deposits_musd,withdrawals_musd\n313162.0,332482.0,38702.0,19382.0"
     );
 }
+
+/// `macrolake sql … | head`: once the reader is gone the command ends quietly, as Unix tools do
+/// (killed by SIGPIPE), where `println!` used to panic with a backtrace.
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin(dir.path())
+        .arg("--lake")
+        .arg(dir.path().join("lake"))
+        .args(["sql", "select * from generate_series(1, 100000)"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.signal(), Some(13), "{:?} {err}", out.status);
+}
