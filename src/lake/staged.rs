@@ -87,11 +87,14 @@ impl Lake {
         // cannot drop the query's ORDER BY (files come out in its order) and the query keeps the
         // caller's session and memory pool.
         let (state, plan) = query.into_parts();
+        let clock = std::time::Instant::now();
+        let physical = state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(df_err(table))?;
+        tracing::debug!(%table, seconds = clock.elapsed().as_secs_f64(), "query optimized and planned");
         let rows = datafusion::physical_plan::execute_stream(
-            state
-                .create_physical_plan(&plan)
-                .await
-                .map_err(df_err(table))?,
+            physical,
             Arc::new(datafusion::execution::TaskContext::from(&state)),
         )
         .map_err(df_err(table))?;

@@ -463,11 +463,25 @@ impl IngestContext {
         newest: impl IntoIterator<Item = (String, Option<NaiveDate>)>,
     ) -> Result<(), SourceError> {
         let lake_err = |error| SourceError::Lake { source_name, error };
-        let marks = self.lake.watermarks(source_name).await.map_err(lake_err)?;
-        let raised: std::collections::HashMap<String, NaiveDate> = newest
+        // Marks only rise, so a date not above the run's first read of its mark is not above
+        // the mark now either: a source that landed nothing newer (most sources, most nights)
+        // reads nothing more.
+        let at_start = self.watermarks(source_name).await?;
+        let above = |marks: &HashMap<String, NaiveDate>, k: &String, d: &NaiveDate| {
+            marks.get(k).is_none_or(|old| d > old)
+        };
+        let candidates: Vec<(String, NaiveDate)> = newest
             .into_iter()
             .filter_map(|(k, d)| d.map(|d| (k, d)))
-            .filter(|(k, d)| marks.get(k).is_none_or(|old| d > old))
+            .filter(|(k, d)| above(&at_start, k, d))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let marks = self.lake.watermarks(source_name).await.map_err(lake_err)?;
+        let raised: HashMap<String, NaiveDate> = candidates
+            .into_iter()
+            .filter(|(k, d)| above(&marks, k, d))
             .collect();
         self.lake
             .set_watermarks(source_name, &raised, self.run_at)
@@ -555,4 +569,85 @@ pub fn all_views(config: &SourcesConfig) -> Vec<ViewDef> {
         .iter()
         .flat_map(|k| source_for(*k, config).views())
         .collect()
+}
+
+#[cfg(test)]
+mod raise_tests {
+    use super::*;
+    use crate::http::{HttpConfig, Mode};
+    use crate::lake::TableName;
+    use crate::sources::testing::d;
+
+    fn context(lake: &Lake) -> IngestContext {
+        let run_at = Lake::now();
+        IngestContext {
+            http: HttpEngine::new(HttpConfig::default(), Mode::Live).unwrap(),
+            lake: lake.clone(),
+            window: Window::default(),
+            run_at,
+            raw: crate::lake::raw::RawArchives::new(lake.clone(), run_at),
+            start_marks: Default::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raising_compares_with_the_start_marks_then_with_the_table_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let marks = |pairs: &[(&str, &str)]| -> HashMap<String, NaiveDate> {
+            pairs.iter().map(|(k, v)| (k.to_string(), d(v))).collect()
+        };
+        let now = Lake::now();
+        lake.set_watermarks("fred", &marks(&[("WALCL", "2026-06-03")]), now)
+            .await
+            .unwrap();
+        let ctx = context(&lake);
+        // The run reads the marks once as it starts.
+        assert_eq!(
+            ctx.watermarks("fred").await.unwrap()["WALCL"],
+            d("2026-06-03")
+        );
+        // Another part of the source raises WALCL further while the run goes on.
+        lake.set_watermarks("fred", &marks(&[("WALCL", "2026-06-10")]), now)
+            .await
+            .unwrap();
+        let version = lake.version(&TableName::meta("watermarks")).await.unwrap();
+        // Nothing above the start marks: nothing is written.
+        ctx.raise_watermarks(
+            "fred",
+            [
+                ("WALCL".to_string(), Some(d("2026-06-01"))),
+                ("TREAST".to_string(), None),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            lake.version(&TableName::meta("watermarks")).await.unwrap(),
+            version
+        );
+        // Above the start mark but below the mark as it is now: the mark is not lowered, and a
+        // new key is added.
+        ctx.raise_watermarks(
+            "fred",
+            [
+                ("WALCL".to_string(), Some(d("2026-06-05"))),
+                ("TREAST".to_string(), Some(d("2026-06-04"))),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            lake.watermarks("fred").await.unwrap(),
+            marks(&[("WALCL", "2026-06-10"), ("TREAST", "2026-06-04")])
+        );
+        // Above both: raised.
+        ctx.raise_watermark("fred", "WALCL", Some(d("2026-06-17")))
+            .await
+            .unwrap();
+        assert_eq!(
+            lake.watermarks("fred").await.unwrap()["WALCL"],
+            d("2026-06-17")
+        );
+    }
 }
