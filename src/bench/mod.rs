@@ -9,6 +9,7 @@
 pub mod compare;
 pub mod measure;
 pub mod report;
+pub mod soak;
 pub mod universe;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,19 @@ pub enum BenchError {
     /// The DuckDB / PostgreSQL comparison failed.
     #[error("bench: comparison: {0}")]
     Compare(String),
+    /// After a soak, a load of `table` replays more commits than the checkpoint interval: its
+    /// log is not checkpointed as the lake sets it to be.
+    #[error(
+        "soak: a load of {table} replays {tail} commits after its newest checkpoint (at most {} \
+         expected): its checkpoints are not written; each load will keep growing",
+        crate::lake::log::CHECKPOINT_INTERVAL
+    )]
+    LogTail {
+        /// The table.
+        table: String,
+        /// Commits after its newest checkpoint.
+        tail: u64,
+    },
 }
 
 /// Sizes of universe.

@@ -177,6 +177,11 @@ pub enum Command {
     /// built and tested from scratch and one day later, against DuckDB and PostgreSQL; prints a
     /// table and writes JSON. Uses its own lake under --dir (not --lake).
     Bench(crate::bench::BenchArgs),
+    /// Soak: a job (default nightly) run night after night on the bundled snapshot, as the
+    /// daemon runs it; prints each night's time and every table's log (version, newest
+    /// checkpoint, files) and fails when a table's log outgrows its checkpoints. Uses its own
+    /// lake under --dir (not --lake).
+    Soak(crate::bench::soak::SoakArgs),
 }
 
 /// `build` / `test` arguments.

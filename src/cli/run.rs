@@ -33,8 +33,10 @@ pub enum CliError {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Bench(args) = cli.command {
-        return Ok(crate::bench::run(args).await?);
+    match cli.command {
+        Command::Bench(args) => return Ok(crate::bench::run(args).await?),
+        Command::Soak(args) => return Ok(crate::bench::soak::run(args).await?),
+        _ => {}
     }
     let mut app = build_app(&cli.global)?;
     if matches!(
@@ -124,7 +126,7 @@ async fn app_command(app: &mut App, command: Command) -> Result<(), CliError> {
         .await?),
         Command::Docs { sql_dir, out } => Ok(docs(app, sql_dir, &out).await?),
         Command::Status { dir } => status(app, &dir).await,
-        Command::Export(_) | Command::Chart(_) | Command::Bench(_) => {
+        Command::Export(_) | Command::Chart(_) | Command::Bench(_) | Command::Soak(_) => {
             unreachable!("run() handles the commands with their own errors")
         }
     }

@@ -384,7 +384,8 @@ impl Lake {
             .clone();
         let _writing = writer.lock().await;
         let existing = if self.exists(table).await? {
-            Some(self.load(table, None).await?)
+            let loaded = self.load(table, None).await?;
+            Some(self.with_short_log(table, loaded).await?)
         } else {
             None
         };
@@ -416,6 +417,7 @@ impl Lake {
                 let mut builder = delta
                     .write(batches)
                     .with_table_name(table.to_string())
+                    .with_configuration(log::table_properties())
                     .with_writer_properties(files::writer_properties());
                 builder = match mode {
                     // New nullable columns (e.g. added to meta.runs by an upgrade) join the table.

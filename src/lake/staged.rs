@@ -264,6 +264,7 @@ impl Staged {
             .with_log_store(target.log_store())
             .with_table_name(self.table.to_string())
             .with_columns(columns)
+            .with_configuration(super::log::table_properties())
             .with_save_mode(SaveMode::Overwrite)
             .with_actions(adds.into_iter().map(Action::Add))
             .await

@@ -175,6 +175,27 @@ pub async fn run_now(
     break_lease: BreakLease,
 ) -> Result<(), ScheduleError> {
     let job = super::find(dir, name)?;
+    let progress = Progress::new(job.file.steps.len());
+    let report = run_leased(app, &job, break_lease, &progress).await?;
+    print_summary(&report);
+    match (report.status, report.error) {
+        (RunStatus::Ok, _) => Ok(()),
+        (_, error) => Err(ScheduleError::JobFailed {
+            job: job.name,
+            error: error.unwrap_or_default(),
+        }),
+    }
+}
+
+/// Runs `job` once now under its lease (as `macrolake run` does), telling `observer` its
+/// progress; returns its report whatever its status.
+pub async fn run_leased(
+    app: &App,
+    job: &Job,
+    break_lease: BreakLease,
+    observer: &dyn Observer,
+) -> Result<JobReport, ScheduleError> {
+    let job = job.clone();
     job.check_models(&app.sql_dir)?;
     // The same lease as the daemon's: a hand run never overlaps a scheduled one.
     let coord = Coordinator::new(&app.lake, default_holder(), chrono::Duration::seconds(120));
@@ -205,25 +226,16 @@ pub async fn run_now(
     }
     let (held, stop_rx) =
         super::daemon::Held::start(coord, lease, Arc::new(SystemClock), shutdown_on_signals());
-    let progress = Progress::new(job.file.steps.len());
     let cx = RunContext {
         lake: &app.lake,
         executor: app,
-        observer: &progress,
+        observer,
         shutdown: stop_rx,
         scheduled_for: None,
     };
     let report = super::runner::run_job(&job, cx).await;
     held.release().await?;
-    let report = report?;
-    print_summary(&report);
-    match (report.status, report.error) {
-        (RunStatus::Ok, _) => Ok(()),
-        (_, error) => Err(ScheduleError::JobFailed {
-            job: job.name,
-            error: error.unwrap_or_default(),
-        }),
-    }
+    report
 }
 
 fn print_summary(report: &JobReport) {
