@@ -1,5 +1,7 @@
-//! What a table's Delta log says happened between two versions, read commit by commit: the log's
-//! tail, not a snapshot.
+//! Tables' Delta logs: what happened between two versions, read commit by commit (the log's
+//! tail, not a snapshot); how long a tail a load replays (every table the lake writes is
+//! checkpointed every [`CHECKPOINT_INTERVAL`] commits); where a log stands ([`LogState`], what
+//! `macrolake soak` reports).
 
 use std::collections::HashMap;
 
