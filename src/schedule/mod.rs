@@ -1,5 +1,5 @@
 //! Jobs: `schedules/<job>.toml` files naming a 5-field cron expression, an IANA time zone and
-//! ordered steps (ingest sources, build, test, export). `macrolake schedules` lists every job's
+//! ordered steps (ingest sources, build, test, export, optimize, vacuum). `macrolake schedules` lists every job's
 //! next runs; `macrolake run <job>` runs one now; `macrolake daemon` fires them on schedule.
 //!
 //! ```toml
@@ -18,6 +18,10 @@
 //! kind = "export"
 //! query = "SELECT * FROM marts.liquidity_vs_risk"
 //! path = "exports/liquidity_vs_risk.csv"
+//! [[steps]]
+//! kind = "optimize"                 # tables = [...] to limit; target_size_mb = 128
+//! [[steps]]
+//! kind = "vacuum"                   # tables = [...] to limit; retention_hours = 168 (at least)
 //! ```
 
 pub mod commands;
@@ -208,6 +212,34 @@ pub enum Step {
         #[serde(default)]
         format: Option<String>,
     },
+    /// Compact tables' small files into large ones, as `macrolake optimize` (same rows, a new
+    /// version of each table compacted).
+    Optimize {
+        /// Tables (`marts.asset_daily` or `asset_daily`); every table when omitted.
+        #[serde(default)]
+        tables: Vec<String>,
+        /// Target file size in MB.
+        #[serde(default = "default_target_size_mb")]
+        target_size_mb: u64,
+    },
+    /// Delete files no version within the retention still needs, as `macrolake vacuum`.
+    Vacuum {
+        /// Tables; every table when omitted.
+        #[serde(default)]
+        tables: Vec<String>,
+        /// Keep every file a version of the last HOURS needs (`--as-of` within them keeps
+        /// working); at least 168 (7 days), Delta's default.
+        #[serde(default = "default_retention_hours")]
+        retention_hours: u64,
+    },
+}
+
+fn default_target_size_mb() -> u64 {
+    128
+}
+
+fn default_retention_hours() -> u64 {
+    crate::lake::maintain::DEFAULT_RETENTION_HOURS
 }
 
 impl Step {
@@ -218,6 +250,8 @@ impl Step {
             Step::Build { .. } => "build",
             Step::Test { .. } => "test",
             Step::Export { .. } => "export",
+            Step::Optimize { .. } => "optimize",
+            Step::Vacuum { .. } => "vacuum",
         }
     }
 
@@ -232,6 +266,12 @@ impl Step {
                 format!("{} {s}", self.kind())
             }
             Step::Export { path, .. } => format!("export {}", path.display()),
+            Step::Optimize { tables, .. } | Step::Vacuum { tables, .. } if tables.is_empty() => {
+                format!("{} (all tables)", self.kind())
+            }
+            Step::Optimize { tables, .. } | Step::Vacuum { tables, .. } => {
+                format!("{} {}", self.kind(), tables.join(","))
+            }
         }
     }
 }
@@ -395,10 +435,34 @@ impl Job {
             ));
         }
         for step in &file.steps {
-            if let Step::Export { format, path, .. } = step {
-                crate::query::Format::for_file(format.as_deref(), path).map_err(|m| {
-                    invalid("steps.format", format.as_deref().unwrap_or_default(), m)
-                })?;
+            match step {
+                Step::Export { format, path, .. } => {
+                    crate::query::Format::for_file(format.as_deref(), path).map_err(|m| {
+                        invalid("steps.format", format.as_deref().unwrap_or_default(), m)
+                    })?;
+                }
+                Step::Vacuum {
+                    retention_hours, ..
+                } if *retention_hours < crate::lake::maintain::DEFAULT_RETENTION_HOURS => {
+                    return Err(invalid(
+                        "steps.retention_hours",
+                        &retention_hours.to_string(),
+                        format!(
+                            "must be at least {} (7 days): a shorter retention deletes files \
+                             that time travel and long-running readers still need (`macrolake \
+                             vacuum --allow-short-retention` does it by hand)",
+                            crate::lake::maintain::DEFAULT_RETENTION_HOURS
+                        ),
+                    ));
+                }
+                Step::Optimize { target_size_mb, .. } if *target_size_mb == 0 => {
+                    return Err(invalid(
+                        "steps.target_size_mb",
+                        "0",
+                        "must be at least 1".into(),
+                    ));
+                }
+                _ => {}
             }
         }
         if file.steps.is_empty() {

@@ -78,6 +78,50 @@ impl StepExecutor for App {
                     targets: vec![(path.display().to_string(), rows as i64)],
                 })
             }
+            // Maintenance writes no row: each table is a target with 0 rows, and what was done
+            // is in the log.
+            Step::Optimize {
+                tables,
+                target_size_mb,
+            } => {
+                let mut targets = Vec::new();
+                for t in self
+                    .lake
+                    .resolve_tables(tables)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    let m = self
+                        .lake
+                        .optimize(&t, *target_size_mb)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tracing::info!(table = %t, files_added = m.files_added, files_removed = m.files_removed, "optimized");
+                    targets.push((t.to_string(), 0));
+                }
+                Ok(StepOutput { rows: 0, targets })
+            }
+            Step::Vacuum {
+                tables,
+                retention_hours,
+            } => {
+                let mut targets = Vec::new();
+                for t in self
+                    .lake
+                    .resolve_tables(tables)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    let (_, deleted) = self
+                        .lake
+                        .vacuum(&t, *retention_hours, false, false)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tracing::info!(table = %t, files_deleted = deleted.len(), "vacuumed");
+                    targets.push((t.to_string(), 0));
+                }
+                Ok(StepOutput { rows: 0, targets })
+            }
         }
     }
 }

@@ -159,12 +159,13 @@ fn schedules_lists_next_runs_and_rejects_bad_files() {
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("nightly (30 18 * * MON-FRI America/New_York)")
-            && out.contains("weekly_h41 (30 16 * * THU America/New_York)"),
+            && out.contains("weekly_h41 (30 16 * * THU America/New_York)")
+            && out.contains("weekly_maintenance (0 4 * * SUN America/New_York)"),
         "{out}"
     );
     assert_eq!(
         out.lines().filter(|l| l.contains(" UTC")).count(),
-        10,
+        15,
         "five runs per job:\n{out}"
     );
     assert!(
@@ -188,5 +189,104 @@ fn schedules_lists_next_runs_and_rejects_bad_files() {
     assert!(
         err.contains("x.toml): cron = \"0 25 * * *\": hour field \"25\""),
         "{err}"
+    );
+    // A vacuum step may not shorten the time-travel window.
+    std::fs::write(
+        bad.join("x.toml"),
+        "cron = \"0 4 * * SUN\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"vacuum\"\nretention_hours = 24\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bin(dir.path())
+        .arg("--lake")
+        .arg(dir.path().join("lake"))
+        .args(["schedules", "--dir"])
+        .arg(&bad));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("steps.retention_hours = \"24\": must be at least 168"),
+        "{err}"
+    );
+}
+
+#[test]
+fn weekly_maintenance_compacts_and_vacuums_and_every_row_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let nightly = || {
+        run(bin(dir.path())
+            .current_dir(repo)
+            .arg("--lake")
+            .arg(&lake)
+            .arg("--config")
+            .arg(snapshot_config())
+            .arg("--replay")
+            .arg(snapshot())
+            .args(["run", "nightly"]))
+    };
+    let (code, out, err) = nightly();
+    assert_eq!(code, 0, "{out}\n{err}");
+    let counts = "select (select count(*) from staging.prices_daily) as prices, \
+                  (select count(*) from marts.liquidity_vs_risk) as lvr, \
+                  (select count(*) from meta.runs) as runs";
+    let before = sql_csv(dir.path(), &lake, counts);
+    // A file no version names, older than the 7-day window (what a crashed writer leaves).
+    let stray = lake.join("staging/prices_daily/part-stray.parquet");
+    std::fs::write(&stray, b"not referenced").unwrap();
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&stray)
+        .unwrap()
+        .set_modified(month_ago)
+        .unwrap();
+
+    let (code, out, err) = run(bin(dir.path())
+        .current_dir(repo)
+        .arg("--lake")
+        .arg(&lake)
+        .args(["run", "weekly_maintenance"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("1. optimize (all tables)") && out.contains("2. vacuum (all tables)"),
+        "{out}"
+    );
+    // meta.runs, one small file per record, was compacted (a commit of its own); the stray file
+    // is gone; the rows are those of before (meta.runs: plus the job's own records).
+    let log = std::fs::read_dir(lake.join("meta/runs/_delta_log")).unwrap();
+    let compacted = log.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok());
+    assert!(
+        compacted
+            .into_iter()
+            .any(|commit| commit.contains("\"operation\":\"OPTIMIZE\"")),
+        "no OPTIMIZE commit in meta.runs"
+    );
+    assert!(!stray.exists(), "the vacuum left {}", stray.display());
+    let steps = sql_csv(
+        dir.path(),
+        &lake,
+        "select kind, status from meta.runs \
+         where job = 'weekly_maintenance' and kind <> 'job' order by started_at",
+    );
+    assert_eq!(steps.trim(), "kind,status\noptimize,ok\nvacuum,ok");
+    let after = sql_csv(dir.path(), &lake, counts);
+    let (b, a): (Vec<&str>, Vec<&str>) = (
+        before.lines().nth(1).unwrap().split(',').collect(),
+        after.lines().nth(1).unwrap().split(',').collect(),
+    );
+    assert_eq!(a[..2], b[..2], "rows changed:\n{before}\n{after}");
+    assert!(a[2].parse::<u64>().unwrap() > b[2].parse::<u64>().unwrap());
+    // The nightly after it still runs (and its incremental model reads its last rows afresh).
+    let (code, out, err) = nightly();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        sql_csv(dir.path(), &lake, counts)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .take(2)
+            .collect::<Vec<_>>(),
+        b[..2]
     );
 }
