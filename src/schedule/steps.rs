@@ -84,44 +84,46 @@ impl StepExecutor for App {
                 tables,
                 target_size_mb,
             } => {
-                let mut targets = Vec::new();
-                for t in self
-                    .lake
-                    .resolve_tables(tables)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    let m = self
-                        .lake
-                        .optimize(&t, *target_size_mb)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                self.each_table(tables, |t| async move {
+                    let m = self.lake.optimize(&t, *target_size_mb).await?;
                     tracing::info!(table = %t, files_added = m.files_added, files_removed = m.files_removed, "optimized");
-                    targets.push((t.to_string(), 0));
-                }
-                Ok(StepOutput { rows: 0, targets })
+                    Ok(())
+                })
+                .await
             }
             Step::Vacuum {
                 tables,
                 retention_hours,
             } => {
-                let mut targets = Vec::new();
-                for t in self
-                    .lake
-                    .resolve_tables(tables)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    let (_, deleted) = self
-                        .lake
-                        .vacuum(&t, *retention_hours, false, false)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                self.each_table(tables, |t| async move {
+                    let (_, deleted) = self.lake.vacuum(&t, *retention_hours, false, false).await?;
                     tracing::info!(table = %t, files_deleted = deleted.len(), "vacuumed");
-                    targets.push((t.to_string(), 0));
-                }
-                Ok(StepOutput { rows: 0, targets })
+                    Ok(())
+                })
+                .await
             }
         }
+    }
+}
+
+impl App {
+    /// Runs `work` on each of `tables` (every table when empty) in turn: a maintenance step's
+    /// output, each table a target with no row written.
+    async fn each_table<F, Fut>(&self, tables: &[String], work: F) -> Result<StepOutput, String>
+    where
+        F: Fn(crate::lake::TableName) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::lake::LakeError>>,
+    {
+        let mut targets = Vec::new();
+        for t in self
+            .lake
+            .resolve_tables(tables)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            targets.push((t.to_string(), 0));
+            work(t).await.map_err(|e| e.to_string())?;
+        }
+        Ok(StepOutput { rows: 0, targets })
     }
 }

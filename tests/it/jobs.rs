@@ -173,35 +173,28 @@ fn schedules_lists_next_runs_and_rejects_bad_files() {
             .filter(|l| l.starts_with("  ") && l.contains("18:30"))
             .all(|l| !l.starts_with("  Sat") && !l.starts_with("  Sun"))
     );
+    // A bad job file is refused with the file, the field and why.
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
-    std::fs::write(
-        bad.join("x.toml"),
-        "cron = \"0 25 * * *\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"ingest\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .arg("--lake")
-        .arg(dir.path().join("lake"))
-        .args(["schedules", "--dir"])
-        .arg(&bad));
-    assert_eq!(code, 1);
+    let refused = |job: &str| {
+        std::fs::write(bad.join("x.toml"), job).unwrap();
+        let (code, _, err) = run(bin(dir.path())
+            .arg("--lake")
+            .arg(dir.path().join("lake"))
+            .args(["schedules", "--dir"])
+            .arg(&bad));
+        assert_eq!(code, 1, "{job}");
+        err
+    };
+    let err = refused("cron = \"0 25 * * *\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"ingest\"\n");
     assert!(
         err.contains("x.toml): cron = \"0 25 * * *\": hour field \"25\""),
         "{err}"
     );
     // A vacuum step may not shorten the time-travel window.
-    std::fs::write(
-        bad.join("x.toml"),
+    let err = refused(
         "cron = \"0 4 * * SUN\"\ntimezone = \"UTC\"\n[[steps]]\nkind = \"vacuum\"\nretention_hours = 24\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .arg("--lake")
-        .arg(dir.path().join("lake"))
-        .args(["schedules", "--dir"])
-        .arg(&bad));
-    assert_eq!(code, 1);
+    );
     assert!(
         err.contains("steps.retention_hours = \"24\": must be at least 168"),
         "{err}"
