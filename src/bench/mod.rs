@@ -221,12 +221,19 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         report.set_compare(results);
     }
     let json = args.json.clone().unwrap_or_else(|| dir.join("bench.json"));
-    let text =
-        serde_json::to_string_pretty(&report).map_err(|e| BenchError::Compare(e.to_string()))?;
-    std::fs::write(&json, text).map_err(io(&json))?;
+    write_json(&json, &report)?;
     println!("{}", report.markdown());
     eprintln!("bench: results written to {}", json.display());
     Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path`.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), BenchError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| BenchError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(path, text).map_err(io(path))
 }
 
 fn default_python() -> PathBuf {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{BenchError, fresh_dir, io, phase_err, snapshot_config};
+use super::{BenchError, fresh_dir, io, phase_err, snapshot_config, write_json};
 use crate::app::App;
 use crate::http::Mode;
 use crate::lake::log::{CHECKPOINT_INTERVAL, LogState};
@@ -168,9 +168,7 @@ pub async fn run(args: SoakArgs) -> Result<(), BenchError> {
     };
     println!("{}", report.text());
     let json = args.json.clone().unwrap_or_else(|| dir.join("soak.json"));
-    let text =
-        serde_json::to_string_pretty(&report).map_err(|e| BenchError::Compare(e.to_string()))?;
-    std::fs::write(&json, text).map_err(io(&json))?;
+    write_json(&json, &report)?;
     eprintln!("soak: results written to {}", json.display());
     match report
         .tables

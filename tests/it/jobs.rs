@@ -204,25 +204,20 @@ fn schedules_lists_next_runs_and_rejects_bad_files() {
 #[test]
 fn weekly_maintenance_compacts_and_vacuums_and_every_row_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let nightly = || {
-        run(bin(dir.path())
-            .current_dir(repo)
-            .arg("--lake")
-            .arg(&lake)
-            .arg("--config")
-            .arg(snapshot_config())
-            .arg("--replay")
-            .arg(snapshot())
-            .args(["run", "nightly"]))
+    let lake = nightly_lake(dir.path());
+    // Rows of prices_daily, liquidity_vs_risk and meta.runs.
+    let counts = || -> Vec<u64> {
+        let csv = sql_csv(
+            dir.path(),
+            &lake,
+            "select (select count(*) from staging.prices_daily) as prices, \
+             (select count(*) from marts.liquidity_vs_risk) as lvr, \
+             (select count(*) from meta.runs) as runs",
+        );
+        let values = csv.lines().nth(1).unwrap_or_else(|| panic!("{csv}"));
+        values.split(',').map(|n| n.parse().unwrap()).collect()
     };
-    let (code, out, err) = nightly();
-    assert_eq!(code, 0, "{out}\n{err}");
-    let counts = "select (select count(*) from staging.prices_daily) as prices, \
-                  (select count(*) from marts.liquidity_vs_risk) as lvr, \
-                  (select count(*) from meta.runs) as runs";
-    let before = sql_csv(dir.path(), &lake, counts);
+    let before = counts();
     // A file no version names, older than the 7-day window (what a crashed writer leaves).
     let stray = lake.join("staging/prices_daily/part-stray.parquet");
     std::fs::write(&stray, b"not referenced").unwrap();
@@ -234,11 +229,7 @@ fn weekly_maintenance_compacts_and_vacuums_and_every_row_stays() {
         .set_modified(month_ago)
         .unwrap();
 
-    let (code, out, err) = run(bin(dir.path())
-        .current_dir(repo)
-        .arg("--lake")
-        .arg(&lake)
-        .args(["run", "weekly_maintenance"]));
+    let (code, out, err) = run(on_snapshot(repo(), &lake).args(["run", "weekly_maintenance"]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("1. optimize (all tables)") && out.contains("2. vacuum (all tables)"),
@@ -247,10 +238,8 @@ fn weekly_maintenance_compacts_and_vacuums_and_every_row_stays() {
     // meta.runs, one small file per record, was compacted (a commit of its own); the stray file
     // is gone; the rows are those of before (meta.runs: plus the job's own records).
     let log = std::fs::read_dir(lake.join("meta/runs/_delta_log")).unwrap();
-    let compacted = log.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok());
     assert!(
-        compacted
-            .into_iter()
+        log.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
             .any(|commit| commit.contains("\"operation\":\"OPTIMIZE\"")),
         "no OPTIMIZE commit in meta.runs"
     );
@@ -262,24 +251,11 @@ fn weekly_maintenance_compacts_and_vacuums_and_every_row_stays() {
          where job = 'weekly_maintenance' and kind <> 'job' order by started_at",
     );
     assert_eq!(steps.trim(), "kind,status\noptimize,ok\nvacuum,ok");
-    let after = sql_csv(dir.path(), &lake, counts);
-    let (b, a): (Vec<&str>, Vec<&str>) = (
-        before.lines().nth(1).unwrap().split(',').collect(),
-        after.lines().nth(1).unwrap().split(',').collect(),
-    );
-    assert_eq!(a[..2], b[..2], "rows changed:\n{before}\n{after}");
-    assert!(a[2].parse::<u64>().unwrap() > b[2].parse::<u64>().unwrap());
+    let after = counts();
+    assert_eq!(after[..2], before[..2], "rows changed");
+    assert!(after[2] > before[2]);
     // The nightly after it still runs (and its incremental model reads its last rows afresh).
-    let (code, out, err) = nightly();
+    let (code, out, err) = run(on_snapshot(repo(), &lake).args(["run", "nightly"]));
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(
-        sql_csv(dir.path(), &lake, counts)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split(',')
-            .take(2)
-            .collect::<Vec<_>>(),
-        b[..2]
-    );
+    assert_eq!(counts()[..2], before[..2]);
 }
