@@ -10,18 +10,33 @@
 -- test: unique(btc_date)
 -- test: not_null(btc_date, small_caps_date, small_caps_symbol)
 WITH rut AS (
+    -- Session numbers as signed integers: row_number() is unsigned, and abs(r.td - a.td) below
+    -- wrapped around for a high before the anchor (7372 − 7376 became 2^64 − 4), which made the
+    -- farthest earlier high the "nearest".
     SELECT date, symbol, close, is_new_high, high_since,
-           row_number() OVER (ORDER BY date) AS td
+           CAST(row_number() OVER (ORDER BY date) AS BIGINT) AS td
     FROM marts.asset_roles_daily WHERE role = 'small_caps'
 ),
 btc_highs AS (
     SELECT date, close, high_since FROM marts.asset_roles_daily WHERE role = 'bitcoin' AND is_new_high
 ),
--- Each bitcoin high maps to the small-cap session on or before it.
+-- Each bitcoin high maps to the small-cap session on or before it: in one date-ordered stream
+-- of both (a session before a bitcoin high of its own day), the running maximum of the sessions'
+-- numbers. (A join on r.date <= b.date paired every high with every earlier session: 1.4M
+-- pairs and 40 ms of CPU at 25 years for 179 rows.) A high before the first session has none and
+-- pairs with nothing below, as the join left it out.
 anchored AS (
-    SELECT b.date AS btc_date, b.close AS btc_close, b.high_since AS btc_high_since, max(r.td) AS td
-    FROM btc_highs b JOIN rut r ON r.date <= b.date
-    GROUP BY b.date, b.close, b.high_since
+    SELECT date AS btc_date, close AS btc_close, high_since AS btc_high_since, td
+    FROM (
+        SELECT date, close, high_since, is_btc,
+               max(td) OVER (ORDER BY date, is_btc ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS td
+        FROM (
+            SELECT date, CAST(NULL AS DOUBLE) AS close, CAST(NULL AS DATE) AS high_since, td, false AS is_btc FROM rut
+            UNION ALL
+            SELECT date, close, high_since, CAST(NULL AS BIGINT) AS td, true AS is_btc FROM btc_highs
+        )
+    )
+    WHERE is_btc AND td IS NOT NULL
 ),
 pairs AS (
     SELECT a.btc_date, a.btc_close, a.btc_high_since, r.date AS small_caps_date, r.symbol AS small_caps_symbol,

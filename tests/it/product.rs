@@ -109,6 +109,8 @@ fn the_product_table_on_the_snapshot() {
         "n\n0\n"
     );
 
+    co_highs_match_a_count_by_hand(&q);
+
     // Every column of the product is documented in the model header and in the README's table.
     let cols = q(
         "select column_name from information_schema.columns where table_schema = 'marts' \
@@ -133,4 +135,56 @@ fn the_product_table_on_the_snapshot() {
             "README lacks the doc of {c}"
         );
     }
+}
+
+/// `marts.co_highs` against its definition worked out here from `marts.asset_roles_daily`: each
+/// bitcoin new-high day is anchored to the small-cap session on or before it, and paired with the
+/// small-cap new high nearest to that session within ±5 sessions (on a tie, the earlier one).
+fn co_highs_match_a_count_by_hand(q: &dyn Fn(&str) -> String) {
+    let rows = |sql: &str| -> Vec<Vec<String>> {
+        q(sql)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let sessions = rows(
+        "select date, symbol, is_new_high from marts.asset_roles_daily \
+         where role = 'small_caps' order by date",
+    );
+    let btc_highs = rows(
+        "select date from marts.asset_roles_daily where role = 'bitcoin' and is_new_high order by date",
+    );
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let mut expected = vec!["btc_date,small_caps_date,small_caps_symbol,gap_days".to_string()];
+    for b in &btc_highs {
+        // The anchor: how many sessions fall on or before the bitcoin high (dates sort as text).
+        let anchor = sessions.partition_point(|s| s[0] <= b[0]);
+        if anchor == 0 {
+            continue;
+        }
+        let nearest = sessions
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s[2] == "true" && (i + 1).abs_diff(anchor) <= 5)
+            .min_by_key(|(i, s)| ((i + 1).abs_diff(anchor), s[0].clone()));
+        if let Some((_, s)) = nearest {
+            let gap = (day(&s[0]) - day(&b[0])).num_days();
+            expected.push(format!("{},{},{},{gap}", b[0], s[0], s[1]));
+        }
+    }
+    let stored = q(
+        "select btc_date, small_caps_date, small_caps_symbol, gap_days from marts.co_highs order by btc_date",
+    );
+    assert!(
+        expected.len() > 50,
+        "{} bitcoin highs paired",
+        expected.len()
+    );
+    // The case a wrapped-around session distance got wrong: the nearest high before the anchor.
+    assert!(
+        expected.iter().any(|l| l.ends_with(",-3")),
+        "no pair three days before the bitcoin high"
+    );
+    assert_eq!(stored.trim_end().lines().collect::<Vec<_>>(), expected);
 }
