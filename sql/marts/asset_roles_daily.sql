@@ -32,9 +32,12 @@ candidates AS (
     WHERE previous_date IS DISTINCT FROM date
 ),
 chosen AS (
+    -- first_value with an explicit ROWS frame: the default frame of an ordered window is RANGE,
+    -- whose bounds DataFusion searches row by row (dates are unique per role, so both frames
+    -- hold the same rows; the window operator took 25 ms instead of ~10 at 64k rows).
     SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
            lag(symbol) OVER (PARTITION BY role ORDER BY date) AS previous_symbol,
-           first_value(close) OVER (PARTITION BY role ORDER BY date) AS first_close,
+           first_value(close) OVER (PARTITION BY role ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS first_close,
            row_number() OVER (PARTITION BY role ORDER BY date) AS n
     FROM candidates
 )

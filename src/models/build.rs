@@ -663,6 +663,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         return audit_as_is(step).await;
     }
     // A table model whose inputs and files are as at its last build keeps its rows.
+    let clock = Instant::now();
     let prints = if incremental {
         None
     } else {
@@ -672,11 +673,13 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         return Ok(kept);
     }
     let phase = Instant::now();
+    let checked_s = (phase - clock).as_secs_f64();
     // Write: stream the new rows into files beside the table, visible to no one.
     let query = ctx
         .sql(&m.sql)
         .await
         .map_err(|e| format!("{}: DataFusion: {e}", m.path.display()))?;
+    tracing::debug!(model = %m.name, checked_s, sql_s = phase.elapsed().as_secs_f64(), "inputs fingerprinted and SQL planned");
     let staged = lake
         .stage_watching(&m.name, query, &super::audit::unique_keys(m))
         .await
@@ -705,7 +708,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         published_s = (phase.elapsed() - staged_in - audited_in).as_secs_f64(), "built");
     if incremental {
         let version = published.version;
-        let also = super::last_rows::rewrite(lake, m, version).await;
+        let also = super::last_rows::rewrite(lake, m, version);
         let ended = super::incremental::Ended::Published(version);
         super::incremental::record_state(step, started, ended, also).await?;
     }

@@ -57,6 +57,17 @@ pub(super) async fn input(
     print(lake, ctx, name, 0).await
 }
 
+/// [`input`] of each of `inputs`, in their order. The inputs are looked at side by side: each
+/// reads its table's log tail (a round trip per file on S3), and a model reading ten tables
+/// waited for ten reads in a row before its query started.
+pub(super) async fn each_input(
+    lake: &Lake,
+    ctx: &SessionContext,
+    inputs: &[TableName],
+) -> Result<Vec<Option<String>>, String> {
+    futures::future::try_join_all(inputs.iter().map(|name| input(lake, ctx, name))).await
+}
+
 fn print<'a>(
     lake: &'a Lake,
     ctx: &'a SessionContext,
@@ -147,8 +158,8 @@ pub(super) async fn all(
     inputs: &[TableName],
 ) -> Result<Option<HashMap<String, String>>, String> {
     let mut prints = HashMap::from([(FILES.to_string(), files(m, lake))]);
-    for name in inputs {
-        let Some(p) = input(lake, ctx, name).await? else {
+    for (name, p) in inputs.iter().zip(each_input(lake, ctx, inputs).await?) {
+        let Some(p) = p else {
             return Ok(None);
         };
         prints.insert(name.to_string(), p);

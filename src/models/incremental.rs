@@ -58,6 +58,7 @@ async fn classify(
             fingerprint::files(m, lake),
         )]),
     };
+    let mut others = Vec::new();
     for input in inputs {
         let schema = ctx
             .table(input.to_string())
@@ -68,12 +69,14 @@ async fn classify(
         let has = |c: &str| schema.has_column_with_unqualified_name(c);
         if has("ingested_at") && m.partition_by.iter().all(|c| has(c)) {
             out.partitioned.push(input.clone());
-            continue;
+        } else {
+            others.push(input.clone());
         }
+    }
+    let prints = fingerprint::each_input(lake, ctx, &others).await?;
+    for (input, print) in others.iter().zip(prints) {
         // An input that cannot be fingerprinted gets a print no build recorded: a full build.
-        let print = fingerprint::input(lake, ctx, input)
-            .await?
-            .unwrap_or_else(|| format!("unknown {}", uuid::Uuid::new_v4()));
+        let print = print.unwrap_or_else(|| format!("unknown {}", uuid::Uuid::new_v4()));
         out.fingerprints.insert(input.to_string(), print);
     }
     Ok(out)
@@ -138,7 +141,9 @@ pub(super) enum Ended<'a> {
 }
 
 /// Records what a build of the step's model (started at `started`) read, and what holds on the
-/// version it leaves, with the entries of `also` (e.g. the side table of [`super::last_rows`]):
+/// version it leaves, with the entries `also` yields (the write of the side table of
+/// [`super::last_rows`], run beside the look at the inputs: both only read what the build
+/// published, and the next model waits for this one):
 /// - published: its unique keys and its relationships tests hold ([`super::proven`],
 ///   [`super::added`]) and its stored partitions are present in its inputs;
 /// - unchanged: the proofs recorded for the version the table is still at stay, and its stored
@@ -147,7 +152,7 @@ pub(super) async fn record_state(
     step: &Step<'_>,
     started: chrono::DateTime<chrono::Utc>,
     ended: Ended<'_>,
-    also: HashMap<String, String>,
+    also: impl std::future::Future<Output = HashMap<String, String>>,
 ) -> Result<(), String> {
     let Step {
         lake,
@@ -157,7 +162,8 @@ pub(super) async fn record_state(
         read,
         ..
     } = *step;
-    let classified = classify(lake, ctx, m, inputs).await?;
+    let (classified, also) = tokio::join!(classify(lake, ctx, m, inputs), also);
+    let classified = classified?;
     let partitioned = &classified.partitioned;
     let mut proofs = HashMap::new();
     match ended {
@@ -309,9 +315,11 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
     lap("changes found");
     if changes.recompute.is_empty() && changes.after.is_empty() {
         // Last rows read from the model are saved for the next build.
-        let also = match last.filter(|l| !l.from_side_table) {
-            Some(l) => last_rows::save(lake, m, l.rows, version).await,
-            None => HashMap::new(),
+        let also = async {
+            match last.filter(|l| !l.from_side_table) {
+                Some(l) => last_rows::save(lake, m, l.rows, version).await,
+                None => HashMap::new(),
+            }
         };
         let ended = Ended::Unchanged {
             previous: &previous,
@@ -362,9 +370,11 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         .map_err(|e| e.to_string())?;
     lap("published");
     let version = written.version;
-    let also = match last_after {
-        Some(rows) => last_rows::save(lake, m, rows, version).await,
-        None => HashMap::new(),
+    let also = async {
+        match last_after {
+            Some(rows) => last_rows::save(lake, m, rows, version).await,
+            None => HashMap::new(),
+        }
     };
     record_state(step, started, Ended::Published(version), also).await?;
     lap("last rows and state saved");
