@@ -125,8 +125,12 @@ days AS (
         greatest((SELECT max(date) FROM marts.net_liquidity_daily), (SELECT max(known_on) FROM feeds)),
         INTERVAL '1 day')) AS DATE) AS date
 ),
+-- The feeds, named here rather than as SELECT DISTINCT feed FROM feeds: each CTE a query names is
+-- planned again where it is named, and feeds once less is ~10 ms less planning. They are the roles
+-- the columns below read, the correlation stats and the policy path; a name without rows adds no
+-- row below (its observation day is NULL).
 names AS (
-    SELECT DISTINCT feed FROM feeds
+    SELECT feed FROM (VALUES ('bitcoin'), ('small_caps'), ('large_caps'), ('tech'), ('blue_chips'), ('silver'), ('stats'), ('policy')) AS t(feed)
 ),
 as_of AS (
     SELECT d.date, n.feed,

@@ -48,8 +48,12 @@ bounds AS (
 days AS (
     SELECT CAST(unnest(generate_series(first_day, last_day, INTERVAL '1 day')) AS DATE) AS date FROM bounds
 ),
+-- The feeds, named here rather than as SELECT DISTINCT feed FROM feeds: each CTE a query names is
+-- planned again where it is named, and feeds once less is ~10 ms less planning. They are the five
+-- FRED series and the DTS that feeds reads; a name without rows adds no row below (its observation
+-- day is NULL).
 names AS (
-    SELECT DISTINCT feed FROM feeds
+    SELECT feed FROM (VALUES ('WALCL'), ('WDTGAL'), ('WTREGEN'), ('RRPONTSYD'), ('WRESBAL'), ('DTS')) AS t(feed)
 ),
 -- For each day and input, the newest observation public by the day's cut-off.
 as_of AS (
