@@ -1,11 +1,11 @@
--- description: One canonical series per asset role and trading day (bitcoin, small_caps, large_caps, tech, blue_chips, silver) — the one place every mart reads roles from. Each day uses the most preferred symbol of the role (seeds.asset_roles, e.g. ^RUT then IWM) that has a close that day; the symbol is in its own column. Returns, highs and drawdowns never cross a switch of symbol: drawdown_pct is the chosen instrument's drawdown from its own high, daily_return its own return from its own previous close, and level chains those returns into one continuous series (equal to the first instrument's close until the first switch).
+-- description: One canonical series per asset role and trading day (bitcoin, small_caps, large_caps, tech, blue_chips, silver) — the one place every mart reads roles from. Each day uses the most preferred symbol of the role (seeds.asset_roles, e.g. ^RUT then IWM) that has a close that day; the symbol is in its own column. Returns, highs and drawdowns never cross a switch of symbol: drawdown_pct is the chosen instrument's drawdown from its own high, daily_return its own return from its own previous close, and level chains the role's returns from day to day into one continuous series (equal to the first instrument's close until the first switch; a move is never counted twice when the role switches back to an instrument after a gap).
 -- column role: asset role
 -- column date: trading day
 -- column symbol: the symbol chosen for the day
 -- column switched: the symbol differs from the role's previous day
 -- column close: the chosen symbol's close (its own units: ^RUT index points, IWM dollars per share)
 -- column daily_return: the chosen symbol's own return from its previous close (fraction)
--- column level: chain-linked level of the role: the first chosen close compounded by every day's daily_return (continuous across switches; use it for charts and returns, not close)
+-- column level: chain-linked level of the role: the first chosen close compounded by the role's return from each of its days to the next (continuous across switches; use it for charts and returns, not close): the chosen symbol's own daily_return when its previous close is on the role's previous day, else the return of the previous day's symbol to this day, else 0 (neither instrument spans the two days)
 -- column drawdown_pct: the chosen symbol's drawdown from its own all-time high, %
 -- column is_new_high: the chosen symbol set a new high of its own history
 -- column high_since: first day of the chosen symbol's history in the lake (its high is measured from then)
@@ -19,15 +19,22 @@
 -- window per role and day: DataFusion's window operator pays per partition, and 64k of them took
 -- 0.4 s (first_value(… ORDER BY …) per group took longer still on the text columns, and DuckDB
 -- does not know it as an aggregate).
-WITH ranked AS (
-    SELECT r.role, a.date, a.symbol, a.close, a.daily_return, a.drawdown_pct, a.is_new_high,
-           a.history_start, a.known_on,
-           lag(a.date) OVER (PARTITION BY r.role ORDER BY a.date, r.preference, a.symbol) AS previous_date
+WITH members AS (
+    SELECT r.role, r.preference, a.date, a.symbol, a.close, a.daily_return, a.drawdown_pct, a.is_new_high,
+           a.history_start, a.known_on
     FROM marts.asset_daily a
     JOIN seeds.asset_roles r ON r.symbol = a.symbol
 ),
+ranked AS (
+    SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
+           lag(date) OVER (PARTITION BY role ORDER BY date, preference, symbol) AS previous_date,
+           -- the day of the symbol's own previous close, which its daily_return is measured from
+           lag(date) OVER (PARTITION BY role, symbol ORDER BY date) AS own_previous_date
+    FROM members
+),
 candidates AS (
-    SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on
+    SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
+           own_previous_date
     FROM ranked
     WHERE previous_date IS DISTINCT FROM date
 ),
@@ -36,16 +43,35 @@ chosen AS (
     -- whose bounds DataFusion searches row by row (dates are unique per role, so both frames
     -- hold the same rows; the window operator took 25 ms instead of ~10 at 64k rows).
     SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
+           own_previous_date,
            lag(symbol) OVER (PARTITION BY role ORDER BY date) AS previous_symbol,
+           lag(date) OVER (PARTITION BY role ORDER BY date) AS previous_day,
+           lag(close) OVER (PARTITION BY role ORDER BY date) AS previous_close,
            first_value(close) OVER (PARTITION BY role ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS first_close,
            row_number() OVER (PARTITION BY role ORDER BY date) AS n
     FROM candidates
+),
+-- The role's return from its previous day to this one. The chosen symbol's own daily_return runs
+-- from its own previous close: after a day taken by another instrument (silver: SI=F, then SLV on
+-- a day SI=F has no close, then SI=F again) it would count the move of that day a second time.
+-- Then the previous day's instrument carries the level to this day if it has a close today.
+linked AS (
+    SELECT c.*,
+           CASE
+               WHEN c.n = 1 THEN 0
+               WHEN c.own_previous_date = c.previous_day THEN coalesce(c.daily_return, 0)
+               WHEN p.close IS NOT NULL THEN p.close / c.previous_close - 1
+               ELSE 0
+           END AS role_return
+    FROM chosen c
+    LEFT JOIN members p
+      ON p.role = c.role AND p.date = c.date AND p.symbol = c.previous_symbol
 )
 SELECT role, date, symbol,
        coalesce(symbol <> previous_symbol, false) AS switched,
        close, daily_return,
-       first_close * exp(sum(CASE WHEN n = 1 THEN 0 ELSE ln(1 + coalesce(daily_return, 0)) END)
+       first_close * exp(sum(ln(1 + role_return))
            OVER (PARTITION BY role ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS level,
        drawdown_pct, is_new_high, history_start AS high_since, known_on
-FROM chosen
+FROM linked
 ORDER BY role, date

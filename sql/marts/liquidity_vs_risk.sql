@@ -119,10 +119,21 @@ feeds AS (
 newest AS (
     SELECT feed, known_on, max(date) AS date FROM feeds GROUP BY feed, known_on
 ),
+bills AS (
+    -- Exact dollars from the operations; the purpose from marts.bill_purchases.
+    SELECT o.operation_date AS date, sum(o.total_par_accepted_usd) AS accepted_usd
+    FROM staging.treasury_operation_totals o
+    JOIN marts.bill_purchases b ON b.operation_id = o.operation_id
+    WHERE b.purpose <> 'small_value_exercise'
+    GROUP BY o.operation_date
+),
 days AS (
     SELECT CAST(unnest(generate_series(
         (SELECT min(date) FROM marts.net_liquidity_daily),
-        greatest((SELECT max(date) FROM marts.net_liquidity_daily), (SELECT max(known_on) FROM feeds)),
+        -- the newest day anything the table shows became known: liquidity, the carried feeds, and
+        -- the bill purchases (public on their operation day)
+        greatest((SELECT max(date) FROM marts.net_liquidity_daily), (SELECT max(known_on) FROM feeds),
+                 (SELECT max(date) FROM bills)),
         INTERVAL '1 day')) AS DATE) AS date
 ),
 -- The feeds, named here rather than as SELECT DISTINCT feed FROM feeds: each CTE a query names is
@@ -191,14 +202,6 @@ carried AS (
     LEFT JOIN policy p ON a.feed = 'policy' AND p.as_of_date = a.obs_date
     WHERE a.obs_date >= a.date - INTERVAL '5 days'
     GROUP BY a.date
-),
-bills AS (
-    -- Exact dollars from the operations; the purpose from marts.bill_purchases.
-    SELECT o.operation_date AS date, sum(o.total_par_accepted_usd) AS accepted_usd
-    FROM staging.treasury_operation_totals o
-    JOIN marts.bill_purchases b ON b.operation_id = o.operation_id
-    WHERE b.purpose <> 'small_value_exercise'
-    GROUP BY o.operation_date
 ),
 eps AS (
     -- Per day and index, the newest edition of any source (marts.eps_growth applies the age rule).

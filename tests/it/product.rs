@@ -38,6 +38,26 @@ fn the_product_table_on_the_snapshot() {
          where role = 'small_caps' and date > '2026-02-20') where a.role = 'small_caps' and a.date = '2026-02-20'",
     );
     assert_eq!(jump, "err,symbol\n0.0,IWM\n");
+    // Every day the level moves by the role's return from its previous day: the chosen symbol's
+    // when it closed that day too, else the previous day's symbol's to this day, else not at all.
+    // Silver went SI=F (11-22), SLV (11-24, no SI=F close), SI=F (11-27): 11-27 moves by SLV's
+    // 0.63%, not by SI=F's 3.49% since 11-22, which would count 11-24's move twice.
+    let off = q("with d as (select role, date, symbol, close, level, \
+           lag(date) over (partition by role order by date) as pd, \
+           lag(symbol) over (partition by role order by date) as ps, \
+           lag(level) over (partition by role order by date) as pl from marts.asset_roles_daily) \
+         select count(*) as n from d \
+         left join marts.asset_daily own on own.symbol = d.symbol and own.date = d.pd \
+         left join marts.asset_daily was on was.symbol = d.ps and was.date = d.pd \
+         left join marts.asset_daily now on now.symbol = d.ps and now.date = d.date \
+         where d.pd is not null and abs(d.level / d.pl - 1 - case when own.close is not null then d.close / own.close - 1 \
+           when now.close is not null then now.close / was.close - 1 else 0 end) > 1e-9");
+    assert_eq!(off, "n\n0\n", "days whose level moved otherwise");
+    let back = q(
+        "select round(level / lag(level) over (order by date) - 1, 4) as r, date from marts.asset_roles_daily \
+         where role = 'silver' and date in ('2006-11-24', '2006-11-27') order by date",
+    );
+    assert_eq!(back, "r,date\n,2006-11-24\n0.0063,2006-11-27\n");
 
     // No carried value older than its age: closes 5 days, weekly liquidity 10, TGA 7 (DTS).
     for (value, as_of, days) in [
@@ -78,6 +98,17 @@ fn the_product_table_on_the_snapshot() {
             "select date, fed_total_assets_as_of from marts.liquidity_vs_risk where date in ('2026-05-27', '2026-05-28') order by 1"
         ),
         "date,fed_total_assets_as_of\n2026-05-27,2026-05-20\n2026-05-28,2026-05-27\n"
+    );
+    // The table runs to the newest bill purchase (public on its day; five operations from
+    // 2026-07-20 to 2026-08-06 were missing when only liquidity and prices set its end), and its
+    // running total there is the programme's.
+    assert_eq!(
+        q(
+            "select l.date, cast(l.bill_purchases_cum_usd as bigint) = cast(b.programme_cum_accepted_usd as bigint) as same \
+             from marts.liquidity_vs_risk l join marts.bill_purchases b on b.operation_date = l.date \
+             where l.date = (select max(date) from marts.liquidity_vs_risk)"
+        ),
+        "date,same\n2026-08-06,true\n"
     );
     // The table runs past the last WALCL to the newest day any input is known (the DTS).
     assert_eq!(
