@@ -10,10 +10,19 @@
 -- column is_new_high: the chosen symbol set a new high of its own history
 -- column high_since: first day of the chosen symbol's history in the lake (its high is measured from then)
 -- column known_on: first mart day that may use the row (see marts.asset_daily)
+-- materialized: incremental
+-- unique_key: role, date
+-- partition_by: role
 -- test: unique(role, date)
 -- test: not_null(role, date, symbol, close, level, drawdown_pct, known_on)
 -- test: relationships(symbol, seeds.asset_roles.symbol)
 -- test: accepted_range(drawdown_pct, -100, 0)
+-- test: no_rows_where(EXISTS (SELECT 1 FROM seeds.asset_roles GROUP BY symbol HAVING count(*) > 1))
+-- Built by role: a build recomputes the roles of the symbols whose rows marts.asset_daily gained
+-- since the last one (read from its log; a role none of whose symbols changed keeps its rows,
+-- and a night that only adds other symbols leaves the table as it is), and rebuilds it whole
+-- when that mart lost a row. A symbol's rows there belong to the role in their role column,
+-- so a symbol stands for one role: the last test fails the build when the seed lists one twice.
 -- Per role and day, the row of the most preferred symbol with a close: in (role, date, preference,
 -- symbol) order, the first row of its day. One window per role, not row_number() = 1 over a
 -- window per role and day: DataFusion's window operator pays per partition, and 64k of them took

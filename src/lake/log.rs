@@ -162,42 +162,61 @@ impl Lake {
     /// [`MAX_COMMITS`] commits apart, or a commit that is no longer in the log or cannot be read
     /// or parsed.
     pub async fn only_added_between(&self, table: &TableName, since: u64, now: u64) -> bool {
+        self.added_between(table, since, now).await.is_some()
+    }
+
+    /// The data files with new rows that the commits after version `since` up to `now` added to
+    /// `table` (paths relative to the table, as its log writes them), when those commits kept
+    /// every row ([`Lake::only_added_between`]); `None` otherwise or when it is not known. The
+    /// files a compaction adds carry no new rows (no `dataChange`) and are not listed.
+    pub async fn added_between(
+        &self,
+        table: &TableName,
+        since: u64,
+        now: u64,
+    ) -> Option<Vec<String>> {
         if now < since || now - since > MAX_COMMITS {
-            return false;
+            return None;
         }
-        let Some(delta) = self.builder(table).ok().and_then(|b| b.build().ok()) else {
-            return false;
-        };
+        let delta = self.builder(table).ok().and_then(|b| b.build().ok())?;
         let log = delta.log_store();
+        let mut added = Vec::new();
         for version in since + 1..=now {
-            let kept = match log.read_commit_entry(version).await {
-                Ok(Some(bytes)) => keeps_every_row(&bytes),
-                Ok(None) | Err(_) => false,
+            let actions = match log.read_commit_entry(version).await {
+                Ok(Some(bytes)) => row_actions(&bytes),
+                Ok(None) | Err(_) => None,
             };
-            if !kept {
+            let Some(paths) = actions else {
                 tracing::debug!(%table, version, "a commit may have removed rows");
-                return false;
-            }
+                return None;
+            };
+            added.extend(paths);
         }
-        true
+        Some(added)
     }
 }
 
-/// Whether a commit's actions (one JSON object per line) remove no row: no `remove` action with
-/// `dataChange` true (or absent). `false` for a line that is not JSON.
-fn keeps_every_row(commit: &[u8]) -> bool {
-    commit
+/// The paths of the data files a commit's actions (one JSON object per line) add with new rows
+/// (`dataChange`), when it removes no row: no `remove` action with `dataChange` true (or
+/// absent). `None` for a commit that removes rows, or a line that is not JSON.
+fn row_actions(commit: &[u8]) -> Option<Vec<String>> {
+    let data_change = |action: &serde_json::Value| {
+        action.get("dataChange") != Some(&serde_json::Value::Bool(false))
+    };
+    let mut added = Vec::new();
+    for line in commit
         .split(|b| *b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .all(|line| {
-            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
-                return false;
-            };
-            match action.get("remove") {
-                None => true,
-                Some(remove) => remove.get("dataChange") == Some(&serde_json::Value::Bool(false)),
-            }
-        })
+    {
+        let action = serde_json::from_slice::<serde_json::Value>(line).ok()?;
+        if action.get("remove").is_some_and(data_change) {
+            return None;
+        }
+        if let Some(add) = action.get("add").filter(|a| data_change(a)) {
+            added.push(add.get("path")?.as_str()?.to_string());
+        }
+    }
+    Some(added)
 }
 
 #[cfg(test)]
@@ -282,18 +301,25 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_keeps_its_rows_unless_it_removes_a_file_with_data() {
+    fn a_commit_keeps_its_rows_unless_it_removes_a_file_with_data_and_lists_its_new_files() {
         let add = r#"{"add":{"path":"a.parquet","size":1,"dataChange":true}}"#;
         let info = r#"{"commitInfo":{"operation":"WRITE"}}"#;
-        assert!(keeps_every_row(format!("{info}\n{add}\n").as_bytes()));
+        let a = Some(vec!["a.parquet".to_string()]);
+        assert_eq!(row_actions(format!("{info}\n{add}\n").as_bytes()), a);
+        // A compaction's files hold the rows it removed: no new rows, nothing listed.
         let compaction = r#"{"remove":{"path":"b.parquet","dataChange":false}}"#;
-        assert!(keeps_every_row(format!("{compaction}\n{add}").as_bytes()));
+        let compacted = r#"{"add":{"path":"c.parquet","size":1,"dataChange":false}}"#;
+        assert_eq!(
+            row_actions(format!("{compaction}\n{compacted}\n{add}").as_bytes()),
+            a
+        );
         let removes = r#"{"remove":{"path":"b.parquet","dataChange":true}}"#;
-        assert!(!keeps_every_row(
-            format!("{info}\n{removes}\n{add}").as_bytes()
-        ));
+        assert_eq!(
+            row_actions(format!("{info}\n{removes}\n{add}").as_bytes()),
+            None
+        );
         let unstated = r#"{"remove":{"path":"b.parquet"}}"#;
-        assert!(!keeps_every_row(unstated.as_bytes()));
-        assert!(!keeps_every_row(b"{\"add\":"), "not JSON: not known");
+        assert_eq!(row_actions(unstated.as_bytes()), None);
+        assert_eq!(row_actions(b"{\"add\":"), None, "not JSON: not known");
     }
 }

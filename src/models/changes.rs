@@ -9,7 +9,8 @@ use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::prelude::SessionContext;
+use datafusion::functions_aggregate::expr_fn::min;
+use datafusion::prelude::{Expr, ParquetReadOptions, SessionContext, ident};
 
 use super::incremental::df_err;
 use super::session::{bind, collect};
@@ -106,6 +107,9 @@ pub(super) struct Changes {
     /// The predicate matching the appended rows: per group of partitions with the same last
     /// stored value, `(<partition> IN (…) AND <order> > <last>)`.
     pub appended: Option<String>,
+    /// No partition to recompute is stored: when they compute to no rows either (a new symbol
+    /// of no role), the table stays as it is.
+    pub only_new_partitions: bool,
 }
 
 /// Keeps the smaller of two first-new values; `None` (not appendable) wins.
@@ -122,13 +126,42 @@ fn earliest(a: Option<ScalarValue>, b: Option<ScalarValue>) -> Option<ScalarValu
 /// Per partition with new rows, the smallest order value among them (`None`: not appendable).
 type FirstNew = BTreeMap<Partition, Option<ScalarValue>>;
 
-/// Per partition with rows ingested into `partitioned` since `since`: the smallest order value
-/// among those rows (`None`: it cannot be appended to); and every partition present in them,
-/// unless `known` (every stored one is: `None`).
+/// Folds rows of (partition columns, smallest order value among a partition's new rows) into
+/// `first_new`; `with_order`: the rows carry that value (else: not appendable).
+fn fold_first_new(
+    first_new: &mut FirstNew,
+    batches: &[RecordBatch],
+    n: usize,
+    with_order: bool,
+) -> Result<(), String> {
+    for b in batches {
+        for (r, key) in row_keys(b, n)?.into_iter().enumerate() {
+            let v = if with_order {
+                let v = ScalarValue::try_from_array(b.column(n), r).map_err(|e| e.to_string())?;
+                (!v.is_null()).then_some(v)
+            } else {
+                None
+            };
+            let merged = match first_new.remove(&key) {
+                Some(old) => earliest(old, v),
+                None => v,
+            };
+            first_new.insert(key, merged);
+        }
+    }
+    Ok(())
+}
+
+/// Per partition with rows ingested into `partitioned` since `since`, or in the files a logged
+/// mart gained (`logged`: each input with the URLs of those files, [`super::logged`]): the
+/// smallest order value among those rows (`None`: it cannot be appended to); and every
+/// partition present in the partitioned inputs, unless `known` (every stored one is: `None`).
+/// A logged mart only gained rows, so its stored partitions are all still present.
 async fn new_in_inputs(
     ctx: &SessionContext,
     m: &Model,
     (partitioned, known): (&[TableName], bool),
+    logged: &[(TableName, Vec<String>)],
     cols: &str,
     since: &str,
 ) -> Result<(FirstNew, Option<BTreeSet<Partition>>), String> {
@@ -138,36 +171,34 @@ async fn new_in_inputs(
     let mut present = BTreeSet::new();
     for input in partitioned {
         let schema = ctx.table(input.to_string()).await.map_err(df_err(m))?;
-        match order.filter(|o| schema.schema().has_column_with_unqualified_name(o)) {
-            Some(o) => {
-                let sql = format!(
-                    "SELECT {cols}, min(\"{o}\") FROM {input} WHERE ingested_at >= {since} GROUP BY {cols}"
-                );
-                for b in collect(ctx, &sql).await.map_err(df_err(m))? {
-                    for (r, key) in row_keys(&b, n)?.into_iter().enumerate() {
-                        let v = ScalarValue::try_from_array(b.column(n), r)
-                            .map_err(|e| e.to_string())?;
-                        let v = (!v.is_null()).then_some(v);
-                        let merged = match first_new.remove(&key) {
-                            Some(old) => earliest(old, v),
-                            None => v,
-                        };
-                        first_new.insert(key, merged);
-                    }
-                }
-            }
-            None => {
-                let sql =
-                    format!("SELECT DISTINCT {cols} FROM {input} WHERE ingested_at >= {since}");
-                for key in partitions(ctx, m, sql).await? {
-                    first_new.insert(key, None);
-                }
-            }
-        }
+        let o = order.filter(|o| schema.schema().has_column_with_unqualified_name(o));
+        let sql = match o {
+            Some(o) => format!(
+                "SELECT {cols}, min(\"{o}\") FROM {input} WHERE ingested_at >= {since} GROUP BY {cols}"
+            ),
+            None => format!("SELECT DISTINCT {cols} FROM {input} WHERE ingested_at >= {since}"),
+        };
+        let batches = collect(ctx, &sql).await.map_err(df_err(m))?;
+        fold_first_new(&mut first_new, &batches, n, o.is_some())?;
         if !known {
             let sql = format!("SELECT DISTINCT {cols} FROM {input}");
             present.extend(partitions(ctx, m, sql).await?);
         }
+    }
+    for (_, urls) in logged.iter().filter(|(_, urls)| !urls.is_empty()) {
+        let err = df_err(m);
+        let rows = ctx
+            .read_parquet(urls.clone(), ParquetReadOptions::default())
+            .await
+            .map_err(&err)?;
+        let groups: Vec<Expr> = m.partition_by.iter().map(ident).collect();
+        let o = order.filter(|o| rows.schema().has_column_with_unqualified_name(o));
+        let rows = match o {
+            Some(o) => rows.aggregate(groups, vec![min(ident(o))]),
+            None => rows.select(groups).and_then(|r| r.distinct()),
+        };
+        let batches = rows.map_err(&err)?.collect().await.map_err(&err)?;
+        fold_first_new(&mut first_new, &batches, n, o.is_some())?;
     }
     Ok((first_new, (!known).then_some(present)))
 }
@@ -217,14 +248,15 @@ fn rows_of(
         .collect()
 }
 
-/// What changed in the partitioned inputs since the build at `built_at`, against the stored
-/// model, whose partitions' last rows are `last_rows` (read when it has an append query).
-/// `present`: every stored partition is known to be still present in the inputs
-/// (`super::added`), so they are not listed.
+/// What changed in the partitioned inputs since the build at `built_at`, and in the logged
+/// marts' new files (`logged`), against the stored model, whose partitions' last rows are
+/// `last_rows` (read when it has an append query). `present`: every stored partition is known
+/// to be still present in the inputs (`super::added`), so they are not listed.
 pub(super) async fn changes(
     ctx: &SessionContext,
     m: &Model,
     (partitioned, present): (&[TableName], bool),
+    logged: &[(TableName, Vec<String>)],
     built_at: chrono::DateTime<chrono::Utc>,
     last_rows: &[RecordBatch],
 ) -> Result<Changes, String> {
@@ -241,7 +273,7 @@ pub(super) async fn changes(
     );
     let order = m.append.as_ref().map(|a| a.order_by.as_str());
     let (mut first_new, present) =
-        new_in_inputs(ctx, m, (partitioned, present), &cols, &since).await?;
+        new_in_inputs(ctx, m, (partitioned, present), logged, &cols, &since).await?;
     let mut out = Changes::default();
     let mut stored_parts = BTreeSet::new();
     let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();
@@ -290,6 +322,7 @@ pub(super) async fn changes(
         out.recompute
             .extend(stored_parts.difference(&present).cloned());
     }
+    out.only_new_partitions = out.recompute.iter().all(|p| !stored_parts.contains(p));
     Ok(out)
 }
 

@@ -26,6 +26,7 @@ use datafusion::prelude::{SessionContext, cast, ident};
 use super::audit::{Increment, audit_increment};
 use super::build::Step;
 use super::changes::{Changes, changes, predicate};
+use super::logged::{self, Logged};
 use super::session::{collect, mem_table};
 use super::spec::Model;
 use super::{fingerprint, last_rows};
@@ -36,6 +37,8 @@ use crate::lake::{Lake, TableName, WriteMode};
 struct Inputs {
     /// Inputs that carry the partition columns and `ingested_at`.
     partitioned: Vec<TableName>,
+    /// Marts with the partition columns, followed through their logs, at the versions read.
+    logged: Vec<Logged>,
     /// Every other input → its fingerprint; `model files` → a hash of the model's SQL (and its
     /// append query), so an edit makes a full build.
     fingerprints: HashMap<String, String>,
@@ -53,12 +56,13 @@ async fn classify(
 ) -> Result<Inputs, String> {
     let mut out = Inputs {
         partitioned: Vec::new(),
+        logged: Vec::new(),
         fingerprints: HashMap::from([(
             fingerprint::FILES.to_string(),
             fingerprint::files(m, lake),
         )]),
     };
-    let mut others = Vec::new();
+    let (mut others, mut logged) = (Vec::new(), Vec::new());
     for input in inputs {
         let schema = ctx
             .table(input.to_string())
@@ -69,10 +73,13 @@ async fn classify(
         let has = |c: &str| schema.has_column_with_unqualified_name(c);
         if has("ingested_at") && m.partition_by.iter().all(|c| has(c)) {
             out.partitioned.push(input.clone());
+        } else if logged::follows(m, input, has) {
+            logged.push(input.clone());
         } else {
             others.push(input.clone());
         }
     }
+    out.logged = logged::versions(lake, &logged).await?;
     let prints = fingerprint::each_input(lake, ctx, &others).await?;
     for (input, print) in others.iter().zip(prints) {
         // An input that cannot be fingerprinted gets a print no build recorded: a full build.
@@ -180,6 +187,7 @@ pub(super) async fn record_state(
         }
     }
     proofs.extend(also);
+    proofs.extend(logged::entries(&classified.logged));
     save_state(lake, m, classified.fingerprints, started, proofs).await
 }
 
@@ -309,32 +317,49 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         None => None,
     };
     let last_before = last.as_ref().map(|l| l.rows.as_slice()).unwrap_or_default();
+    let Some(logged) = logged::added_since(lake, &previous, &classified.logged).await else {
+        return Ok(None);
+    };
     let partitioned = &classified.partitioned;
-    let present = super::added::present_holds(lake, &previous, version, partitioned, read).await;
-    let changes = changes(ctx, m, (partitioned, present), built_at, last_before).await?;
+    // The logged marts only gained rows (else the build is a full one): with no other
+    // partitioned input, every stored partition is still present.
+    let present = partitioned.is_empty()
+        || super::added::present_holds(lake, &previous, version, partitioned, read).await;
+    let inputs = (partitioned.as_slice(), present);
+    let changes = changes(ctx, m, inputs, &logged, built_at, last_before).await?;
     lap("changes found");
-    if changes.recompute.is_empty() && changes.after.is_empty() {
-        // Last rows read from the model are saved for the next build.
-        let also = async {
-            match last.filter(|l| !l.from_side_table) {
-                Some(l) => last_rows::save(lake, m, l.rows, version).await,
-                None => HashMap::new(),
-            }
-        };
-        let ended = Ended::Unchanged {
-            previous: &previous,
-            version,
-        };
-        record_state(step, started, ended, also).await?;
-        return Ok(Some(0));
-    }
+    let only_new = changes.only_new_partitions && changes.after.is_empty();
+    let new = if changes.recompute.is_empty() && changes.after.is_empty() {
+        None
+    } else {
+        Some(new_rows(ctx, m, changes).await?)
+    };
+    // Nothing to write: no partition changed, or the only ones were new and computed to no rows.
+    let new = match new {
+        Some(new) if !(only_new && new.rows.iter().all(|b| b.num_rows() == 0)) => new,
+        _ => {
+            // Last rows read from the model are saved for the next build.
+            let also = async {
+                match last.filter(|l| !l.from_side_table) {
+                    Some(l) => last_rows::save(lake, m, l.rows, version).await,
+                    None => HashMap::new(),
+                }
+            };
+            let ended = Ended::Unchanged {
+                previous: &previous,
+                version,
+            };
+            record_state(step, started, ended, also).await?;
+            return Ok(Some(0));
+        }
+    };
     let NewRows {
         rows,
         schema,
         replaced,
         appended,
         appended_after,
-    } = new_rows(ctx, m, changes).await?;
+    } = new;
     lap("new rows computed");
     let inc = Increment {
         candidate: candidate(ctx, m, &schema, replaced.as_deref(), rows.clone()).await?,

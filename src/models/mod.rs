@@ -37,6 +37,7 @@ pub mod evaluate;
 mod fingerprint;
 mod incremental;
 mod last_rows;
+mod logged;
 mod proven;
 pub mod seeds;
 mod session;

@@ -656,9 +656,14 @@ async fn an_appending_night_reads_only_the_new_prices_and_a_deletion_is_still_se
 
 /// Builds `marts.asset_daily`; returns the rows it computed and published.
 async fn build_asset_daily(lake: &Lake, full_refresh: bool) -> usize {
+    build_model(lake, "asset_daily", full_refresh).await
+}
+
+/// Builds the model `name` alone; returns the rows it computed and published (0: unchanged).
+async fn build_model(lake: &Lake, name: &str, full_refresh: bool) -> usize {
     let options = BuildOptions {
         sql_dir: &repo().join("sql"),
-        selector: Some("asset_daily"),
+        selector: Some(name),
         dry_run: false,
         test_only: false,
         // Freshness is not what this test is about: the random states end on any day.
@@ -692,7 +697,8 @@ async fn table_text(lake: &Lake, t: &str) -> String {
 }
 
 /// Random update sequences through the landing path (MERGE on the connector's key) and the model
-/// runner: after every step the incremental lake's `marts.asset_daily` equals a full refresh.
+/// runner: after every step the incremental lake's `marts.asset_daily`, and
+/// `marts.asset_roles_daily` built from it by role, equal a full refresh.
 /// `MACROLAKE_PROPTEST_CASES` sets the number of sequences (default 6; the note in the README
 /// gives the long run).
 #[tokio::test(flavor = "multi_thread")]
@@ -707,6 +713,8 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
         .unwrap_or(6);
     let prices = TableName::staging("prices_daily");
     let mode = || WriteMode::merge_on(&["symbol", "date", "source"]);
+    // Steps that built asset_roles_daily by role (fewer rows than the table holds), not whole.
+    let mut by_role = 0;
     for case in 0..cases {
         let mut rng = StdRng::seed_from_u64(0x5eed + case);
         let inc = Lake::open(
@@ -750,6 +758,8 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
         }
         build_asset_daily(&inc, false).await;
         build_asset_daily(&full, true).await;
+        build_model(&inc, "asset_roles_daily", false).await;
+        build_model(&full, "asset_roles_daily", true).await;
         let steps = rng.random_range(3..6);
         for step in 0..steps {
             let mut picks = Vec::new();
@@ -830,6 +840,20 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
                 a == b,
                 "case {case} step {step}: incremental marts.asset_daily differs from a full refresh"
             );
+            // The roles follow marts.asset_daily's log: by role while it only gained rows.
+            let computed = build_model(&inc, "asset_roles_daily", false).await;
+            build_model(&full, "asset_roles_daily", true).await;
+            let (a, b) = (
+                table_text(&inc, "marts.asset_roles_daily").await,
+                table_text(&full, "marts.asset_roles_daily").await,
+            );
+            assert!(
+                a == b,
+                "case {case} step {step}: incremental marts.asset_roles_daily differs from a full refresh"
+            );
+            if computed < a.lines().count() {
+                by_role += 1;
+            }
             assert_eq!(
                 table_text(&inc, "meta.asset_daily_last_rows").await,
                 table_text(&inc, &last_rows_of("max")).await,
@@ -837,4 +861,89 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
             );
         }
     }
+    assert!(by_role > 0, "no step built marts.asset_roles_daily by role");
+}
+
+/// `marts.asset_roles_daily` follows `marts.asset_daily`'s log by role: a night that only adds
+/// days of a symbol of no role, or a compaction of `asset_daily`, leaves it as it is (no commit,
+/// so the marts built from it keep their rows too); a new day of bitcoin recomputes the bitcoin
+/// role alone, into the rows a full refresh gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_follow_asset_daily_by_role_and_skip_nights_of_other_symbols() {
+    use datafusion::arrow::array::{Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let by_symbol = rows_by_symbol(&all);
+    let prices = TableName::staging("prices_daily");
+    let roles = TableName::marts("asset_roles_daily");
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap(), false).unwrap();
+    let land = |batch| async {
+        let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
+        lake.write(&prices, vec![batch], mode).await.unwrap();
+    };
+    // SPY's rows under a symbol no role lists.
+    let other = |rows: &[RowRef]| {
+        let picks: Vec<_> = rows.iter().map(|r| (*r, 1.0)).collect();
+        let b = rows_batch(&all, &picks, Lake::now());
+        let name = StringArray::from(vec!["ZZZ"; b.num_rows()]);
+        let name = datafusion::arrow::compute::cast(&name, b.column(0).data_type()).unwrap();
+        let mut cols = b.columns().to_vec();
+        cols[0] = Arc::new(name) as Arc<dyn Array>;
+        datafusion::arrow::array::RecordBatch::try_new(b.schema(), cols).unwrap()
+    };
+    let (spy, btc) = (&by_symbol["SPY"], &by_symbol["BTC-USD"]);
+    let mut first: Vec<_> = by_symbol
+        .iter()
+        .flat_map(|(s, rows)| rows[..rows.len() - usize::from(s == "BTC-USD")].to_vec())
+        .map(|r| (r, 1.0))
+        .collect();
+    first.sort_by_key(|(r, _)| (r.batch, r.row));
+    land(rows_batch(&all, &first, Lake::now())).await;
+    land(other(&spy[..spy.len() - 1])).await;
+    build_asset_daily(&lake, false).await;
+    build_model(&lake, "asset_roles_daily", false).await;
+    let built = lake.version(&roles).await.unwrap();
+    let text = table_text(&lake, "marts.asset_roles_daily").await;
+
+    // A new day of the symbol of no role: asset_daily appends it; the roles stay.
+    land(other(&spy[spy.len() - 1..])).await;
+    assert_eq!(build_asset_daily(&lake, false).await, 1);
+    assert_eq!(build_model(&lake, "asset_roles_daily", false).await, 0);
+    assert_eq!(lake.version(&roles).await.unwrap(), built, "no commit");
+    // A compaction rewrites asset_daily's rows as they were: the roles stay.
+    lake.optimize(&TableName::marts("asset_daily"), 64)
+        .await
+        .unwrap();
+    assert_eq!(build_model(&lake, "asset_roles_daily", false).await, 0);
+    assert_eq!(lake.version(&roles).await.unwrap(), built);
+    assert_eq!(table_text(&lake, "marts.asset_roles_daily").await, text);
+
+    // Bitcoin's last day: the bitcoin role is recomputed, the others are kept.
+    land(rows_batch(&all, &[(btc[btc.len() - 1], 1.0)], Lake::now())).await;
+    assert_eq!(build_asset_daily(&lake, false).await, 1);
+    let bitcoin = sql_count(
+        &lake,
+        "select count(*) from marts.asset_daily where symbol = 'BTC-USD'",
+    )
+    .await;
+    assert_eq!(
+        build_model(&lake, "asset_roles_daily", false).await,
+        bitcoin,
+        "the bitcoin role's rows, recomputed"
+    );
+    let by_role = table_text(&lake, "marts.asset_roles_daily").await;
+    assert_eq!(by_role.lines().count(), text.lines().count() + 1);
+    build_model(&lake, "asset_roles_daily", true).await;
+    assert_eq!(
+        table_text(&lake, "marts.asset_roles_daily").await,
+        by_role,
+        "a full refresh gives the same rows"
+    );
+}
+
+async fn sql_count(lake: &Lake, sql: &str) -> usize {
+    let session = lake.session(None, &[]).await.unwrap();
+    let rows = macrolake::query::collect(&session.ctx, sql).await.unwrap();
+    macrolake::query::render_rows(&rows)[0][0].parse().unwrap()
 }
