@@ -166,9 +166,11 @@ impl Lake {
     }
 
     /// The data files with new rows that the commits after version `since` up to `now` added to
-    /// `table` (paths relative to the table, as its log writes them), when those commits kept
-    /// every row ([`Lake::only_added_between`]); `None` otherwise or when it is not known. The
-    /// files a compaction adds carry no new rows (no `dataChange`) and are not listed.
+    /// `table`, when those commits kept every row ([`Lake::only_added_between`]); `None`
+    /// otherwise or when it is not known. The files a compaction adds carry no new rows (no
+    /// `dataChange`) and are not listed. Each is the file's full URL (the table's URL joined with
+    /// the path its log writes, percent-encoded as there): a session that reads the table has
+    /// the store of that URL's root (`file:///`, `s3://bucket/`, `memory:///`).
     pub async fn added_between(
         &self,
         table: &TableName,
@@ -180,6 +182,7 @@ impl Lake {
         }
         let delta = self.builder(table).ok().and_then(|b| b.build().ok())?;
         let log = delta.log_store();
+        let base = self.table_url(table);
         let mut added = Vec::new();
         for version in since + 1..=now {
             let actions = match log.read_commit_entry(version).await {
@@ -190,7 +193,9 @@ impl Lake {
                 tracing::debug!(%table, version, "a commit may have removed rows");
                 return None;
             };
-            added.extend(paths);
+            for path in paths {
+                added.push(base.join(&path).ok()?.to_string());
+            }
         }
         Some(added)
     }

@@ -59,7 +59,8 @@ pub(super) fn entries(logged: &[Logged]) -> HashMap<String, String> {
         .collect()
 }
 
-/// The URLs of the data files each logged input gained since the version `previous` recorded;
+/// The URLs of the data files each logged input gained since the version `previous` recorded
+/// (readable by the build's session, which has every table's store);
 /// `None` when that is not known for one of them (no version recorded, rows removed since, the
 /// log too far behind): the build is then a full one.
 pub(super) async fn added_since(
@@ -77,18 +78,10 @@ pub(super) async fn added_since(
             tracing::info!(%input, "full build: no version of the input recorded by the last build");
             return None;
         };
-        let Some(paths) = lake.added_between(input, since, *now).await else {
+        let Some(urls) = lake.added_between(input, since, *now).await else {
             tracing::info!(%input, since, now, "full build: the input may have lost rows since the last build");
             return None;
         };
-        let base = lake.table_url(input);
-        let urls = paths
-            .iter()
-            .filter_map(|p| base.join(p).ok().map(|u| u.to_string()))
-            .collect::<Vec<_>>();
-        if urls.len() != paths.len() {
-            return None;
-        }
         out.push((input.clone(), urls));
     }
     Some(out)

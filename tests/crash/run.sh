@@ -48,20 +48,7 @@ cut_replay() {
   sed -e "s|^reference_date = .*|reference_date = \"$CUT\"|" \
     -e "s|^dir = .*|dir = \"$REPO/sql\"|" \
     -e "s|^archive_dir = .*|archive_dir = \"$SNAP/eps_archive\"|" "$CONFIG" >"$WORK/config-cut.toml"
-  python3 - "$out/query1.finance.yahoo.com" "$CUT" <<'PY'
-import datetime, glob, json, sys
-cut = datetime.datetime.fromisoformat(sys.argv[2]).replace(tzinfo=datetime.timezone.utc).timestamp()
-for path in glob.glob(sys.argv[1] + "/*.body.json"):
-    body = json.load(open(path))
-    r = body["chart"]["result"][0]
-    keep = sum(1 for t in r["timestamp"] if t < cut)
-    r["timestamp"] = r["timestamp"][:keep]
-    for group in r["indicators"].values():
-        for series in group:
-            for k in series:
-                series[k] = series[k][:keep]
-    json.dump(body, open(path, "w"))
-PY
+  python3 "$REPO/tests/cut_yahoo.py" "$out/query1.finance.yahoo.com" "$CUT"
 }
 
 # Every table of the lake (zone.name), from the catalogue.
