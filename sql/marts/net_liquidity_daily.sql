@@ -1,4 +1,4 @@
--- description: Net liquidity = Fed total assets − Treasury General Account − overnight reverse repo, in $M, one row per calendar day as known at that day's cut-off (default 18:30 New York): each input is its newest print public by then (available_at), never a later one. All three on a level basis: WALCL is the Wednesday level; the TGA is the Daily Treasury Statement's closing balance (a daily level), else FRED's Wednesday-level WDTGAL — never the week-average WTREGEN, which is shown in its own column. Every input has an as-of date and a maximum age past which it is NULL (weekly series 10 days, DTS and ON RRP 7 days). The table runs from the first WALCL print to the newest day any input (liquidity or prices) became known.
+-- description: Net liquidity = Fed total assets − Treasury General Account − overnight reverse repo, in $M, one row per calendar day as known at that day's cut-off (default 18:30 New York): each input is its newest print public by then (available_at), never a later one; a FRED revision counts from the day it was seen, and the days before it keep the print they knew. All three on a level basis: WALCL is the Wednesday level; the TGA is the Daily Treasury Statement's closing balance (a daily level), else FRED's Wednesday-level WDTGAL — never the week-average WTREGEN, which is shown in its own column. Every input has an as-of date and a maximum age past which it is NULL (weekly series 10 days, DTS and ON RRP 7 days). The table runs from the first WALCL print to the newest day any input (liquidity or prices) became known.
 -- column date: calendar day (the values known at its cut-off)
 -- column fed_total_assets_musd: WALCL, Fed total assets, Wednesday level, $M; NULL when the newest print known is more than 10 days old
 -- column fed_total_assets_as_of: the Wednesday of that WALCL print
@@ -20,9 +20,16 @@
 -- test: accepted_range(net_liquidity_musd, 0, 20000000)
 -- test: freshness(date, 14)
 WITH feeds AS (
-    SELECT series_id AS feed, date, value_musd AS value, known_on(available_at) AS known_on
-    FROM staging.fred_observations_latest
+    -- One row per observation and day it became known: each FRED vintage of the five series (a
+    -- revision is known from the day it was seen, its available_at; a vintage without a value is
+    -- passed over; two vintages known the same day: the later one) and each DTS day. Not
+    -- fred_observations_latest: a revision must not reach back to the days before it was seen,
+    -- and those days still show the print they knew.
+    SELECT series_id AS feed, date, last_value(value_musd ORDER BY available_at, realtime_start) AS value,
+           known_on(available_at) AS known_on
+    FROM staging.fred_observations
     WHERE series_id IN ('WALCL', 'WDTGAL', 'WTREGEN', 'RRPONTSYD', 'WRESBAL') AND value_musd IS NOT NULL
+    GROUP BY series_id, date, known_on(available_at)
     UNION ALL
     SELECT 'DTS' AS feed, record_date AS date, max(coalesce(close_balance_musd, open_balance_musd)) AS value,
            max(known_on(available_at)) AS known_on
@@ -30,8 +37,13 @@ WITH feeds AS (
     WHERE coalesce(close_balance_musd, open_balance_musd) IS NOT NULL
     GROUP BY record_date
 ),
+-- Each row's key orders (observation day, day known): the greatest key known by a day is the
+-- newest observation, in its newest vintage known that day.
+keyed AS (
+    SELECT feed, date, value, known_on, CAST(date AS BIGINT) * 100000 + CAST(known_on AS BIGINT) AS key FROM feeds
+),
 newest AS (
-    SELECT feed, known_on, max(date) AS date FROM feeds GROUP BY feed, known_on
+    SELECT feed, known_on, max(key) AS key FROM keyed GROUP BY feed, known_on
 ),
 -- The table runs to the newest day the lake knows anything the product shows, so that a day
 -- with new prices but no new liquidity print still has its row (with each input's as-of).
@@ -55,18 +67,18 @@ days AS (
 names AS (
     SELECT feed FROM (VALUES ('WALCL'), ('WDTGAL'), ('WTREGEN'), ('RRPONTSYD'), ('WRESBAL'), ('DTS')) AS t(feed)
 ),
--- For each day and input, the newest observation public by the day's cut-off.
+-- For each day and input, the newest observation public by the day's cut-off (its key).
 as_of AS (
     SELECT d.date, n.feed,
-           max(w.date) OVER (PARTITION BY n.feed ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS obs_date
+           max(w.key) OVER (PARTITION BY n.feed ORDER BY d.date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS obs_key
     -- names first: DataFusion's cross join emits a batch per row of its left side and right batch,
     -- and thousands of tiny batches made the sort behind this window 70× slower
     FROM names n CROSS JOIN days d
     LEFT JOIN newest w ON w.feed = n.feed AND w.known_on = d.date
 ),
 valued AS (
-    SELECT a.date, a.feed, a.obs_date, f.value
-    FROM as_of a JOIN feeds f ON f.feed = a.feed AND f.date = a.obs_date
+    SELECT a.date, a.feed, f.date AS obs_date, f.value
+    FROM as_of a JOIN keyed f ON f.feed = a.feed AND f.key = a.obs_key
 ),
 wide AS (
     SELECT d.date,

@@ -25,7 +25,8 @@
 //! | `eps_estimates` vendor files | as_of_date | date + 1 day, 00:00 |
 //!
 //! A connector that knows better (e.g. the time it read a page) writes `available_at` itself;
-//! [`stamp`] leaves such a column alone. Tables without a rule get no column.
+//! [`stamp`] leaves such a column alone. A FRED revision (a new vintage of a stored observation)
+//! is public no earlier than when it was fetched ([`stamp_at_least`]). Tables without a rule get no column.
 
 use datafusion::arrow::datatypes::Date32Type;
 use std::sync::Arc;
@@ -191,6 +192,17 @@ pub fn available_at(table: &str, day: NaiveDate, what: &str) -> Option<DateTime<
 /// Adds `available_at` to a staging batch by its table's rule (unchanged when the table has no
 /// rule or the batch already has the column).
 pub fn stamp(table: &TableName, batch: RecordBatch) -> Result<RecordBatch, AvailabilityError> {
+    stamp_at_least(table, batch, &[])
+}
+
+/// [`stamp`], with each row's `available_at` no earlier than its floor in `floors` (by row; a
+/// missing or `None` floor leaves the rule's time): a value seen later than its rule says, such as
+/// a revised FRED value, became public when it was seen, not when the first print did.
+pub fn stamp_at_least(
+    table: &TableName,
+    batch: RecordBatch,
+    floors: &[Option<DateTime<Utc>>],
+) -> Result<RecordBatch, AvailabilityError> {
     let Some((date_col, what_col, rule)) = rule_for(&table.name) else {
         return Ok(batch);
     };
@@ -224,7 +236,13 @@ pub fn stamp(table: &TableName, batch: RecordBatch) -> Result<RecordBatch, Avail
                 return None;
             }
             let what = whats.map(|w| w.value(i)).unwrap_or("");
-            Some(rule(what).apply(dates.value_as_date(i)?).timestamp_micros())
+            let published = rule(what).apply(dates.value_as_date(i)?);
+            let floor = floors.get(i).copied().flatten();
+            Some(
+                floor
+                    .map_or(published, |f| f.max(published))
+                    .timestamp_micros(),
+            )
         })
         .collect();
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -589,6 +607,11 @@ mod tests {
         }
     }
 
+    /// The first `n` columns of a batch.
+    fn batch_of(batch: &RecordBatch, n: usize) -> RecordBatch {
+        batch.project(&(0..n).collect::<Vec<_>>()).unwrap()
+    }
+
     #[test]
     fn stamp_adds_the_column_and_respects_an_existing_one() {
         let schema = Arc::new(Schema::new(vec![
@@ -614,6 +637,29 @@ mod tests {
             .unwrap()
             .clone();
         assert_ne!(col.value(0), col.value(1));
+        // A floor later than the rule wins (a revision seen on 2026-06-12); an earlier one, or
+        // none, leaves the rule's time.
+        let seen = "2026-06-12T16:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let early = "2026-05-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let plain = batch_of(&stamped, 2);
+        for (floors, want) in [
+            (
+                vec![Some(seen), None],
+                [seen.timestamp_micros(), col.value(1)],
+            ),
+            (vec![Some(early), Some(early)], [col.value(0), col.value(1)]),
+        ] {
+            let got = stamp_at_least(&t, plain.clone(), &floors).unwrap();
+            let got = got
+                .column_by_name("available_at")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap()
+                .values()
+                .to_vec();
+            assert_eq!(got, want);
+        }
         let again = stamp(&t, stamped.clone()).unwrap();
         assert_eq!(again.num_columns(), stamped.num_columns());
         let bad = RecordBatch::try_new(

@@ -65,7 +65,7 @@ const CHECKS: [(&str, &str); 6] = [
 
 /// For each day, the rows of each checked mart that belong to it in `full` and in the marts
 /// computed on the inputs known that day; returns what differs.
-async fn compare(
+pub(crate) async fn compare(
     lake: &Lake,
     sql_dir: &Path,
     full: &datafusion::prelude::SessionContext,

@@ -89,3 +89,76 @@ fn a_revision_becomes_a_new_vintage_and_wins_in_latest() {
         "1225 observations + 1 revised vintage, nothing duplicated"
     );
 }
+
+/// A revision is public from the moment it was seen, not from its first print's publication: the
+/// days before it keep the print they knew (the full build equals the marts built on what was
+/// known each day), and the days after show the revised value.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revision_counts_from_the_day_it_was_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest_snapshot(repo(), &lake);
+    // WALCL for Wednesday 2026-06-03 (first print public Thursday 06-04), revised and seen on
+    // Friday 2026-06-12 at 12:00 UTC.
+    let revised = replay_dir(
+        dir.path(),
+        "revision",
+        "2026-06-12T12:00:00Z",
+        Some(("2026-06-03", "6800001")),
+    );
+    let cfg = dir.path().join("fred.toml");
+    std::fs::write(&cfg, "[sources.fred]\nseries = [\"WALCL\"]\n").unwrap();
+    let (code, out, err) = run(bin(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--replay")
+        .arg(&revised)
+        .args(["ingest", "fred"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(on_snapshot(repo(), &lake).arg("build"));
+    assert_eq!(code, 0, "{out}{err}");
+
+    let first = real_body("WALCL")
+        .lines()
+        .find(|l| l.starts_with("2026-06-03"))
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let vintages = sql_csv(
+        dir.path(),
+        &lake,
+        "select value, cast(available_at as varchar) as available_at from staging.fred_observations \
+         where series_id = 'WALCL' and date = '2026-06-03' order by realtime_start",
+    );
+    assert_eq!(
+        vintages.trim(),
+        format!(
+            "value,available_at\n{first}.0,2026-06-04T20:30:00Z\n6800001.0,2026-06-12T12:00:00Z"
+        ),
+        "the first print by the H.4.1 rule, the revision when it was seen"
+    );
+    let days = sql_csv(
+        dir.path(),
+        &lake,
+        "select date, fed_total_assets_musd, fed_total_assets_as_of from marts.net_liquidity_daily \
+         where date in ('2026-06-04', '2026-06-11', '2026-06-12') order by date",
+    );
+    assert_eq!(
+        days.trim(),
+        format!(
+            "date,fed_total_assets_musd,fed_total_assets_as_of\n\
+             2026-06-04,{first}.0,2026-06-03\n2026-06-11,{first}.0,2026-06-03\n\
+             2026-06-12,6800001.0,2026-06-03"
+        )
+    );
+    let opened = macrolake::lake::Lake::open(lake.to_str().unwrap(), false).unwrap();
+    let published = opened.session(None, &[]).await.unwrap().ctx;
+    let days = ["2026-06-04", "2026-06-05", "2026-06-11", "2026-06-12"];
+    let diffs =
+        crate::point_in_time::compare(&opened, &repo().join("sql"), &published, &days).await;
+    assert!(diffs.is_empty(), "look-ahead:\n{}", diffs.join("\n"));
+}

@@ -8,7 +8,9 @@
 //! Vintages: a value is stored with the first day it was seen (`realtime_start`; the API's own
 //! for API data, the fetch day for CSV data). A fetched value identical to the newest stored
 //! vintage of that (series, date) is not stored again; a revised value becomes a new vintage, and
-//! `staging.fred_observations_latest` shows the newest vintage of each observation.
+//! `staging.fred_observations_latest` shows the newest vintage of each observation. A first
+//! vintage is public by its series' publication rule (`available_at`); a revision from when it was
+//! fetched, so a mart row for a day before it still uses the print known that day.
 
 pub mod catalog;
 pub mod config;
@@ -360,23 +362,26 @@ fn units_of(f: &Fetched) -> Option<String> {
 }
 
 /// The `fred_observations` rows of the fetched series, without the observations whose value
-/// equals the newest stored vintage of their (series, date) in `latest`.
+/// equals the newest stored vintage of their (series, date) in `latest`; beside each row, the
+/// earliest its `available_at` may be: the fetch time for a revision (a stored vintage with
+/// another value), which became public when it was seen, not when the first print did; `None`
+/// for a first vintage, public by its series' publication rule.
 fn observation_rows(
     series: &[Fetched],
     latest: &HashMap<(String, i32), Option<f64>>,
-) -> Vec<ObservationRow> {
-    let mut rows = Vec::new();
+) -> (Vec<ObservationRow>, Vec<Option<DateTime<Utc>>>) {
+    let (mut rows, mut floors) = (Vec::new(), Vec::new());
     for f in series {
         let units = units_of(f);
         let factor = units.as_deref().and_then(catalog::musd_factor);
         let seen_on = f.fetched_at.date_naive();
         for o in &f.observations {
             let day = Date32Type::from_naive_date(o.date);
-            if let Some(stored) = latest.get(&(f.id.clone(), day))
-                && stored.map(f64::to_bits) == o.value.map(f64::to_bits)
-            {
+            let stored = latest.get(&(f.id.clone(), day));
+            if stored.is_some_and(|v| v.map(f64::to_bits) == o.value.map(f64::to_bits)) {
                 continue;
             }
+            floors.push(stored.map(|_| f.fetched_at));
             rows.push(ObservationRow {
                 series_id: f.id.clone(),
                 date: o.date,
@@ -389,7 +394,7 @@ fn observation_rows(
             });
         }
     }
-    rows
+    (rows, floors)
 }
 
 /// The `fred_series` row of each fetched series: the API's metadata, else the catalog's.
@@ -438,8 +443,16 @@ async fn land(
     } else {
         stored
     };
-    let batch = ObservationRow::batch(&observation_rows(fetched, &latest), ctx.run_at)
-        .map_err(&lake_err)?;
+    let (rows, floors) = observation_rows(fetched, &latest);
+    let batch = ObservationRow::batch(&rows, ctx.run_at).map_err(&lake_err)?;
+    let batch = crate::lake::availability::stamp_at_least(&ObservationRow::table(), batch, &floors)
+        .map_err(|e| SourceError::Lake {
+            source_name: NAME,
+            error: LakeError::Data {
+                table: ObservationRow::table(),
+                message: e.to_string(),
+            },
+        })?;
     let mode = if ctx.window.full_refresh {
         let ids: Vec<String> = fetched
             .iter()
