@@ -14,13 +14,13 @@ use datafusion::prelude::{Expr, ParquetReadOptions, SessionContext, ident};
 
 use super::incremental::df_err;
 use super::session::{bind, collect};
-use super::spec::Model;
+use super::spec::{DataTest, Model};
 use crate::lake::TableName;
 
-/// The key of a partition as text, one value per partition column.
-pub(super) type Partition = Vec<String>;
+/// The key of a partition as text, one value per partition column (`None`: NULL).
+pub(super) type Partition = Vec<Option<String>>;
 
-/// The partition key of each row: its first `n` columns as text (NULL as the empty string).
+/// The partition key of each row: its first `n` columns as text.
 fn row_keys(b: &RecordBatch, n: usize) -> Result<Vec<Partition>, String> {
     let cols: Vec<StringArray> = (0..n)
         .map(|i| {
@@ -37,13 +37,7 @@ fn row_keys(b: &RecordBatch, n: usize) -> Result<Vec<Partition>, String> {
     Ok((0..b.num_rows())
         .map(|r| {
             cols.iter()
-                .map(|c| {
-                    if c.is_null(r) {
-                        String::new()
-                    } else {
-                        c.value(r).to_string()
-                    }
-                })
+                .map(|c| (!c.is_null(r)).then(|| c.value(r).to_string()))
                 .collect()
         })
         .collect())
@@ -61,12 +55,21 @@ async fn partitions(
     Ok(out)
 }
 
-/// A SQL predicate matching the given partitions.
+/// A SQL predicate matching the given partitions (a NULL key value matches NULL).
 pub(super) fn predicate(columns: &[String], parts: &BTreeSet<Partition>) -> String {
     let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
-    if columns.len() == 1 {
-        let list: Vec<String> = parts.iter().map(|p| quote(&p[0])).collect();
-        return format!("\"{}\" IN ({})", columns[0], list.join(", "));
+    if let [c] = columns {
+        let list: Vec<String> = parts
+            .iter()
+            .filter_map(|p| p[0].as_deref())
+            .map(quote)
+            .collect();
+        let null = format!("\"{c}\" IS NULL");
+        return match (list.is_empty(), parts.iter().any(|p| p[0].is_none())) {
+            (_, false) => format!("\"{c}\" IN ({})", list.join(", ")),
+            (true, true) => null,
+            (false, true) => format!("(\"{c}\" IN ({}) OR {null})", list.join(", ")),
+        };
     }
     parts
         .iter()
@@ -74,7 +77,10 @@ pub(super) fn predicate(columns: &[String], parts: &BTreeSet<Partition>) -> Stri
             let conds: Vec<String> = columns
                 .iter()
                 .zip(p)
-                .map(|(c, v)| format!("\"{c}\" = {}", quote(v)))
+                .map(|(c, v)| match v {
+                    Some(v) => format!("\"{c}\" = {}", quote(v)),
+                    None => format!("\"{c}\" IS NULL"),
+                })
                 .collect();
             format!("({})", conds.join(" AND "))
         })
@@ -248,6 +254,18 @@ fn rows_of(
         .collect()
 }
 
+/// Whether a `not_null` test of `m` covers every partition column: no row of a published build
+/// is then in a partition with a NULL key, and input rows with one (e.g. `asset_daily`'s rows of
+/// a symbol no role lists, for the roles) are not recomputed: they could only give rows that
+/// fail the test (a full refresh still runs the test on every row).
+fn never_null(m: &Model) -> bool {
+    m.partition_by.iter().all(|c| {
+        m.tests
+            .iter()
+            .any(|(_, t)| matches!(t, DataTest::NotNull(cols) if cols.contains(c)))
+    })
+}
+
 /// What changed in the partitioned inputs since the build at `built_at`, and in the logged
 /// marts' new files (`logged`), against the stored model, whose partitions' last rows are
 /// `last_rows` (read when it has an append query). `present`: every stored partition is known
@@ -274,6 +292,9 @@ pub(super) async fn changes(
     let order = m.append.as_ref().map(|a| a.order_by.as_str());
     let (mut first_new, present) =
         new_in_inputs(ctx, m, (partitioned, present), logged, &cols, &since).await?;
+    if never_null(m) {
+        first_new.retain(|key, _| key.iter().all(Option::is_some));
+    }
     let mut out = Changes::default();
     let mut stored_parts = BTreeSet::new();
     let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();
@@ -331,16 +352,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn predicates_quote_values() {
-        let one = BTreeSet::from([vec!["BTC-USD".to_string()], vec!["O'X".to_string()]]);
+    fn predicates_quote_values_and_match_null_keys() {
+        let key = |v: &[Option<&str>]| v.iter().map(|v| v.map(str::to_string)).collect();
+        let one = BTreeSet::from([key(&[Some("BTC-USD")]), key(&[Some("O'X")])]);
         assert_eq!(
             predicate(&["symbol".into()], &one),
             "\"symbol\" IN ('BTC-USD', 'O''X')"
         );
-        let two = BTreeSet::from([vec!["a".to_string(), "b".to_string()]]);
+        let two = BTreeSet::from([key(&[Some("a"), Some("b")]), key(&[None, Some("c")])]);
         assert_eq!(
             predicate(&["x".into(), "y".into()], &two),
-            "(\"x\" = 'a' AND \"y\" = 'b')"
+            "(\"x\" IS NULL AND \"y\" = 'c') OR (\"x\" = 'a' AND \"y\" = 'b')"
+        );
+        // NULL is a partition of its own, not the empty string.
+        let with_null = BTreeSet::from([key(&[None]), key(&[Some("")])]);
+        assert_eq!(
+            predicate(&["role".into()], &with_null),
+            "(\"role\" IN ('') OR \"role\" IS NULL)"
+        );
+        assert_eq!(
+            predicate(&["role".into()], &BTreeSet::from([key(&[None])])),
+            "\"role\" IS NULL"
         );
     }
 }

@@ -948,3 +948,95 @@ async fn sql_count(lake: &Lake, sql: &str) -> usize {
     let rows = macrolake::query::collect(&session.ctx, sql).await.unwrap();
     macrolake::query::render_rows(&rows)[0][0].parse().unwrap()
 }
+
+/// A partition whose key is NULL (here the currency, which the IWM rows below lack) is a
+/// partition like any other: its new rows are recomputed and published (they used to be matched
+/// as the empty string, which no NULL equals, so they never landed), and a full refresh gives the
+/// same rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_null_partition_is_recomputed_like_any_other() {
+    use datafusion::arrow::array::{Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let by_symbol = rows_by_symbol(&all);
+    let sql = dir.path().join("sql");
+    std::fs::create_dir_all(sql.join("marts")).unwrap();
+    std::fs::write(
+        sql.join("marts/by_currency.sql"),
+        "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: currency\n\
+         SELECT symbol, date, close, currency FROM staging.prices_daily WHERE source = 'yahoo'\n",
+    )
+    .unwrap();
+    let lake = Lake::open("memory://", false).unwrap();
+    let prices = TableName::staging("prices_daily");
+    // The rows, with no currency where the symbol is IWM.
+    let land = |rows: Vec<(RowRef, f64)>| {
+        let b = rows_batch(&all, &rows, Lake::now());
+        let (lake, prices) = (lake.clone(), prices.clone());
+        async move {
+            let symbols = macrolake::lake::column_as::<StringArray>(
+                &b,
+                0,
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let i = b.schema().index_of("currency").unwrap();
+            let currency = macrolake::lake::column_as::<StringArray>(
+                &b,
+                i,
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let blanked: StringArray = (0..b.num_rows())
+                .map(|r| (symbols.value(r) != "IWM").then(|| currency.value(r)))
+                .collect();
+            let blanked =
+                datafusion::arrow::compute::cast(&blanked, b.column(i).data_type()).unwrap();
+            let mut cols = b.columns().to_vec();
+            cols[i] = Arc::new(blanked) as Arc<dyn Array>;
+            let b = datafusion::arrow::array::RecordBatch::try_new(b.schema(), cols).unwrap();
+            let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
+            lake.write(&prices, vec![b], mode).await.unwrap();
+        }
+    };
+    let build_it = |full_refresh| {
+        let (lake, sql) = (lake.clone(), sql.clone());
+        async move {
+            let options = BuildOptions {
+                sql_dir: &sql,
+                selector: Some("by_currency"),
+                dry_run: false,
+                test_only: false,
+                reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+                full_refresh,
+            };
+            let report = build(&lake, &[], &options).await.unwrap();
+            assert!(report.ok(), "{:?}", report.problems());
+            report.outcomes[0].rows
+        }
+    };
+    let (spy, iwm) = (&by_symbol["SPY"], &by_symbol["IWM"]);
+    let cut = |rows: &[RowRef]| {
+        rows[..rows.len() - 1]
+            .iter()
+            .map(|r| (*r, 1.0))
+            .collect::<Vec<_>>()
+    };
+    land([cut(spy), cut(iwm)].concat()).await;
+    build_it(false).await;
+    let sql_null = "select count(*) from marts.by_currency where currency is null";
+    let before = sql_count(&lake, sql_null).await;
+    assert!(before > 0);
+    // IWM's newest row (no currency): its partition, NULL, is recomputed with it.
+    land(vec![(iwm[iwm.len() - 1], 1.0)]).await;
+    assert_eq!(
+        build_it(false).await,
+        before + 1,
+        "the NULL partition's rows"
+    );
+    assert_eq!(sql_count(&lake, sql_null).await, before + 1);
+    let incremental = table_text(&lake, "marts.by_currency").await;
+    build_it(true).await;
+    assert_eq!(table_text(&lake, "marts.by_currency").await, incremental);
+}
