@@ -3,14 +3,18 @@
 //! recordings beside a copy of the real snapshot (FRED, TGA, NY Fed, futures, EPS), so ingest
 //! runs the real connector path through replay.
 //!
-//! Two replay folders come out: `base/` (history up to the snapshot's last day) and `next/` (the
-//! same, plus one more weekday per synthetic symbol). In `next/` every Yahoo body holds only its
-//! last 30 sessions, as Yahoo answers an incremental request (`period1` a week back): the
-//! synthetic ones as written, the real ones cut down from the snapshot's whole-history recordings
-//! (same values, fewer of them; their meta says so). Replay serves a recording whatever window is
-//! asked, so without the cut the next night would parse and archive the real symbols' whole
-//! histories (10 MB of JSON), which no real next night does. Every synthetic recording says it is
-//! synthetic.
+//! Two replay folders come out: `next/`, prices through the snapshot's last day (its last
+//! weekday), and `base/`, the same without that day. The day comes to every symbol, as a real
+//! night's does: each synthetic one, and each real recording (bitcoin, the indices and ETFs,
+//! silver, the fed funds future), whose `base/` copy ends before it — so the roles, the
+//! correlations and the product table all have a new day to compute. (A recording that runs
+//! past the last day is cut to it in both.) In `next/` every Yahoo body
+//! holds only its last 30 sessions, as Yahoo answers an incremental request (`period1` a week
+//! back): the synthetic ones as written, the real ones cut down from the snapshot's
+//! whole-history recordings (same values, fewer of them; their meta says so). Replay serves a
+//! recording whatever window is asked, so without the cut the next night would parse and archive
+//! the real symbols' whole histories (10 MB of JSON), which no real next night does. Every
+//! synthetic recording says it is synthetic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,7 +38,7 @@ const NEXT_DAY_WINDOW: usize = 30;
 pub struct Universe {
     /// Replay folder with history up to `last_day`.
     pub base: PathBuf,
-    /// Replay folder with one more session per synthetic symbol.
+    /// Replay folder with one more session, `next_day`, for every symbol.
     pub next: PathBuf,
     /// The synthetic symbols, as configured for the prices connector.
     pub symbols: Vec<SymbolConfig>,
@@ -48,13 +52,14 @@ pub struct Universe {
     pub return_pool: usize,
 }
 
-/// Generates the universe under `dir` from the real snapshot at `snapshot`.
+/// Generates the universe under `dir` from the real snapshot at `snapshot`, whose last day is
+/// `snapshot_day`: the next night adds its last weekday.
 pub fn generate(
     snapshot: &Path,
     dir: &Path,
     symbols: usize,
     years: u32,
-    last_day: NaiveDate,
+    snapshot_day: NaiveDate,
 ) -> Result<Universe, BenchError> {
     let base = dir.join("base");
     let next = dir.join("next");
@@ -63,8 +68,20 @@ pub fn generate(
     }
     let yahoo = snapshot.join(YAHOO_HOST);
     let (pool, template) = real_returns(&yahoo)?;
-    keep_last_sessions(&next.join(YAHOO_HOST), NEXT_DAY_WINDOW)?;
-    let next_day = next_weekday(last_day);
+    let next_day = match snapshot_day.weekday() {
+        Weekday::Sat | Weekday::Sun => previous_weekday(snapshot_day),
+        _ => snapshot_day,
+    };
+    let last_day = previous_weekday(next_day);
+    // A bar is stamped at its session's start (bitcoin's at 00:00 UTC): the bars of a day start
+    // before the next day's midnight UTC.
+    let midnight = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp())
+    };
+    cut_sessions(&base.join(YAHOO_HOST), midnight(next_day), None)?;
+    let after_next = midnight(next_day + Duration::days(1));
+    cut_sessions(&next.join(YAHOO_HOST), after_next, Some(NEXT_DAY_WINDOW))?;
     let first = NaiveDate::from_ymd_opt(last_day.year() - years as i32, last_day.month(), 1)
         .unwrap_or(last_day);
     let days: Vec<NaiveDate> = first
@@ -98,10 +115,10 @@ pub fn generate(
     })
 }
 
-fn next_weekday(day: NaiveDate) -> NaiveDate {
-    let mut d = day + Duration::days(1);
+fn previous_weekday(day: NaiveDate) -> NaiveDate {
+    let mut d = day - Duration::days(1);
     while matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
-        d += Duration::days(1);
+        d -= Duration::days(1);
     }
     d
 }
@@ -166,9 +183,10 @@ fn real_returns(yahoo: &Path) -> Result<(Vec<f64>, Url), BenchError> {
     }
 }
 
-/// Cuts every Yahoo chart recording in `folder` down to its last `keep` sessions (the arrays of
-/// timestamps, quotes and adjusted closes alike) and says so in its meta.
-fn keep_last_sessions(folder: &Path, keep: usize) -> Result<(), BenchError> {
+/// Cuts every Yahoo chart recording in `folder` to its sessions stamped before `before` (Unix
+/// seconds), and of those to the last `keep` (the arrays of timestamps, quotes and adjusted
+/// closes alike), and says so in its meta.
+fn cut_sessions(folder: &Path, before: i64, keep: Option<usize>) -> Result<(), BenchError> {
     use serde_json::Value;
     let bad = |path: &Path, e: String| BenchError::Snapshot(format!("{}: {e}", path.display()));
     for entry in std::fs::read_dir(folder).map_err(io_err(folder))? {
@@ -186,10 +204,16 @@ fn keep_last_sessions(folder: &Path, keep: usize) -> Result<(), BenchError> {
         let Some(result) = chart.pointer_mut("/chart/result/0") else {
             continue; // an error answer: nothing to cut
         };
+        let stamps: Vec<i64> = match result.get("timestamp") {
+            Some(Value::Array(t)) => t.iter().filter_map(Value::as_i64).collect(),
+            _ => Vec::new(),
+        };
+        let end = stamps.iter().take_while(|t| **t < before).count();
+        let start = keep.map_or(0, |k| end.saturating_sub(k));
         let cut = |v: Option<&mut Value>| {
             if let Some(Value::Array(items)) = v {
-                let from = items.len().saturating_sub(keep);
-                items.drain(..from);
+                items.truncate(end);
+                items.drain(..start.min(items.len()));
             }
         };
         cut(result.get_mut("timestamp"));
@@ -205,16 +229,25 @@ fn keep_last_sessions(folder: &Path, keep: usize) -> Result<(), BenchError> {
         if let Some(Value::Object(kinds)) = result.get_mut("events") {
             for by_time in kinds.values_mut() {
                 if let Value::Object(items) = by_time {
-                    items.retain(|t, _| t.parse::<i64>().is_ok_and(|t| t >= first));
+                    items.retain(|t, _| t.parse::<i64>().is_ok_and(|t| t >= first && t < before));
                 }
             }
         }
         let out = serde_json::to_vec(&chart).map_err(|e| bad(&body_path, e.to_string()))?;
         std::fs::write(&body_path, out).map_err(io_err(&body_path))?;
-        let note = format!(
-            "cut by macrolake bench to the last {keep} sessions, as Yahoo answers an incremental \
-             request; the values are the real recording's"
-        );
+        let day = chrono::DateTime::from_timestamp(before - 1, 0).map(|t| t.date_naive());
+        let day = day.map_or_else(String::new, |d| d.to_string());
+        let note = match keep {
+            Some(keep) => format!(
+                "cut by macrolake bench to the sessions through {day}, and of those the last \
+                 {keep}, as Yahoo answers an incremental request; the values are the real \
+                 recording's"
+            ),
+            None => format!(
+                "cut by macrolake bench to the sessions through {day} (the next night adds the \
+                 day after); the values are the real recording's"
+            ),
+        };
         meta.note = Some(match meta.note.take() {
             Some(n) => format!("{n}; {note}"),
             None => note,
@@ -346,10 +379,12 @@ mod tests {
     fn the_universe_replays_through_the_real_yahoo_parser_and_the_next_day_extends_it() {
         let dir = tempfile::tempdir().unwrap();
         let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream");
-        let last = NaiveDate::from_ymd_opt(2026, 6, 5).unwrap();
-        let u = generate(&snapshot, dir.path(), 3, 2, last).unwrap();
+        // The snapshot's last day, a Friday: the base ends Thursday, the next night adds Friday.
+        let snapshot_day = NaiveDate::from_ymd_opt(2026, 6, 5).unwrap();
+        let u = generate(&snapshot, dir.path(), 3, 2, snapshot_day).unwrap();
+        let last = NaiveDate::from_ymd_opt(2026, 6, 4).unwrap();
+        assert_eq!((u.last_day, u.next_day), (last, snapshot_day));
         assert_eq!(u.symbols.len(), 3);
-        assert_eq!(u.next_day, NaiveDate::from_ymd_opt(2026, 6, 8).unwrap());
         let read = |root: &Path, sym: &str| {
             let body = std::fs::read(
                 root.join(YAHOO_HOST)
@@ -377,13 +412,28 @@ mod tests {
         for b in &base.bars {
             assert!(b.close > 0.0 && b.low.unwrap() <= b.close && b.close <= b.high.unwrap());
         }
-        // The real recordings are copied alongside: whole in base/, their last sessions in next/
-        // (the same values).
+        // The real recordings are copied alongside: through the last day in base/, their last
+        // sessions through the next day in next/ (the same values), so the real symbols get the
+        // next day too.
         assert!(u.base.join("api.stlouisfed.org").is_dir());
-        let (whole, cut) = (read(&u.base, "SPY"), read(&u.next, "SPY"));
-        assert!(whole.bars.len() > 5000, "{}", whole.bars.len());
+        let whole = read(&snapshot, "SPY");
+        let (through_last, cut) = (read(&u.base, "SPY"), read(&u.next, "SPY"));
+        assert!(
+            through_last.bars.len() > 5000,
+            "{}",
+            through_last.bars.len()
+        );
+        assert_eq!(through_last.bars.last().unwrap().date, last);
+        assert_eq!(through_last.bars, whole.bars[..through_last.bars.len()]);
         assert_eq!(cut.bars.len(), NEXT_DAY_WINDOW);
-        assert_eq!(cut.bars, whole.bars[whole.bars.len() - NEXT_DAY_WINDOW..]);
+        assert_eq!(cut.bars.last().unwrap().date, u.next_day);
+        let n = through_last.bars.len() + 1;
+        assert_eq!(cut.bars, whole.bars[n - NEXT_DAY_WINDOW..n]);
+        // Bitcoin (stamped at 00:00 UTC) gets the day too; ^GSPC, recorded into July, is cut.
+        let btc = (read(&u.base, "BTC-USD"), read(&u.next, "BTC-USD"));
+        assert_eq!(btc.0.bars.last().unwrap().date, last);
+        assert_eq!(btc.1.bars.last().unwrap().date, u.next_day);
+        assert_eq!(read(&u.next, "_GSPC").bars.last().unwrap().date, u.next_day);
         assert!(u.return_pool > 10_000);
     }
 }

@@ -116,6 +116,10 @@ pub(super) struct Changes {
     /// No partition to recompute is stored: when they compute to no rows either (a new symbol
     /// of no role), the table stays as it is.
     pub only_new_partitions: bool,
+    /// Every stored partition is to be recomputed (the roles on a night that gave each of them
+    /// a day): a full build computes the same rows, without replacing them partition by
+    /// partition.
+    pub every_stored: bool,
 }
 
 /// Keeps the smaller of two first-new values; `None` (not appendable) wins.
@@ -344,6 +348,8 @@ pub(super) async fn changes(
             .extend(stored_parts.difference(&present).cloned());
     }
     out.only_new_partitions = out.recompute.iter().all(|p| !stored_parts.contains(p));
+    out.every_stored =
+        !stored_parts.is_empty() && stored_parts.iter().all(|p| out.recompute.contains(p));
     Ok(out)
 }
 

@@ -328,6 +328,10 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
     let inputs = (partitioned.as_slice(), present);
     let changes = changes(ctx, m, inputs, &logged, built_at, last_before).await?;
     lap("changes found");
+    if changes.every_stored && changes.after.is_empty() {
+        tracing::info!(model = %m.name, "full build: every stored partition changed");
+        return Ok(None);
+    }
     let only_new = changes.only_new_partitions && changes.after.is_empty();
     let new = if changes.recompute.is_empty() && changes.after.is_empty() {
         None
