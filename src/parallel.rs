@@ -4,8 +4,10 @@
 //! where one after another left a core idle through every commit, fetch and planning pause.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::oneshot;
 
 /// Runs every node `i` once each node in `upstream[i]` has finished, at most `width` at a time,
 /// each as its own task: `start(i, done)` makes node `i`'s work, where `done[j]` holds node `j`'s
@@ -24,26 +26,80 @@ where
     F: FnMut(usize, &[Option<T>]) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
 {
+    run_releasing(upstream, width, |i, done, _| start(i, done), panicked).await
+}
+
+/// Lets a node's dependents start before the node has finished: what it publishes is in place,
+/// and what remains (bookkeeping no dependent reads) need not hold them up. A released node no
+/// longer counts against the width. A node that never calls it is released when it finishes.
+#[derive(Clone)]
+pub(crate) struct Release(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
+impl Release {
+    /// Lets the dependents start (the first call; later ones do nothing).
+    pub(crate) fn now(&self) {
+        let sender = self.0.lock().map(|mut s| s.take()).unwrap_or(None);
+        if let Some(tx) = sender {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// [`run`], where `start(i, done, release)` may call `release` to let node `i`'s dependents start
+/// before it finishes ([`Release`]): those find `done[i]` still `None`.
+pub(crate) async fn run_releasing<T, F, Fut>(
+    upstream: &[Vec<usize>],
+    width: usize,
+    mut start: F,
+    panicked: impl Fn(String) -> T,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: FnMut(usize, &[Option<T>], Release) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
     let n = upstream.len();
     let mut done: Vec<Option<T>> = (0..n).map(|_| None).collect();
     let mut started = vec![false; n];
+    let mut released = vec![false; n];
+    // Started, neither finished nor released.
+    let mut live = 0;
     let mut running = FuturesUnordered::new();
+    let mut releases = FuturesUnordered::new();
     loop {
         for i in 0..n {
-            if running.len() >= width.max(1) {
+            if live >= width.max(1) {
                 break;
             }
-            let ready = upstream[i].iter().all(|&j| j < n && done[j].is_some());
+            let ready = upstream[i]
+                .iter()
+                .all(|&j| j < n && (done[j].is_some() || released[j]));
             if !started[i] && ready {
                 started[i] = true;
-                let task = tokio::spawn(start(i, &done));
+                live += 1;
+                let (tx, rx) = oneshot::channel();
+                let task = tokio::spawn(start(i, &done, Release(Arc::new(Mutex::new(Some(tx))))));
                 running.push(async move { (i, task.await) });
+                releases.push(async move { (i, rx.await.is_ok()) });
             }
         }
-        let Some((i, result)) = running.next().await else {
+        if running.is_empty() {
             break;
-        };
-        done[i] = Some(result.unwrap_or_else(|e| panicked(panic_message(e))));
+        }
+        tokio::select! {
+            Some((i, true)) = releases.next(), if !releases.is_empty() => {
+                if done[i].is_none() {
+                    released[i] = true;
+                    live -= 1;
+                }
+            }
+            Some((i, result)) = running.next() => {
+                if !released[i] {
+                    live -= 1;
+                }
+                done[i] = Some(result.unwrap_or_else(|e| panicked(panic_message(e))));
+            }
+        }
     }
     done.into_iter()
         .map(|d| d.unwrap_or_else(|| panicked("never ran: it waits for itself".into())))
@@ -113,6 +169,43 @@ mod tests {
         assert_eq!(out[2], (2, vec![Some(1), Some(0)]), "2 saw both upstreams");
         assert_eq!(out[3], (3, vec![Some(2)]));
         assert_eq!(most.load(Ordering::SeqCst), 2, "0 and 1 ran at once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_released_node_lets_its_dependents_start_and_frees_its_slot() {
+        // 0 → 1 → 2 at width 1: 0 releases at once, then works on for 300 ms; 1 and 2 run and
+        // finish meanwhile, and see no result of 0 yet. A node that never releases (1) holds
+        // its dependent (2) until it finishes.
+        let upstream = vec![vec![], vec![0], vec![1]];
+        let finished = Arc::new(AtomicUsize::new(0));
+        let out: Vec<Seen> = run_releasing(
+            &upstream,
+            1,
+            |i, done: &[Option<Seen>], release| {
+                let seen: Vec<Option<usize>> = upstream[i]
+                    .iter()
+                    .map(|&j| done[j].as_ref().map(|d| d.0))
+                    .collect();
+                let finished = finished.clone();
+                async move {
+                    if i == 0 {
+                        release.now();
+                        release.now(); // a second call does nothing
+                    }
+                    let order = sleep_and_count(if i == 0 { 300 } else { 10 }, finished).await;
+                    (order, seen)
+                }
+            },
+            |_| (usize::MAX, vec![]),
+        )
+        .await;
+        assert_eq!(out[1], (0, vec![None]), "1 ran while 0 was still working");
+        assert_eq!(
+            out[2],
+            (1, vec![Some(0)]),
+            "2 waited for 1, which never released"
+        );
+        assert_eq!(out[0].0, 2);
     }
 
     #[tokio::test]

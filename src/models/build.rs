@@ -305,10 +305,10 @@ pub async fn build(
         .collect();
     let one_incremental = Arc::new(tokio::sync::Mutex::new(()));
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let finished = crate::parallel::run(
+    let finished = crate::parallel::run_releasing(
         &upstream,
         width,
-        |p, done: &[Option<Finished>]| {
+        |p, done: &[Option<Finished>], release| {
             let (i, refs) = &order[p];
             let m = &models[*i];
             let failed_up = upstream[p]
@@ -331,7 +331,7 @@ pub async fn build(
                 lock: (m.materialized == Materialized::Incremental)
                     .then(|| one_incremental.clone()),
             };
-            job.run(failed_up, run_id.clone(), kind)
+            job.run(failed_up, run_id.clone(), kind, release)
         },
         |message| Finished::panicked(&run_id, kind, message),
     )
@@ -454,6 +454,9 @@ pub(super) struct Step<'a> {
     /// What its last build recorded, when the table exists and may be updated rather than
     /// rebuilt (`None`: build it from scratch).
     pub(super) previous: Option<ModelState>,
+    /// Lets the models that read this one start: called once its new version is published (an
+    /// incremental model's last rows and state are saved after), or once it is known unchanged.
+    pub(super) release: &'a (dyn Fn() + Sync),
 }
 
 /// What one model's build (or audit) left: its outcome, its `meta.runs` row and, for a table
@@ -506,6 +509,7 @@ impl Job {
         failed_up: Option<TableName>,
         run_id: String,
         kind: &'static str,
+        release: crate::parallel::Release,
     ) -> Finished {
         let started = Lake::now();
         let clock = Instant::now();
@@ -522,9 +526,15 @@ impl Job {
                 format!("upstream {up} failed or was skipped"),
             )),
             None => {
-                let _turn = match &self.lock {
-                    Some(lock) => Some(lock.lock().await),
+                let turn = match &self.lock {
+                    Some(lock) => Some(lock.clone().lock_owned().await),
                     None => None,
+                };
+                // Released with the dependents: what remains binds no name in the session.
+                let turn = std::sync::Mutex::new(turn);
+                let release = || {
+                    drop(turn.lock().map(|mut t| t.take()));
+                    release.now();
                 };
                 let step = Step {
                     lake: &self.lake,
@@ -535,6 +545,7 @@ impl Job {
                     reference: self.reference,
                     read: &self.read,
                     previous: self.previous.clone(),
+                    release: &release,
                 };
                 run_model(&step, self.test_only)
                     .await
@@ -707,6 +718,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     tracing::debug!(model = %m.name, staged_s = staged_in.as_secs_f64(), audited_s = audited_in.as_secs_f64(),
         published_s = (phase.elapsed() - staged_in - audited_in).as_secs_f64(), "built");
     if incremental {
+        (step.release)();
         let version = published.version;
         let also = super::last_rows::rewrite(lake, m, version);
         let ended = super::incremental::Ended::Published(version);

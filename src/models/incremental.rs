@@ -342,6 +342,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
     let new = match new {
         Some(new) if !(only_new && new.rows.iter().all(|b| b.num_rows() == 0)) => new,
         _ => {
+            (step.release)();
             // Last rows read from the model are saved for the next build.
             let also = async {
                 match last.filter(|l| !l.from_side_table) {
@@ -398,6 +399,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         .await
         .map_err(|e| e.to_string())?;
     lap("published");
+    (step.release)();
     let version = written.version;
     let also = async {
         match last_after {
