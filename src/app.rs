@@ -242,7 +242,7 @@ impl App {
         let done = crate::parallel::run(
             &upstream,
             kinds.len(),
-            |i, _: &[Option<Result<(SourceOutcome, RunRecord), String>>]| {
+            |i, _: &[Option<Result<(SourceOutcome, RunRecord), String>>], _| {
                 let (kind, connector) = (kinds[i], connectors[i].clone());
                 let (ctx, run_id) = (ctx.clone(), run_id.clone());
                 async move { Ok(ingest_one(kind, connector.as_ref(), &ctx, &run_id).await) }

@@ -9,26 +9,6 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
 
-/// Runs every node `i` once each node in `upstream[i]` has finished, at most `width` at a time,
-/// each as its own task: `start(i, done)` makes node `i`'s work, where `done[j]` holds node `j`'s
-/// result once it has finished (every upstream of `i` has one). Ready nodes start in index order,
-/// so with a topological order and `width` 1 this is the sequential build. A task that panics
-/// gets `panicked(message)` as its result; a node that can never run (its upstream is itself
-/// or a later node that waits for it) gets `panicked` too, with a message saying so.
-pub(crate) async fn run<T, F, Fut>(
-    upstream: &[Vec<usize>],
-    width: usize,
-    mut start: F,
-    panicked: impl Fn(String) -> T,
-) -> Vec<T>
-where
-    T: Send + 'static,
-    F: FnMut(usize, &[Option<T>]) -> Fut,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    run_releasing(upstream, width, |i, done, _| start(i, done), panicked).await
-}
-
 /// Lets a node's dependents start before the node has finished: what it publishes is in place,
 /// and what remains (bookkeeping no dependent reads) need not hold them up. A released node no
 /// longer counts against the width. A node that never calls it is released when it finishes.
@@ -45,9 +25,15 @@ impl Release {
     }
 }
 
-/// [`run`], where `start(i, done, release)` may call `release` to let node `i`'s dependents start
-/// before it finishes ([`Release`]): those find `done[i]` still `None`.
-pub(crate) async fn run_releasing<T, F, Fut>(
+/// Runs every node `i` once each node in `upstream[i]` has finished (or released it), at most
+/// `width` at a time, each as its own task: `start(i, done, release)` makes node `i`'s work, where
+/// `done[j]` holds node `j`'s result once it has finished (a node released by its upstream before
+/// that finds `None` there), and `release` lets node `i`'s dependents start before it finishes
+/// ([`Release`]). Ready nodes start in index order, so with a topological order and `width` 1
+/// this is the sequential build. A task that panics gets `panicked(message)` as its result; a
+/// node that can never run (its upstream is itself or a later node that waits for it) gets
+/// `panicked` too, with a message saying so.
+pub(crate) async fn run<T, F, Fut>(
     upstream: &[Vec<usize>],
     width: usize,
     mut start: F,
@@ -146,7 +132,7 @@ mod tests {
         let out: Vec<Seen> = run(
             &upstream,
             2,
-            |i, done: &[Option<Seen>]| {
+            |i, done: &[Option<Seen>], _| {
                 let seen: Vec<Option<usize>> = upstream[i]
                     .iter()
                     .map(|&j| done[j].as_ref().map(|d| d.0))
@@ -178,7 +164,7 @@ mod tests {
         // its dependent (2) until it finishes.
         let upstream = vec![vec![], vec![0], vec![1]];
         let finished = Arc::new(AtomicUsize::new(0));
-        let out: Vec<Seen> = run_releasing(
+        let out: Vec<Seen> = run(
             &upstream,
             1,
             |i, done: &[Option<Seen>], release| {
@@ -215,7 +201,7 @@ mod tests {
         let out: Vec<Result<usize, String>> = run(
             &upstream,
             1,
-            |i, _done: &[Option<Result<usize, String>>]| {
+            |i, _done: &[Option<Result<usize, String>>], _| {
                 let order = order.clone();
                 async move {
                     order.lock().unwrap().push(i);
@@ -244,7 +230,7 @@ mod tests {
         let out: Vec<Result<usize, String>> = run(
             &upstream,
             2,
-            |i, _done: &[Option<Result<usize, String>>]| async move { Ok(i) },
+            |i, _done: &[Option<Result<usize, String>>], _| async move { Ok(i) },
             Err,
         )
         .await;

@@ -305,7 +305,7 @@ pub async fn build(
         .collect();
     let one_incremental = Arc::new(tokio::sync::Mutex::new(()));
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let finished = crate::parallel::run_releasing(
+    let finished = crate::parallel::run(
         &upstream,
         width,
         |p, done: &[Option<Finished>], release| {

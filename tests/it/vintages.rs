@@ -29,6 +29,21 @@ fn replay_dir(
     root.join(name)
 }
 
+/// Ingests FRED's WALCL alone into `lake` from `replay`; asserts success.
+fn ingest_walcl(dir: &std::path::Path, lake: &std::path::Path, replay: &std::path::Path) {
+    let cfg = dir.join("walcl.toml");
+    std::fs::write(&cfg, "[sources.fred]\nseries = [\"WALCL\"]\n").unwrap();
+    let (code, out, err) = run(bin(dir)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--lake")
+        .arg(lake)
+        .arg("--replay")
+        .arg(replay)
+        .args(["ingest", "fred"]));
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 #[test]
 fn a_revision_becomes_a_new_vintage_and_wins_in_latest() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,19 +54,9 @@ fn a_revision_becomes_a_new_vintage_and_wins_in_latest() {
         "2026-06-12T12:00:00Z",
         Some(("2026-05-27", "6700001")),
     );
-    let cfg = dir.path().join("m.toml");
-    std::fs::write(&cfg, "[sources.fred]\nseries = [\"WALCL\"]\n").unwrap();
     let lake = dir.path().join("lake");
     for replay in [&first, &second, &second] {
-        let (code, out, err) = run(bin(dir.path())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--lake")
-            .arg(&lake)
-            .arg("--replay")
-            .arg(replay)
-            .args(["ingest", "fred"]));
-        assert_eq!(code, 0, "{out}{err}");
+        ingest_walcl(dir.path(), &lake, replay);
     }
     let vintages = sql_csv(
         dir.path(),
@@ -106,17 +111,7 @@ async fn a_revision_counts_from_the_day_it_was_seen() {
         "2026-06-12T12:00:00Z",
         Some(("2026-06-03", "6800001")),
     );
-    let cfg = dir.path().join("fred.toml");
-    std::fs::write(&cfg, "[sources.fred]\nseries = [\"WALCL\"]\n").unwrap();
-    let (code, out, err) = run(bin(dir.path())
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--lake")
-        .arg(&lake)
-        .arg("--replay")
-        .arg(&revised)
-        .args(["ingest", "fred"]));
-    assert_eq!(code, 0, "{out}{err}");
+    ingest_walcl(dir.path(), &lake, &revised);
     let (code, out, err) = run(on_snapshot(repo(), &lake).arg("build"));
     assert_eq!(code, 0, "{out}{err}");
 
