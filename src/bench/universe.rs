@@ -8,13 +8,14 @@
 //! night's does: each synthetic one, and each real recording (bitcoin, the indices and ETFs,
 //! silver, the fed funds future), whose `base/` copy ends before it — so the roles, the
 //! correlations and the product table all have a new day to compute. (A recording that runs
-//! past the last day is cut to it in both.) In `next/` every Yahoo body
-//! holds only its last 30 sessions, as Yahoo answers an incremental request (`period1` a week
-//! back): the synthetic ones as written, the real ones cut down from the snapshot's
-//! whole-history recordings (same values, fewer of them; their meta says so). Replay serves a
-//! recording whatever window is asked, so without the cut the next night would parse and archive
-//! the real symbols' whole histories (10 MB of JSON), which no real next night does. Every
-//! synthetic recording says it is synthetic.
+//! past the last day is cut to it in both.)
+//!
+//! In `next/` every Yahoo body holds only its last 30 sessions, as Yahoo answers an incremental
+//! request (`period1` a week back): the synthetic ones as written, the real ones cut down from
+//! the snapshot's whole-history recordings (same values, fewer of them; their meta says so).
+//! Replay serves a recording whatever window is asked, so without the cut the next night would
+//! parse and archive the real symbols' whole histories (10 MB of JSON), which no real next night
+//! does. Every synthetic recording says it is synthetic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -26,7 +26,8 @@
 //!
 //! A connector that knows better (e.g. the time it read a page) writes `available_at` itself;
 //! [`stamp`] leaves such a column alone. A FRED revision (a new vintage of a stored observation)
-//! is public no earlier than when it was fetched ([`stamp_at_least`]). Tables without a rule get no column.
+//! is public no earlier than when it was fetched ([`stamp_at_least`]). Tables without a rule get
+//! no column.
 
 use datafusion::arrow::datatypes::Date32Type;
 use std::sync::Arc;
