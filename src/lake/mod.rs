@@ -23,6 +23,7 @@ pub mod maintain;
 mod merge;
 pub mod model_state;
 pub(crate) mod name;
+pub mod product;
 pub mod raw;
 pub mod row;
 pub mod runs;

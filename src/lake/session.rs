@@ -171,6 +171,7 @@ impl Lake {
         config.options_mut().sql_parser.collect_spans = true;
         let ctx = self.context(config)?;
         ctx.register_udf(crate::lake::availability::known_on_udf(self.cutoff));
+        ctx.register_udaf(super::product::udaf());
         let catalog = ctx.catalog("datafusion").expect("default catalog exists");
         let mut schemas = Vec::new();
         for zone in Zone::ALL {

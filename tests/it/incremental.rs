@@ -866,8 +866,8 @@ async fn random_update_sequences_keep_incremental_equal_to_full_refresh() {
 
 /// `marts.asset_roles_daily` follows `marts.asset_daily`'s log by role: a night that only adds
 /// days of a symbol of no role, or a compaction of `asset_daily`, leaves it as it is (no commit,
-/// so the marts built from it keep their rows too); a new day of bitcoin recomputes the bitcoin
-/// role alone, into the rows a full refresh gives.
+/// so the marts built from it keep their rows too); a new day of bitcoin is appended to the bitcoin
+/// role alone and a revision recomputes it, into the rows a full refresh gives.
 #[tokio::test(flavor = "multi_thread")]
 async fn roles_follow_asset_daily_by_role_and_skip_nights_of_other_symbols() {
     use datafusion::arrow::array::{Array, StringArray};
@@ -920,26 +920,45 @@ async fn roles_follow_asset_daily_by_role_and_skip_nights_of_other_symbols() {
     assert_eq!(lake.version(&roles).await.unwrap(), built);
     assert_eq!(table_text(&lake, "marts.asset_roles_daily").await, text);
 
-    // Bitcoin's last day: the bitcoin role is recomputed, the others are kept.
+    // Bitcoin's last day: appended to the bitcoin role (its level continued from the stored
+    // last row), the others are kept.
     land(rows_batch(&all, &[(btc[btc.len() - 1], 1.0)], Lake::now())).await;
     assert_eq!(build_asset_daily(&lake, false).await, 1);
+    assert_eq!(
+        build_model(&lake, "asset_roles_daily", false).await,
+        1,
+        "the bitcoin role's new day, appended"
+    );
+    let appended = table_text(&lake, "marts.asset_roles_daily").await;
+    assert_eq!(appended.lines().count(), text.lines().count() + 1);
+    build_model(&lake, "asset_roles_daily", true).await;
+    assert_eq!(
+        table_text(&lake, "marts.asset_roles_daily").await,
+        appended,
+        "a full refresh gives the same rows"
+    );
+
+    // A revision of an old bitcoin close: the bitcoin role is recomputed whole.
+    land(rows_batch(&all, &[(btc[10], 1.01)], Lake::now())).await;
+    build_asset_daily(&lake, false).await;
     let bitcoin = sql_count(
         &lake,
         "select count(*) from marts.asset_daily where symbol = 'BTC-USD'",
     )
     .await;
-    assert_eq!(
-        build_model(&lake, "asset_roles_daily", false).await,
-        bitcoin,
-        "the bitcoin role's rows, recomputed"
-    );
+    let recomputed = build_model(&lake, "asset_roles_daily", false).await;
     let by_role = table_text(&lake, "marts.asset_roles_daily").await;
-    assert_eq!(by_role.lines().count(), text.lines().count() + 1);
     build_model(&lake, "asset_roles_daily", true).await;
     assert_eq!(
         table_text(&lake, "marts.asset_roles_daily").await,
         by_role,
         "a full refresh gives the same rows"
+    );
+    assert_ne!(by_role, appended, "the revision moved bitcoin's levels");
+    // asset_daily recomputed bitcoin (it lost rows): the roles are built whole, or by role.
+    assert!(
+        recomputed >= bitcoin,
+        "{recomputed} rows computed for a revision of bitcoin ({bitcoin} rows)"
     );
 }
 

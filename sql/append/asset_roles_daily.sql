@@ -1,0 +1,69 @@
+-- The append query of marts.asset_roles_daily (its header names it with `-- append_sql:`): the
+-- days after each role's last stored day, for the roles whose symbols gained only such days in
+-- marts.asset_daily. The engine provides append_after(role, last_date) and append_last, the
+-- stored last row of each of those roles. The members' rows from the last stored day on give
+-- the first new day what the model's windows give it: the previous day's chosen symbol and
+-- close, and whether the chosen symbol closed that day (its own previous close is then on the
+-- role's previous day; a member's previous close before that day is never on it). The level
+-- continues from the stored last level, times 1 + each new day's role return in date order:
+-- the multiplications the model makes, so the rows equal the model's bit for bit
+-- (tests/it/incremental.rs compares with full refreshes); keep the two files in step.
+WITH members AS (
+    SELECT r.role, r.preference, a.date, a.symbol, a.close, a.daily_return, a.drawdown_pct, a.is_new_high,
+           a.history_start, a.known_on
+    FROM marts.asset_daily a
+    JOIN seeds.asset_roles r ON r.symbol = a.symbol
+    JOIN append_after f ON f.role = r.role
+    -- The second bound is implied by the first; as a constant (DataFusion runs the subquery
+    -- first) it lets the scan skip the files, row groups and pages of older days.
+    WHERE a.date >= f.last_date AND a.date >= (SELECT min(last_date) FROM append_after)
+),
+ranked AS (
+    SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
+           lag(date) OVER (PARTITION BY role ORDER BY date, preference, symbol) AS previous_date,
+           lag(date) OVER (PARTITION BY role, symbol ORDER BY date) AS own_previous_date
+    FROM members
+),
+candidates AS (
+    SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
+           own_previous_date
+    FROM ranked
+    WHERE previous_date IS DISTINCT FROM date
+),
+chosen AS (
+    SELECT role, date, symbol, close, daily_return, drawdown_pct, is_new_high, history_start, known_on,
+           own_previous_date,
+           lag(symbol) OVER (PARTITION BY role ORDER BY date) AS previous_symbol,
+           lag(date) OVER (PARTITION BY role ORDER BY date) AS previous_day,
+           lag(close) OVER (PARTITION BY role ORDER BY date) AS previous_close
+    FROM candidates
+),
+linked AS (
+    SELECT c.*,
+           CASE
+               WHEN c.own_previous_date = c.previous_day THEN coalesce(c.daily_return, 0)
+               WHEN p.close IS NOT NULL THEN p.close / c.previous_close - 1
+               ELSE 0
+           END AS role_return
+    FROM chosen c
+    JOIN append_after f ON f.role = c.role AND c.date > f.last_date
+    LEFT JOIN members p
+      ON p.role = c.role AND p.date = c.date AND p.symbol = c.previous_symbol
+),
+factors AS (
+    SELECT role, date, level AS factor FROM append_last
+    UNION ALL
+    SELECT role, date, 1 + role_return FROM linked
+),
+levels AS (
+    SELECT role, date,
+           product(factor) OVER (PARTITION BY role ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
+    FROM factors
+)
+SELECT l.role, l.date, l.symbol,
+       coalesce(l.symbol <> l.previous_symbol, false) AS switched,
+       l.close, l.daily_return, v.level,
+       l.drawdown_pct, l.is_new_high, l.history_start AS high_since, l.known_on
+FROM linked l
+JOIN levels v ON v.role = l.role AND v.date = l.date
+ORDER BY l.role, l.date
