@@ -386,9 +386,35 @@ async fn plan_all(
     existing: &BTreeSet<TableName>,
     test_only: bool,
 ) -> Result<(), ModelError> {
+    // Every model stored (a nightly build): each plans against stored tables only, so they plan
+    // side by side, a task each (a mart's SQL takes up to ~40 ms of CPU to plan); else in order,
+    // downstream ones against the views of the new upstream ones.
+    let mut planned = HashMap::new();
+    if order
+        .iter()
+        .all(|(i, _)| existing.contains(&models[*i].name))
+    {
+        let tasks: Vec<_> = order
+            .iter()
+            .map(|(i, _)| {
+                let (ctx, sql) = (ctx.clone(), models[*i].sql.clone());
+                (*i, tokio::spawn(async move { ctx.sql(&sql).await }))
+            })
+            .collect();
+        for (i, task) in tasks {
+            let plan = task
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            planned.insert(i, plan);
+        }
+    }
     for (i, _) in order {
         let m = &models[*i];
-        let plan = ctx.sql(&m.sql).await.map_err(|e| planning_error(m, &e))?;
+        let plan = match planned.remove(i) {
+            Some(plan) => plan,
+            None => ctx.sql(&m.sql).await,
+        };
+        let plan = plan.map_err(|e| planning_error(m, &e))?;
         if existing.contains(&m.name) {
             // Tests read the published table; its append query is not run.
             if test_only {

@@ -132,9 +132,9 @@ else:
 PYEOF
 S3_LAKE=s3://macrolake/lake
 # First a night on bitcoin's prices to 2026-06-02, then the whole snapshot: the second night
-# appends bitcoin's new days to marts.asset_daily, and marts.asset_roles_daily recomputes the
-# bitcoin role from the files asset_daily gained, read from S3 by their URLs (a night that gives
-# every role a day rebuilds the roles whole). The local lake, built in one night, is the
+# appends bitcoin's new days to marts.asset_daily, and marts.asset_roles_daily finds them in the
+# files asset_daily gained, read from S3 by their URLs, and appends them to the bitcoin role
+# alone (its append query continues the role's level from its stored last row). The local lake, built in one night, is the
 # reference for both (the S3 lake's run history has both nights: each job that ran, ran ok).
 cp -r tests/fixtures/upstream "$WORK/replay-june"
 "$PY" tests/cut_yahoo.py "$WORK/replay-june/query1.finance.yahoo.com" 2026-06-03 v8_finance_chart_BTC-USD
@@ -144,10 +144,11 @@ cp -r tests/fixtures/upstream "$WORK/replay-june"
 MACROLAKE_LOG=macrolake=info "$BIN" --lake "$S3_LAKE" --config tests/fixtures/upstream/macrolake.toml \
   --replay tests/fixtures/upstream run nightly >"$WORK/s3-nightly.log" 2>&1 \
   || { cat "$WORK/s3-nightly.log"; fail "nightly on S3"; }
-has "partitions recomputed and extended model=marts.asset_roles_daily recomputed=1" <"$WORK/s3-nightly.log" \
-  || { grep asset_roles_daily "$WORK/s3-nightly.log"; fail "the roles were not built by role on S3"; }
+has "partitions recomputed and extended model=marts.asset_roles_daily recomputed=0 appended=1" <"$WORK/s3-nightly.log" \
+  || { grep asset_roles_daily "$WORK/s3-nightly.log"; fail "bitcoin's new days were not appended to its role on S3"; }
 for q in \
   "select * from marts.liquidity_vs_risk order by date" \
+  "select * from marts.asset_roles_daily order by role, date" \
   "select * from marts.policy_path_meetings order by 1, 2" \
   "select series_id, count(*), round(sum(value), 6), min(date), max(date) from staging.fred_observations group by 1 order by 1" \
   "select symbol, source, count(*), round(sum(close), 6) from staging.prices_daily group by 1, 2 order by 1, 2" \
