@@ -272,8 +272,8 @@ fn never_null(m: &Model) -> bool {
 
 /// The values a `relationships` test of `m` allows in its one partition column (that column's
 /// values in the seed the test refers to), if it has such a test. An input partition with any
-/// other value could only give rows that fail the test (`asset_daily`'s `other` rows, symbols no
-/// role lists, for the roles): unless it is stored, it is not recomputed. A full refresh still
+/// other non-NULL value could only give rows that fail the test (`asset_daily`'s `other` rows,
+/// symbols no role lists, for the roles): unless it is stored, it is not recomputed. A full refresh still
 /// runs the test on every row. Seeds only: they are small reference tables, where a staging
 /// table or a mart may hold millions of rows (`asset_daily`'s test refers to the prices, the
 /// very input its partitions come from, which no key can be missing from).
@@ -299,6 +299,17 @@ async fn related(ctx: &SessionContext, m: &Model) -> Result<Option<BTreeSet<Stri
             .filter_map(|mut k| k.pop().flatten())
             .collect(),
     ))
+}
+
+/// Whether the partition `key` (of one column) may hold rows when a relationships test allows
+/// only the values `allowed` there: it is stored, its value is allowed, or it is NULL (the test
+/// passes NULLs; [`never_null`] is for those).
+fn may_have_rows(
+    key: &Partition,
+    stored: &BTreeSet<Partition>,
+    allowed: &BTreeSet<String>,
+) -> bool {
+    stored.contains(key) || key[0].as_ref().is_none_or(|v| allowed.contains(v))
 }
 
 /// What changed in the partitioned inputs since the build at `built_at`, and in the logged
@@ -375,9 +386,7 @@ pub(super) async fn changes(
     if first_new.keys().any(|key| !stored_parts.contains(key))
         && let Some(allowed) = related(ctx, m).await?
     {
-        first_new.retain(|key, _| {
-            stored_parts.contains(key) || key[0].as_ref().is_some_and(|v| allowed.contains(v))
-        });
+        first_new.retain(|key, _| may_have_rows(key, &stored_parts, &allowed));
     }
     out.recompute = first_new.into_keys().collect();
     if let Some(present) = present {
@@ -423,6 +432,13 @@ mod tests {
                 "silver".to_string()
             ]))
         );
+        // Keys outside the seed are skipped unless stored; NULL is kept.
+        let allowed = allowed.unwrap();
+        let key = |v: Option<&str>| vec![v.map(str::to_string)];
+        let stored = BTreeSet::from([key(Some("gold"))]);
+        let kept = |v| may_have_rows(&key(v), &stored, &allowed);
+        assert!(kept(Some("bitcoin")) && kept(Some("gold")) && kept(None));
+        assert!(!kept(Some("other")));
         // A relationships test of another column says nothing about the partitions, and one
         // referring to a table other than a seed is not read (it may be millions of rows).
         for tests in [
