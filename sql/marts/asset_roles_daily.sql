@@ -24,8 +24,9 @@
 -- stored day in marts.asset_daily (read from its log) with append/asset_roles_daily.sql,
 -- recomputes the roles of the symbols that gained other rows (a role none of whose symbols
 -- changed keeps its rows, and a night that only adds other symbols leaves the table as it is),
--- and rebuilds it whole when that mart lost a row. A symbol's rows there belong to the role in their role column,
--- so a symbol stands for one role: the last test fails the build when the seed lists one twice.
+-- and rebuilds it whole when that mart lost a row. A symbol's rows there belong to the role in
+-- their role column, so a symbol stands for one role: the last test fails the build when the
+-- seed lists one twice (the seed's tests read only the new rows while the seed is unchanged).
 -- Per role and day, the row of the most preferred symbol with a close: in (role, date, preference,
 -- symbol) order, the first row of its day. One window per role, not row_number() = 1 over a
 -- window per role and day: DataFusion's window operator pays per partition, and 64k of them took

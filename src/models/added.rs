@@ -19,6 +19,12 @@
 //! Only staging tables count: connectors write them, never a build. A mart's registered version
 //! is not what a model downstream reads during a build (it reads the rows being published).
 //!
+//! A third verdict needs no record: in an incremental build every input the build fingerprints
+//! (a seed, a table read whole) is as the stored rows' build saw it (a changed one makes a full
+//! build), so a test that reads only such inputs beside the model's own row still passes on the
+//! stored rows: a `relationships` test to one, a `no_rows_where` whose subqueries read only them
+//! ([`unchanged_inputs_hold`]). It then runs over the new rows alone.
+//!
 //! The log is read by version number: a staging table deleted by hand and landed again from
 //! scratch up to the recorded version or past it would look as if it had only gained rows
 //! (macrolake itself never deletes a table; a full-refresh ingest MERGEs into it). After such a
@@ -160,6 +166,30 @@ pub(super) async fn present_holds(
     !partitioned.is_empty()
 }
 
+/// The names of `m`'s tests the stored rows still pass because everything they read beside the
+/// row itself is among `unchanged`, the inputs an incremental build found as the stored rows'
+/// build did (their fingerprints, by table name): a relationships test to such an input, or a
+/// `no_rows_where` whose subqueries read only such inputs (not the model itself, nor a name that
+/// is no input, such as a CTE: the test may then compare a row with other rows).
+pub(super) fn unchanged_inputs_hold(m: &Model, unchanged: &HashMap<String, String>) -> Vec<String> {
+    let own = m.name.to_string();
+    let is_unchanged = |t: &str| t != own && unchanged.contains_key(t);
+    m.tests
+        .iter()
+        .filter(|(_, t)| match t {
+            DataTest::Relationships { to_table, .. } => {
+                is_unchanged(&to_table.to_ascii_lowercase())
+            }
+            DataTest::NoRowsWhere(cond) if t.row_condition().is_none() => {
+                super::dag::relations_in_condition(cond)
+                    .is_some_and(|r| !r.is_empty() && r.iter().all(|t| is_unchanged(t)))
+            }
+            _ => false,
+        })
+        .map(|(_, t)| t.name())
+        .collect()
+}
+
 /// The names of `m`'s relationships tests that hold on the stored rows of `version`.
 pub(super) async fn relationships_holding(
     lake: &Lake,
@@ -180,4 +210,35 @@ pub(super) async fn relationships_holding(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_reading_only_unchanged_inputs_beside_the_row_hold_on_the_stored_rows() {
+        let sql = "-- materialized: incremental\n-- unique_key: role, date\n-- partition_by: role\n\
+            -- test: relationships(symbol, seeds.roles.symbol)\n\
+            -- test: relationships(symbol, staging.prices_daily.symbol)\n\
+            -- test: no_rows_where(EXISTS (SELECT 1 FROM seeds.roles GROUP BY symbol HAVING count(*) > 1))\n\
+            -- test: no_rows_where(close > (SELECT max(close) FROM marts.m))\n\
+            -- test: no_rows_where(close > (WITH t AS (SELECT 1 AS x) SELECT max(x) FROM t))\n\
+            -- test: no_rows_where(close < 0)\n\
+            SELECT r.role, p.symbol, p.date, p.close FROM staging.prices_daily p JOIN seeds.roles r ON r.symbol = p.symbol\n";
+        let m = Model::parse(TableName::marts("m"), std::path::Path::new("m.sql"), sql).unwrap();
+        let unchanged = HashMap::from([
+            ("seeds.roles".to_string(), "sha256 a".to_string()),
+            ("marts.m".to_string(), "version 3".to_string()),
+        ]);
+        assert_eq!(
+            unchanged_inputs_hold(&m, &unchanged),
+            [
+                "relationships(symbol, seeds.roles.symbol)",
+                "no_rows_where(EXISTS (SELECT 1 FROM seeds.roles GROUP BY symbol HAVING count(*) > 1))",
+            ],
+            "not: a table not among the unchanged inputs, the model's own rows, a CTE, a plain row condition"
+        );
+        assert!(unchanged_inputs_hold(&m, &HashMap::new()).is_empty());
+    }
 }

@@ -5,9 +5,11 @@
 //! An incremental build audits in two parts. A test whose outcome on the whole table follows from
 //! its outcome on the new rows — a row-by-row condition, uniqueness of keys that include the
 //! partition (and the order column when rows were appended after each partition's last stored
-//! one), or a relationships test to a staging table that has only gained rows since the stored
-//! rows passed it (`super::added`) — runs over the new rows only: the stored rows passed the same
-//! tests when they were published (a change to the model's file makes a full build). Such a
+//! one), a relationships test to a staging table that has only gained rows since the stored rows
+//! passed it or to an input that did not change (a seed), or a `no_rows_where` whose subqueries
+//! read only inputs that did not change (`super::added`) — runs over the new rows only: the stored
+//! rows passed the same tests when they were published (a change to the model's file makes a
+//! full build). Such a
 //! relationships test of a partition column does not run at all when every new row extends a
 //! stored partition. The others (freshness, custom tests, relationships otherwise) run over the
 //! table as it would be: the stored rows that stay plus the new ones.
@@ -234,7 +236,8 @@ pub(super) async fn stage_and_audit(
 /// Whether `test` passing on the new rows of an incremental build means it passes on the whole
 /// table. `appended_after`: the order column, when rows were appended after each partition's
 /// last stored row (rather than whole partitions recomputed). `held`: the stored rows still pass
-/// the test (a relationships test whose table has only gained rows: [`super::added`]).
+/// the test (a relationships test whose table has only gained rows or did not change, a
+/// `no_rows_where` whose subqueries read only unchanged inputs: [`super::added`]).
 fn decided_by_new_rows(
     test: &DataTest,
     partition_by: &[String],
@@ -242,9 +245,8 @@ fn decided_by_new_rows(
     held: bool,
 ) -> bool {
     match test {
-        DataTest::NotNull(_) | DataTest::AcceptedRange { .. } | DataTest::NoRowsWhere(_) => {
-            test.row_condition().is_some()
-        }
+        DataTest::NotNull(_) | DataTest::AcceptedRange { .. } => test.row_condition().is_some(),
+        DataTest::NoRowsWhere(_) => test.row_condition().is_some() || held,
         DataTest::Unique(cols) => {
             partition_by.iter().all(|p| cols.contains(p))
                 && appended_after.is_none_or(|o| cols.iter().any(|c| c == o))
@@ -266,7 +268,8 @@ pub(super) struct Increment {
     pub appended_after: Option<String>,
     /// Whether some partitions were recomputed (rather than only extended).
     pub recomputed: bool,
-    /// The names of the relationships tests the stored rows still pass ([`super::added`]).
+    /// The names of the relationships and subquery tests the stored rows still pass
+    /// ([`super::added`]).
     pub held: Vec<String>,
 }
 
@@ -417,6 +420,8 @@ mod tests {
         assert!(!decided_by_new_rows(&fresh, &p, None, false));
         let sub = DataTest::NoRowsWhere("close > (SELECT max(close) FROM marts.x)".into());
         assert!(!decided_by_new_rows(&sub, &p, None, false));
+        // … unless what its subquery reads is as the stored rows' build saw it.
+        assert!(decided_by_new_rows(&sub, &p, None, true));
         assert!(decided_by_new_rows(
             &DataTest::NoRowsWhere("close < 0".into()),
             &p,

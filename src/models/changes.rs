@@ -270,48 +270,6 @@ fn never_null(m: &Model) -> bool {
     })
 }
 
-/// The values a `relationships` test of `m` allows in its one partition column (that column's
-/// values in the seed the test refers to), if it has such a test. An input partition with any
-/// other non-NULL value could only give rows that fail the test (`asset_daily`'s `other` rows,
-/// symbols no role lists, for the roles): unless it is stored, it is not recomputed. A full refresh still
-/// runs the test on every row. Seeds only: they are small reference tables, where a staging
-/// table or a mart may hold millions of rows (`asset_daily`'s test refers to the prices, the
-/// very input its partitions come from, which no key can be missing from).
-async fn related(ctx: &SessionContext, m: &Model) -> Result<Option<BTreeSet<String>>, String> {
-    let [column] = m.partition_by.as_slice() else {
-        return Ok(None);
-    };
-    let reference = m.tests.iter().find_map(|(_, t)| match t {
-        DataTest::Relationships {
-            column: c,
-            to_table,
-            to_column,
-        } if c == column && to_table.starts_with("seeds.") => Some((to_table, to_column)),
-        _ => None,
-    });
-    let Some((table, to)) = reference else {
-        return Ok(None);
-    };
-    let sql = format!("SELECT DISTINCT \"{to}\" FROM {table}");
-    let keys = partitions(ctx, m, sql).await?;
-    Ok(Some(
-        keys.into_iter()
-            .filter_map(|mut k| k.pop().flatten())
-            .collect(),
-    ))
-}
-
-/// Whether the partition `key` (of one column) may hold rows when a relationships test allows
-/// only the values `allowed` there: it is stored, its value is allowed, or it is NULL (the test
-/// passes NULLs; [`never_null`] is for those).
-fn may_have_rows(
-    key: &Partition,
-    stored: &BTreeSet<Partition>,
-    allowed: &BTreeSet<String>,
-) -> bool {
-    stored.contains(key) || key[0].as_ref().is_none_or(|v| allowed.contains(v))
-}
-
 /// What changed in the partitioned inputs since the build at `built_at`, and in the logged
 /// marts' new files (`logged`), against the stored model, whose partitions' last rows are
 /// `last_rows` (read when it has an append query). `present`: every stored partition is known
@@ -383,11 +341,6 @@ pub(super) async fn changes(
         let extended: BTreeSet<Partition> = groups.into_values().flatten().collect();
         out.last = rows_of(last_rows, &m.partition_by, &extended)?;
     }
-    if first_new.keys().any(|key| !stored_parts.contains(key))
-        && let Some(allowed) = related(ctx, m).await?
-    {
-        first_new.retain(|key, _| may_have_rows(key, &stored_parts, &allowed));
-    }
     out.recompute = first_new.into_keys().collect();
     if let Some(present) = present {
         // A partition gone from the inputs is recomputed: its rows go.
@@ -403,51 +356,6 @@ pub(super) async fn changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_relationships_test_on_the_partition_column_names_the_partitions_there_can_be() {
-        let ctx = SessionContext::new();
-        for sql in [
-            "CREATE SCHEMA seeds",
-            "CREATE TABLE seeds.r (role VARCHAR) AS VALUES ('bitcoin'), ('silver'), ('bitcoin'), (NULL)",
-            "CREATE TABLE r (role VARCHAR) AS VALUES ('bitcoin')",
-        ] {
-            ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        }
-        let model = |tests: &str| {
-            let sql = format!(
-                "-- materialized: incremental\n-- unique_key: role, date\n-- partition_by: role\n\
-                 {tests}SELECT 1"
-            );
-            Model::parse(TableName::marts("m"), std::path::Path::new("m.sql"), &sql).unwrap()
-        };
-        let m = model(
-            "-- test: relationships(symbol, seeds.r.role)\n-- test: relationships(role, seeds.r.role)\n",
-        );
-        let allowed = related(&ctx, &m).await.unwrap();
-        assert_eq!(
-            allowed,
-            Some(BTreeSet::from([
-                "bitcoin".to_string(),
-                "silver".to_string()
-            ]))
-        );
-        // Keys outside the seed are skipped unless stored; NULL is kept.
-        let allowed = allowed.unwrap();
-        let key = |v: Option<&str>| vec![v.map(str::to_string)];
-        let stored = BTreeSet::from([key(Some("gold"))]);
-        let kept = |v| may_have_rows(&key(v), &stored, &allowed);
-        assert!(kept(Some("bitcoin")) && kept(Some("gold")) && kept(None));
-        assert!(!kept(Some("other")));
-        // A relationships test of another column says nothing about the partitions, and one
-        // referring to a table other than a seed is not read (it may be millions of rows).
-        for tests in [
-            "-- test: relationships(symbol, seeds.r.role)\n",
-            "-- test: relationships(role, r.role)\n",
-        ] {
-            assert_eq!(related(&ctx, &model(tests)).await.unwrap(), None, "{tests}");
-        }
-    }
 
     #[test]
     fn predicates_quote_values_and_match_null_keys() {

@@ -84,6 +84,24 @@ pub fn references(model: &Model) -> Result<Vec<TableName>, ModelError> {
     Ok(refs.into_iter().collect())
 }
 
+/// Every relation a SQL condition names, lowercased as written (`seeds.asset_roles`, or a bare
+/// name such as a CTE's); `None` when the condition does not parse.
+pub(super) fn relations_in_condition(condition: &str) -> Option<Vec<String>> {
+    let sql = format!("SELECT 1 WHERE {condition}");
+    let statements = Parser::parse_sql(&GenericDialect {}, &sql).ok()?;
+    let mut out = Vec::new();
+    let _ = visit_relations(&statements, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        out.push(parts.join("."));
+        ControlFlow::<()>::Continue(())
+    });
+    Some(out)
+}
+
 /// Orders models so each comes after the models it reads. `existing` are the lake's tables and
 /// views: a reference to something that is neither existing nor a model is an error with
 /// file:line, and so is a cycle (named in full).

@@ -372,7 +372,14 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         rows,
         appended_after,
         recomputed: replaced.is_some(),
-        held: super::added::relationships_holding(lake, m, &previous, version, read).await,
+        held: super::added::relationships_holding(lake, m, &previous, version, read)
+            .await
+            .into_iter()
+            .chain(super::added::unchanged_inputs_hold(
+                m,
+                &classified.fingerprints,
+            ))
+            .collect(),
     };
     audit_increment(ctx, m, custom, reference, &inc).await?;
     lap("audited");

@@ -1059,3 +1059,99 @@ async fn a_null_partition_is_recomputed_like_any_other() {
     build_it(true).await;
     assert_eq!(table_text(&lake, "marts.by_currency").await, incremental);
 }
+
+/// A test that reads a seed beside the model's rows (a relationships test to it, a
+/// `no_rows_where` whose subquery reads only it) runs over the new rows alone while the seed is
+/// as the stored rows' build saw it, and still stops a new row that fails it; an edit of the seed
+/// makes a full build whose tests read every row again, so stored rows the edit makes fail stop it.
+#[tokio::test(flavor = "multi_thread")]
+async fn tests_on_a_seed_read_the_new_rows_while_the_seed_is_unchanged_and_every_row_after_an_edit()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let by_symbol = rows_by_symbol(&all);
+    let sql = dir.path().join("sql");
+    std::fs::create_dir_all(sql.join("marts")).unwrap();
+    std::fs::create_dir_all(sql.join("seeds")).unwrap();
+    std::fs::write(
+        sql.join("marts/listed.sql"),
+        "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: symbol\n\
+         -- test: relationships(symbol, seeds.listed.symbol)\n\
+         -- test: no_rows_where(EXISTS (SELECT 1 FROM seeds.listed GROUP BY symbol HAVING count(*) > 1))\n\
+         SELECT p.symbol, p.date, p.close, l.note FROM staging.prices_daily p \
+         LEFT JOIN seeds.listed l ON l.symbol = p.symbol WHERE p.source = 'yahoo'\n",
+    )
+    .unwrap();
+    let seed = |text: &str| std::fs::write(sql.join("seeds/listed.csv"), text).unwrap();
+    seed("symbol,note\nSPY,a\nIWM,b\n");
+    let lake = Lake::open("memory://", false).unwrap();
+    let listed = TableName::marts("listed");
+    let land = |rows: &[RowRef]| {
+        let picks: Vec<_> = rows.iter().map(|r| (*r, 1.0)).collect();
+        let b = rows_batch(&all, &picks, Lake::now());
+        let lake = lake.clone();
+        async move {
+            let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
+            let prices = TableName::staging("prices_daily");
+            lake.write(&prices, vec![b], mode).await.unwrap();
+        }
+    };
+    let build_it = |full_refresh| {
+        let (lake, sql) = (lake.clone(), sql.clone());
+        async move {
+            let options = BuildOptions {
+                sql_dir: &sql,
+                selector: Some("listed"),
+                dry_run: false,
+                test_only: false,
+                reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+                full_refresh,
+            };
+            let report = build(&lake, &[], &options).await.unwrap();
+            match report.ok() {
+                true => Ok(report.outcomes[0].rows),
+                false => Err(report.problems().join("\n")),
+            }
+        }
+    };
+    let (spy, iwm, rut) = (&by_symbol["SPY"], &by_symbol["IWM"], &by_symbol["^RUT"]);
+    land(&[&spy[..spy.len() - 1], &iwm[..]].concat()).await;
+    build_it(false).await.unwrap();
+    // SPY's last day: its partition recomputed; the seed's tests read only the new rows.
+    land(&spy[spy.len() - 1..]).await;
+    assert_eq!(build_it(false).await.unwrap(), spy.len());
+    let version = lake.version(&listed).await.unwrap();
+    // A symbol the seed does not list: its new rows fail the relationships test; nothing lands.
+    land(&rut[..5]).await;
+    let failed = build_it(false).await.unwrap_err();
+    assert!(
+        failed.contains("relationships(symbol, seeds.listed.symbol)"),
+        "{failed}"
+    );
+    assert_eq!(lake.version(&listed).await.unwrap(), version);
+    // The seed lists ^RUT but no longer IWM: a full build, whose test reads the stored IWM rows.
+    seed("symbol,note\nSPY,a\n^RUT,c\n");
+    let failed = build_it(false).await.unwrap_err();
+    assert!(
+        failed.contains("relationships(symbol, seeds.listed.symbol)") && failed.contains("IWM"),
+        "{failed}"
+    );
+    assert_eq!(lake.version(&listed).await.unwrap(), version);
+    // A seed listing SPY twice fails the subquery test, though no row of the model changed.
+    seed("symbol,note\nSPY,a\nSPY,d\nIWM,b\n^RUT,c\n");
+    let failed = build_it(false).await.unwrap_err();
+    assert!(failed.contains("no_rows_where(EXISTS"), "{failed}");
+    // Every symbol listed once: the build lands, equal to a full refresh.
+    seed("symbol,note\nSPY,a\nIWM,b\n^RUT,c\n");
+    build_it(false).await.unwrap();
+    let incremental = table_text(&lake, "marts.listed").await;
+    assert!(incremental.contains("^RUT"));
+    build_it(true).await.unwrap();
+    assert_eq!(table_text(&lake, "marts.listed").await, incremental);
+    // ^RUT's later days, the seed unchanged: appended to a partition, tests on the new rows only.
+    land(&rut[5..8]).await;
+    build_it(false).await.unwrap();
+    let incremental = table_text(&lake, "marts.listed").await;
+    build_it(true).await.unwrap();
+    assert_eq!(table_text(&lake, "marts.listed").await, incremental);
+}
