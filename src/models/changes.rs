@@ -14,7 +14,7 @@ use datafusion::prelude::{Expr, ParquetReadOptions, SessionContext, ident};
 
 use super::incremental::df_err;
 use super::session::{bind, collect};
-use super::spec::{DataTest, Model};
+use super::spec::Model;
 use crate::lake::TableName;
 
 /// The key of a partition as text, one value per partition column (`None`: NULL).
@@ -258,18 +258,6 @@ fn rows_of(
         .collect()
 }
 
-/// Whether a `not_null` test of `m` covers every partition column: no row of a published build
-/// is then in a partition with a NULL key, and input rows with one (e.g. `asset_daily`'s rows of
-/// a symbol no role lists, for the roles) are not recomputed: they could only give rows that
-/// fail the test (a full refresh still runs the test on every row).
-fn never_null(m: &Model) -> bool {
-    m.partition_by.iter().all(|c| {
-        m.tests
-            .iter()
-            .any(|(_, t)| matches!(t, DataTest::NotNull(cols) if cols.contains(c)))
-    })
-}
-
 /// What changed in the partitioned inputs since the build at `built_at`, and in the logged
 /// marts' new files (`logged`), against the stored model, whose partitions' last rows are
 /// `last_rows` (read when it has an append query). `present`: every stored partition is known
@@ -296,9 +284,6 @@ pub(super) async fn changes(
     let order = m.append.as_ref().map(|a| a.order_by.as_str());
     let (mut first_new, present) =
         new_in_inputs(ctx, m, (partitioned, present), logged, &cols, &since).await?;
-    if never_null(m) {
-        first_new.retain(|key, _| key.iter().all(Option::is_some));
-    }
     let mut out = Changes::default();
     let mut stored_parts = BTreeSet::new();
     let mut groups: BTreeMap<String, BTreeSet<Partition>> = BTreeMap::new();

@@ -1058,6 +1058,41 @@ async fn a_null_partition_is_recomputed_like_any_other() {
     let incremental = table_text(&lake, "marts.by_currency").await;
     build_it(true).await;
     assert_eq!(table_text(&lake, "marts.by_currency").await, incremental);
+
+    // With a not_null test on the partition column, new rows of the NULL partition are computed
+    // all the same and fail the build, as they fail a full refresh (they were once skipped).
+    std::fs::write(
+        sql.join("marts/checked.sql"),
+        "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: currency\n\
+         -- test: not_null(currency)\n\
+         SELECT symbol, date, close, currency FROM staging.prices_daily \
+         WHERE source = 'yahoo' AND (symbol = 'SPY' OR close < 10)\n",
+    )
+    .unwrap();
+    let build_checked = || {
+        let (lake, sql) = (lake.clone(), sql.clone());
+        async move {
+            let options = BuildOptions {
+                sql_dir: &sql,
+                selector: Some("checked"),
+                dry_run: false,
+                test_only: false,
+                reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+                full_refresh: false,
+            };
+            let report = build(&lake, &[], &options).await.unwrap();
+            report.problems().join("\n")
+        }
+    };
+    assert_eq!(
+        build_checked().await,
+        "",
+        "SPY's rows, every one with a currency"
+    );
+    // IWM's last close revised under 10: its row (no currency) enters the model.
+    land(vec![(iwm[iwm.len() - 1], 0.01)]).await;
+    let failed = build_checked().await;
+    assert!(failed.contains("not_null(currency)"), "{failed:?}");
 }
 
 /// A test that reads a seed beside the model's rows (a relationships test to it, a
