@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Statement, visit_relations};
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement, visit_relations};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -59,12 +59,7 @@ pub fn references(model: &Model) -> Result<Vec<TableName>, ModelError> {
     }
     let mut refs = BTreeSet::new();
     let _ = visit_relations(&statements, |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
-            .collect();
-        if let [schema, table] = parts.as_slice() {
+        if let [schema, table] = name_parts(name).as_slice() {
             let zone = match schema.as_str() {
                 "staging" => Some(crate::lake::Zone::Staging),
                 "marts" => Some(crate::lake::Zone::Marts),
@@ -84,6 +79,14 @@ pub fn references(model: &Model) -> Result<Vec<TableName>, ModelError> {
     Ok(refs.into_iter().collect())
 }
 
+/// A relation's name, part by part, unquoted and lowercased.
+fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
+        .collect()
+}
+
 /// Every relation a SQL condition names, lowercased as written (`seeds.asset_roles`, or a bare
 /// name such as a CTE's); `None` when the condition does not parse.
 pub(super) fn relations_in_condition(condition: &str) -> Option<Vec<String>> {
@@ -91,12 +94,7 @@ pub(super) fn relations_in_condition(condition: &str) -> Option<Vec<String>> {
     let statements = Parser::parse_sql(&GenericDialect {}, &sql).ok()?;
     let mut out = Vec::new();
     let _ = visit_relations(&statements, |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
-            .collect();
-        out.push(parts.join("."));
+        out.push(name_parts(name).join("."));
         ControlFlow::<()>::Continue(())
     });
     Some(out)

@@ -661,18 +661,8 @@ async fn build_asset_daily(lake: &Lake, full_refresh: bool) -> usize {
 
 /// Builds the model `name` alone; returns the rows it computed and published (0: unchanged).
 async fn build_model(lake: &Lake, name: &str, full_refresh: bool) -> usize {
-    let options = BuildOptions {
-        sql_dir: &repo().join("sql"),
-        selector: Some(name),
-        dry_run: false,
-        test_only: false,
-        // Freshness is not what this test is about: the random states end on any day.
-        reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
-        full_refresh,
-    };
-    let report = build(lake, &[], &options).await.unwrap();
-    assert!(report.ok(), "{:?}", report.problems());
-    report.outcomes[0].rows
+    let sql = repo().join("sql");
+    build_one(lake, &sql, name, full_refresh).await.unwrap()
 }
 
 /// A relation of each symbol's stored row on its `agg` (`max`, `min`) day.
@@ -962,6 +952,30 @@ async fn roles_follow_asset_daily_by_role_and_skip_nights_of_other_symbols() {
     );
 }
 
+/// Builds the one model `selector` of the models in `sql`: the rows it computed, or its problems.
+/// Freshness is not what these tests are about: the reference day is 2000-01-01 (the random
+/// states end on any day).
+async fn build_one(
+    lake: &Lake,
+    sql: &Path,
+    selector: &str,
+    full_refresh: bool,
+) -> Result<usize, String> {
+    let options = BuildOptions {
+        sql_dir: sql,
+        selector: Some(selector),
+        dry_run: false,
+        test_only: false,
+        reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+        full_refresh,
+    };
+    let report = build(lake, &[], &options).await.unwrap();
+    match report.ok() {
+        true => Ok(report.outcomes[0].rows),
+        false => Err(report.problems().join("\n")),
+    }
+}
+
 async fn sql_count(lake: &Lake, sql: &str) -> usize {
     let session = lake.session(None, &[]).await.unwrap();
     let rows = macrolake::query::collect(&session.ctx, sql).await.unwrap();
@@ -1022,17 +1036,9 @@ async fn a_null_partition_is_recomputed_like_any_other() {
     let build_it = |full_refresh| {
         let (lake, sql) = (lake.clone(), sql.clone());
         async move {
-            let options = BuildOptions {
-                sql_dir: &sql,
-                selector: Some("by_currency"),
-                dry_run: false,
-                test_only: false,
-                reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
-                full_refresh,
-            };
-            let report = build(&lake, &[], &options).await.unwrap();
-            assert!(report.ok(), "{:?}", report.problems());
-            report.outcomes[0].rows
+            build_one(&lake, &sql, "by_currency", full_refresh)
+                .await
+                .unwrap()
         }
     };
     let (spy, iwm) = (&by_symbol["SPY"], &by_symbol["IWM"]);
@@ -1069,29 +1075,14 @@ async fn a_null_partition_is_recomputed_like_any_other() {
          WHERE source = 'yahoo' AND (symbol = 'SPY' OR close < 10)\n",
     )
     .unwrap();
-    let build_checked = || {
-        let (lake, sql) = (lake.clone(), sql.clone());
-        async move {
-            let options = BuildOptions {
-                sql_dir: &sql,
-                selector: Some("checked"),
-                dry_run: false,
-                test_only: false,
-                reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
-                full_refresh: false,
-            };
-            let report = build(&lake, &[], &options).await.unwrap();
-            report.problems().join("\n")
-        }
-    };
-    assert_eq!(
-        build_checked().await,
-        "",
-        "SPY's rows, every one with a currency"
+    let checked = build_one(&lake, &sql, "checked", false).await;
+    assert!(
+        checked.is_ok(),
+        "SPY's rows, every one with a currency: {checked:?}"
     );
     // IWM's last close revised under 10: its row (no currency) enters the model.
     land(vec![(iwm[iwm.len() - 1], 0.01)]).await;
-    let failed = build_checked().await;
+    let failed = build_one(&lake, &sql, "checked", false).await.unwrap_err();
     assert!(failed.contains("not_null(currency)"), "{failed:?}");
 }
 
@@ -1131,24 +1122,7 @@ async fn tests_on_a_seed_read_the_new_rows_while_the_seed_is_unchanged_and_every
             lake.write(&prices, vec![b], mode).await.unwrap();
         }
     };
-    let build_it = |full_refresh| {
-        let (lake, sql) = (lake.clone(), sql.clone());
-        async move {
-            let options = BuildOptions {
-                sql_dir: &sql,
-                selector: Some("listed"),
-                dry_run: false,
-                test_only: false,
-                reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
-                full_refresh,
-            };
-            let report = build(&lake, &[], &options).await.unwrap();
-            match report.ok() {
-                true => Ok(report.outcomes[0].rows),
-                false => Err(report.problems().join("\n")),
-            }
-        }
-    };
+    let build_it = |full_refresh| build_one(&lake, &sql, "listed", full_refresh);
     let (spy, iwm, rut) = (&by_symbol["SPY"], &by_symbol["IWM"], &by_symbol["^RUT"]);
     land(&[&spy[..spy.len() - 1], &iwm[..]].concat()).await;
     build_it(false).await.unwrap();
