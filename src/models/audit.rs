@@ -9,10 +9,9 @@
 //! passed it or to an input that did not change (a seed), or a `no_rows_where` whose subqueries
 //! read only inputs that did not change (`super::added`) — runs over the new rows only: the stored
 //! rows passed the same tests when they were published (a change to the model's file makes a
-//! full build). Such a
-//! relationships test of a partition column does not run at all when every new row extends a
-//! stored partition. The others (freshness, custom tests, relationships otherwise) run over the
-//! table as it would be: the stored rows that stay plus the new ones.
+//! full build). Such a relationships test of a partition column does not run at all when every
+//! new row extends a stored partition. The others (freshness, custom tests, relationships
+//! otherwise) run over the table as it would be: the stored rows that stay plus the new ones.
 
 use std::sync::Arc;
 use std::time::Instant;
