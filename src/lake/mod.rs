@@ -28,6 +28,7 @@ pub mod raw;
 pub mod row;
 pub mod runs;
 pub(crate) mod session;
+mod snapshot_scan;
 mod sorted;
 mod staged;
 pub mod store;

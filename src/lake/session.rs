@@ -107,15 +107,20 @@ impl Lake {
                 action: "register",
                 source: Box::new(source),
             })?;
-        let provider = table
+        let delta = table
             .table_provider()
             .await
             .map_err(|source| LakeError::DataFusion {
                 context: format!("registering {name}"),
                 source: Box::new(source),
             })?;
+        // Plain Parquet scans over the version's files where the table allows (the same schema
+        // as deltalake's provider), else deltalake's own.
         let provider: Arc<dyn datafusion::catalog::TableProvider> =
-            Arc::new(super::limit::KeepLimit(provider));
+            match super::snapshot_scan::snapshot_provider(&table, delta.schema(), state) {
+                Some(scan) => Arc::new(scan),
+                None => Arc::new(super::limit::KeepLimit(delta)),
+            };
         Ok((provider, table.version(), rows))
     }
 
@@ -247,11 +252,26 @@ impl Lake {
     /// A DataFusion context with `config`, its queries within `[lake] memory_limit_mb` (see
     /// [`spilling_runtime`]) unless the limit is off.
     pub(super) fn context(&self, config: SessionConfig) -> Result<SessionContext> {
+        let config = query_config(config);
         Ok(match self.memory_limit {
             Some(bytes) => SessionContext::new_with_config_rt(config, spilling_runtime(bytes)?),
             None => SessionContext::new_with_config(config),
         })
     }
+}
+
+/// `config` with the options every query over the lake runs with: DataFusion's, except the
+/// dynamic filter an aggregate's running MIN/MAX pushes into the Parquet scan, which is off. It
+/// prunes row groups by footer statistics that leave NaN out (a file holding NaN and 1.0 claims
+/// a maximum of 1.0), and over files from before a column was added it can lose its bound to a
+/// typed NULL (apache/datafusion#24804, #25147): `max(x)` came back wrong or right depending on
+/// which partition finished first.
+pub fn query_config(mut config: SessionConfig) -> SessionConfig {
+    config
+        .options_mut()
+        .optimizer
+        .enable_aggregate_dynamic_filter_pushdown = false;
+    config
 }
 
 /// A runtime whose queries share `bytes` fairly among the operators that can spill (sorts,

@@ -137,9 +137,11 @@ impl LiveCatalog {
         memory_table_max_rows: usize,
         result_cache_mb: usize,
     ) -> Result<Self, ServeError> {
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("datafusion", "public");
+        let config = crate::lake::session::query_config(
+            SessionConfig::new()
+                .with_information_schema(true)
+                .with_default_catalog_and_schema("datafusion", "public"),
+        );
         // A hard cap: no spilling to the server's disk, so a runaway query fails fast with
         // "Resources exhausted" instead of filling /tmp; the pool is freed for the others.
         let pool = super::sessions::server_pool(memory_limit_mb.max(16));

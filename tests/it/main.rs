@@ -26,6 +26,7 @@ mod prices_history;
 mod product;
 mod project;
 mod refrates;
+mod scan;
 mod secrets;
 mod serve;
 mod sources;
