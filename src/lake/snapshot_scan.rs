@@ -11,7 +11,7 @@
 //! DataFusion's listing tables do. A table that has any of those features keeps deltalake's
 //! provider ([`snapshot_provider`] returns `None`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef};
@@ -33,6 +33,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_datasource::compute_all_files_statistics;
 use deltalake::DeltaTable;
 use deltalake::logstore::LogStore;
+use deltalake::table::state::DeltaTableState;
 use object_store::ObjectMeta;
 
 /// One Delta version's files as a Parquet table (see the module doc).
@@ -40,8 +41,11 @@ use object_store::ObjectMeta;
 pub struct SnapshotScan {
     schema: SchemaRef,
     store_url: ObjectStoreUrl,
-    /// The version's files, each with its row count and the log's exact column statistics.
-    files: Vec<PartitionedFile>,
+    snapshot: DeltaTableState,
+    /// The version's files, each with its row count and the log's exact column statistics:
+    /// read from the snapshot at the first scan (a session registers every table, a query reads
+    /// a few).
+    files: OnceLock<Vec<PartitionedFile>>,
 }
 
 /// A [`SnapshotScan`] of `table`'s loaded version with `schema` (deltalake's provider's, so a
@@ -65,36 +69,43 @@ pub fn snapshot_provider(
     if runtime.object_store(&store_url).is_err() {
         runtime.register_object_store(store_url.as_ref(), log_store.object_store(None));
     }
-    let log = snapshot.log_data();
-    let columns = ColumnStats::read(&log, &schema);
-    let files = log
-        .iter()
-        .enumerate()
-        .map(|(i, file)| {
-            let size = u64::try_from(file.size()).unwrap_or_default();
-            let mut part = PartitionedFile::new_from_meta(ObjectMeta {
-                location: file.object_store_path(),
-                last_modified: chrono::DateTime::UNIX_EPOCH,
-                size,
-                e_tag: None,
-                version: None,
-            });
-            let rows = file
-                .num_records()
-                .map_or(Precision::Absent, Precision::Exact);
-            part.statistics = Some(Arc::new(Statistics {
-                num_rows: rows,
-                total_byte_size: Precision::Inexact(size as usize),
-                column_statistics: columns.iter().map(|c| c.of_file(i)).collect(),
-            }));
-            part
-        })
-        .collect();
     Some(SnapshotScan {
         schema,
         store_url,
-        files,
+        snapshot: snapshot.clone(),
+        files: OnceLock::new(),
     })
+}
+
+impl SnapshotScan {
+    fn files(&self) -> &[PartitionedFile] {
+        self.files.get_or_init(|| {
+            let log = self.snapshot.log_data();
+            let columns = ColumnStats::read(&log, &self.schema);
+            log.iter()
+                .enumerate()
+                .map(|(i, file)| {
+                    let size = u64::try_from(file.size()).unwrap_or_default();
+                    let mut part = PartitionedFile::new_from_meta(ObjectMeta {
+                        location: file.object_store_path(),
+                        last_modified: chrono::DateTime::UNIX_EPOCH,
+                        size,
+                        e_tag: None,
+                        version: None,
+                    });
+                    let rows = file
+                        .num_records()
+                        .map_or(Precision::Absent, Precision::Exact);
+                    part.statistics = Some(Arc::new(Statistics {
+                        num_rows: rows,
+                        total_byte_size: Precision::Inexact(size as usize),
+                        column_statistics: columns.iter().map(|c| c.of_file(i)).collect(),
+                    }));
+                    part
+                })
+                .collect()
+        })
+    }
 }
 
 /// A column's per-file statistics from the Delta log, kept where they are exact.
@@ -172,7 +183,7 @@ impl TableProvider for SnapshotScan {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        let rows = self.files.iter().try_fold(0usize, |sum, f| {
+        let rows = self.files().iter().try_fold(0usize, |sum, f| {
             match f.statistics.as_ref().map(|s| s.num_rows) {
                 Some(Precision::Exact(n)) => Some(sum + n),
                 _ => None,
@@ -204,7 +215,7 @@ impl TableProvider for SnapshotScan {
             )))
             .with_pushdown_filters(true);
         let partitions = state.config().target_partitions().max(1);
-        let groups = FileGroup::new(self.files.clone()).split_files(partitions);
+        let groups = FileGroup::new(self.files().to_vec()).split_files(partitions);
         let (groups, statistics) =
             compute_all_files_statistics(groups, self.schema.clone(), true, false)?;
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))

@@ -28,20 +28,12 @@ impl Lake {
         if !self.exists(name).await? {
             return Ok(Vec::new());
         }
-        let delta = self.load(name, None).await?;
         let ctx = self.context(datafusion::prelude::SessionConfig::new())?;
         let df_err = |source| LakeError::DataFusion {
             context: format!("reading {name}"),
             source: Box::new(source),
         };
-        delta
-            .update_datafusion_session(&ctx.state())
-            .map_err(|source| LakeError::Delta {
-                table: name.clone(),
-                action: "register",
-                source: Box::new(source),
-            })?;
-        let provider = delta.table_provider().await.map_err(df_err)?;
+        let (provider, _) = self.provider(name, None, &ctx.state()).await?;
         ctx.register_table("t", provider).map_err(df_err)?;
         ctx.sql(sql)
             .await

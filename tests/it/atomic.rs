@@ -107,7 +107,8 @@ impl ObjectStore for FailCommits {
     }
 }
 
-fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
+/// Rows with `id` in `ids` and `value` = 1.5 × `id`.
+pub(crate) fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("value", DataType::Float64, true),

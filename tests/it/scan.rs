@@ -12,23 +12,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use macrolake::lake::{Lake, TableName, WriteMode};
 
-use super::atomic::{FailCommits, taken_reads};
-
-fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("value", DataType::Float64, true),
-    ]));
-    let values: Vec<f64> = ids.clone().map(|i| i as f64 * 1.5).collect();
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(ids.collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(values)),
-        ],
-    )
-    .unwrap()
-}
+use super::atomic::{FailCommits, batch, taken_reads};
 
 async fn text(ctx: &SessionContext, sql: &str) -> String {
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
@@ -64,7 +48,7 @@ async fn a_query_reads_the_files_its_filter_can_match_and_answers_from_exact_sta
     let t = TableName::staging("t");
     // Ten files with disjoint key ranges, as ten nights of history would leave them.
     for k in 0..10 {
-        lake.write(&t, vec![rows(k * 100..(k + 1) * 100)], WriteMode::Append)
+        lake.write(&t, vec![batch(k * 100..(k + 1) * 100)], WriteMode::Append)
             .await
             .unwrap();
     }
@@ -87,7 +71,7 @@ async fn a_query_reads_the_files_its_filter_can_match_and_answers_from_exact_sta
     // A float's extremes are read from the data: the log's leave NaN out (this file's say 1.0), as
     // do the footers DataFusion's running-maximum filter would prune by (`query_config`).
     let nan = RecordBatch::try_new(
-        rows(0..1).schema(),
+        batch(0..1).schema(),
         vec![
             Arc::new(Int64Array::from(vec![5000, 5001])),
             Arc::new(Float64Array::from(vec![f64::NAN, 1.0])),
