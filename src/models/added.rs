@@ -32,8 +32,8 @@
 
 use std::collections::HashMap;
 
-use super::fingerprint::version_print;
 use super::spec::{DataTest, Model};
+use super::state_keys::{PREFIX, on_version, version_print};
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, Zone};
 
@@ -51,24 +51,18 @@ pub(super) fn versions(tables: &[(TableName, Option<u64>)]) -> Versions {
 
 /// The state key of the verdict that the stored partitions are present in `input`.
 fn present_key(input: &str) -> String {
-    format!("{}present in {input}", super::proven::PREFIX)
+    format!("{}present in {input}", PREFIX)
 }
 
 /// The state key of a relationships test's verdict (the test's name).
 fn relationship_key(test: &DataTest) -> String {
-    format!("{}{}", super::proven::PREFIX, test.name())
+    format!("{}{}", PREFIX, test.name())
 }
 
 /// How a verdict's value starts for `version` of the model and `input`; the input's version
 /// follows.
 fn value_prefix(version: u64, input: &str) -> String {
     format!("{}{input} at version ", on_version(&version_print(version)))
-}
-
-/// How every verdict's value on `version` of the model starts (`version 42 with `): what
-/// [`super::proven::kept`] looks for.
-pub(super) fn on_version(version: &str) -> String {
-    format!("{version} with ")
 }
 
 /// The verdict under `key` on `version` of the model, with the version of `input` the build

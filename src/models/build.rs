@@ -14,6 +14,7 @@ use super::dag::{self, line_of};
 use super::fingerprint;
 use super::session::register;
 use super::spec::{Materialized, Model};
+use super::step::Step;
 use super::{ModelError, discover};
 use crate::lake::model_state::ModelState;
 use crate::lake::runs::{RunRecord, RunStatus};
@@ -461,30 +462,6 @@ fn attach_custom(
     Ok(attached)
 }
 
-/// One model's build (or audit), with what it needs from the whole build.
-pub(super) struct Step<'a> {
-    /// The lake.
-    pub(super) lake: &'a Lake,
-    /// The build's session.
-    pub(super) ctx: &'a SessionContext,
-    /// The model.
-    pub(super) model: &'a Model,
-    /// The tables its SQL reads.
-    pub(super) inputs: &'a [TableName],
-    /// Custom tests attached to it.
-    pub(super) custom: &'a [(std::path::PathBuf, String)],
-    /// Day freshness tests measure from.
-    pub(super) reference: chrono::NaiveDate,
-    /// The version of each staging table the session reads.
-    pub(super) read: &'a super::added::Versions,
-    /// What its last build recorded, when the table exists and may be updated rather than
-    /// rebuilt (`None`: build it from scratch).
-    pub(super) previous: Option<ModelState>,
-    /// Lets the models that read this one start: called once its new version is published (an
-    /// incremental model's last rows and state are saved after), or once it is known unchanged.
-    pub(super) release: &'a (dyn Fn() + Sync),
-}
-
 /// What one model's build (or audit) left: its outcome, its `meta.runs` row and, for a table
 /// model, the state to record.
 struct Finished {
@@ -661,7 +638,7 @@ async fn keep_if_unchanged(
     let mut now = prints.clone();
     now.insert(
         fingerprint::PUBLISHED.into(),
-        fingerprint::version_print(version),
+        super::state_keys::version_print(version),
     );
     if !fingerprint::unchanged(previous, &now) {
         return Ok(None);
@@ -753,7 +730,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
         inputs.insert(
             fingerprint::PUBLISHED.into(),
-            fingerprint::version_print(version),
+            super::state_keys::version_print(version),
         );
         inputs.extend(super::proven::on_publish(m, version));
         inputs.extend(super::added::on_publish(m, &[], step.read, version));

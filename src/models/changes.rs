@@ -12,7 +12,7 @@ use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::expr_fn::min;
 use datafusion::prelude::{Expr, ParquetReadOptions, SessionContext, ident};
 
-use super::incremental::df_err;
+use super::session::df_err;
 use super::session::{bind, collect};
 use super::spec::Model;
 use crate::lake::TableName;

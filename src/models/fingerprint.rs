@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::session::collect;
 use super::spec::Model;
+use super::state_keys::{is_proof, version_print};
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, Zone};
 
@@ -25,11 +26,6 @@ use crate::lake::{Lake, TableName, Zone};
 pub(super) const FILES: &str = "model files";
 /// The key of the model's own table version, recorded after it published.
 pub(super) const PUBLISHED: &str = "published version";
-/// How a Delta version is written in a state: `version 7`.
-pub(super) fn version_print(version: u64) -> String {
-    format!("version {version}")
-}
-
 /// How deep views over views are followed before an input counts as unknowable.
 const MAX_VIEW_DEPTH: usize = 8;
 
@@ -170,10 +166,7 @@ pub(super) async fn all(
 /// Whether a table model would be rebuilt into the rows it holds: `now` (from [`all`], plus the
 /// table's current version under [`PUBLISHED`]) equals what its last build recorded.
 pub(super) fn unchanged(previous: &ModelState, now: &HashMap<String, String>) -> bool {
-    let recorded = previous
-        .inputs
-        .iter()
-        .filter(|(k, _)| !super::proven::is_proof(k));
+    let recorded = previous.inputs.iter().filter(|(k, _)| !is_proof(k));
     previous.inputs.contains_key(PUBLISHED)
         && recorded.clone().count() == now.len()
         && recorded.into_iter().all(|(k, v)| now.get(k) == Some(v))

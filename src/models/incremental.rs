@@ -24,11 +24,11 @@ use datafusion::catalog::TableProvider;
 use datafusion::prelude::{SessionContext, cast, ident};
 
 use super::audit::{Increment, audit_increment};
-use super::build::Step;
 use super::changes::{Changes, changes, predicate};
 use super::logged::{self, Logged};
-use super::session::{collect, mem_table};
+use super::session::{collect, df_err, mem_table};
 use super::spec::Model;
+use super::step::Step;
 use super::{fingerprint, last_rows};
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, WriteMode};
@@ -42,10 +42,6 @@ struct Inputs {
     /// Every other input → its fingerprint; `model files` → a hash of the model's SQL (and its
     /// append query), so an edit makes a full build.
     fingerprints: HashMap<String, String>,
-}
-
-pub(super) fn df_err(m: &Model) -> impl Fn(datafusion::error::DataFusionError) -> String + '_ {
-    move |e| format!("{}: DataFusion: {e}", m.path.display())
 }
 
 async fn classify(

@@ -22,9 +22,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
-use super::fingerprint::version_print;
 use super::session::bind;
 use super::spec::Model;
+use super::state_keys::version_print;
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, WriteMode};
 
@@ -331,7 +331,7 @@ mod tests {
         let (key, value) = entry(&m, 3, 42);
         assert_eq!(key, "proven last rows in version 3 of meta.m_last_rows");
         assert!(
-            super::super::proven::is_proof(&key),
+            super::super::state_keys::is_proof(&key),
             "kept and ignored like a proof"
         );
         let state = ModelState {

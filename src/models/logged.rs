@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 
-use super::fingerprint::version_print;
 use super::spec::Model;
+use super::state_keys::version_print;
 use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, Zone};
 

@@ -42,6 +42,8 @@ mod proven;
 pub mod seeds;
 mod session;
 pub mod spec;
+mod state_keys;
+mod step;
 
 pub use build::{BuildOptions, BuildReport, ModelOutcome, build};
 pub use evaluate::evaluate;

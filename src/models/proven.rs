@@ -16,17 +16,9 @@
 use std::collections::HashMap;
 
 use super::audit::unique_keys;
-use super::fingerprint::version_print;
 use super::spec::{DataTest, Model};
+use super::state_keys::{PREFIX, is_proof, on_version, version_print};
 use crate::lake::model_state::ModelState;
-
-/// Prefix of a state entry recording a proof (the rest is the test's name).
-pub(super) const PREFIX: &str = "proven ";
-
-/// Whether a state entry is a proof rather than an input's fingerprint.
-pub(super) fn is_proof(key: &str) -> bool {
-    key.starts_with(PREFIX)
-}
 
 /// The state entry of a proof of `unique(cols)`: `proven unique(symbol, date)`.
 fn proof_key(cols: &[String]) -> String {
@@ -52,9 +44,7 @@ pub(super) fn kept(previous: &ModelState, version: Option<u64>) -> HashMap<Strin
     previous
         .inputs
         .iter()
-        .filter(|(k, v)| {
-            is_proof(k) && (**v == version || v.starts_with(&super::added::on_version(&version)))
-        })
+        .filter(|(k, v)| is_proof(k) && (**v == version || v.starts_with(&on_version(&version))))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

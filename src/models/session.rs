@@ -5,6 +5,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
+use super::spec::Model;
 use crate::lake::TableName;
 
 /// Runs `sql` and collects its rows.
@@ -58,4 +59,9 @@ pub(super) fn mem_table(
         partitions[i % parts].push(batch);
     }
     datafusion::catalog::MemTable::try_new(schema, partitions)
+}
+
+/// Turns a DataFusion error into text that names the model's file.
+pub(super) fn df_err(m: &Model) -> impl Fn(datafusion::error::DataFusionError) -> String + '_ {
+    move |e| format!("{}: DataFusion: {e}", m.path.display())
 }

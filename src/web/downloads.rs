@@ -7,8 +7,8 @@ use hyper::body::{Bytes, Frame};
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
+use super::cx::Cx;
 use super::html::{Cell, escape, table};
-use super::pages::Cx;
 use super::{Body, respond};
 use crate::app::AppError;
 use crate::export::ExportFormat;

@@ -16,6 +16,7 @@
 //! server's. TLS comes from `[serve] tls_cert`/`tls_key`. No JavaScript: forms and links only.
 
 pub mod auth;
+pub mod cx;
 pub mod downloads;
 pub mod freshness;
 pub mod html;
@@ -218,7 +219,7 @@ async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Resp
             "the status page is read-only: GET only\n",
         );
     }
-    let cx = pages::Cx {
+    let cx = cx::Cx {
         state,
         user: &user,
         query: &query,

@@ -4,74 +4,15 @@
 use chrono::{DateTime, Utc};
 use hyper::{Response, StatusCode};
 
-use super::html::{Cell, escape, page, table};
-use super::{Body, State, downloads, freshness, product, respond};
+use super::cx::Cx;
+use super::html::{Cell, escape, table};
+use super::{Body, downloads, freshness, product};
 use crate::app::AppError;
-use crate::query::render_rows;
 
 /// Runs shown on the runs page unless `?limit=` says otherwise.
 const DEFAULT_RUNS: usize = 20;
 /// Most runs one page shows.
 const MAX_RUNS: usize = 500;
-
-/// What a page handler gets.
-pub struct Cx<'a> {
-    /// Server state.
-    pub state: &'a State,
-    /// The logged-in user.
-    pub user: &'a str,
-    /// The raw query string.
-    pub query: &'a str,
-}
-
-impl Cx<'_> {
-    /// Query parameter `name`.
-    pub fn param(&self, name: &str) -> Option<String> {
-        url::form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// Rows of a query over `meta.runs`, as text; none while the lake has no run history yet.
-    pub async fn runs_query(&self, sql: &str) -> Result<Vec<Vec<String>>, AppError> {
-        let app = &self.state.app;
-        if !app
-            .lake
-            .exists(&crate::lake::TableName::meta("runs"))
-            .await?
-        {
-            return Ok(Vec::new());
-        }
-        Ok(render_rows(&app.query(sql, None).await?))
-    }
-
-    /// An HTML page in the frame.
-    pub fn html(
-        &self,
-        status: StatusCode,
-        title: &str,
-        active: &str,
-        body: &str,
-    ) -> Response<Body> {
-        respond(
-            status,
-            "text/html; charset=utf-8",
-            page(title, active, self.user, body),
-        )
-    }
-
-    /// A page saying what failed (its message redacted).
-    pub fn error(&self, status: StatusCode, active: &str, message: &str) -> Response<Body> {
-        let text = crate::http::redact::redact(message);
-        self.html(
-            status,
-            "Error",
-            active,
-            &format!("<pre class=\"bad\" id=\"error\">{}</pre>", escape(&text)),
-        )
-    }
-}
 
 /// Dispatches an authenticated GET.
 pub async fn route(cx: &Cx<'_>, path: &str) -> Response<Body> {

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use hyper::{Response, StatusCode};
 
+use super::cx::Cx;
 use super::html::{Cell, escape, table};
 use super::lineage::Graph;
-use super::pages::Cx;
 use super::{Body, respond};
 use crate::app::AppError;
 use crate::chart::{ChartArgs, ChartError, ChartMode, Drawn, ImageFormat};

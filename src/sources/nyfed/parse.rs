@@ -185,38 +185,36 @@ impl Fields<'_> {
         text_of(self.obj.get(field)).map_err(|m| self.err(field, m))
     }
 
-    fn required(&self, field: &str) -> Result<String, ParseError> {
+    /// A field read by `get` (e.g. [`Fields::date`]) that must be present.
+    fn required<T>(
+        &self,
+        field: &str,
+        get: fn(&Self, &str) -> Result<Option<T>, ParseError>,
+    ) -> Result<T, ParseError> {
+        get(self, field)?.ok_or_else(|| self.err(field, "is missing"))
+    }
+
+    /// A field's text turned into a value by `parse`; text it cannot parse is an error that
+    /// says the field is not `kind`.
+    fn parsed<T>(
+        &self,
+        field: &str,
+        kind: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ParseError> {
         self.text(field)?
-            .ok_or_else(|| self.err(field, "is missing"))
+            .map(|s| parse(&s).ok_or_else(|| self.err(field, format!("{s:?} is not {kind}"))))
+            .transpose()
     }
 
     fn date(&self, field: &str) -> Result<Option<NaiveDate>, ParseError> {
-        self.text(field)?
-            .map(|s| {
-                NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                    .map_err(|_| self.err(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
-            })
-            .transpose()
-    }
-
-    fn required_date(&self, field: &str) -> Result<NaiveDate, ParseError> {
-        self.date(field)?
-            .ok_or_else(|| self.err(field, "is missing"))
+        self.parsed(field, "a date (YYYY-MM-DD)", |s| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+        })
     }
 
     fn usd(&self, field: &str) -> Result<Option<Cents>, ParseError> {
-        self.text(field)?
-            .map(|s| {
-                parse_cents(&s)
-                    .map(Cents)
-                    .ok_or_else(|| self.err(field, format!("{s:?} is not an amount of dollars")))
-            })
-            .transpose()
-    }
-
-    fn required_usd(&self, field: &str) -> Result<Cents, ParseError> {
-        self.usd(field)?
-            .ok_or_else(|| self.err(field, "is missing"))
+        self.parsed(field, "an amount of dollars", |s| parse_cents(s).map(Cents))
     }
 
     /// A price or rate: `None` unless it is a finite number (the API sends `NA` or blank until
@@ -274,13 +272,13 @@ fn operation_rows(i: usize, op: &Map<String, Value>) -> Result<Vec<OperationRow>
         what: format!("operation #{} (no operationId)", i + 1),
         obj: op,
     };
-    let operation_id = f.required("operationId")?;
+    let operation_id = f.required("operationId", Fields::text)?;
     f.what = format!("operation {operation_id:?}");
-    let operation_type = f.required("operationType")?;
+    let operation_type = f.required("operationType", Fields::text)?;
     let base = OperationRow {
         cusip: NO_CUSIP.to_string(),
-        operation_date: f.required_date("operationDate")?,
-        settlement_date: f.required_date("settlementDate")?,
+        operation_date: f.required("operationDate", Fields::date)?,
+        settlement_date: f.required("settlementDate", Fields::date)?,
         is_bill_purchase: is_bill_purchase(&operation_type),
         operation_type,
         operation_direction: f.text("operationDirection")?,
@@ -288,8 +286,8 @@ fn operation_rows(i: usize, op: &Map<String, Value>) -> Result<Vec<OperationRow>
         auction_status: f.text("auctionStatus")?,
         maturity_range_start: f.date("maturityRangeStart")?,
         maturity_range_end: f.date("maturityRangeEnd")?,
-        total_par_submitted_usd: f.required_usd("totalParAmtSubmitted")?,
-        total_par_accepted_usd: f.required_usd("totalParAmtAccepted")?,
+        total_par_submitted_usd: f.required("totalParAmtSubmitted", Fields::usd)?,
+        total_par_accepted_usd: f.required("totalParAmtAccepted", Fields::usd)?,
         release_time: f.text("releaseTime")?,
         close_time: f.text("closeTime")?,
         note: f.text("note")?,
@@ -313,7 +311,7 @@ fn operation_rows(i: usize, op: &Map<String, Value>) -> Result<Vec<OperationRow>
             obj,
         };
         op_rows.push(OperationRow {
-            cusip: df.required("cusip")?,
+            cusip: df.required("cusip", Fields::text)?,
             security_description: df.text("securityDescription")?,
             inclusion_indicator: df.text("inclusionIndicator")?,
             par_submitted_usd: df.usd("parAmountSubmitted")?,
@@ -390,7 +388,7 @@ pub fn soma_summary(body: &[u8]) -> Result<SomaSummary, ParseError> {
             what: format!("SOMA record #{}", i + 1),
             obj: rec,
         };
-        let as_of_date = f.required_date("asOfDate")?;
+        let as_of_date = f.required("asOfDate", Fields::date)?;
         f.what = format!("SOMA as of {as_of_date}");
         if !dates.insert(as_of_date) {
             return Err(ParseError::new(format!("{}: date listed twice", f.what)));
