@@ -253,27 +253,8 @@ impl App {
         let mut outcomes = Vec::new();
         let mut records = Vec::new();
         for (kind, one) in kinds.iter().zip(done) {
-            let (outcome, record) = one.unwrap_or_else(|message| {
-                let error = SourceError::Crashed {
-                    source_name: kind.as_str(),
-                    message,
-                };
-                tracing::error!(source = %kind, error = %error, "source failed");
-                let record = ingest_record(
-                    &run_id,
-                    Some(kind.to_string()),
-                    run_at,
-                    0,
-                    Some(error.to_string()),
-                );
-                let outcome = SourceOutcome {
-                    kind: *kind,
-                    rows: 0,
-                    errors: vec![error],
-                    seconds: 0.0,
-                };
-                (outcome, record)
-            });
+            let (outcome, record) =
+                one.unwrap_or_else(|message| crashed(*kind, &run_id, run_at, message));
             outcomes.push(outcome);
             records.push(record);
         }
@@ -359,6 +340,34 @@ fn newest_text(schema: &datafusion::arrow::datatypes::Schema, column: &str) -> S
     } else {
         format!("CAST(max({column}) AS VARCHAR)")
     }
+}
+
+/// The outcome and `meta.runs` row of a connector whose ingest panicked.
+fn crashed(
+    kind: SourceKind,
+    run_id: &str,
+    run_at: chrono::DateTime<chrono::Utc>,
+    message: String,
+) -> (SourceOutcome, RunRecord) {
+    let error = SourceError::Crashed {
+        source_name: kind.as_str(),
+        message,
+    };
+    tracing::error!(source = %kind, error = %error, "source failed");
+    let record = ingest_record(
+        run_id,
+        Some(kind.to_string()),
+        run_at,
+        0,
+        Some(error.to_string()),
+    );
+    let outcome = SourceOutcome {
+        kind,
+        rows: 0,
+        errors: vec![error],
+        seconds: 0.0,
+    };
+    (outcome, record)
 }
 
 /// Ingests one source: its outcome and its `meta.runs` row. Its raw archive is completed

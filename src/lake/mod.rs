@@ -360,23 +360,7 @@ impl Lake {
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        // Every staged row says when it became public (availability).
-        let batches = if table.zone == Zone::Staging {
-            let stamped = batches
-                .into_iter()
-                .map(|b| availability::stamp(table, b))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| LakeError::Data {
-                    table: table.clone(),
-                    message: e.to_string(),
-                })?;
-            merge::cluster_by_date(stamped).map_err(|e| LakeError::Data {
-                table: table.clone(),
-                message: e.to_string(),
-            })?
-        } else {
-            batches
-        };
+        let batches = stamped(table, batches)?;
         let writer = self
             .writers
             .lock()
@@ -508,4 +492,22 @@ pub fn column_as<T: datafusion::arrow::array::Array + Clone + 'static>(
                 "column is not {data_type}"
             ))),
         })
+}
+
+/// Rows to write to `table` as they are stored: a staging table's rows each say when they became
+/// public (availability) and are clustered by date; other tables' rows as they are.
+fn stamped(table: &TableName, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    if table.zone != Zone::Staging {
+        return Ok(batches);
+    }
+    let data_err = |e: &dyn std::fmt::Display| LakeError::Data {
+        table: table.clone(),
+        message: e.to_string(),
+    };
+    let stamped = batches
+        .into_iter()
+        .map(|b| availability::stamp(table, b))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| data_err(&e))?;
+    merge::cluster_by_date(stamped).map_err(|e| data_err(&e))
 }

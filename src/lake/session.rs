@@ -12,6 +12,9 @@ use futures::StreamExt;
 
 use super::{Lake, LakeError, Result, TableName, Zone};
 
+/// Each zone's schema of a session.
+type ZoneSchemas = Vec<(Zone, Arc<MemorySchemaProvider>)>;
+
 /// How many tables' Delta logs a session reads at once.
 const TABLES_LOADED_AT_ONCE: usize = 8;
 
@@ -160,15 +163,8 @@ impl Lake {
         self.open_session(None, views, None, found).await
     }
 
-    /// A session with `tables` registered (see [`Lake::session_known_on`]) and the views whose
-    /// input is among them.
-    async fn open_session(
-        &self,
-        as_of: Option<&AsOf>,
-        views: &[ViewDef],
-        known_on: Option<NaiveDate>,
-        names: Vec<TableName>,
-    ) -> Result<QuerySession> {
+    /// A query session with macrolake's functions and one empty schema per zone.
+    fn query_context(&self) -> Result<(SessionContext, ZoneSchemas)> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
@@ -189,6 +185,19 @@ impl Lake {
                 })?;
             schemas.push((zone, schema));
         }
+        Ok((ctx, schemas))
+    }
+
+    /// A session with `tables` registered (see [`Lake::session_known_on`]) and the views whose
+    /// input is among them.
+    async fn open_session(
+        &self,
+        as_of: Option<&AsOf>,
+        views: &[ViewDef],
+        known_on: Option<NaiveDate>,
+        names: Vec<TableName>,
+    ) -> Result<QuerySession> {
+        let (ctx, schemas) = self.query_context()?;
         let mut tables = Vec::new();
         // Every table's log is read at once (each load waits on the store: a round trip per
         // file on S3), then registered in name order.

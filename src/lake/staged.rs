@@ -83,39 +83,7 @@ impl Lake {
             .and_then(|b| b.build())
             .map_err(delta_err("stage"))?
             .log_store();
-        // The query runs here, its output read once by Delta's writer: the writer's planner
-        // cannot drop the query's ORDER BY (files come out in its order) and the query keeps the
-        // caller's session and memory pool.
-        let (state, plan) = query.into_parts();
-        let clock = std::time::Instant::now();
-        let physical = state
-            .create_physical_plan(&plan)
-            .await
-            .map_err(df_err(table))?;
-        tracing::debug!(%table, seconds = clock.elapsed().as_secs_f64(), "query optimized and planned");
-        let rows = datafusion::physical_plan::execute_stream(
-            physical,
-            Arc::new(datafusion::execution::TaskContext::from(&state)),
-        )
-        .map_err(df_err(table))?;
-        let (watch, rows) = super::increasing::KeyWatch::wrap(keys, rows);
-        let source = StreamingTable::try_new(rows.schema(), vec![Arc::new(Once::new(rows))])
-            .map_err(df_err(table))?;
-        let plan = LogicalPlanBuilder::scan("staged", provider_as_source(Arc::new(source)), None)
-            .and_then(LogicalPlanBuilder::build)
-            .map_err(df_err(table))?;
-        // Delta's writer wraps that scan in nodes of its own, which its planner turns into
-        // operators. Files are written in the query's order (no round-robin split of its output
-        // across writers): rows sorted by date make files that each cover a run of days.
-        let mut state = state;
-        state
-            .config_mut()
-            .options_mut()
-            .optimizer
-            .enable_round_robin_repartition = false;
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-            .build();
+        let (watch, plan, state) = streamed(table, query, keys).await?;
         let written = WriteBuilder::new(log_store, None)
             .with_input_plan(plan)
             .with_session_state(Arc::new(state))
@@ -324,6 +292,53 @@ impl Staged {
         }
         Ok(adds)
     }
+}
+
+/// `query` planned and started, its rows wrapped in a one-pass scan for Delta's writer, with the
+/// session state the writer plans with and the watch over `keys`.
+async fn streamed(
+    table: &TableName,
+    query: DataFrame,
+    keys: &[Vec<String>],
+) -> Result<(
+    super::increasing::KeyWatch,
+    datafusion::logical_expr::LogicalPlan,
+    datafusion::execution::SessionState,
+)> {
+    // The query runs here, its output read once by Delta's writer: the writer's planner
+    // cannot drop the query's ORDER BY (files come out in its order) and the query keeps the
+    // caller's session and memory pool.
+    let (state, plan) = query.into_parts();
+    let clock = std::time::Instant::now();
+    let physical = state
+        .create_physical_plan(&plan)
+        .await
+        .map_err(df_err(table))?;
+    tracing::debug!(%table, seconds = clock.elapsed().as_secs_f64(), "query optimized and planned");
+    let rows = datafusion::physical_plan::execute_stream(
+        physical,
+        Arc::new(datafusion::execution::TaskContext::from(&state)),
+    )
+    .map_err(df_err(table))?;
+    let (watch, rows) = super::increasing::KeyWatch::wrap(keys, rows);
+    let source = StreamingTable::try_new(rows.schema(), vec![Arc::new(Once::new(rows))])
+        .map_err(df_err(table))?;
+    let plan = LogicalPlanBuilder::scan("staged", provider_as_source(Arc::new(source)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(df_err(table))?;
+    // Delta's writer wraps that scan in nodes of its own, which its planner turns into
+    // operators. Files are written in the query's order (no round-robin split of its output
+    // across writers): rows sorted by date make files that each cover a run of days.
+    let mut state = state;
+    state
+        .config_mut()
+        .options_mut()
+        .optimizer
+        .enable_round_robin_repartition = false;
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .build();
+    Ok((watch, plan, state))
 }
 
 #[cfg(test)]

@@ -284,26 +284,7 @@ pub async fn build(
     );
     // Models that do not read each other build at once; incremental ones one at a time (their
     // append and last-row queries bind fixed table names in the shared session).
-    let position: HashMap<&TableName, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(p, (i, _))| (&models[*i].name, p))
-        .collect();
-    // A model carrying custom tests (`sql/tests/`) waits for every model before it: a test may
-    // read models that do not read each other, and sees each of them built.
-    let upstream: Vec<Vec<usize>> = order
-        .iter()
-        .enumerate()
-        .map(|(p, (i, refs))| {
-            if attached.contains_key(i) {
-                (0..p).collect()
-            } else {
-                refs.iter()
-                    .filter_map(|r| position.get(r).copied())
-                    .collect()
-            }
-        })
-        .collect();
+    let upstream = upstream_of(&models, &order, &attached);
     let one_incremental = Arc::new(tokio::sync::Mutex::new(()));
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
     let finished = crate::parallel::run(
@@ -337,28 +318,68 @@ pub async fn build(
         |message| Finished::panicked(&run_id, kind, message),
     )
     .await;
-    let mut built_states = Vec::new();
-    let mut records = Vec::new();
-    for (p, f) in finished.into_iter().enumerate() {
-        let mut f = f;
-        // A panic's outcome knows no name: the node's model.
-        f.outcome.name = models[order[p].0].name.clone();
-        f.record.target = Some(f.outcome.name.to_string());
-        built_states.extend(f.state.map(|s| (f.outcome.name.clone(), s)));
-        records.push(f.record);
-        report.outcomes.push(f.outcome);
-    }
-    // Two tables, two commits: side by side.
-    tokio::try_join!(
-        lake.set_model_states(&built_states),
-        lake.record_runs(&records)
-    )?;
+    report.outcomes = record(lake, &models, &order, finished).await?;
     Ok(report)
 }
 
 /// The models the selector picks. Selection runs on the whole project's graph (cycles are
 /// errors anywhere); only the picked models are then validated and planned, so an unselected
 /// model's missing input does not block the rest.
+/// For each model in build order, the positions of the models it waits for: those it reads, or
+/// for a model carrying custom tests (`sql/tests/`) every model before it (a test may read models
+/// that do not read each other, and sees each of them built).
+fn upstream_of(
+    models: &[Model],
+    order: &[(usize, Vec<TableName>)],
+    attached: &Attached,
+) -> Vec<Vec<usize>> {
+    let position: HashMap<&TableName, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(p, (i, _))| (&models[*i].name, p))
+        .collect();
+    order
+        .iter()
+        .enumerate()
+        .map(|(p, (i, refs))| {
+            if attached.contains_key(i) {
+                (0..p).collect()
+            } else {
+                refs.iter()
+                    .filter_map(|r| position.get(r).copied())
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// Records what each model's build left (its state and its `meta.runs` row) and returns the
+/// outcomes in build order.
+async fn record(
+    lake: &Lake,
+    models: &[Model],
+    order: &[(usize, Vec<TableName>)],
+    finished: Vec<Finished>,
+) -> Result<Vec<ModelOutcome>, ModelError> {
+    let mut built_states = Vec::new();
+    let mut records = Vec::new();
+    let mut outcomes = Vec::new();
+    for (p, mut f) in finished.into_iter().enumerate() {
+        // A panic's outcome knows no name: the node's model.
+        f.outcome.name = models[order[p].0].name.clone();
+        f.record.target = Some(f.outcome.name.to_string());
+        built_states.extend(f.state.map(|s| (f.outcome.name.clone(), s)));
+        records.push(f.record);
+        outcomes.push(f.outcome);
+    }
+    // Two tables, two commits: side by side.
+    tokio::try_join!(
+        lake.set_model_states(&built_states),
+        lake.record_runs(&records)
+    )?;
+    Ok(outcomes)
+}
+
 fn selected(
     models: Vec<Model>,
     existing: &BTreeSet<TableName>,

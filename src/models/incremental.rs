@@ -279,13 +279,82 @@ async fn new_rows(ctx: &SessionContext, m: &Model, changes: Changes) -> Result<N
 /// An incremental build. `Ok(None)`: the model needs a full build (it never built, its files
 /// changed, or an unpartitioned input changed).
 pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, String> {
+    let lap = Lap::new(step.model);
+    let Some(mut found) = find_changes(step, &lap).await? else {
+        return Ok(None);
+    };
+    let only_new = found.changes.only_new_partitions && found.changes.after.is_empty();
+    let nothing = found.changes.recompute.is_empty() && found.changes.after.is_empty();
+    let new = if nothing {
+        None
+    } else {
+        let changes = std::mem::take(&mut found.changes);
+        Some(new_rows(step.ctx, step.model, changes).await?)
+    };
+    // Nothing to write: no partition changed, or the only ones were new and computed to no rows.
+    match new {
+        Some(new) if !(only_new && new.rows.iter().all(|b| b.num_rows() == 0)) => {
+            lap.at("new rows computed");
+            publish(step, found, new, &lap).await.map(Some)
+        }
+        _ => keep(step, found).await.map(|()| Some(0)),
+    }
+}
+
+/// How the new rows replace the stored ones: those of the recomputed partitions (`replaced`) and,
+/// with them, any stored row the appended ones' predicate (`appended`) matches; appended rows
+/// alone are added.
+fn write_mode(replaced: Option<String>, appended: Option<String>) -> WriteMode {
+    match (replaced, appended) {
+        (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
+        (Some(r), None) => WriteMode::ReplaceWhere(r),
+        (None, _) => WriteMode::Append,
+    }
+}
+
+/// Logs the time since an incremental build started at each of its steps.
+struct Lap<'a> {
+    model: &'a Model,
+    clock: std::time::Instant,
+}
+
+impl<'a> Lap<'a> {
+    fn new(model: &'a Model) -> Self {
+        Self {
+            model,
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    fn at(&self, what: &str) {
+        tracing::debug!(model = %self.model.name, step = what, seconds = self.clock.elapsed().as_secs_f64(), "incremental build");
+    }
+}
+
+/// What an incremental build found before computing anything.
+struct Found {
+    /// When the build started.
+    started: chrono::DateTime<chrono::Utc>,
+    /// What the last build recorded.
+    previous: ModelState,
+    /// The model's inputs, by how they are tracked.
+    classified: Inputs,
+    /// The table's current version.
+    version: Option<u64>,
+    /// The stored last rows of each partition (models with an append query).
+    last: Option<last_rows::LastRows>,
+    /// The partitions to recompute and the rows to append (taken by [`new_rows`]).
+    changes: Changes,
+}
+
+/// Reads the last build's state and the inputs' changes since; `None` when the build must be a
+/// full one.
+async fn find_changes(step: &Step<'_>, lap: &Lap<'_>) -> Result<Option<Found>, String> {
     let Step {
         lake,
         ctx,
         model: m,
         inputs,
-        custom,
-        reference,
         read,
         ..
     } = *step;
@@ -303,10 +372,6 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         tracing::info!(model = %m.name, changed = %k, "full build: an unpartitioned input or the model's files changed");
         return Ok(None);
     }
-    let clock = std::time::Instant::now();
-    let lap = |what: &str| {
-        tracing::debug!(model = %m.name, step = what, seconds = clock.elapsed().as_secs_f64(), "incremental build");
-    };
     let version = lake.version(&m.name).await.map_err(|e| e.to_string())?;
     let last = match &m.append {
         Some(a) => Some(last_rows::read(lake, m, &a.order_by, &previous, version).await?),
@@ -323,37 +388,70 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         || super::added::present_holds(lake, &previous, version, partitioned, read).await;
     let inputs = (partitioned.as_slice(), present);
     let changes = changes(ctx, m, inputs, &logged, built_at, last_before).await?;
-    lap("changes found");
+    lap.at("changes found");
     if changes.every_stored && changes.after.is_empty() {
         tracing::info!(model = %m.name, "full build: every stored partition changed");
         return Ok(None);
     }
-    let only_new = changes.only_new_partitions && changes.after.is_empty();
-    let new = if changes.recompute.is_empty() && changes.after.is_empty() {
-        None
-    } else {
-        Some(new_rows(ctx, m, changes).await?)
-    };
-    // Nothing to write: no partition changed, or the only ones were new and computed to no rows.
-    let new = match new {
-        Some(new) if !(only_new && new.rows.iter().all(|b| b.num_rows() == 0)) => new,
-        _ => {
-            (step.release)();
-            // Last rows read from the model are saved for the next build.
-            let also = async {
-                match last.filter(|l| !l.from_side_table) {
-                    Some(l) => last_rows::save(lake, m, l.rows, version).await,
-                    None => HashMap::new(),
-                }
-            };
-            let ended = Ended::Unchanged {
-                previous: &previous,
-                version,
-            };
-            record_state(step, started, ended, also).await?;
-            return Ok(Some(0));
+    Ok(Some(Found {
+        started,
+        previous,
+        classified,
+        version,
+        last,
+        changes,
+    }))
+}
+
+/// Publishes nothing: lets the models downstream start, saves the last rows read from the
+/// model for the next build, and records the state that still holds.
+async fn keep(step: &Step<'_>, found: Found) -> Result<(), String> {
+    let Found {
+        started,
+        previous,
+        version,
+        last,
+        ..
+    } = found;
+    (step.release)();
+    let also = async {
+        match last.filter(|l| !l.from_side_table) {
+            Some(l) => last_rows::save(step.lake, step.model, l.rows, version).await,
+            None => HashMap::new(),
         }
     };
+    let ended = Ended::Unchanged {
+        previous: &previous,
+        version,
+    };
+    record_state(step, started, ended, also).await
+}
+
+/// Audits the new rows as the table would be with them, publishes them in one commit and records
+/// the state; returns how many rows it wrote.
+async fn publish(
+    step: &Step<'_>,
+    found: Found,
+    new: NewRows,
+    lap: &Lap<'_>,
+) -> Result<usize, String> {
+    let Step {
+        lake,
+        ctx,
+        model: m,
+        custom,
+        reference,
+        read,
+        ..
+    } = *step;
+    let Found {
+        started,
+        previous,
+        classified,
+        version,
+        last,
+        ..
+    } = found;
     let NewRows {
         rows,
         schema,
@@ -361,7 +459,6 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         appended,
         appended_after,
     } = new;
-    lap("new rows computed");
     let inc = Increment {
         candidate: candidate(ctx, m, &schema, replaced.as_deref(), rows.clone()).await?,
         schema: schema.clone(),
@@ -378,7 +475,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
             .collect(),
     };
     audit_increment(ctx, m, custom, reference, &inc).await?;
-    lap("audited");
+    lap.at("audited");
     let last_after = match (&m.append, last) {
         (Some(a), Some(l)) => {
             let r = replaced.as_deref();
@@ -387,11 +484,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         _ => None,
     };
     let count: usize = inc.rows.iter().map(RecordBatch::num_rows).sum();
-    let mode = match (replaced, appended) {
-        (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
-        (Some(r), None) => WriteMode::ReplaceWhere(r),
-        (None, _) => WriteMode::Append,
-    };
+    let mode = write_mode(replaced, appended);
     let batches = if inc.rows.is_empty() {
         vec![RecordBatch::new_empty(schema)]
     } else {
@@ -401,7 +494,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         .write(&m.name, batches, mode)
         .await
         .map_err(|e| e.to_string())?;
-    lap("published");
+    lap.at("published");
     (step.release)();
     let version = written.version;
     let also = async {
@@ -411,6 +504,6 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         }
     };
     record_state(step, started, Ended::Published(version), also).await?;
-    lap("last rows and state saved");
-    Ok(Some(count))
+    lap.at("last rows and state saved");
+    Ok(count)
 }

@@ -391,6 +391,58 @@ pub struct Job {
     pub tz: Tz,
 }
 
+/// Checks a job's steps: at least one, known source names, export formats, and maintenance
+/// settings within their bounds; `invalid` makes the error (field, value, message).
+fn check_steps(
+    steps: &[Step],
+    invalid: &impl Fn(&str, &str, String) -> ScheduleError,
+) -> Result<(), ScheduleError> {
+    for step in steps {
+        match step {
+            Step::Ingest { sources } => {
+                for s in sources {
+                    SourceKind::from_str(s).map_err(|m| invalid("steps.sources", s, m))?;
+                }
+            }
+            Step::Export { format, path, .. } => {
+                crate::query::Format::for_file(format.as_deref(), path).map_err(|m| {
+                    invalid("steps.format", format.as_deref().unwrap_or_default(), m)
+                })?;
+            }
+            Step::Vacuum {
+                retention_hours, ..
+            } if *retention_hours < crate::lake::maintain::DEFAULT_RETENTION_HOURS => {
+                return Err(invalid(
+                    "steps.retention_hours",
+                    &retention_hours.to_string(),
+                    format!(
+                        "must be at least {} (7 days): a shorter retention deletes files \
+                         that time travel and long-running readers still need (`macrolake \
+                         vacuum --allow-short-retention` does it by hand)",
+                        crate::lake::maintain::DEFAULT_RETENTION_HOURS
+                    ),
+                ));
+            }
+            Step::Optimize { target_size_mb, .. } if *target_size_mb == 0 => {
+                return Err(invalid(
+                    "steps.target_size_mb",
+                    "0",
+                    "must be at least 1".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if steps.is_empty() {
+        return Err(invalid(
+            "steps",
+            "[]",
+            "a job needs at least one step".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Job {
     /// Reads and validates one job file (cron, time zone, source names).
     pub fn load(path: &Path) -> Result<Job, ScheduleError> {
@@ -420,56 +472,12 @@ impl Job {
             .timezone
             .parse()
             .map_err(|_| invalid("timezone", &file.timezone, "not an IANA time zone".into()))?;
-        for step in &file.steps {
-            if let Step::Ingest { sources } = step {
-                for s in sources {
-                    SourceKind::from_str(s).map_err(|m| invalid("steps.sources", s, m))?;
-                }
-            }
-        }
+        check_steps(&file.steps, &invalid)?;
         if file.misfire == Misfire::All && file.misfire_max_runs == 0 {
             return Err(invalid(
                 "misfire_max_runs",
                 "0",
                 "must be at least 1 with misfire = \"all\"".into(),
-            ));
-        }
-        for step in &file.steps {
-            match step {
-                Step::Export { format, path, .. } => {
-                    crate::query::Format::for_file(format.as_deref(), path).map_err(|m| {
-                        invalid("steps.format", format.as_deref().unwrap_or_default(), m)
-                    })?;
-                }
-                Step::Vacuum {
-                    retention_hours, ..
-                } if *retention_hours < crate::lake::maintain::DEFAULT_RETENTION_HOURS => {
-                    return Err(invalid(
-                        "steps.retention_hours",
-                        &retention_hours.to_string(),
-                        format!(
-                            "must be at least {} (7 days): a shorter retention deletes files \
-                             that time travel and long-running readers still need (`macrolake \
-                             vacuum --allow-short-retention` does it by hand)",
-                            crate::lake::maintain::DEFAULT_RETENTION_HOURS
-                        ),
-                    ));
-                }
-                Step::Optimize { target_size_mb, .. } if *target_size_mb == 0 => {
-                    return Err(invalid(
-                        "steps.target_size_mb",
-                        "0",
-                        "must be at least 1".into(),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if file.steps.is_empty() {
-            return Err(invalid(
-                "steps",
-                "[]",
-                "a job needs at least one step".into(),
             ));
         }
         Ok(Job {

@@ -9,59 +9,10 @@ use crate::sources::{SourceKind, Window};
 impl StepExecutor for App {
     async fn run_step(&self, step: &Step) -> Result<StepOutput, String> {
         match step {
-            Step::Ingest { sources } => {
-                let kinds: Vec<SourceKind> =
-                    sources.iter().filter_map(|s| s.parse().ok()).collect();
-                let outcomes = self
-                    .ingest(
-                        &kinds,
-                        Window {
-                            until: self.until,
-                            ..Window::default()
-                        },
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let errors: Vec<String> = outcomes
-                    .iter()
-                    .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
-                    .collect();
-                if !errors.is_empty() {
-                    return Err(errors.join("; "));
-                }
-                let targets: Vec<(String, i64)> = outcomes
-                    .iter()
-                    .map(|o| (o.kind.to_string(), o.rows as i64))
-                    .collect();
-                Ok(StepOutput {
-                    rows: targets.iter().map(|(_, n)| n).sum(),
-                    targets,
-                })
-            }
+            Step::Ingest { sources } => self.ingest_step(sources).await,
             Step::Build { select } | Step::Test { select } => {
-                let options = crate::models::BuildOptions {
-                    sql_dir: &self.sql_dir,
-                    selector: select.as_deref(),
-                    dry_run: false,
-                    test_only: matches!(step, Step::Test { .. }),
-                    reference_date: self.reference_date(),
-                    full_refresh: false,
-                };
-                let report = crate::models::build(&self.lake, &self.views(), &options)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !report.ok() {
-                    return Err(report.problems().join("; "));
-                }
-                let targets: Vec<(String, i64)> = report
-                    .outcomes
-                    .iter()
-                    .map(|o| (o.name.to_string(), o.rows as i64))
-                    .collect();
-                Ok(StepOutput {
-                    rows: targets.iter().map(|(_, n)| n).sum(),
-                    targets,
-                })
+                let test_only = matches!(step, Step::Test { .. });
+                self.build_step(select.as_deref(), test_only).await
             }
             Step::Export {
                 query,
@@ -106,7 +57,71 @@ impl StepExecutor for App {
     }
 }
 
+/// A step's output from the rows written per target.
+fn written(targets: Vec<(String, i64)>) -> StepOutput {
+    StepOutput {
+        rows: targets.iter().map(|(_, n)| n).sum(),
+        targets,
+    }
+}
+
 impl App {
+    /// Ingests `sources` (names; all when empty): an error when any source failed.
+    async fn ingest_step(&self, sources: &[String]) -> Result<StepOutput, String> {
+        let kinds: Vec<SourceKind> = sources.iter().filter_map(|s| s.parse().ok()).collect();
+        let window = Window {
+            until: self.until,
+            ..Window::default()
+        };
+        let outcomes = self
+            .ingest(&kinds, window)
+            .await
+            .map_err(|e| e.to_string())?;
+        let errors: Vec<String> = outcomes
+            .iter()
+            .flat_map(|o| o.errors.iter().map(|e| e.to_string()))
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        Ok(written(
+            outcomes
+                .iter()
+                .map(|o| (o.kind.to_string(), o.rows as i64))
+                .collect(),
+        ))
+    }
+
+    /// Builds (or with `test_only` tests) the models `select` names (all when `None`): an error
+    /// when any model failed.
+    async fn build_step(
+        &self,
+        select: Option<&str>,
+        test_only: bool,
+    ) -> Result<StepOutput, String> {
+        let options = crate::models::BuildOptions {
+            sql_dir: &self.sql_dir,
+            selector: select,
+            dry_run: false,
+            test_only,
+            reference_date: self.reference_date(),
+            full_refresh: false,
+        };
+        let report = crate::models::build(&self.lake, &self.views(), &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !report.ok() {
+            return Err(report.problems().join("; "));
+        }
+        Ok(written(
+            report
+                .outcomes
+                .iter()
+                .map(|o| (o.name.to_string(), o.rows as i64))
+                .collect(),
+        ))
+    }
+
     /// Runs `work` on each of `tables` (every table when empty) in turn: a maintenance step's
     /// output, each table a target with no row written.
     async fn each_table<F, Fut>(&self, tables: &[String], work: F) -> Result<StepOutput, String>

@@ -17,6 +17,7 @@ mod fomc;
 mod hostile_sql;
 mod incremental;
 mod jobs;
+mod layout;
 mod load;
 mod maintain;
 mod models;
