@@ -10,8 +10,10 @@
 //! read only inputs that did not change (`super::added`) — runs over the new rows only: the stored
 //! rows passed the same tests when they were published (a change to the model's file makes a
 //! full build). Such a relationships test of a partition column does not run at all when every
-//! new row extends a stored partition. The others (freshness, custom tests, relationships
-//! otherwise) run over the table as it would be: the stored rows that stay plus the new ones.
+//! new row extends a stored partition. A freshness test runs over the new rows first: their
+//! newest value passing it, the table's does too. The others (freshness the new rows fail, custom
+//! tests, relationships otherwise) run over the table as it would be: the stored rows that stay
+//! plus the new ones.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -300,11 +302,24 @@ pub(super) async fn audit_increment(
     let after = inc.appended_after.as_deref();
     let (local, whole): (Tests, Tests) = unproven(m, &proofs)
         .partition(|(_, t)| decided_by_new_rows(t, &m.partition_by, after, held(t)));
+    // A freshness test the new rows pass holds on the whole table (its newest value is at least
+    // theirs); only one they fail runs again on the table as it would be.
+    let (fresh, whole): (Tests, Tests) = whole
+        .into_iter()
+        .partition(|(_, t)| matches!(t, DataTest::Freshness { .. }));
     let mem = mem_table(ctx, inc.schema.clone(), inc.rows.clone()).map_err(|e| e.to_string())?;
     register(ctx, &m.name, Arc::new(mem)).map_err(|e| e.to_string())?;
     let relation = m.name.to_string();
     let local = checks(m, local.into_iter(), &[], reference);
     let mut failures = run_checks(ctx, &relation, local).await;
+    let mut whole = whole;
+    for test in fresh {
+        let check = checks(m, std::iter::once(test), &[], reference);
+        if !run_checks(ctx, &relation, check).await.is_empty() {
+            whole.push(test);
+        }
+    }
+    whole.sort_by_key(|(line, _)| *line);
     register(ctx, &m.name, inc.candidate.clone()).map_err(|e| e.to_string())?;
     let whole = checks(m, whole.into_iter(), custom, reference);
     failures.extend(run_checks(ctx, &relation, whole).await);

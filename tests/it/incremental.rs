@@ -961,12 +961,24 @@ async fn build_one(
     selector: &str,
     full_refresh: bool,
 ) -> Result<usize, String> {
+    let reference = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    build_one_on(lake, sql, selector, full_refresh, reference).await
+}
+
+/// [`build_one`], freshness measured from `reference`.
+async fn build_one_on(
+    lake: &Lake,
+    sql: &Path,
+    selector: &str,
+    full_refresh: bool,
+    reference: chrono::NaiveDate,
+) -> Result<usize, String> {
     let options = BuildOptions {
         sql_dir: sql,
         selector: Some(selector),
         dry_run: false,
         test_only: false,
-        reference_date: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+        reference_date: reference,
         full_refresh,
     };
     let report = build(lake, &[], &options).await.unwrap();
@@ -1163,4 +1175,63 @@ async fn tests_on_a_seed_read_the_new_rows_while_the_seed_is_unchanged_and_every
     let incremental = table_text(&lake, "marts.listed").await;
     build_it(true).await.unwrap();
     assert_eq!(table_text(&lake, "marts.listed").await, incremental);
+}
+
+/// A freshness test is decided by the new rows when they pass it (the table's newest value is at
+/// least theirs) and otherwise by the whole table: a revision of an old day of one symbol (new
+/// rows all stale) still publishes while another symbol keeps the table fresh, and a table gone
+/// stale fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn freshness_is_decided_by_the_new_rows_only_when_they_pass_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = real_rows(dir.path()).await;
+    let by_symbol = rows_by_symbol(&all);
+    let sql = dir.path().join("sql");
+    std::fs::create_dir_all(sql.join("marts")).unwrap();
+    std::fs::write(
+        sql.join("marts/fresh.sql"),
+        "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: symbol\n\
+         -- test: freshness(date, 7)\n\
+         SELECT symbol, date, close FROM staging.prices_daily WHERE source = 'yahoo'\n",
+    )
+    .unwrap();
+    let lake = Lake::open("memory://", false).unwrap();
+    let land = |picks: Vec<(RowRef, f64)>| {
+        let b = rows_batch(&all, &picks, Lake::now());
+        let lake = lake.clone();
+        async move {
+            let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
+            let prices = TableName::staging("prices_daily");
+            lake.write(&prices, vec![b], mode).await.unwrap();
+        }
+    };
+    let (spy, iwm) = (&by_symbol["SPY"], &by_symbol["IWM"]);
+    let old_iwm = &iwm[..20];
+    land(spy.iter().chain(old_iwm).map(|r| (*r, 1.0)).collect()).await;
+    let newest: String = {
+        let session = lake.session(None, &[]).await.unwrap();
+        let q = "select cast(max(date) as varchar) from staging.prices_daily where symbol = 'SPY'";
+        let rows = macrolake::query::collect(&session.ctx, q).await.unwrap();
+        macrolake::query::render_rows(&rows)[0][0].clone()
+    };
+    let reference: chrono::NaiveDate = newest.parse().unwrap();
+    let build_it =
+        |full_refresh, reference| build_one_on(&lake, &sql, "fresh", full_refresh, reference);
+    build_it(false, reference).await.unwrap();
+    // IWM's 5th day revised: only its partition (20 days, months before the reference) is new.
+    land(vec![(old_iwm[4], 1.01)]).await;
+    let rows = build_it(false, reference)
+        .await
+        .expect("SPY keeps the table fresh");
+    assert_eq!(rows, old_iwm.len(), "IWM's partition recomputed");
+    let incremental = table_text(&lake, "marts.fresh").await;
+    build_it(true, reference).await.unwrap();
+    assert_eq!(table_text(&lake, "marts.fresh").await, incremental);
+    // A month later nothing is fresh: a revision of SPY's newest day fails the build.
+    let later = reference + chrono::Days::new(30);
+    land(vec![(spy[spy.len() - 1], 1.01)]).await;
+    let failed = build_it(false, later).await.unwrap_err();
+    assert!(failed.contains("freshness(date, 7)"), "{failed}");
+    // The same revision checked from the reference day: its new rows pass, and so it publishes.
+    assert_eq!(build_it(false, reference).await.unwrap(), spy.len());
 }
