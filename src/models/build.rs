@@ -746,7 +746,7 @@ async fn build_one(step: &Step<'_>) -> Result<Built, String> {
         let version = published.version;
         let also = super::last_rows::rewrite(lake, m, version);
         let ended = super::incremental::Ended::Published(version);
-        super::incremental::record_state(step, started, ended, also).await?;
+        super::incremental::record_state(step, started, ended, also, None).await?;
     }
     let state = prints.zip(published.version).map(|(mut inputs, version)| {
         inputs.insert(

@@ -34,7 +34,7 @@ use crate::lake::model_state::ModelState;
 use crate::lake::{Lake, TableName, WriteMode};
 
 /// How a model's inputs are tracked.
-struct Inputs {
+pub(super) struct Inputs {
     /// Inputs that carry the partition columns and `ingested_at`.
     partitioned: Vec<TableName>,
     /// Marts with the partition columns, followed through their logs, at the versions read.
@@ -151,11 +151,15 @@ pub(super) enum Ended<'a> {
 ///   [`super::added`]) and its stored partitions are present in its inputs;
 /// - unchanged: the proofs recorded for the version the table is still at stay, and its stored
 ///   partitions are present in the inputs as this build read them.
+///
+/// `known`: the inputs as the build classified them, when it did (an incremental build, before
+/// it computed anything: nothing it reads is written while it runs); else they are read here.
 pub(super) async fn record_state(
     step: &Step<'_>,
     started: chrono::DateTime<chrono::Utc>,
     ended: Ended<'_>,
     also: impl std::future::Future<Output = HashMap<String, String>>,
+    known: Option<Inputs>,
 ) -> Result<(), String> {
     let Step {
         lake,
@@ -165,8 +169,13 @@ pub(super) async fn record_state(
         read,
         ..
     } = *step;
-    let (classified, also) = tokio::join!(classify(lake, ctx, m, inputs), also);
-    let classified = classified?;
+    let (classified, also) = match known {
+        Some(known) => (known, also.await),
+        None => {
+            let (classified, also) = tokio::join!(classify(lake, ctx, m, inputs), also);
+            (classified?, also)
+        }
+    };
     let partitioned = &classified.partitioned;
     let mut proofs = HashMap::new();
     match ended {
@@ -359,7 +368,11 @@ async fn find_changes(step: &Step<'_>, lap: &Lap<'_>) -> Result<Option<Found>, S
         ..
     } = *step;
     let started = Lake::now();
-    let previous = lake.model_state(&m.name).await.map_err(|e| e.to_string())?;
+    // What the last build recorded, as the build read it when it started (only this model's
+    // build writes it, after the build).
+    let Some(previous) = step.previous.clone() else {
+        return Ok(None);
+    };
     let Some(built_at) = previous.built_at else {
         return Ok(None);
     };
@@ -409,6 +422,7 @@ async fn keep(step: &Step<'_>, found: Found) -> Result<(), String> {
     let Found {
         started,
         previous,
+        classified,
         version,
         last,
         ..
@@ -424,7 +438,7 @@ async fn keep(step: &Step<'_>, found: Found) -> Result<(), String> {
         previous: &previous,
         version,
     };
-    record_state(step, started, ended, also).await
+    record_state(step, started, ended, also, Some(classified)).await
 }
 
 /// Audits the new rows as the table would be with them, publishes them in one commit and records
@@ -503,7 +517,8 @@ async fn publish(
             None => HashMap::new(),
         }
     };
-    record_state(step, started, Ended::Published(version), also).await?;
+    let ended = Ended::Published(version);
+    record_state(step, started, ended, also, Some(classified)).await?;
     lap.at("last rows and state saved");
     Ok(count)
 }
