@@ -419,15 +419,8 @@ async fn find_changes(step: &Step<'_>, lap: &Lap<'_>) -> Result<Option<Found>, S
 /// Publishes nothing: lets the models downstream start, saves the last rows read from the
 /// model for the next build, and records the state that still holds.
 async fn keep(step: &Step<'_>, found: Found) -> Result<(), String> {
-    let Found {
-        started,
-        previous,
-        classified,
-        version,
-        last,
-        ..
-    } = found;
     (step.release)();
+    let (version, last) = (found.version, found.last);
     let also = async {
         match last.filter(|l| !l.from_side_table) {
             Some(l) => last_rows::save(step.lake, step.model, l.rows, version).await,
@@ -435,10 +428,10 @@ async fn keep(step: &Step<'_>, found: Found) -> Result<(), String> {
         }
     };
     let ended = Ended::Unchanged {
-        previous: &previous,
+        previous: &found.previous,
         version,
     };
-    record_state(step, started, ended, also, Some(classified)).await
+    record_state(step, found.started, ended, also, Some(found.classified)).await
 }
 
 /// Audits the new rows as the table would be with them, publishes them in one commit and records

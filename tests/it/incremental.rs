@@ -212,6 +212,25 @@ async fn real_rows(dir: &Path) -> Vec<datafusion::arrow::array::RecordBatch> {
     .unwrap()
 }
 
+/// Real price rows ([`real_rows`]), by symbol, and a `sql/` folder in `dir` holding the one
+/// model `marts.<name>` with `text`.
+async fn rows_and_model(
+    dir: &Path,
+    name: &str,
+    text: &str,
+) -> (
+    Vec<datafusion::arrow::array::RecordBatch>,
+    std::collections::BTreeMap<String, Vec<RowRef>>,
+    std::path::PathBuf,
+) {
+    let all = real_rows(dir).await;
+    let by_symbol = rows_by_symbol(&all);
+    let sql = dir.join("sql");
+    std::fs::create_dir_all(sql.join("marts")).unwrap();
+    std::fs::write(sql.join(format!("marts/{name}.sql")), text).unwrap();
+    (all, by_symbol, sql)
+}
+
 /// One real row: its batch and row in the rows read.
 #[derive(Clone, Copy)]
 struct RowRef {
@@ -1003,16 +1022,13 @@ async fn a_null_partition_is_recomputed_like_any_other() {
     use datafusion::arrow::array::{Array, StringArray};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let all = real_rows(dir.path()).await;
-    let by_symbol = rows_by_symbol(&all);
-    let sql = dir.path().join("sql");
-    std::fs::create_dir_all(sql.join("marts")).unwrap();
-    std::fs::write(
-        sql.join("marts/by_currency.sql"),
+    let (all, by_symbol, sql) = rows_and_model(
+        dir.path(),
+        "by_currency",
         "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: currency\n\
          SELECT symbol, date, close, currency FROM staging.prices_daily WHERE source = 'yahoo'\n",
     )
-    .unwrap();
+    .await;
     let lake = Lake::open("memory://", false).unwrap();
     let prices = TableName::staging("prices_daily");
     // The rows, with no currency where the symbol is IWM.
@@ -1184,17 +1200,14 @@ async fn tests_on_a_seed_read_the_new_rows_while_the_seed_is_unchanged_and_every
 #[tokio::test(flavor = "multi_thread")]
 async fn freshness_is_decided_by_the_new_rows_only_when_they_pass_it() {
     let dir = tempfile::tempdir().unwrap();
-    let all = real_rows(dir.path()).await;
-    let by_symbol = rows_by_symbol(&all);
-    let sql = dir.path().join("sql");
-    std::fs::create_dir_all(sql.join("marts")).unwrap();
-    std::fs::write(
-        sql.join("marts/fresh.sql"),
+    let (all, by_symbol, sql) = rows_and_model(
+        dir.path(),
+        "fresh",
         "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: symbol\n\
          -- test: freshness(date, 7)\n\
          SELECT symbol, date, close FROM staging.prices_daily WHERE source = 'yahoo'\n",
     )
-    .unwrap();
+    .await;
     let lake = Lake::open("memory://", false).unwrap();
     let land = |picks: Vec<(RowRef, f64)>| {
         let b = rows_batch(&all, &picks, Lake::now());
