@@ -128,3 +128,20 @@ pub fn nightly_lake(dir: &Path) -> PathBuf {
     assert_eq!(code, 0, "nightly failed\nstdout:\n{out}\nstderr:\n{err}");
     lake
 }
+
+/// Every file below `dir`, at any depth.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    out
+}

@@ -9,7 +9,7 @@ use macrolake::models::{BuildOptions, build};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{bin, repo, run, snapshot, snapshot_config, sql_csv};
+use crate::common::{bin, files_under, repo, run, snapshot, snapshot_config, sql_csv};
 
 /// Every mart as CSV, for table-by-table comparison.
 fn marts(lake: &Path) -> Vec<(String, String)> {
@@ -49,7 +49,7 @@ fn nightly(lake: &Path, replay: &Path) {
 /// the close of `revised` on `day` multiplied by `factor` (a value the full snapshot revises).
 fn altered_snapshot(dir: &Path, symbol: &str, cut: &str, revised: (&str, &str, f64)) {
     let copy = |from: &Path, to: &Path| {
-        for entry in walk(from) {
+        for entry in files_under(from) {
             let rel = entry.strip_prefix(from).unwrap();
             let target = to.join(rel);
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
@@ -119,19 +119,6 @@ fn altered_snapshot(dir: &Path, symbol: &str, cut: &str, revised: (&str, &str, f
             }
         }
     });
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// The reproduction: bitcoin's history a month short (and an old IWM close that the full
@@ -280,6 +267,18 @@ fn rows_batch(
     .unwrap()
 }
 
+/// MERGEs the picked real rows (each close times its factor) into `staging.prices_daily`.
+async fn land_prices(
+    lake: &Lake,
+    all: &[datafusion::arrow::array::RecordBatch],
+    picks: Vec<(RowRef, f64)>,
+) {
+    let b = rows_batch(all, &picks, Lake::now());
+    let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
+    let prices = TableName::staging("prices_daily");
+    lake.write(&prices, vec![b], mode).await.unwrap();
+}
+
 /// Per symbol, its real rows in date order.
 fn rows_by_symbol(
     all: &[datafusion::arrow::array::RecordBatch],
@@ -305,7 +304,7 @@ fn rows_by_symbol(
 /// The actions of a table's newest commit: (files added, rows added, files removed).
 fn last_commit(lake: &Path, table: &str) -> (usize, i64, usize) {
     let log = lake.join(table.replace('.', "/")).join("_delta_log");
-    let newest = walk(&log)
+    let newest = files_under(&log)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .max()
@@ -1140,16 +1139,7 @@ async fn tests_on_a_seed_read_the_new_rows_while_the_seed_is_unchanged_and_every
     seed("symbol,note\nSPY,a\nIWM,b\n");
     let lake = Lake::open("memory://", false).unwrap();
     let listed = TableName::marts("listed");
-    let land = |rows: &[RowRef]| {
-        let picks: Vec<_> = rows.iter().map(|r| (*r, 1.0)).collect();
-        let b = rows_batch(&all, &picks, Lake::now());
-        let lake = lake.clone();
-        async move {
-            let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
-            let prices = TableName::staging("prices_daily");
-            lake.write(&prices, vec![b], mode).await.unwrap();
-        }
-    };
+    let land = |rows: &[RowRef]| land_prices(&lake, &all, rows.iter().map(|r| (*r, 1.0)).collect());
     let build_it = |full_refresh| build_one(&lake, &sql, "listed", full_refresh);
     let (spy, iwm, rut) = (&by_symbol["SPY"], &by_symbol["IWM"], &by_symbol["^RUT"]);
     land(&[&spy[..spy.len() - 1], &iwm[..]].concat()).await;
@@ -1209,15 +1199,7 @@ async fn freshness_is_decided_by_the_new_rows_only_when_they_pass_it() {
     )
     .await;
     let lake = Lake::open("memory://", false).unwrap();
-    let land = |picks: Vec<(RowRef, f64)>| {
-        let b = rows_batch(&all, &picks, Lake::now());
-        let lake = lake.clone();
-        async move {
-            let mode = WriteMode::merge_on(&["symbol", "date", "source"]);
-            let prices = TableName::staging("prices_daily");
-            lake.write(&prices, vec![b], mode).await.unwrap();
-        }
-    };
+    let land = |picks: Vec<(RowRef, f64)>| land_prices(&lake, &all, picks);
     let (spy, iwm) = (&by_symbol["SPY"], &by_symbol["IWM"]);
     let old_iwm = &iwm[..20];
     land(spy.iter().chain(old_iwm).map(|r| (*r, 1.0)).collect()).await;

@@ -161,18 +161,10 @@ fn without_tests(code: &str) -> (String, Vec<String>) {
 /// Every non-test module of the library under `src/`, by module path.
 fn modules() -> BTreeMap<ModPath, Module> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    let mut dirs = vec![src.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                files.push(p);
-            }
-        }
-    }
+    let files: Vec<PathBuf> = super::common::files_under(&src)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
     let mut all = BTreeMap::new();
     let mut tests: Vec<ModPath> = Vec::new();
     for file in files {

@@ -8,22 +8,6 @@ use super::common::*;
 
 const KEY: &str = "sekret-4f9c2a77e1d0b3";
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p)
-            } else {
-                out.push(p)
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_api_key_never_leaks() {
     let rt = tokio::runtime::Runtime::new().unwrap();
