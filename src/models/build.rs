@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
@@ -257,7 +258,7 @@ pub async fn build(
     let order = dag::order(&models, &existing)?;
     let ctx = session.ctx.clone();
     let read = super::added::versions(&session.tables);
-    plan_all(&ctx, &models, &order, &existing, options.test_only).await?;
+    let mut schemas = plan_all(&ctx, &models, &order, &existing, options.test_only).await?;
     let planned_s = clock.elapsed().as_secs_f64() - opened_s;
     let attached = attach_custom(&custom, &models, &order)?;
     let mut report = BuildReport::default();
@@ -309,6 +310,7 @@ pub async fn build(
                 // A model not in the lake yet, or a full refresh, builds from scratch.
                 previous: (existing.contains(&m.name) && !options.full_refresh)
                     .then(|| states.get(&m.name.to_string()).cloned().unwrap_or_default()),
+                planned: schemas.remove(i),
                 test_only: options.test_only,
                 lock: (m.materialized == Materialized::Incremental)
                     .then(|| one_incremental.clone()),
@@ -400,18 +402,19 @@ fn selected(
 }
 
 /// Plans every model in `order` (downstream ones against their upstreams' plans), and each
-/// append query: SQL and planning errors stop the build before anything is written.
+/// append query: SQL and planning errors stop the build before anything is written. Returns the
+/// schema each model's SQL planned to, by position in `models`.
 async fn plan_all(
     ctx: &SessionContext,
     models: &[Model],
     order: &[(usize, Vec<TableName>)],
     existing: &BTreeSet<TableName>,
     test_only: bool,
-) -> Result<(), ModelError> {
+) -> Result<HashMap<usize, SchemaRef>, ModelError> {
     // Every model stored (a nightly build): each plans against stored tables only, so they plan
     // side by side, a task each (a mart's SQL takes up to ~40 ms of CPU to plan); else in order,
     // downstream ones against the views of the new upstream ones.
-    let mut planned = HashMap::new();
+    let (mut planned, mut schemas) = (HashMap::new(), HashMap::new());
     if order
         .iter()
         .all(|(i, _)| existing.contains(&models[*i].name))
@@ -437,6 +440,7 @@ async fn plan_all(
             None => ctx.sql(&m.sql).await,
         };
         let plan = plan.map_err(|e| planning_error(m, &e))?;
+        schemas.insert(*i, plan.schema().inner().clone());
         if existing.contains(&m.name) {
             // Tests read the published table; its append query is not run.
             if test_only {
@@ -456,7 +460,7 @@ async fn plan_all(
                 })?;
         }
     }
-    Ok(())
+    Ok(schemas)
 }
 
 /// Attaches each custom test to the last model (in build order) it references.
@@ -520,6 +524,7 @@ struct Job {
     reference: chrono::NaiveDate,
     read: super::added::Versions,
     previous: Option<ModelState>,
+    planned: Option<SchemaRef>,
     test_only: bool,
     /// Held while the model builds (incremental models take turns).
     lock: Option<Arc<tokio::sync::Mutex<()>>>,
@@ -569,6 +574,7 @@ impl Job {
                     reference: self.reference,
                     read: &self.read,
                     previous: self.previous.clone(),
+                    planned: self.planned.as_ref(),
                     release: &release,
                 };
                 run_model(&step, self.test_only)

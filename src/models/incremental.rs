@@ -228,7 +228,8 @@ struct NewRows {
 }
 
 /// Computes the recomputed partitions' rows and the appended rows of `changes`.
-async fn new_rows(ctx: &SessionContext, m: &Model, changes: Changes) -> Result<NewRows, String> {
+async fn new_rows(step: &Step<'_>, changes: Changes) -> Result<NewRows, String> {
+    let (ctx, m) = (step.ctx, step.model);
     let appending: usize = changes.after.iter().map(RecordBatch::num_rows).sum();
     tracing::info!(
         model = %m.name,
@@ -249,9 +250,11 @@ async fn new_rows(ctx: &SessionContext, m: &Model, changes: Changes) -> Result<N
         None => Vec::new(),
     };
     // The rows' own schema (the plan's may differ in nullability); appended rows conform to it.
-    let schema = match rows.first() {
-        Some(b) => b.schema(),
-        None => ctx
+    // Without rows, the schema the build planned (planning the SQL again took 10–20 ms).
+    let schema = match (rows.first(), step.planned) {
+        (Some(b), _) => b.schema(),
+        (None, Some(planned)) => planned.clone(),
+        (None, None) => ctx
             .sql(body)
             .await
             .map_err(df_err(m))?
@@ -298,7 +301,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         None
     } else {
         let changes = std::mem::take(&mut found.changes);
-        Some(new_rows(step.ctx, step.model, changes).await?)
+        Some(new_rows(step, changes).await?)
     };
     // Nothing to write: no partition changed, or the only ones were new and computed to no rows.
     match new {

@@ -25,6 +25,9 @@ pub(super) struct Step<'a> {
     /// What its last build recorded, when the table exists and may be updated rather than
     /// rebuilt (`None`: build it from scratch).
     pub(super) previous: Option<ModelState>,
+    /// The schema of its SQL as the build planned it before building anything: what its rows
+    /// look like, without planning the SQL again.
+    pub(super) planned: Option<&'a datafusion::arrow::datatypes::SchemaRef>,
     /// Lets the models that read this one start: called once its new version is published (an
     /// incremental model's last rows and state are saved after), or once it is known unchanged.
     pub(super) release: &'a (dyn Fn() + Sync),

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use macrolake::lake::{Lake, TableName, WriteMode};
 use object_store::ObjectStoreExt;
@@ -340,12 +341,29 @@ async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
     let read = taken_reads(&store);
     assert_eq!(read.len(), 1, "a revision of one key read {read:?}");
     assert_eq!(last_operation(&lake, &t).await, "MERGE");
-    // Unchanged, it is found equal in that file and makes no commit.
+    // The same rows again, into a table nothing wrote to since: known unchanged from the
+    // landing's record, no file read.
     let again = lake
         .write(&t, vec![revised], WriteMode::merge_on(&["id"]))
         .await
         .unwrap();
     assert!(!again.committed);
+    assert_eq!(taken_reads(&store), BTreeSet::new());
+    // Rows equal to the stored ones but not the last landing's: found equal in the one file
+    // holding them, no commit.
+    let stored = RecordBatch::try_new(
+        batch(0..1).schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![550, 551])),
+            Arc::new(Float64Array::from(vec![-1.0, 551.0 * 1.5])),
+        ],
+    )
+    .unwrap();
+    let equal = lake
+        .write(&t, vec![stored], WriteMode::merge_on(&["id"]))
+        .await
+        .unwrap();
+    assert!(!equal.committed);
     assert_eq!(taken_reads(&store).len(), 1);
     assert_eq!(count(&lake).await, 1001);
 
@@ -355,6 +373,104 @@ async fn a_merge_reads_only_the_files_that_can_hold_its_keys() {
     assert_eq!(lake.latest_version(&t, Some(3)).await.unwrap(), newest);
     assert_eq!(store.log_files_read.load(Ordering::SeqCst), 0);
     assert_eq!(lake.latest_version(&t, None).await.unwrap(), newest);
+}
+
+/// The MERGE shortcut (`lake/landed.rs`): the last landing's rows again are known unchanged without
+/// reading the table, but only while nothing else wrote to it, and never for a table made again.
+#[tokio::test]
+async fn a_merge_of_the_last_landings_rows_is_skipped_only_while_the_table_is_as_it_left_it() {
+    let store = Arc::new(FailCommits::default());
+    let lake = Lake::with_store("memory://", store.clone()).unwrap();
+    let t = TableName::staging("t");
+    let merge = || WriteMode::merge_on(&["id"]);
+    let a = batch(0..10);
+    let mut b = batch(0..10);
+    b = RecordBatch::try_new(
+        b.schema(),
+        vec![
+            b.column(0).clone(),
+            Arc::new(Float64Array::from_iter_values(
+                (0..10).map(|i| if i == 3 { -1.0 } else { i as f64 * 1.5 }),
+            )),
+        ],
+    )
+    .unwrap();
+    let first = lake.write(&t, vec![a.clone()], merge()).await.unwrap();
+    assert_eq!((first.rows, first.version), (10, Some(0)));
+    taken_reads(&store);
+    let same = lake.write(&t, vec![a.clone()], merge()).await.unwrap();
+    assert_eq!(
+        (same.rows, same.version, same.committed),
+        (0, Some(0), false)
+    );
+    assert_eq!(
+        taken_reads(&store),
+        BTreeSet::new(),
+        "the shortcut read the table"
+    );
+
+    // A revision lands; the first rows again are a revision back, not "the last landing".
+    let revised = lake.write(&t, vec![b], merge()).await.unwrap();
+    assert_eq!((revised.rows, revised.version), (1, Some(1)));
+    let back = lake.write(&t, vec![a.clone()], merge()).await.unwrap();
+    assert_eq!(
+        (back.rows, back.version),
+        (1, Some(2)),
+        "the revision was not undone"
+    );
+    assert_eq!(sum(&lake).await, 67.5);
+
+    // Another write since the last landing: the same rows are compared again (equal: no commit).
+    lake.write(&t, vec![batch(0..10)], WriteMode::Overwrite)
+        .await
+        .unwrap();
+    taken_reads(&store);
+    let after = lake.write(&t, vec![a.clone()], merge()).await.unwrap();
+    assert_eq!((after.committed, after.version), (false, Some(3)));
+    assert!(
+        !taken_reads(&store).is_empty(),
+        "the MERGE did not compare the rows"
+    );
+
+    // The table deleted and made again up to the same version (its log restarts at 0, the
+    // record left behind): the record is another table's, the rows are merged.
+    let folder = lake.path("staging/t");
+    let objects: Vec<ObjectMeta> = store.list(Some(&folder)).try_collect().await.unwrap();
+    for o in objects {
+        if !o.location.as_ref().ends_with("_macrolake_landed.json") {
+            store.delete(&o.location).await.unwrap();
+        }
+    }
+    lake.write(&t, vec![batch(0..5)], WriteMode::Append)
+        .await
+        .unwrap();
+    for k in 100..103 {
+        lake.write(&t, vec![batch(k..k + 1)], WriteMode::Append)
+            .await
+            .unwrap();
+    }
+    assert_eq!(lake.version(&t).await.unwrap(), Some(3));
+    let remade = lake.write(&t, vec![a], merge()).await.unwrap();
+    assert_eq!((remade.rows, remade.version), (5, Some(4)));
+    assert_eq!(count(&lake).await, 13);
+}
+
+/// The sum of `value` in `staging.t`.
+async fn sum(lake: &Lake) -> f64 {
+    let s = lake.session(None, &[]).await.unwrap();
+    let b = s
+        .ctx
+        .sql("select sum(value) from staging.t")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    b[0].column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .value(0)
 }
 
 /// What the Delta log says between two versions: appends (and MERGEs of new keys only) keep every
