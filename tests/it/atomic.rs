@@ -126,18 +126,17 @@ pub(crate) fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 async fn count(lake: &Lake) -> i64 {
+    value(lake, "select count(*) from staging.t").await as i64
+}
+
+/// The one value `sql` returns (the first column of its first row), as a float.
+async fn value(lake: &Lake, sql: &str) -> f64 {
     let s = lake.session(None, &[]).await.unwrap();
-    let b = s
-        .ctx
-        .sql("select count(*) from staging.t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    b[0].column(0)
+    let b = s.ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let column = datafusion::arrow::compute::cast(b[0].column(0), &DataType::Float64).unwrap();
+    column
         .as_any()
-        .downcast_ref::<Int64Array>()
+        .downcast_ref::<Float64Array>()
         .unwrap()
         .value(0)
 }
@@ -418,7 +417,7 @@ async fn a_merge_of_the_last_landings_rows_is_skipped_only_while_the_table_is_as
         (1, Some(2)),
         "the revision was not undone"
     );
-    assert_eq!(sum(&lake).await, 67.5);
+    assert_eq!(value(&lake, "select sum(value) from staging.t").await, 67.5);
 
     // Another write since the last landing: the same rows are compared again (equal: no commit).
     lake.write(&t, vec![batch(0..10)], WriteMode::Overwrite)
@@ -453,24 +452,6 @@ async fn a_merge_of_the_last_landings_rows_is_skipped_only_while_the_table_is_as
     let remade = lake.write(&t, vec![a], merge()).await.unwrap();
     assert_eq!((remade.rows, remade.version), (5, Some(4)));
     assert_eq!(count(&lake).await, 13);
-}
-
-/// The sum of `value` in `staging.t`.
-async fn sum(lake: &Lake) -> f64 {
-    let s = lake.session(None, &[]).await.unwrap();
-    let b = s
-        .ctx
-        .sql("select sum(value) from staging.t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    b[0].column(0)
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .value(0)
 }
 
 /// What the Delta log says between two versions: appends (and MERGEs of new keys only) keep every
