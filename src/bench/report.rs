@@ -23,7 +23,8 @@ pub struct ModelTimes {
 /// One nightly run: ingest, build, test.
 #[derive(Debug, Clone, Serialize)]
 pub struct Night {
-    /// `full` (empty lake) or `next day` (one more session per synthetic symbol).
+    /// `full` (empty lake), `next day` (one more session per symbol) or `same answers again`
+    /// (the next day's answers once more: nothing new).
     pub name: String,
     /// Ingest, build and test.
     pub phases: Vec<Phase>,
@@ -303,6 +304,13 @@ impl Report {
             "- next-day ingest + build: {next:.2} s = {:.1}% of the full build ({full_build:.2} s) — target ≤ 5%",
             100.0 * next / full_build.max(1e-9)
         );
+        if self.nights.len() > 2 {
+            let again = seconds(2, "ingest") + seconds(2, "build") + seconds(2, "test");
+            let _ = writeln!(
+                out,
+                "- a night whose answers are all as the night before's (nothing new): ingest + build + test {again:.2} s"
+            );
+        }
         let (mut ours, mut theirs) = (0.0, 0.0);
         if let Some(full) = self.nights.first() {
             for m in &full.build {
