@@ -1230,3 +1230,50 @@ async fn freshness_is_decided_by_the_new_rows_only_when_they_pass_it() {
     // The same revision checked from the reference day: its new rows pass, and so it publishes.
     assert_eq!(build_it(false, reference).await.unwrap(), spy.len());
 }
+
+/// An append query may only add rows after each listed partition's last stored row: one that
+/// returns a stored row again (here the partition's last row, from `append_last`) fails the build
+/// with the rows it returned, and the table keeps its rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_query_returning_a_stored_row_fails_the_build_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, by_symbol, sql) = rows_and_model(
+        dir.path(),
+        "appended",
+        "-- materialized: incremental\n-- unique_key: symbol, date\n-- partition_by: symbol\n\
+         -- append_sql: append/appended.sql\n\
+         SELECT symbol, date, close FROM staging.prices_daily WHERE source = 'yahoo'\n",
+    )
+    .await;
+    std::fs::create_dir_all(sql.join("append")).unwrap();
+    let append = sql.join("append/appended.sql");
+    std::fs::write(&append, "SELECT symbol, date, close FROM append_last\n").unwrap();
+    let lake = Lake::open("memory://", false).unwrap();
+    let spy = &by_symbol["SPY"];
+    land_prices(&lake, &all, spy[..20].iter().map(|r| (*r, 1.0)).collect()).await;
+    assert_eq!(build_one(&lake, &sql, "appended", false).await.unwrap(), 20);
+    let before = table_text(&lake, "marts.appended").await;
+    // A new day: SPY's partition is extended by the append query, which returns its last row.
+    land_prices(&lake, &all, vec![(spy[20], 1.0)]).await;
+    let failed = build_one(&lake, &sql, "appended", false).await.unwrap_err();
+    assert!(
+        failed.contains("do not come after their partition's last stored row"),
+        "{failed}"
+    );
+    assert_eq!(table_text(&lake, "marts.appended").await, before);
+    // The query fixed: an edited append file makes a full build (the day lands with it), and
+    // the next day is appended.
+    std::fs::write(
+        &append,
+        "SELECT p.symbol, p.date, p.close FROM staging.prices_daily p \
+         JOIN append_after a ON a.symbol = p.symbol AND p.date > a.last_date \
+         WHERE p.source = 'yahoo'\n",
+    )
+    .unwrap();
+    assert_eq!(build_one(&lake, &sql, "appended", false).await.unwrap(), 21);
+    land_prices(&lake, &all, vec![(spy[21], 1.0)]).await;
+    assert_eq!(build_one(&lake, &sql, "appended", false).await.unwrap(), 1);
+    let incremental = table_text(&lake, "marts.appended").await;
+    build_one(&lake, &sql, "appended", true).await.unwrap();
+    assert_eq!(table_text(&lake, "marts.appended").await, incremental);
+}
