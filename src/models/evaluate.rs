@@ -10,7 +10,9 @@ use chrono::NaiveDate;
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 
-use super::build::{planning_error, readable, whole_order};
+use super::build::readable;
+use super::plan::planning_error;
+use super::select::whole_order;
 use super::session::{collect, register};
 use super::spec::Materialized;
 use super::{ModelError, discover};
