@@ -310,11 +310,14 @@ async fn streamed(
     // caller's session and memory pool.
     let (state, plan) = query.into_parts();
     let clock = std::time::Instant::now();
+    let optimized = state.optimize(&plan).map_err(df_err(table))?;
+    let optimized_s = clock.elapsed().as_secs_f64();
     let physical = state
-        .create_physical_plan(&plan)
+        .query_planner()
+        .create_physical_plan(&optimized, &state)
         .await
         .map_err(df_err(table))?;
-    tracing::debug!(%table, seconds = clock.elapsed().as_secs_f64(), "query optimized and planned");
+    tracing::debug!(%table, optimized_s, seconds = clock.elapsed().as_secs_f64(), "query optimized and planned");
     let rows = datafusion::physical_plan::execute_stream(
         physical,
         Arc::new(datafusion::execution::TaskContext::from(&state)),

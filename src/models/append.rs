@@ -38,9 +38,12 @@ pub(super) async fn rows(
     bind(ctx, AFTER_TABLE, after[0].schema(), after).map_err(err)?;
     bind(ctx, LAST_TABLE, last_schema, last).map_err(err)?;
     let result = async {
+        let clock = std::time::Instant::now();
         let out = collect(ctx, &a.sql).await.map_err(err)?;
         let out = conform(a, schema, out)?;
+        let computed_s = clock.elapsed().as_secs_f64();
         check(ctx, a, partition_by, schema, &out).await?;
+        tracing::debug!(query = %a.path.display(), computed_s, checked_s = clock.elapsed().as_secs_f64() - computed_s, "append query ran and its rows checked");
         Ok(out)
     }
     .await;

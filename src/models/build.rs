@@ -6,28 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::job::{Finished, Job};
+use super::job::{Finished, Job, ModelOutcome};
 use super::plan::{Attached, attach_custom, plan_all};
 use super::select::selected;
 use super::spec::{Materialized, Model};
 use super::{ModelError, dag, discover};
-use crate::lake::runs::{RunRecord, RunStatus};
+use crate::lake::runs::RunStatus;
 use crate::lake::{Lake, TableName, ViewDef};
-
-/// What happened to one model.
-#[derive(Debug, Clone)]
-pub struct ModelOutcome {
-    /// The model.
-    pub name: TableName,
-    /// ok, failed or skipped.
-    pub status: RunStatus,
-    /// Rows published.
-    pub rows: usize,
-    /// Seconds spent.
-    pub seconds: f64,
-    /// Why it failed or was skipped.
-    pub message: Option<String>,
-}
 
 /// A build's outcome, in build order.
 #[derive(Debug, Default)]
@@ -95,41 +80,6 @@ pub(super) async fn readable(
     Ok(existing)
 }
 
-impl ModelOutcome {
-    /// The outcome of a model a dry run planned.
-    fn planned(m: &Model) -> Self {
-        ModelOutcome {
-            name: m.name.clone(),
-            status: RunStatus::Ok,
-            rows: 0,
-            seconds: 0.0,
-            message: Some("planned (dry run)".into()),
-        }
-    }
-
-    /// Its `meta.runs` row (`kind`: build or test) ending now.
-    pub(super) fn record(
-        &self,
-        run_id: &str,
-        kind: &str,
-        started_at: chrono::DateTime<chrono::Utc>,
-    ) -> RunRecord {
-        RunRecord {
-            scheduled_for: None,
-            attempt: None,
-            run_id: run_id.to_string(),
-            kind: kind.into(),
-            job: kind.into(),
-            target: Some(self.name.to_string()),
-            started_at,
-            ended_at: Lake::now(),
-            status: self.status,
-            rows_written: self.rows as i64,
-            error: self.message.clone(),
-        }
-    }
-}
-
 /// Builds (or, with `test_only`, only audits the published) models.
 pub async fn build(
     lake: &Lake,
@@ -141,7 +91,7 @@ pub async fn build(
     let session = lake.session(None, views).await?;
     let opened_s = clock.elapsed().as_secs_f64();
     let existing = readable(&session, views, options.sql_dir).await?;
-    let models = selected(models, &existing, options)?;
+    let models = selected(models, &existing, options.sql_dir, options.selector)?;
     let order = dag::order(&models, &existing)?;
     let ctx = session.ctx.clone();
     let read = super::added::versions(&session.tables);

@@ -16,17 +16,16 @@
 //! before a build but committed after it was read would be missed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::TableProvider;
-use datafusion::prelude::{SessionContext, cast, ident};
+use datafusion::prelude::SessionContext;
 
 use super::audit::{Increment, audit_increment};
-use super::changes::{Changes, changes, predicate};
+use super::changes::{Changes, changes};
+use super::lap::Lap;
 use super::logged::{self, Logged};
-use super::session::{collect, df_err, mem_table};
+use super::new_rows::{NewRows, candidate, new_rows};
+use super::session::df_err;
 use super::spec::Model;
 use super::step::Step;
 use super::{fingerprint, last_rows};
@@ -83,50 +82,6 @@ async fn classify(
         out.fingerprints.insert(input.to_string(), print);
     }
     Ok(out)
-}
-
-/// The table as it would be after publishing `rows`: the stored rows outside `replaced`, cast to
-/// the model's columns, and `rows`.
-async fn candidate(
-    ctx: &SessionContext,
-    m: &Model,
-    schema: &SchemaRef,
-    replaced: Option<&str>,
-    rows: Vec<RecordBatch>,
-) -> Result<Arc<dyn TableProvider>, String> {
-    let err = df_err(m);
-    let stored = ctx.table_provider(m.name.to_string()).await.map_err(&err)?;
-    let mut kept = ctx.read_table(stored).map_err(&err)?;
-    if let Some(p) = replaced {
-        let e = kept.parse_sql_expr(p).map_err(&err)?;
-        // Delta's replace-where deletes the rows where the predicate is true: the rest stays.
-        kept = kept.filter(e.is_not_true()).map_err(&err)?;
-    }
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if !kept.schema().has_column_with_unqualified_name(f.name()) {
-                return Err(format!(
-                    "stored {} has no column {}: run with --full-refresh",
-                    m.name,
-                    f.name()
-                ));
-            }
-            Ok(cast(ident(f.name()), f.data_type().clone()).alias(f.name()))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let new = ctx
-        .read_table(Arc::new(
-            mem_table(ctx, schema.clone(), rows).map_err(&err)?,
-        ))
-        .map_err(&err)?;
-    let all = kept
-        .select(columns)
-        .map_err(&err)?
-        .union(new)
-        .map_err(&err)?;
-    Ok(all.into_view())
 }
 
 /// How a build of a model ended, for [`record_state`].
@@ -213,81 +168,6 @@ async fn save_state(
         .map_err(|e| e.to_string())
 }
 
-/// The rows an incremental build publishes, and what they replace.
-struct NewRows {
-    /// The recomputed partitions' rows, then the appended rows.
-    rows: Vec<RecordBatch>,
-    /// Their schema (the computed rows' own: the plan's may differ in nullability).
-    schema: SchemaRef,
-    /// The predicate of the recomputed partitions, when there are any.
-    replaced: Option<String>,
-    /// The predicate of the appended rows, when there are any.
-    appended: Option<String>,
-    /// The append query's order column, when rows were appended.
-    appended_after: Option<String>,
-}
-
-/// Computes the recomputed partitions' rows and the appended rows of `changes`.
-async fn new_rows(step: &Step<'_>, changes: Changes) -> Result<NewRows, String> {
-    let (ctx, m) = (step.ctx, step.model);
-    let appending: usize = changes.after.iter().map(RecordBatch::num_rows).sum();
-    tracing::info!(
-        model = %m.name,
-        recomputed = changes.recompute.len(),
-        appended = appending,
-        "incremental build: partitions recomputed and extended"
-    );
-    let body = m.sql.trim().trim_end_matches(';');
-    let replaced =
-        (!changes.recompute.is_empty()).then(|| predicate(&m.partition_by, &changes.recompute));
-    let mut rows = match &replaced {
-        Some(pred) => collect(
-            ctx,
-            &format!("SELECT * FROM ({body}) AS model WHERE {pred}"),
-        )
-        .await
-        .map_err(df_err(m))?,
-        None => Vec::new(),
-    };
-    // The rows' own schema (the plan's may differ in nullability); appended rows conform to it.
-    // Without rows, the schema the build planned (planning the SQL again took 10–20 ms).
-    let schema = match (rows.first(), step.planned) {
-        (Some(b), _) => b.schema(),
-        (None, Some(planned)) => planned.clone(),
-        (None, None) => ctx
-            .sql(body)
-            .await
-            .map_err(df_err(m))?
-            .schema()
-            .inner()
-            .clone(),
-    };
-    let appended_after = match &m.append {
-        Some(a) if appending > 0 => {
-            rows.extend(
-                super::append::rows(
-                    ctx,
-                    a,
-                    &m.partition_by,
-                    &schema,
-                    changes.after,
-                    changes.last,
-                )
-                .await?,
-            );
-            Some(a.order_by.clone())
-        }
-        _ => None,
-    };
-    Ok(NewRows {
-        rows,
-        schema,
-        replaced,
-        appended: changes.appended,
-        appended_after,
-    })
-}
-
 /// An incremental build. `Ok(None)`: the model needs a full build (it never built, its files
 /// changed, or an unpartitioned input changed).
 pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, String> {
@@ -301,7 +181,7 @@ pub(super) async fn build_incremental(step: &Step<'_>) -> Result<Option<usize>, 
         None
     } else {
         let changes = std::mem::take(&mut found.changes);
-        Some(new_rows(step, changes).await?)
+        Some(new_rows(step, changes, &lap).await?)
     };
     // Nothing to write: no partition changed, or the only ones were new and computed to no rows.
     match new {
@@ -321,25 +201,6 @@ fn write_mode(replaced: Option<String>, appended: Option<String>) -> WriteMode {
         (Some(r), Some(a)) => WriteMode::ReplaceWhere(format!("({r}) OR {a}")),
         (Some(r), None) => WriteMode::ReplaceWhere(r),
         (None, _) => WriteMode::Append,
-    }
-}
-
-/// Logs the time since an incremental build started at each of its steps.
-struct Lap<'a> {
-    model: &'a Model,
-    clock: std::time::Instant,
-}
-
-impl<'a> Lap<'a> {
-    fn new(model: &'a Model) -> Self {
-        Self {
-            model,
-            clock: std::time::Instant::now(),
-        }
-    }
-
-    fn at(&self, what: &str) {
-        tracing::debug!(model = %self.model.name, step = what, seconds = self.clock.elapsed().as_secs_f64(), "incremental build");
     }
 }
 
@@ -380,6 +241,7 @@ async fn find_changes(step: &Step<'_>, lap: &Lap<'_>) -> Result<Option<Found>, S
         return Ok(None);
     };
     let classified = classify(lake, ctx, m, inputs).await?;
+    lap.at("inputs classified");
     if let Some((k, _)) = classified
         .fingerprints
         .iter()
@@ -394,9 +256,11 @@ async fn find_changes(step: &Step<'_>, lap: &Lap<'_>) -> Result<Option<Found>, S
         None => None,
     };
     let last_before = last.as_ref().map(|l| l.rows.as_slice()).unwrap_or_default();
+    lap.at("version and last rows read");
     let Some(logged) = logged::added_since(lake, &previous, &classified.logged).await else {
         return Ok(None);
     };
+    lap.at("logged inputs' additions read");
     let partitioned = &classified.partitioned;
     // The logged marts only gained rows (else the build is a full one): with no other
     // partitioned input, every stored partition is still present.

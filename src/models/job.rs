@@ -8,13 +8,62 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
-use super::build::ModelOutcome;
 use super::fingerprint;
 use super::spec::{Materialized, Model};
 use super::step::Step;
 use crate::lake::model_state::ModelState;
 use crate::lake::runs::{RunRecord, RunStatus};
 use crate::lake::{Lake, TableName};
+
+/// What happened to one model.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    /// The model.
+    pub name: TableName,
+    /// ok, failed or skipped.
+    pub status: RunStatus,
+    /// Rows published.
+    pub rows: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Why it failed or was skipped.
+    pub message: Option<String>,
+}
+
+impl ModelOutcome {
+    /// The outcome of a model a dry run planned.
+    pub(super) fn planned(m: &Model) -> Self {
+        ModelOutcome {
+            name: m.name.clone(),
+            status: RunStatus::Ok,
+            rows: 0,
+            seconds: 0.0,
+            message: Some("planned (dry run)".into()),
+        }
+    }
+
+    /// Its `meta.runs` row (`kind`: build or test) ending now.
+    pub(super) fn record(
+        &self,
+        run_id: &str,
+        kind: &str,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> RunRecord {
+        RunRecord {
+            scheduled_for: None,
+            attempt: None,
+            run_id: run_id.to_string(),
+            kind: kind.into(),
+            job: kind.into(),
+            target: Some(self.name.to_string()),
+            started_at,
+            ended_at: Lake::now(),
+            status: self.status,
+            rows_written: self.rows as i64,
+            error: self.message.clone(),
+        }
+    }
+}
 
 /// What one model's build (or audit) left: its outcome, its `meta.runs` row and, for a table
 /// model, the state to record.

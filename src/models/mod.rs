@@ -37,8 +37,10 @@ pub mod evaluate;
 mod fingerprint;
 mod incremental;
 mod job;
+mod lap;
 mod last_rows;
 mod logged;
+mod new_rows;
 mod plan;
 mod proven;
 pub mod seeds;
@@ -48,8 +50,9 @@ pub mod spec;
 mod state_keys;
 mod step;
 
-pub use build::{BuildOptions, BuildReport, ModelOutcome, build};
+pub use build::{BuildOptions, BuildReport, build};
 pub use evaluate::evaluate;
+pub use job::ModelOutcome;
 pub use spec::{DataTest, Materialized, Model, discover};
 
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! Which models a build acts on: `--select` read against the whole project's graph.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
-use super::build::BuildOptions;
 use super::spec::Model;
 use super::{ModelError, dag};
 use crate::lake::TableName;
@@ -81,11 +81,12 @@ fn select(
 pub(super) fn selected(
     models: Vec<Model>,
     existing: &BTreeSet<TableName>,
-    options: &BuildOptions<'_>,
+    sql_dir: &Path,
+    selector: Option<&str>,
 ) -> Result<Vec<Model>, ModelError> {
     let whole = whole_order(&models, existing)?;
-    let picked = select(&whole, &models, options.selector).map_err(|m| ModelError::Invalid {
-        path: options.sql_dir.to_path_buf(),
+    let picked = select(&whole, &models, selector).map_err(|m| ModelError::Invalid {
+        path: sql_dir.to_path_buf(),
         line: 0,
         message: m,
     })?;

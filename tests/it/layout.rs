@@ -379,8 +379,8 @@ fn no_module_imports_a_module_that_imports_it() {
     // The reading itself: a known reference in each direction is seen.
     let models = |m: &str| vec!["models".to_string(), m.to_string()];
     assert!(
-        graph[&models("build")].contains(&models("incremental")),
-        "build → incremental not seen"
+        graph[&models("job")].contains(&models("incremental")),
+        "job → incremental not seen"
     );
     assert!(
         graph[&models("incremental")].contains(&models("step")),
@@ -405,7 +405,7 @@ fn the_cycle_check_finds_a_cycle_written_into_the_tree() {
     let incremental = vec!["models".to_string(), "incremental".to_string()];
     let step = vec!["models".to_string(), "step".to_string()];
     assert!(a_cycle(&graph_of(&known)).is_none());
-    // step.rs naming the incremental build closes build → incremental → step → incremental.
+    // step.rs naming the incremental build closes job → incremental → step → incremental.
     let m = known.get_mut(&step).unwrap();
     m.code
         .push_str("\nuse super::incremental::build_incremental;\n");

@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod parse;
+mod seed;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -33,9 +34,9 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use serde::Deserialize;
 
 pub use config::FomcConfig;
+pub use seed::{SEED, SEED_NAME, SeedRow, load_seed, parse_seed};
 
 use super::{IngestContext, Source, SourceError, SourceReport};
 use crate::http::Request;
@@ -45,10 +46,6 @@ const NAME: &str = "fomc";
 const ITEM: &str = "FOMC calendar page";
 /// `source` of the page's rows.
 pub const PAGE_SOURCE: &str = "federalreserve.gov/monetarypolicy/fomccalendars.htm";
-/// The built-in seed: FOMC decision days committed with the code (`sql/seeds/fomc_meetings.csv`).
-pub const SEED: &str = include_str!("../../../sql/seeds/fomc_meetings.csv");
-/// How the built-in seed is named in errors and `source` columns.
-pub const SEED_NAME: &str = "sql/seeds/fomc_meetings.csv";
 /// `kind` of a row an earlier fetch saw and the page no longer lists.
 pub const NO_LONGER_LISTED: &str = "no_longer_listed";
 
@@ -120,61 +117,6 @@ crate::staging_row! {
         /// When it became public (UTC), as in `fomc_meetings`; NULL for a seed row.
         pub available_at: Option<DateTime<Utc>>,
     }
-}
-
-/// One row of the built-in (or configured) seed: `meeting_date,scheduled,source`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SeedRow {
-    /// Decision day.
-    pub meeting_date: NaiveDate,
-    /// `false` for an unscheduled meeting.
-    pub scheduled: bool,
-    /// Where the date came from.
-    pub source: String,
-}
-
-/// Parses a seed CSV (`meeting_date,scheduled,source`, one meeting a line). Errors name the line.
-pub fn parse_seed(text: &str) -> Result<Vec<SeedRow>, (Option<usize>, String)> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let mut rows = Vec::new();
-    for record in reader.deserialize::<SeedRow>() {
-        let row = record.map_err(|e| {
-            let line = e.position().map(|p| p.line() as usize);
-            (line, e.to_string())
-        })?;
-        rows.push(row);
-    }
-    rows.sort_by_key(|r| r.meeting_date);
-    if let Some(w) = rows
-        .windows(2)
-        .find(|w| w[0].meeting_date == w[1].meeting_date)
-    {
-        return Err((None, format!("{} is listed twice", w[0].meeting_date)));
-    }
-    Ok(rows)
-}
-
-/// Reads the seed: the file given, else the built-in one. Returns its name and rows.
-pub fn load_seed(path: Option<&Path>) -> Result<(String, Vec<SeedRow>), SourceError> {
-    let (name, text) = match path {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).map_err(|e| SourceError::File {
-                source_name: NAME,
-                path: p.to_path_buf(),
-                line: None,
-                message: format!("cannot read the FOMC calendar seed: {e}"),
-            })?,
-        ),
-        None => (SEED_NAME.to_string(), SEED.to_string()),
-    };
-    let rows = parse_seed(&text).map_err(|(line, message)| SourceError::File {
-        source_name: NAME,
-        path: name.clone().into(),
-        line,
-        message: format!("not an FOMC calendar seed (meeting_date,scheduled,source): {message}"),
-    })?;
-    Ok((name, rows))
 }
 
 /// The page merged over the seed (see the module doc): for each year some page row was read
