@@ -50,20 +50,31 @@ linked AS (
     LEFT JOIN members p
       ON p.role = c.role AND p.date = c.date AND p.symbol = c.previous_symbol
 ),
+-- The stored last row's level, then each new day's factor, in one list: the level is their running
+-- product, and the stored row is left out after the window. (Joined back to linked instead, the
+-- query named linked twice, and each name is planned and run again: marts.asset_daily was read
+-- four times, not two.)
 factors AS (
-    SELECT role, date, level AS factor FROM append_last
+    SELECT role, date, CAST(NULL AS VARCHAR) AS symbol, CAST(NULL AS VARCHAR) AS previous_symbol,
+           CAST(NULL AS DOUBLE) AS close, CAST(NULL AS DOUBLE) AS daily_return,
+           CAST(NULL AS DOUBLE) AS drawdown_pct, CAST(NULL AS BOOLEAN) AS is_new_high,
+           CAST(NULL AS DATE) AS history_start, CAST(NULL AS DATE) AS known_on,
+           level AS factor, true AS stored
+    FROM append_last
     UNION ALL
-    SELECT role, date, 1 + role_return FROM linked
+    SELECT role, date, symbol, previous_symbol, close, daily_return, drawdown_pct, is_new_high,
+           history_start, known_on, 1 + role_return, false
+    FROM linked
 ),
 levels AS (
-    SELECT role, date,
+    SELECT *,
            product(factor) OVER (PARTITION BY role ORDER BY date ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
     FROM factors
 )
-SELECT l.role, l.date, l.symbol,
-       coalesce(l.symbol <> l.previous_symbol, false) AS switched,
-       l.close, l.daily_return, v.level,
-       l.drawdown_pct, l.is_new_high, l.history_start AS high_since, l.known_on
-FROM linked l
-JOIN levels v ON v.role = l.role AND v.date = l.date
-ORDER BY l.role, l.date
+SELECT role, date, symbol,
+       coalesce(symbol <> previous_symbol, false) AS switched,
+       close, daily_return, level,
+       drawdown_pct, is_new_high, history_start AS high_since, known_on
+FROM levels
+WHERE NOT stored
+ORDER BY role, date
