@@ -15,6 +15,9 @@ fn table() -> TableName {
     TableName::meta("watermarks")
 }
 
+/// Every source's watermarks by source and key, and the version of `meta.watermarks` read.
+pub type AllMarks = (HashMap<String, HashMap<String, NaiveDate>>, Option<u64>);
+
 impl Lake {
     /// Runs `sql` (with `$1…` parameters) over one table registered as `t`, without registering
     /// the rest of the lake (that would replay every table's log), within `[lake]
@@ -25,23 +28,35 @@ impl Lake {
         sql: &str,
         params: Vec<datafusion::scalar::ScalarValue>,
     ) -> Result<Vec<RecordBatch>> {
+        Ok(self.query_table_version(name, sql, params).await?.0)
+    }
+
+    /// [`Lake::query_table`], with the version of the table it read (`None`: no table).
+    pub async fn query_table_version(
+        &self,
+        name: &TableName,
+        sql: &str,
+        params: Vec<datafusion::scalar::ScalarValue>,
+    ) -> Result<(Vec<RecordBatch>, Option<u64>)> {
         if !self.exists(name).await? {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let ctx = self.context(datafusion::prelude::SessionConfig::new())?;
         let df_err = |source| LakeError::DataFusion {
             context: format!("reading {name}"),
             source: Box::new(source),
         };
-        let (provider, _) = self.provider(name, None, &ctx.state()).await?;
+        let (provider, version) = self.provider(name, None, &ctx.state()).await?;
         ctx.register_table("t", provider).map_err(df_err)?;
-        ctx.sql(sql)
+        let batches = ctx
+            .sql(sql)
             .await
             .and_then(|df| df.with_param_values(params))
             .map_err(df_err)?
             .collect()
             .await
-            .map_err(df_err)
+            .map_err(df_err)?;
+        Ok((batches, version))
     }
 
     /// The watermarks of one source, by key (e.g. FRED series id).
@@ -51,11 +66,21 @@ impl Lake {
         Ok(by_source(&batches)?.remove(source).unwrap_or_default())
     }
 
-    /// Every source's watermarks, by source and key: one read of the table where each source's
-    /// own would be one each (sources start side by side; see `IngestContext::watermarks`).
-    pub async fn all_watermarks(&self) -> Result<HashMap<String, HashMap<String, NaiveDate>>> {
+    /// Every source's watermarks, by source and key, and the version of `meta.watermarks` they
+    /// were read at (`None`: no table yet): one read of the table where each source's own would
+    /// be one each (sources start side by side; see `IngestContext::watermarks`).
+    pub async fn all_watermarks(&self) -> Result<AllMarks> {
         let sql = "SELECT source, key, watermark_date FROM t";
-        by_source(&self.query_table(&table(), sql, Vec::new()).await?)
+        let (batches, version) = self.query_table_version(&table(), sql, Vec::new()).await?;
+        Ok((by_source(&batches)?, version))
+    }
+
+    /// Whether `meta.watermarks` is still at `version` (read by [`Lake::all_watermarks`]): a
+    /// listing of its log's tail, not a read of the table. `false` when there was no table, or
+    /// when it cannot tell.
+    pub async fn watermarks_unchanged_since(&self, version: Option<u64>) -> bool {
+        let Some(v) = version else { return false };
+        matches!(self.latest_version(&table(), Some(v)).await, Ok(Some(latest)) if latest == v)
     }
 
     /// Raises (or sets) watermarks of one source in one commit.
@@ -168,7 +193,7 @@ mod tests {
         }
         assert_eq!(lake.watermarks("first").await.unwrap(), first);
         // One read of every source's marks says what each source's own read says.
-        let all = lake.all_watermarks().await.unwrap();
+        let (all, _) = lake.all_watermarks().await.unwrap();
         assert_eq!(all.len(), 7);
         for (source, marks) in &all {
             assert_eq!(marks, &lake.watermarks(source).await.unwrap(), "{source}");

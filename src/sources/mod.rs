@@ -312,7 +312,7 @@ pub struct IngestContext {
 }
 
 /// Every source's watermarks at the start of an ingest run, read once for all sources.
-pub type StartMarks = Arc<tokio::sync::OnceCell<HashMap<String, HashMap<String, NaiveDate>>>>;
+pub type StartMarks = Arc<tokio::sync::OnceCell<crate::lake::watermarks::AllMarks>>;
 
 impl IngestContext {
     /// Fetches one request through the engine and lands its raw body in the source's archive
@@ -344,18 +344,26 @@ impl IngestContext {
     /// A source's watermarks as the run found them. The sources start side by side, and one read
     /// of `meta.watermarks` serves them all where each used to read it at once. A source raises
     /// only its own marks, and only once it has read them, so the run's first read is what each
-    /// source would have read itself. ([`IngestContext::raise_watermarks`] reads the table
-    /// afresh: a source may raise its marks more than once.)
+    /// source would have read itself. ([`IngestContext::raise_watermarks`] compares with the
+    /// table as it is when it raises, read again when anything has committed to it since: a
+    /// source may raise its marks more than once.)
     pub async fn watermarks(
         &self,
         source_name: &'static str,
     ) -> Result<HashMap<String, NaiveDate>, SourceError> {
-        let all = self
-            .start_marks
+        let (all, _) = self.start_marks(source_name).await?;
+        Ok(all.get(source_name).cloned().unwrap_or_default())
+    }
+
+    /// Every source's watermarks as the run found them, and the version they were read at.
+    async fn start_marks(
+        &self,
+        source_name: &'static str,
+    ) -> Result<&crate::lake::watermarks::AllMarks, SourceError> {
+        self.start_marks
             .get_or_try_init(|| self.lake.all_watermarks())
             .await
-            .map_err(|error| SourceError::Lake { source_name, error })?;
-        Ok(all.get(source_name).cloned().unwrap_or_default())
+            .map_err(|error| SourceError::Lake { source_name, error })
     }
 
     /// The start of the window for one watermark key of a source.
@@ -478,7 +486,15 @@ impl IngestContext {
         if candidates.is_empty() {
             return Ok(());
         }
-        let marks = self.lake.watermarks(source_name).await.map_err(lake_err)?;
+        // The marks as they are now: the start marks while nothing has committed to the table
+        // since they were read (a listing of its log's tail; most nights only the prices raise
+        // marks), else read again.
+        let (_, read_at) = self.start_marks(source_name).await?;
+        let marks = if self.lake.watermarks_unchanged_since(*read_at).await {
+            at_start
+        } else {
+            self.lake.watermarks(source_name).await.map_err(lake_err)?
+        };
         let raised: HashMap<String, NaiveDate> = candidates
             .into_iter()
             .filter(|(k, d)| above(&marks, k, d))
