@@ -25,6 +25,10 @@ use super::{Lake, LakeError, Result, TableName};
 /// VACUUM leave it alone, as they do `_delta_log`).
 const FILE: &str = "_macrolake_landed.json";
 
+/// The file of the second kind of record: the digest of what a source read to make its rows
+/// ([`Lake::inputs_unchanged`]).
+const INPUTS_FILE: &str = "_macrolake_inputs.json";
+
 /// What the last MERGE into a table merged, and the version it left the table at.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Record {
@@ -64,8 +68,8 @@ pub(super) fn digest(
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-fn record_path(lake: &Lake, table: &TableName) -> Path {
-    lake.path(&format!("{}/{}/{FILE}", table.zone.as_str(), table.name))
+fn record_path(lake: &Lake, table: &TableName, file: &str) -> Path {
+    lake.path(&format!("{}/{}/{file}", table.zone.as_str(), table.name))
 }
 
 /// The identity of the commit file of `version`, when it can be read.
@@ -85,7 +89,15 @@ async fn commit_identity(lake: &Lake, table: &TableName, version: u64) -> Option
 /// The table's version when its last MERGE merged exactly `digest` and nothing was committed
 /// since; `None` otherwise (the MERGE must run).
 pub(super) async fn unchanged(lake: &Lake, table: &TableName, digest: &str) -> Option<u64> {
-    let body = lake.store().get(&record_path(lake, table)).await.ok()?;
+    unchanged_in(lake, table, FILE, digest).await
+}
+
+async fn unchanged_in(lake: &Lake, table: &TableName, file: &str, digest: &str) -> Option<u64> {
+    let body = lake
+        .store()
+        .get(&record_path(lake, table, file))
+        .await
+        .ok()?;
     let record: Record = serde_json::from_slice(&body.bytes().await.ok()?).ok()?;
     if record.digest != digest {
         return None;
@@ -104,7 +116,17 @@ pub(super) async fn unchanged(lake: &Lake, table: &TableName, digest: &str) -> O
 /// Records that a MERGE of `digest` left `table` at `version`. A failure to record only costs the
 /// next identical MERGE its shortcut, so it is logged, not returned.
 pub(super) async fn record(lake: &Lake, table: &TableName, version: Option<u64>, digest: String) {
-    let path = record_path(lake, table);
+    record_in(lake, table, FILE, version, digest).await
+}
+
+async fn record_in(
+    lake: &Lake,
+    table: &TableName,
+    file: &str,
+    version: Option<u64>,
+    digest: String,
+) {
+    let path = record_path(lake, table, file);
     let Some(version) = version else {
         return;
     };
@@ -119,5 +141,24 @@ pub(super) async fn record(lake: &Lake, table: &TableName, version: Option<u64>,
     let body = serde_json::to_vec(&record).expect("a record serializes");
     if let Err(error) = lake.store().put(&path, body.into()).await {
         tracing::warn!(table = %table, %error, "could not record the landing's digest (the next identical landing will compare its rows)");
+    }
+}
+
+impl Lake {
+    /// The table's version when a source's last landing into it read exactly the inputs of
+    /// `digest` ([`Lake::record_inputs`]) and nothing was committed to it since; `None`
+    /// otherwise. Parsing those inputs again would make the rows the table already holds: a
+    /// source that reads files it must parse at a cost (the EPS workbooks) checks this first.
+    /// The digest must cover everything the rows depend on: the inputs' bytes, the settings,
+    /// and the program that parses them.
+    pub async fn inputs_unchanged(&self, table: &TableName, digest: &str) -> Option<u64> {
+        unchanged_in(self, table, INPUTS_FILE, digest).await
+    }
+
+    /// Records that a landing of the inputs of `digest` left `table` at `version` (after its
+    /// write, committed or not). A failure to record only costs the next landing of the same
+    /// inputs its shortcut: it is logged, not returned.
+    pub async fn record_inputs(&self, table: &TableName, version: Option<u64>, digest: String) {
+        record_in(self, table, INPUTS_FILE, version, digest).await
     }
 }

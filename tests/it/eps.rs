@@ -392,3 +392,71 @@ fn vendor_rows_reach_eps_growth_by_the_stated_rule() {
          XYZ,2026-02-14,2026-03-30,45,,2026 EPS is not positive (-5.0): growth has no meaning"
     );
 }
+
+/// What the EPS ingest logs when it reads the inputs of its last landing again.
+const NOTHING_PARSED: &str =
+    "the same inputs as the last landing, into a table unchanged since (nothing parsed)";
+
+#[tokio::test]
+async fn the_inputs_of_the_last_landing_are_not_parsed_again_until_the_table_or_an_input_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (code, out) = ingest_eps_snapshot(dir.path(), &lake, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains(NOTHING_PARSED), "{out}");
+    let dump = "select * except (ingested_at) from staging.eps_estimates order by as_of_date, index, period, kind";
+    let landed = sql_csv(dir.path(), &lake, dump);
+    let (code, out) = ingest_eps_snapshot(dir.path(), &lake, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(NOTHING_PARSED), "{out}");
+
+    // Something else commits to the table (a hand-made "fix" of one value): the same inputs are
+    // parsed again and the MERGE puts the workbook's value back.
+    let one = "as_of_date = '2026-01-30' and index = 'SP500' and period = '2026' and kind = 'operating_eps'";
+    let handle = macrolake::lake::Lake::open(lake.to_str().unwrap(), false).unwrap();
+    let session = handle.session(None, &[]).await.unwrap();
+    let changed = session
+        .ctx
+        .sql(&format!(
+            "select * replace (value + 1 as value) from staging.eps_estimates where {one}"
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(changed.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let table = eps::row::EstimateRow::table();
+    let outcome = handle
+        .write(
+            &table,
+            changed,
+            macrolake::lake::WriteMode::merge_on(eps::row::EstimateRow::KEYS),
+        )
+        .await
+        .unwrap();
+    assert!(outcome.committed);
+    assert_ne!(sql_csv(dir.path(), &lake, dump), landed);
+    let (code, out) = ingest_eps_snapshot(dir.path(), &lake, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains(NOTHING_PARSED),
+        "the table changed: parsed again\n{out}"
+    );
+    assert_eq!(
+        sql_csv(dir.path(), &lake, dump),
+        landed,
+        "the workbook's value is back"
+    );
+
+    // Other settings (another window): parsed again. (A changed input: the truncated workbook
+    // of a_truncated_workbook_fails_clearly_and_keeps_the_table_version is parsed and refused.)
+    let (code, out) = ingest_eps_snapshot(dir.path(), &lake, &[]);
+    assert!(code == 0 && out.contains(NOTHING_PARSED), "{out}");
+    let (code, out) = ingest_eps_snapshot(dir.path(), &lake, &["--since", "2020-01-01"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains(NOTHING_PARSED),
+        "another window: parsed again\n{out}"
+    );
+}

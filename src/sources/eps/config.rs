@@ -25,7 +25,9 @@ pub struct EpsConfig {
     /// `archive_dir` is set; otherwise it fails the source.
     pub url: Url,
     /// A folder of past editions of the workbook (`*.xlsx`, any file names), kept by the user.
-    /// Every edition in it is parsed on every run; the MERGE makes re-ingesting free.
+    /// Every edition in it is read on every run and parsed when any input (a file here, the
+    /// URL's body, a vendor file, a setting) differs from the last landing's or the table
+    /// changed since; the MERGE makes re-ingesting free.
     pub archive_dir: Option<PathBuf>,
     /// A drop folder of vendor estimate CSV files (`*.csv`) with the header
     /// `as_of_date,index,period,eps,kind,source` (schema in [`super::vendor`]).
