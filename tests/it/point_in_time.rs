@@ -169,8 +169,8 @@ async fn a_look_ahead_is_caught() {
         (
             "btc_smallcap_xcorr",
             // Bitcoin's return one session later where the one before belongs.
-            "[btc_ret, lag(btc_ret, 1) OVER s,",
-            "[btc_ret, lead(btc_ret, 1) OVER s,",
+            "lag(btc_ret, 1) OVER s AS btc_1",
+            "lead(btc_ret, 1) OVER s AS btc_1",
             "corr",
         ),
         (

@@ -63,6 +63,18 @@ struct Fetched {
     body: bytes::Bytes,
 }
 
+/// Everything one ingest reads, before parsing.
+struct Inputs {
+    /// The archive's workbooks, by file name.
+    archive: Vec<(PathBuf, bytes::Bytes)>,
+    /// The workbook at the URL, when fetched.
+    current: Option<Fetched>,
+    /// The vendor files, by name.
+    vendor_files: Vec<(PathBuf, String)>,
+    /// Their digest, with the settings, the window and the program ([`local::InputsDigest`]).
+    digest: String,
+}
+
 /// The `source` of rows read from S&P DJI workbooks.
 pub const WORKBOOK_SOURCE: &str = vendor::RESERVED_SOURCE;
 
@@ -131,6 +143,46 @@ impl Eps {
             url: resp.url.clone(),
             body: resp.body.clone(),
         }))
+    }
+
+    /// Every input read (none parsed yet), and their digest: when they are what the last landing
+    /// read, into a table nothing changed since, parsing them would make the rows it holds (the
+    /// archive's editions cost 0.1–0.4 s of CPU each night).
+    async fn read_inputs(&self, ctx: &IngestContext, failures: &mut Vec<SourceError>) -> Inputs {
+        let archive = match &self.config.archive_dir {
+            Some(dir) => self.read_archive(dir, failures).await,
+            None => Vec::new(),
+        };
+        let mut current = None;
+        if self.config.fetch_url {
+            match self.current(ctx).await {
+                Ok(found) => current = found,
+                Err(e) => failures.push(e),
+            }
+        }
+        let vendor_files = match &self.config.vendor_dir {
+            Some(dir) => Self::read_vendor(dir, failures).await,
+            None => Vec::new(),
+        };
+        let mut digest = local::InputsDigest::new(NAME, &(&self.config, &ctx.window));
+        for (path, body) in &archive {
+            digest.add(&format!("archive {}", local::file_name(path)), body);
+        }
+        if let Some(f) = &current {
+            digest.add(&format!("url {}", f.file), &f.body);
+        }
+        for (path, text) in &vendor_files {
+            digest.add(
+                &format!("vendor {}", local::file_name(path)),
+                text.as_bytes(),
+            );
+        }
+        Inputs {
+            archive,
+            current,
+            vendor_files,
+            digest: digest.finish(),
+        }
     }
 
     /// Every workbook in the archive folder, read, in file-name order; unreadable files go to
@@ -279,38 +331,12 @@ impl Source for Eps {
 
     async fn ingest(&self, ctx: &IngestContext) -> Result<SourceReport, SourceError> {
         let mut failures = Vec::new();
-        // Every input read first: when they are what the last landing read, into a table
-        // nothing changed since, parsing them would make the rows it holds (the archive's
-        // editions cost 0.1–0.4 s of CPU each night).
-        let archive = match &self.config.archive_dir {
-            Some(dir) => self.read_archive(dir, &mut failures).await,
-            None => Vec::new(),
-        };
-        let mut current = None;
-        if self.config.fetch_url {
-            match self.current(ctx).await {
-                Ok(found) => current = found,
-                Err(e) => failures.push(e),
-            }
-        }
-        let vendor_files = match &self.config.vendor_dir {
-            Some(dir) => Self::read_vendor(dir, &mut failures).await,
-            None => Vec::new(),
-        };
-        let mut digest = local::InputsDigest::new(NAME, &(&self.config, &ctx.window));
-        for (path, body) in &archive {
-            digest.add(&format!("archive {}", local::file_name(path)), body);
-        }
-        if let Some(f) = &current {
-            digest.add(&format!("url {}", f.file), &f.body);
-        }
-        for (path, text) in &vendor_files {
-            digest.add(
-                &format!("vendor {}", local::file_name(path)),
-                text.as_bytes(),
-            );
-        }
-        let digest = digest.finish();
+        let Inputs {
+            archive,
+            current,
+            vendor_files,
+            digest,
+        } = self.read_inputs(ctx, &mut failures).await;
         let table = EstimateRow::table();
         if failures.is_empty() && ctx.lake.inputs_unchanged(&table, &digest).await.is_some() {
             tracing::info!(
