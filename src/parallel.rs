@@ -73,8 +73,12 @@ where
             break;
         }
         tokio::select! {
-            Some((i, true)) = releases.next(), if !releases.is_empty() => {
-                if done[i].is_none() {
+            // Every outcome of a release matches here: a pattern that refused the `false` of a
+            // node that ended without releasing disabled this branch until the next node ended,
+            // and the releases in between were not seen (a model's readers waited for its
+            // bookkeeping, 17–50 ms a link of the nightly chain).
+            Some((i, sent)) = releases.next(), if !releases.is_empty() => {
+                if sent && done[i].is_none() {
                     released[i] = true;
                     live -= 1;
                 }
@@ -192,6 +196,43 @@ mod tests {
             "2 waited for 1, which never released"
         );
         assert_eq!(out[0].0, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_release_is_seen_after_another_node_dropped_its_own() {
+        // 0 drops its release at once and works 300 ms; 1 releases after 50 ms and works 300 ms;
+        // 2 waits for 1. 2 starts on 1's release, before either of them ends.
+        let upstream = vec![vec![], vec![], vec![1]];
+        let finished = Arc::new(AtomicUsize::new(0));
+        let out: Vec<Seen> = run(
+            &upstream,
+            3,
+            |i, done: &[Option<Seen>], release| {
+                let seen: Vec<Option<usize>> = upstream[i]
+                    .iter()
+                    .map(|&j| done[j].as_ref().map(|d| d.0))
+                    .collect();
+                let finished = finished.clone();
+                let release = (i != 0).then_some(release);
+                async move {
+                    if i == 1 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if let Some(release) = release {
+                        release.now();
+                    }
+                    let order = sleep_and_count(if i == 2 { 10 } else { 300 }, finished).await;
+                    (order, seen)
+                }
+            },
+            |_| (usize::MAX, vec![]),
+        )
+        .await;
+        assert_eq!(
+            out[2],
+            (0, vec![None]),
+            "2 started on 1's release and ended first"
+        );
     }
 
     #[tokio::test]

@@ -133,10 +133,12 @@ impl Job {
                 format!("upstream {up} failed or was skipped"),
             )),
             None => {
+                tracing::debug!(model = %self.model.name, "model's build started");
                 let turn = match &self.lock {
                     Some(lock) => Some(lock.clone().lock_owned().await),
                     None => None,
                 };
+                tracing::debug!(model = %self.model.name, "model's build has its turn");
                 // Released with the dependents: what remains binds no name in the session.
                 let turn = std::sync::Mutex::new(turn);
                 let release = || {
