@@ -120,6 +120,18 @@ mod tests {
     /// Each node's result: the order it finished in, and the results of its upstreams it saw.
     type Seen = (usize, Vec<Option<usize>>);
 
+    /// The finishing order of each of node `i`'s upstreams that has finished.
+    fn seen_upstream(
+        upstream: &[Vec<usize>],
+        i: usize,
+        done: &[Option<Seen>],
+    ) -> Vec<Option<usize>> {
+        upstream[i]
+            .iter()
+            .map(|&j| done[j].as_ref().map(|d| d.0))
+            .collect()
+    }
+
     async fn sleep_and_count(ms: u64, count: Arc<AtomicUsize>) -> usize {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         count.fetch_add(1, Ordering::SeqCst)
@@ -137,10 +149,7 @@ mod tests {
             &upstream,
             2,
             |i, done: &[Option<Seen>], _| {
-                let seen: Vec<Option<usize>> = upstream[i]
-                    .iter()
-                    .map(|&j| done[j].as_ref().map(|d| d.0))
-                    .collect();
+                let seen = seen_upstream(&upstream, i, done);
                 let (finished, live, most) = (finished.clone(), live.clone(), most.clone());
                 let ms = delays[i];
                 async move {
@@ -172,10 +181,7 @@ mod tests {
             &upstream,
             1,
             |i, done: &[Option<Seen>], release| {
-                let seen: Vec<Option<usize>> = upstream[i]
-                    .iter()
-                    .map(|&j| done[j].as_ref().map(|d| d.0))
-                    .collect();
+                let seen = seen_upstream(&upstream, i, done);
                 let finished = finished.clone();
                 async move {
                     if i == 0 {
@@ -208,10 +214,7 @@ mod tests {
             &upstream,
             3,
             |i, done: &[Option<Seen>], release| {
-                let seen: Vec<Option<usize>> = upstream[i]
-                    .iter()
-                    .map(|&j| done[j].as_ref().map(|d| d.0))
-                    .collect();
+                let seen = seen_upstream(&upstream, i, done);
                 let finished = finished.clone();
                 let release = (i != 0).then_some(release);
                 async move {
