@@ -22,6 +22,8 @@ WORKDIR /build
 #    rebuilt only when Cargo.toml or Cargo.lock change. (The [[test]] target's file is not
 #    needed: cargo build compiles the lib and the bin only.)
 COPY Cargo.toml Cargo.lock ./
+# The patched DataFusion SQL planner ([patch.crates-io]; vendor/datafusion-sql/README.md).
+COPY vendor ./vendor
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \

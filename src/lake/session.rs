@@ -421,4 +421,52 @@ mod tests {
             "nor its view"
         );
     }
+
+    /// The vendored SQL planner skips its UNNEST rewrite for a select list without UNNEST
+    /// (vendor/datafusion-sql): a list that has one, a list unnest beside plain columns, a
+    /// struct unnest and one under GROUP BY, must still be planned and run.
+    #[tokio::test]
+    async fn unnest_is_still_planned_beside_the_select_list_shortcut() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::util::pretty::pretty_format_batches;
+        let lake = Lake::open("memory://", false).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let rows = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2]))]);
+        let t = TableName::staging("t");
+        let mode = crate::lake::WriteMode::Append;
+        lake.write(&t, vec![rows.unwrap()], mode).await.unwrap();
+        let s = lake
+            .session_of(std::slice::from_ref(&t), &[])
+            .await
+            .unwrap();
+        let run = |sql: &'static str| {
+            let ctx = s.ctx.clone();
+            async move {
+                let out = collect_sql(&ctx, sql, "test").await.unwrap();
+                pretty_format_batches(&out).unwrap().to_string()
+            }
+        };
+        let list = run("SELECT n, unnest(make_array(n, n * 10)) AS u FROM staging.t ORDER BY n, u");
+        let want = "+---+----+\n| n | u  |\n+---+----+\n| 1 | 1  |\n| 1 | 10 |\n\
+                    | 2 | 2  |\n| 2 | 20 |\n+---+----+";
+        assert_eq!(list.await, want);
+        // A struct unnest becomes one column per field.
+        let sql = "SELECT unnest(named_struct('a', n, 'b', n + 10)) FROM staging.t";
+        let fields = collect_sql(&s.ctx, sql, "test").await.unwrap();
+        assert_eq!(fields[0].num_columns(), 2, "{:?}", fields[0].schema());
+        let cells = pretty_format_batches(&fields).unwrap().to_string();
+        assert!(cells.contains("| 1 ") && cells.contains("| 12 "), "{cells}");
+        let grouped = run(
+            "SELECT unnest(make_array(n % 2, 5)) AS g, count(*) AS c FROM staging.t \
+                           GROUP BY unnest(make_array(n % 2, 5)) ORDER BY g",
+        );
+        let want = "+---+---+\n| g | c |\n+---+---+\n| 0 | 1 |\n| 1 | 1 |\n| 5 | 2 |\n+---+---+";
+        assert_eq!(grouped.await, want);
+        let plain = run("SELECT n * 2 AS d, n FROM staging.t ORDER BY n").await;
+        assert_eq!(
+            plain,
+            "+---+---+\n| d | n |\n+---+---+\n| 2 | 1 |\n| 4 | 2 |\n+---+---+"
+        );
+    }
 }

@@ -195,7 +195,10 @@ impl Guarded {
     /// Whether the simple-protocol `query`'s answer may be kept (judged from its text).
     fn simple_cacheable(&self, query: &str) -> bool {
         let zones: Vec<&str> = crate::lake::Zone::ALL.iter().map(|z| z.as_str()).collect();
-        cache::text_cacheable(query, &self.catalog.ctx.state(), &zones)
+        // Read under the session's lock: `state()` would clone every registry and setting.
+        let state = self.catalog.ctx.state_ref();
+        let state = state.read();
+        cache::text_cacheable(query, &state, &zones)
     }
 
     fn cacheable(&self, statement: &SqlStatement, plan: &LogicalPlan) -> bool {
@@ -260,6 +263,16 @@ impl SimpleQueryHandler for Guarded {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // A repeated statement is answered before it is parsed again: an answer is kept only
+        // under the text the client sent, after that text was admitted, and admission depends
+        // on the text alone.
+        let results = &self.catalog.results;
+        let generation = results.generation();
+        let key = Key::new(query, &[], "simple".into(), client.metadata());
+        let lookup = results.lookup(&key);
+        if let Lookup::Hit(response) = lookup {
+            return Ok(vec![response]);
+        }
         let admitted = self.guard.admit(query).map_err(refused)?;
         let query = admitted.as_str();
         let normalized = query
@@ -284,14 +297,7 @@ impl SimpleQueryHandler for Guarded {
                 ))]);
             }
         }
-        let results = &self.catalog.results;
-        let generation = results.generation();
-        let key = Key::new(query, &[], "simple".into(), client.metadata());
-        let keep = match results.lookup(&key) {
-            Lookup::Hit(response) => return Ok(vec![response]),
-            Lookup::Off => false,
-            Lookup::Miss => self.simple_cacheable(query),
-        };
+        let keep = matches!(lookup, Lookup::Miss) && self.simple_cacheable(query);
         let limit = statement_limit(client, self.timeout);
         let deadline = Instant::now() + limit;
         let lease = Arc::new(self.sessions.lease());
