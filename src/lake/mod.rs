@@ -31,6 +31,7 @@ pub mod row;
 pub mod runs;
 pub(crate) mod session;
 mod snapshot_scan;
+mod snapshots;
 mod sorted;
 mod staged;
 pub mod store;
@@ -108,6 +109,11 @@ pub struct Lake {
     /// `meta.watermarks`) commit to a shared table one after the other, each on the version the
     /// other committed, never racing for the same version.
     writers: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The newest snapshot of each table this process loaded or committed: a load lists the
+    /// log after it and replays only the commits since, instead of reading the table's
+    /// checkpoint and log again (a nightly build loaded `meta.model_state`, each model's inputs
+    /// and the tables it writes several times over).
+    snapshots: snapshots::Kept,
 }
 
 /// The default of `[lake] memory_limit_mb`.
@@ -132,6 +138,7 @@ impl Lake {
             cutoff: Default::default(),
             memory_limit: Some(DEFAULT_MEMORY_LIMIT_MB << 20),
             writers: Arc::default(),
+            snapshots: Arc::default(),
         })
     }
 
@@ -144,6 +151,7 @@ impl Lake {
             cutoff: Default::default(),
             memory_limit: Some(DEFAULT_MEMORY_LIMIT_MB << 20),
             writers: Arc::default(),
+            snapshots: Arc::default(),
         })
     }
 
@@ -230,6 +238,20 @@ impl Lake {
 
     /// Loads a table at its newest version, or at a past one.
     pub async fn load(&self, table: &TableName, as_of: Option<&AsOf>) -> Result<DeltaTable> {
+        if as_of.is_none()
+            && let Some(newest) = self.refreshed(table).await
+        {
+            return Ok(newest);
+        }
+        let loaded = self.load_from_log(table, as_of).await?;
+        if as_of.is_none() {
+            self.remember(table, &loaded);
+        }
+        Ok(loaded)
+    }
+
+    /// [`Lake::load`] from the table's checkpoint and log.
+    async fn load_from_log(&self, table: &TableName, as_of: Option<&AsOf>) -> Result<DeltaTable> {
         if !self.exists(table).await? {
             return Err(LakeError::NoSuchTable {
                 table: table.clone(),
@@ -384,6 +406,7 @@ impl Lake {
                         .with_replace_where(predicate),
                 };
                 let written = builder.await.map_err(err("write"))?;
+                self.remember(table, &written);
                 Ok(WriteOutcome {
                     rows,
                     version: written.version(),
